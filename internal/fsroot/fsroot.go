@@ -1,0 +1,117 @@
+// Package fsroot resolves paths inside a root tree the way a chroot would.
+//
+// Every path Kiln reads from or writes into an image tree goes through
+// Resolve, so a hostile base whose /etc is a symlink to "/" or to
+// "../../.." cannot make Kiln touch the host: absolute link targets are
+// re-rooted at the tree and ".." never climbs above it.
+//
+// It does not open files itself and does not defend against a tree that is
+// changed concurrently by another process (Kiln owns its trees while it builds).
+package fsroot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+const maxLinks = 40
+
+// Resolve returns the host path for p (an absolute path inside the tree) with
+// every symlink along the way resolved inside root. The last component need
+// not exist; if it is a symlink it is resolved too.
+func Resolve(root, p string) (string, error) {
+	root = filepath.Clean(root)
+	rest := strings.Split(path.Clean("/"+p), "/")
+	var done []string // resolved components, relative to root
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) > 0 {
+				done = done[:len(done)-1]
+			}
+			continue
+		}
+		host := filepath.Join(root, filepath.Join(done...), c)
+		fi, err := os.Lstat(host)
+		if errors.Is(err, fs.ErrNotExist) {
+			done = append(done, c)
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			done = append(done, c)
+			continue
+		}
+		links++
+		if links > maxLinks {
+			return "", fmt.Errorf("resolving %s inside %s: too many levels of symbolic links", p, root)
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(target, "/") {
+			done = nil
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return filepath.Join(root, filepath.Join(done...)), nil
+}
+
+// WriteFile writes data to p inside root, creating parent directories.
+// Existing components were resolved inside root and missing ones are created
+// as plain directories, so nothing is written outside the tree.
+func WriteFile(root, p string, data []byte, perm fs.FileMode) error {
+	host, err := Resolve(root, p)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(host, data, perm)
+}
+
+// Remove removes p inside root (files or empty directories); a missing path is fine.
+// A symlink is removed itself, never its target.
+func Remove(root, p string) error {
+	dir, err := Resolve(root, path.Dir(path.Clean("/"+p)))
+	if err != nil {
+		return err
+	}
+	err = os.Remove(filepath.Join(dir, path.Base(path.Clean("/"+p))))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// RemoveAll removes p and everything below it, inside root. Symlinks are not followed.
+func RemoveAll(root, p string) error {
+	dir, err := Resolve(root, path.Dir(path.Clean("/"+p)))
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(dir, path.Base(path.Clean("/"+p))))
+}
+
+// ReadFile reads p inside root.
+func ReadFile(root, p string) ([]byte, error) {
+	host, err := Resolve(root, p)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(host)
+}

@@ -1,0 +1,178 @@
+// Package sandbox runs commands inside an image's root tree.
+//
+// A command runs chrooted into the tree with fresh /proc, /sys, /dev and /run
+// mounted in a private mount namespace and a new PID namespace. Nothing it
+// mounts is visible on the host, and when Kiln dies for any reason (SIGKILL
+// included) the kernel kills every process in the namespace and drops its
+// mounts: an interrupted build leaves no stray mounts and no processes.
+//
+// This is done by re-executing the current binary (os.Args[0] via
+// /proc/self/exe) with an environment marker; the package's init function
+// turns that child into the namespace's init process. Any program that
+// imports this package therefore supports sandboxing, test binaries included.
+//
+// It does not isolate the network (build steps may install packages) and it
+// is not a security boundary against a malicious recipe: build steps are code
+// the recipe author chose to run as root.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/kiln-build/kiln/internal/run"
+)
+
+const helperEnv = "KILN_SANDBOX_SPEC"
+
+// Spec is one command to run inside a tree.
+type Spec struct {
+	Root string   // host path of the tree
+	Args []string // command inside the tree
+	Env  []string // complete environment inside the tree
+	Dir  string   // working directory inside the tree; default "/"
+}
+
+func init() {
+	if spec := os.Getenv(helperEnv); spec != "" {
+		os.Exit(helperMain(spec))
+	}
+}
+
+// DefaultEnv is the environment build steps start from.
+func DefaultEnv() []string {
+	return []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root",
+		"LANG=C.UTF-8",
+		"LC_ALL=C.UTF-8",
+		"DEBIAN_FRONTEND=noninteractive",
+		"TERM=dumb",
+	}
+}
+
+// Run executes s and waits for it. stdout and stderr of the command go to out.
+// A non-zero exit returns *run.Error carrying the exit code and the tail of the output.
+func Run(ctx context.Context, s Spec, stdin io.Reader, out io.Writer) error {
+	if s.Dir == "" {
+		s.Dir = "/"
+	}
+	if fi, err := os.Stat(s.Root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("sandbox: root %s is not a directory", s.Root)
+	}
+	enc, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Args = []string{"kiln-sandbox"}
+	cmd.Env = []string{helperEnv + "=" + string(enc)}
+	cmd.Stdin = stdin
+	tail := &tailWriter{max: 16 << 10}
+	w := io.MultiWriter(tail, out)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	err = cmd.Run()
+	if err == nil {
+		return nil
+	}
+	e := &run.Error{Cmdline: "chroot " + s.Root + " " + run.Quote(s.Args), ExitCode: -1, Stderr: tail.lastLines(20), Err: err}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Exited() {
+		e.ExitCode = ee.ExitCode()
+	}
+	if ctx.Err() != nil {
+		e.Err = ctx.Err()
+	}
+	return e
+}
+
+// helperMain runs as PID 1 of the new namespaces.
+func helperMain(specJSON string) int {
+	var s Spec
+	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln sandbox: bad spec: %v\n", err)
+		return 125
+	}
+	if err := setupMounts(s.Root); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln sandbox: %v\n", err)
+		return 125
+	}
+	cmd := exec.Command(s.Args[0], s.Args[1:]...)
+	// Look the program up inside the tree, not on the host.
+	cmd.Path = s.Args[0]
+	if filepath.Base(s.Args[0]) == s.Args[0] {
+		cmd.Path = "/bin/" + s.Args[0]
+	}
+	cmd.Env = s.Env
+	cmd.Dir = s.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: s.Root}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ee.Exited() {
+				return ee.ExitCode()
+			}
+			return 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+		}
+		fmt.Fprintf(os.Stderr, "kiln sandbox: %v\n", err)
+		return 126
+	}
+	return 0
+}
+
+type tailWriter struct {
+	buf []byte
+	max int
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) lastLines(n int) string {
+	s := string(t.buf)
+	lines := splitLines(s)
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := ""
+	for _, l := range lines {
+		out += l + "\n"
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	var lines []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			lines = append(lines, s[start:i])
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		lines = append(lines, s[start:])
+	}
+	return lines
+}

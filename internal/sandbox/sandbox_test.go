@@ -1,0 +1,76 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunInsideTree(t *testing.T) {
+	root := testutil.BusyboxTree(t)
+	var out bytes.Buffer
+	err := Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "echo init=$(cat /proc/1/cmdline); ls /dev/null /proc/1 >/dev/null && echo ok; echo hi > /etc/motd; cat /proc/mounts | wc -l"}, Env: DefaultEnv()}, nil, &out)
+	require.NoError(t, err, out.String())
+	require.Contains(t, out.String(), "init=kiln-sandbox\n", "command must run in a new PID namespace under the helper")
+	require.Contains(t, out.String(), "ok\n")
+	data, err := os.ReadFile(filepath.Join(root, "etc/motd"))
+	require.NoError(t, err)
+	require.Equal(t, "hi\n", string(data))
+
+	// Nothing the sandbox mounted is visible on the host.
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	require.NoError(t, err)
+	require.NotContains(t, string(mounts), root)
+}
+
+func TestExitCodeAndOutputTail(t *testing.T) {
+	root := testutil.BusyboxTree(t)
+	var out bytes.Buffer
+	err := Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "echo line1; echo failing-here >&2; exit 7"}, Env: DefaultEnv()}, nil, &out)
+	var e *run.Error
+	require.True(t, errors.As(err, &e), "%v", err)
+	require.Equal(t, 7, e.ExitCode)
+	require.Contains(t, e.Stderr, "failing-here")
+}
+
+func TestRefusesSymlinkedMountPoint(t *testing.T) {
+	root := testutil.BusyboxTree(t)
+	require.NoError(t, os.RemoveAll(filepath.Join(root, "proc")))
+	require.NoError(t, os.Symlink("/", filepath.Join(root, "proc")))
+	err := Run(context.Background(), Spec{Root: root, Args: []string{"/bin/true"}, Env: DefaultEnv()}, nil, &bytes.Buffer{})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "not a directory")
+}
+
+// Killing the parent with SIGKILL must take the whole namespace down and leave no mounts.
+func TestKilledParentLeavesNothing(t *testing.T) {
+	if os.Getenv("KILN_SANDBOX_KILL_CHILD") == "1" {
+		root := os.Getenv("KILN_SANDBOX_ROOT")
+		_ = Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "touch /started; sleep 300"}, Env: DefaultEnv()}, nil, os.Stdout)
+		return
+	}
+	root := testutil.BusyboxTree(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledParentLeavesNothing$")
+	cmd.Env = append(os.Environ(), "KILN_SANDBOX_KILL_CHILD=1", "KILN_SANDBOX_ROOT="+root)
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(root, "started")); return err == nil }, 20*time.Second, 50*time.Millisecond)
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	require.Eventually(t, func() bool {
+		out, _ := exec.Command("pgrep", "-f", "sleep 300").Output()
+		return strings.TrimSpace(string(out)) == ""
+	}, 10*time.Second, 100*time.Millisecond, "sandboxed process survived its parent")
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	require.NoError(t, err)
+	require.NotContains(t, string(mounts), root)
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Kiln needs to build, boot and test images.
+# Idempotent: it installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  mmdebstrap debootstrap        # base: bootstrap a Debian root tree
+  e2fsprogs                     # mke2fs -d, e2fsck, debugfs
+  dosfstools mtools             # fsck.vfat (judge), mcopy (bench baseline)
+  gdisk fdisk                   # sgdisk -v, sfdisk --verify (judges)
+  qemu-system-x86 qemu-utils    # boot tests; qemu-img as judge
+  ovmf seabios                  # UEFI and legacy BIOS firmware
+  zstd xz-utils                 # decompression checks
+  busybox-static                # tiny static trees for sandbox tests
+  ca-certificates git make
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all host packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
