@@ -11,6 +11,7 @@ packages=(
   qemu-system-x86 qemu-utils    # boot tests; qemu-img as judge
   ovmf seabios                  # UEFI and legacy BIOS firmware
   zstd xz-utils                 # decompression checks
+  bc                            # bench scripts
   busybox-static                # tiny static trees for sandbox tests
   ca-certificates git make
 )

@@ -58,9 +58,14 @@ func DefaultEnv() []string {
 	}
 }
 
-// Run executes s and waits for it. stdout and stderr of the command go to out.
+// Run executes s and waits for it. The command's stdout and stderr both go to out.
 // A non-zero exit returns *run.Error carrying the exit code and the tail of the output.
 func Run(ctx context.Context, s Spec, stdin io.Reader, out io.Writer) error {
+	return RunSplit(ctx, s, stdin, out, out)
+}
+
+// RunSplit is Run with separate writers for stdout and stderr.
+func RunSplit(ctx context.Context, s Spec, stdin io.Reader, stdout, stderr io.Writer) error {
 	if s.Dir == "" {
 		s.Dir = "/"
 	}
@@ -80,8 +85,12 @@ func Run(ctx context.Context, s Spec, stdin io.Reader, out io.Writer) error {
 	cmd.Env = []string{helperEnv + "=" + string(enc)}
 	cmd.Stdin = stdin
 	tail := &tailWriter{max: 16 << 10}
-	w := io.MultiWriter(tail, out)
-	cmd.Stdout, cmd.Stderr = w, w
+	if stdout == stderr {
+		w := io.MultiWriter(tail, stdout)
+		cmd.Stdout, cmd.Stderr = w, w
+	} else {
+		cmd.Stdout, cmd.Stderr = stdout, io.MultiWriter(tail, stderr)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
 		Pdeathsig:  syscall.SIGKILL,

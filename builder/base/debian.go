@@ -1,0 +1,225 @@
+// Package base prepares the root tree an image starts from.
+//
+// Today that is a Debian suite bootstrapped with mmdebstrap from the recipe's
+// mirror or, when the recipe names none, from the host's apt sources. The
+// bootstrapped tree is cached under a key made of its inputs; the archive's
+// InRelease digest is stored beside it, so a changed archive invalidates the
+// cache while an unreachable one still lets a cached build go ahead.
+//
+// It does not run build steps or clean the tree (see the builder package).
+package base
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/run"
+)
+
+// Programs, in variables so tests can point them elsewhere.
+var (
+	MmdebstrapCmd = "mmdebstrap"
+	UnshareCmd    = "unshare"
+	CpCmd         = "cp"
+)
+
+// cacheFormat changes whenever the way trees are bootstrapped changes, so
+// old cache entries are never reused by a Kiln that would build them differently.
+const cacheFormat = "debian-v1"
+
+// Debian describes a Debian base.
+type Debian struct {
+	Suite      string
+	Mirror     string // empty: HostMirror()
+	Variant    string // mmdebstrap variant, e.g. minbase
+	Arch       string
+	Components []string
+	Packages   []string // everything to install on top of the variant
+}
+
+// Result is what the base stage hands on.
+type Result struct {
+	Tree          string // the prepared tree (a private copy, safe to modify)
+	Mirror        string
+	ReleaseSHA256 string // digest of the archive's InRelease file; empty if unknown
+	CacheKey      string
+	CacheHit      bool
+}
+
+// Options controls caching.
+type Options struct {
+	CacheDir string // e.g. /var/cache/kiln; bases go under CacheDir/bases
+	Refresh  bool   // ignore a cached tree
+	Log      io.Writer
+	Logger   *slog.Logger
+}
+
+type cacheMeta struct {
+	Format        string    `json:"format"`
+	Inputs        Debian    `json:"inputs"`
+	ReleaseSHA256 string    `json:"release_sha256"`
+	Created       time.Time `json:"created"`
+}
+
+// Prepare makes dest (which must not exist) a Debian root tree for d.
+func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if d.Mirror == "" {
+		m, err := HostMirror()
+		if err != nil {
+			return nil, err
+		}
+		d.Mirror = m
+	}
+	d.Packages = sortedUnique(d.Packages)
+	key := cacheKey(d)
+	res := &Result{Tree: dest, Mirror: d.Mirror, CacheKey: key}
+
+	release, err := ReleaseDigest(ctx, d.Mirror, d.Suite)
+	if err != nil {
+		o.Logger.Warn("cannot read the archive's Release file; a cached base will be used as is", "mirror", d.Mirror, "suite", d.Suite, "err", err)
+	}
+	res.ReleaseSHA256 = release
+
+	entry := filepath.Join(o.CacheDir, "bases", key)
+	unlock, err := lockFile(entry + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	meta, err := readMeta(entry)
+	usable := err == nil && !o.Refresh && (release == "" || meta.ReleaseSHA256 == release)
+	if usable {
+		if release == "" {
+			res.ReleaseSHA256 = meta.ReleaseSHA256
+		}
+		res.CacheHit = true
+		return res, copyTree(ctx, filepath.Join(entry, "tree"), dest, o.Log)
+	}
+	if release == "" && err != nil {
+		return nil, fmt.Errorf("the archive at %s is unreachable and no cached base exists for suite %q", d.Mirror, d.Suite)
+	}
+
+	// Bootstrap into a temporary cache entry, then rename it into place.
+	tmp := entry + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := bootstrap(ctx, d, filepath.Join(tmp, "tree"), o.Log); err != nil {
+		return nil, err
+	}
+	m := cacheMeta{Format: cacheFormat, Inputs: d, ReleaseSHA256: release, Created: time.Now().UTC()}
+	data, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), data, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(entry); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, entry); err != nil {
+		return nil, err
+	}
+	return res, copyTree(ctx, filepath.Join(entry, "tree"), dest, o.Log)
+}
+
+func bootstrap(ctx context.Context, d Debian, tree string, log io.Writer) error {
+	args := []string{
+		// A private mount namespace and PID namespace: mmdebstrap mounts /proc,
+		// /sys and /dev in the tree, and nothing may survive a killed build.
+		UnshareCmd, "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+		MmdebstrapCmd, "--mode=root", "--format=directory",
+		"--variant=" + d.Variant,
+		"--architectures=" + d.Arch,
+		"--components=" + strings.Join(d.Components, ","),
+	}
+	if len(d.Packages) > 0 {
+		args = append(args, "--include="+strings.Join(d.Packages, ","))
+	}
+	args = append(args, d.Suite, tree, d.Mirror)
+	if err := run.Run(ctx, run.Cmd{Args: args, Log: log}); err != nil {
+		return fmt.Errorf("bootstrapping Debian %s from %s: %w", d.Suite, d.Mirror, err)
+	}
+	return nil
+}
+
+func copyTree(ctx context.Context, src, dest string, log io.Writer) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	return run.Run(ctx, run.Cmd{Args: []string{CpCmd, "-a", "--reflink=auto", src, dest}, Log: log})
+}
+
+func cacheKey(d Debian) string {
+	b, _ := json.Marshal(struct {
+		Format string
+		D      Debian
+	}{cacheFormat, d})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:24]
+}
+
+func readMeta(entry string) (*cacheMeta, error) {
+	data, err := os.ReadFile(filepath.Join(entry, "meta.json"))
+	if err != nil {
+		return nil, err
+	}
+	var m cacheMeta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	if m.Format != cacheFormat {
+		return nil, errors.New("cache format changed")
+	}
+	if fi, err := os.Stat(filepath.Join(entry, "tree")); err != nil || !fi.IsDir() {
+		return nil, errors.New("cached tree missing")
+	}
+	return &m, nil
+}
+
+// lockFile takes an exclusive flock on path, waiting for other builds.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func sortedUnique(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

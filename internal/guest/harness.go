@@ -1,0 +1,195 @@
+// Package guest runs tests inside a booted image.
+//
+// The harness (a systemd unit and a POSIX shell runner) is written into a
+// throwaway copy of the image with e2fsprogs' debugfs, straight into the ext4
+// root at its partition offset, with no mount. The runner waits for
+// multi-user.target, records the base health checks, runs each test as root
+// with a timeout and its KILN_* environment, prints framed results on the
+// second serial port (ttyS1) and powers the guest off. The shipped image is
+// never touched.
+//
+// It does not boot QEMU itself (see internal/qemu) or decide what a recipe's
+// tests are.
+package guest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/run"
+)
+
+// DebugfsCmd is the debugfs binary; tests may point it elsewhere.
+var DebugfsCmd = "debugfs"
+
+// Test is one test to run in the guest.
+type Test struct {
+	Name    string
+	Script  []byte // a file to execute: with a #! line it runs as is, else with /bin/sh
+	Timeout time.Duration
+}
+
+// Suite is everything the harness runs.
+type Suite struct {
+	Image, Version string // exported as KILN_IMAGE and KILN_VERSION
+	Tests          []Test
+	// BootTimeout bounds the wait for multi-user.target inside the guest.
+	BootTimeout time.Duration
+}
+
+const (
+	harnessDir = "/var/lib/kiln-test"
+	unitName   = "kiln-test.service"
+)
+
+// unit runs after multi-user.target is reached; it is wanted by it, so
+// systemd starts it on every boot of the throwaway copy.
+const unit = `[Unit]
+Description=Kiln guest tests
+After=multi-user.target
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh ` + harnessDir + `/run
+StandardOutput=journal+console
+StandardError=journal+console
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// runner is the guest side. Its output protocol, one line each on ttyS1:
+//
+//	KILN-STATE <state of multi-user.target> <seconds waited>
+//	KILN-FAILED-UNITS <base64 of systemctl --failed>
+//	KILN-TEST <index> <exit code> <milliseconds> <base64 of output>
+//	KILN-DONE
+const runner = `#!/bin/sh
+# Written by kiln into a throwaway copy of the image; never shipped.
+out=/dev/ttyS1
+stty -F $out raw -echo 115200 2>/dev/null || true
+exec 3>$out
+. ` + harnessDir + `/env
+waited=0
+state=$(systemctl is-active multi-user.target 2>/dev/null)
+while [ "$state" != active ] && [ "$waited" -lt "$KILN_BOOT_TIMEOUT" ]; do
+	sleep 1; waited=$((waited+1))
+	state=$(systemctl is-active multi-user.target 2>/dev/null)
+done
+echo "KILN-STATE $state $waited" >&3
+# Let units that were still starting settle before looking for failures.
+i=0
+while [ $i -lt 30 ] && [ -n "$(systemctl list-jobs --no-legend 2>/dev/null | grep -v kiln-test)" ]; do sleep 1; i=$((i+1)); done
+echo "KILN-FAILED-UNITS $(systemctl --failed --no-legend --plain 2>&1 | base64 -w0)" >&3
+for t in ` + harnessDir + `/tests/*; do
+	[ -f "$t" ] || continue
+	idx=$(basename "$t")
+	to=$(cat ` + harnessDir + `/timeouts/$idx)
+	export KILN_TEST="$(cat ` + harnessDir + `/names/$idx)"
+	start=$(date +%s%N)
+	if head -c2 "$t" | grep -q '^#!'; then
+		timeout -k 5 "$to" "$t" >/tmp/kiln-test.out 2>&1 </dev/null
+	else
+		timeout -k 5 "$to" /bin/sh "$t" >/tmp/kiln-test.out 2>&1 </dev/null
+	fi
+	rc=$?
+	end=$(date +%s%N)
+	echo "KILN-TEST $idx $rc $(( (end-start)/1000000 )) $(tail -c 8192 /tmp/kiln-test.out | base64 -w0)" >&3
+done
+echo "KILN-DONE" >&3
+sync
+systemctl poweroff --no-block
+`
+
+// Inject writes the harness and the suite into the ext4 filesystem at byte
+// offset rootOffset of the raw image. The image must be a throwaway copy.
+func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log io.Writer) error {
+	dir, err := os.MkdirTemp("", "kiln-harness-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bootTimeout := s.BootTimeout
+	if bootTimeout == 0 {
+		bootTimeout = 5 * time.Minute
+	}
+	files := map[string][]byte{
+		"unit":   []byte(unit),
+		"runner": []byte(runner),
+		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_BOOT_TIMEOUT=%d\n",
+			shellQuote(s.Image), shellQuote(s.Version), int(bootTimeout.Seconds()))),
+	}
+	for i, t := range s.Tests {
+		idx := fmt.Sprintf("%03d", i)
+		to := t.Timeout
+		if to == 0 {
+			to = 5 * time.Minute
+		}
+		files["test-"+idx] = t.Script
+		files["name-"+idx] = []byte(t.Name)
+		files["timeout-"+idx] = []byte(strconv.Itoa(int(to.Seconds())) + "s")
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	cmds := []string{
+		"mkdir /var/lib",
+		"mkdir " + harnessDir,
+		"mkdir " + harnessDir + "/tests",
+		"mkdir " + harnessDir + "/names",
+		"mkdir " + harnessDir + "/timeouts",
+		"mkdir /etc/systemd/system/multi-user.target.wants",
+		"write " + filepath.Join(dir, "unit") + " /etc/systemd/system/" + unitName,
+		"write " + filepath.Join(dir, "runner") + " " + harnessDir + "/run",
+		"write " + filepath.Join(dir, "env") + " " + harnessDir + "/env",
+		"symlink /etc/systemd/system/multi-user.target.wants/" + unitName + " /etc/systemd/system/" + unitName,
+	}
+	var names []string
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		kind, idx, ok := strings.Cut(name, "-")
+		if !ok {
+			continue
+		}
+		switch kind {
+		case "test":
+			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/tests/"+idx,
+				"sif "+harnessDir+"/tests/"+idx+" mode 0100755")
+		case "name":
+			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/names/"+idx)
+		case "timeout":
+			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/timeouts/"+idx)
+		}
+	}
+	script := filepath.Join(dir, "debugfs.cmds")
+	if err := os.WriteFile(script, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	target := fmt.Sprintf("%s?offset=%d", image, rootOffset)
+	out, err := run.Output(ctx, run.Cmd{Args: []string{DebugfsCmd, "-w", "-f", script, target}, Log: log})
+	if err != nil {
+		return fmt.Errorf("injecting the test harness: %w", err)
+	}
+	// debugfs reports per-command errors on stderr but exits 0; verify the result instead.
+	check, err := run.Output(ctx, run.Cmd{Args: []string{DebugfsCmd, "-R", "cat " + harnessDir + "/run", target}})
+	if err != nil || !strings.Contains(string(check), "KILN-DONE") {
+		return fmt.Errorf("injecting the test harness: %s did not receive %s/run (debugfs said: %s)", image, harnessDir, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,0 +1,72 @@
+package guest
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// Inject writes the harness into an ext4 at an offset without mounting, and
+// leaves a filesystem e2fsck finds clean.
+func TestInjectIntoExt4AtOffset(t *testing.T) {
+	testutil.Require(t, "mke2fs", "debugfs", "e2fsck")
+	tree := filepath.Join(t.TempDir(), "tree")
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "etc/systemd/system"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "var"), 0o755))
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	const off = 4 << 20
+	require.NoError(t, os.WriteFile(img, nil, 0o644))
+	require.NoError(t, os.Truncate(img, 64<<20))
+	out, err := exec.Command("mke2fs", "-t", "ext4", "-q", "-F", "-b", "4096", "-E", "offset=4194304", "-d", tree, img, "8192").CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	s := Suite{Image: "img's", Version: "1.2.3", Tests: []Test{
+		{Name: "first", Script: []byte("#!/bin/sh\necho one\n"), Timeout: time.Minute},
+		{Name: "second", Script: []byte("echo two\n")},
+	}}
+	require.NoError(t, Inject(context.Background(), img, off, s, io.Discard))
+
+	target := img + "?offset=4194304"
+	cat := func(p string) string {
+		out, err := exec.Command("debugfs", "-R", "cat "+p, target).Output()
+		require.NoError(t, err)
+		return string(out)
+	}
+	require.Contains(t, cat("/etc/systemd/system/kiln-test.service"), "ExecStart=/bin/sh /var/lib/kiln-test/run")
+	require.Equal(t, "first", cat("/var/lib/kiln-test/names/000"))
+	require.Equal(t, "second", cat("/var/lib/kiln-test/names/001"))
+	require.Equal(t, "60s", cat("/var/lib/kiln-test/timeouts/000"))
+	require.Equal(t, "300s", cat("/var/lib/kiln-test/timeouts/001"))
+	require.Equal(t, "echo two\n", cat("/var/lib/kiln-test/tests/001"))
+	require.Contains(t, cat("/var/lib/kiln-test/env"), `KILN_IMAGE='img'\''s'`)
+	out, err = exec.Command("debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/kiln-test.service", target).CombinedOutput()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "Type: symlink")
+	out, _ = exec.Command("debugfs", "-R", "stat /var/lib/kiln-test/tests/000", target).CombinedOutput()
+	require.True(t, strings.Contains(string(out), "Mode:  0755") || strings.Contains(string(out), "Mode:  00755"), string(out))
+
+	out, err = exec.Command("e2fsck", "-fn", target).CombinedOutput()
+	require.NoError(t, err, string(out))
+}
+
+func TestInjectFailsOnNonExt4(t *testing.T) {
+	testutil.Require(t, "debugfs")
+	img := filepath.Join(t.TempDir(), "zero.raw")
+	require.NoError(t, os.Truncate(mustCreate(t, img), 8<<20))
+	err := Inject(context.Background(), img, 0, Suite{Image: "x", Version: "1"}, io.Discard)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "debugfs")
+}
+
+func mustCreate(t *testing.T, p string) string {
+	require.NoError(t, os.WriteFile(p, nil, 0o644))
+	return p
+}
