@@ -1,0 +1,405 @@
+// Package qemu boots disk images in QEMU (qemu-system-x86_64) to test them.
+//
+// Options describes one boot; Options.Cmdline turns it into an argv without
+// touching the filesystem, so the exact command can be logged and re-run by
+// hand; Run starts it, like every Kiln subprocess through internal/run (own
+// process group, SIGKILL if Kiln dies), bounds it with a timeout and reports
+// how it ended. Guests are headless (-nodefaults -display none), have no
+// network unless asked, and talk to the host only through serial ports:
+// ttyS0 goes to a console log, further ports to files of their own. A guest
+// that powers off or reboots (-no-reboot) ends the run successfully.
+//
+// Firmware is SeaBIOS (QEMU's default) or UEFI; UEFI firmware is found
+// through QEMU's firmware descriptor files (FindUEFI), never by hard-coded
+// paths, and each boot gets its own writable copy of the NVRAM template.
+// DetectAccel chooses KVM only after a real probe shows it runs guests, and
+// TCG otherwise.
+//
+// It deliberately does not: build, convert or copy disk images (callers pass
+// disks and may ask for snapshot=on); interpret the guest's serial output or
+// decide whether a test passed; talk QMP, forward ports, share directories or
+// attach displays; retry a boot; or support guests other than x86_64.
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/run"
+)
+
+// DefaultBinary is the QEMU used when Options.Binary is empty, and by the KVM
+// probe; tests may point it elsewhere.
+var DefaultBinary = "qemu-system-x86_64"
+
+// DebugExitPort is the I/O port of the isa-debug-exit device Options.DebugExit
+// adds.
+const DebugExitPort = 0xf4
+
+// Firmware is what the guest boots with.
+type Firmware int
+
+const (
+	BIOS Firmware = iota // SeaBIOS, QEMU's default
+	UEFI                 // OVMF, found through firmware descriptors
+)
+
+func (f Firmware) String() string {
+	switch f {
+	case BIOS:
+		return "bios"
+	case UEFI:
+		return "uefi"
+	}
+	return "Firmware(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Disk is one disk attached to the guest, in order.
+type Disk struct {
+	Path string
+	// Format is the image format, required (QEMU's format probing is unsafe
+	// for raw images): raw, qcow2, vmdk, vpc (VHD) or vhdx.
+	Format string
+	// Interface is how the guest sees the disk: "virtio" (the default),
+	// "ide" (SATA/AHCI on q35), "nvme" or "scsi" (virtio-scsi).
+	Interface string
+	ReadOnly  bool // readonly=on
+	Snapshot  bool // snapshot=on: writes go to a temporary overlay and are dropped
+}
+
+// Options describes one boot. Zero values mean the defaults below; Cmdline
+// also needs Accel, and VarsFile for UEFI, which Run fills in itself.
+type Options struct {
+	Binary    string // default DefaultBinary
+	Accel     string // "kvm" or "tcg"; Run fills an empty one from DetectAccel, Cmdline refuses it
+	Machine   string // default "q35"; ",accel=" (and ",smm=on" if the firmware needs it) are appended
+	MemoryMiB int    // default 1024
+	CPUs      int    // default 2
+
+	Firmware Firmware
+	// UEFI is the firmware to use when Firmware is UEFI; nil means FindUEFI
+	// with the default descriptor directories. Ignored for BIOS.
+	UEFI *UEFIFirmware
+	// VarsFile is the guest's writable NVRAM. Run copies the template there if
+	// the file does not exist (an existing one is used as is, so variables can
+	// persist across boots) and, if VarsFile is empty, uses a copy in a
+	// temporary directory removed afterwards. Cmdline needs it set.
+	VarsFile string
+
+	Disks []Disk
+
+	// ConsoleLog receives ttyS0 (truncated first); empty means the output is
+	// dropped unless Console is set.
+	ConsoleLog string
+	// ExtraSerials are files for ttyS1, ttyS2 and ttyS3.
+	ExtraSerials []string
+	// Console, if set, receives a live copy of ttyS0: QEMU then writes ttyS0
+	// to its stdout (a stdio chardev, still logging to ConsoleLog) and Run
+	// copies that here. A slow writer slows the guest's console, nothing else.
+	Console io.Writer
+
+	// Network adds a user-mode NIC (-nic user,model=virtio-net-pci).
+	Network bool
+	// DebugExit adds isa-debug-exit at DebugExitPort: a guest writing v
+	// there makes QEMU exit at once with status (v<<1)|1. Run then treats an
+	// odd status above 1 as the guest's answer, not a failure (see Result).
+	// Status 1 stays a failure, since QEMU also uses it for its own errors,
+	// so guests should not write 0.
+	DebugExit bool
+
+	// Timeout bounds the run; zero means only ctx does. Hitting it is not an
+	// error: Result.TimedOut says so.
+	Timeout time.Duration
+	// ExtraArgs are appended to the command line as they are.
+	ExtraArgs []string
+}
+
+// Result is how a run ended.
+type Result struct {
+	Duration time.Duration
+	// ExitCode is QEMU's exit status: 0 when the guest powered off or
+	// rebooted, (v<<1)|1 when it wrote v to isa-debug-exit (DebugExit), -1
+	// when QEMU was killed (timeout, cancellation).
+	ExitCode int
+	TimedOut bool
+	Cmdline  []string // the argv that ran
+}
+
+// DebugExitValue returns the value the guest wrote to isa-debug-exit, if
+// that is how the run ended.
+func (r *Result) DebugExitValue() (int, bool) {
+	if r == nil || r.ExitCode <= 1 || r.ExitCode%2 == 0 {
+		return 0, false
+	}
+	return r.ExitCode >> 1, true
+}
+
+func (o Options) withDefaults() Options {
+	if o.Binary == "" {
+		o.Binary = DefaultBinary
+	}
+	if o.Machine == "" {
+		o.Machine = "q35"
+	}
+	if o.MemoryMiB <= 0 {
+		o.MemoryMiB = 1024
+	}
+	if o.CPUs <= 0 {
+		o.CPUs = 2
+	}
+	return o
+}
+
+var diskFormats = []string{"raw", "qcow2", "vmdk", "vpc", "vhdx"}
+
+// Cmdline returns the QEMU argv for o. It has no side effects: it creates no
+// files and runs nothing (it reads firmware descriptors when UEFI firmware
+// must be found), so Accel must be set and, for UEFI, VarsFile too.
+func (o Options) Cmdline() ([]string, error) {
+	o = o.withDefaults()
+	var cpu string
+	switch o.Accel {
+	case "kvm":
+		cpu = "host"
+	case "tcg":
+		cpu = "max"
+	case "":
+		return nil, errors.New("qemu: no accelerator: set Options.Accel (see DetectAccel) or leave it to Run")
+	default:
+		return nil, fmt.Errorf("qemu: unknown accelerator %q (want kvm or tcg)", o.Accel)
+	}
+	machine := o.Machine + ",accel=" + o.Accel
+
+	var fw *UEFIFirmware
+	switch o.Firmware {
+	case BIOS:
+	case UEFI:
+		fw = o.UEFI
+		if fw == nil {
+			var err error
+			if fw, err = FindUEFI(FirmwareQuery{Machine: firmwareMachine(o.Machine)}); err != nil {
+				return nil, err
+			}
+		}
+		if o.VarsFile == "" {
+			return nil, errors.New("qemu: UEFI needs Options.VarsFile, the guest's writable copy of the NVRAM template (Run makes one if it is empty)")
+		}
+		if fw.RequiresSMM() {
+			machine += ",smm=on"
+		}
+	default:
+		return nil, fmt.Errorf("qemu: unknown firmware %v", o.Firmware)
+	}
+
+	args := []string{o.Binary,
+		"-nodefaults", "-display", "none", "-no-reboot",
+		"-machine", machine,
+		"-cpu", cpu,
+		"-m", strconv.Itoa(o.MemoryMiB),
+		"-smp", strconv.Itoa(o.CPUs),
+		"-device", "virtio-rng-pci",
+	}
+	if fw != nil {
+		if fw.RequiresSMM() {
+			args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
+		args = append(args,
+			"-drive", "if=pflash,format="+fw.CodeFormat+",unit=0,file="+optEscape(fw.Code)+",readonly=on",
+			"-drive", "if=pflash,format="+fw.VarsFormat+",unit=1,file="+optEscape(o.VarsFile))
+	}
+
+	scsi := false
+	for i, d := range o.Disks {
+		if d.Path == "" {
+			return nil, fmt.Errorf("qemu: disk %d has no path", i)
+		}
+		if !slices.Contains(diskFormats, d.Format) {
+			return nil, fmt.Errorf("qemu: disk %s: format %q is not one of raw, qcow2, vmdk, vpc (VHD), vhdx", d.Path, d.Format)
+		}
+		drive := "file=" + optEscape(d.Path) + ",format=" + d.Format
+		var flags string
+		if d.ReadOnly {
+			flags += ",readonly=on"
+		}
+		if d.Snapshot {
+			flags += ",snapshot=on"
+		}
+		id := "disk" + strconv.Itoa(i)
+		switch d.Interface {
+		case "", "virtio":
+			args = append(args, "-drive", drive+",if=virtio"+flags)
+		case "ide":
+			args = append(args, "-drive", drive+",if=ide"+flags)
+		case "nvme":
+			args = append(args, "-drive", drive+",if=none,id="+id+flags,
+				"-device", "nvme,drive="+id+",serial=kiln-"+id)
+		case "scsi":
+			if !scsi {
+				args = append(args, "-device", "virtio-scsi-pci,id=scsi0")
+				scsi = true
+			}
+			args = append(args, "-drive", drive+",if=none,id="+id+flags,
+				"-device", "scsi-hd,drive="+id+",bus=scsi0.0")
+		default:
+			return nil, fmt.Errorf("qemu: disk %s: interface %q is not one of virtio, ide, nvme, scsi", d.Path, d.Interface)
+		}
+	}
+
+	if len(o.ExtraSerials) > 3 {
+		return nil, fmt.Errorf("qemu: %d extra serial ports, but x86 has only ttyS1 to ttyS3", len(o.ExtraSerials))
+	}
+	var console string
+	switch {
+	case o.Console != nil:
+		console = "stdio,id=ttyS0"
+		if o.ConsoleLog != "" {
+			console += ",logfile=" + optEscape(o.ConsoleLog) + ",logappend=off"
+		}
+	case o.ConsoleLog != "":
+		console = "file,id=ttyS0,path=" + optEscape(o.ConsoleLog)
+	default:
+		console = "null,id=ttyS0"
+	}
+	args = append(args, "-chardev", console, "-serial", "chardev:ttyS0")
+	for i, p := range o.ExtraSerials {
+		if p == "" {
+			return nil, fmt.Errorf("qemu: extra serial port %d (ttyS%d) has no file", i, i+1)
+		}
+		id := "ttyS" + strconv.Itoa(i+1)
+		args = append(args, "-chardev", "file,id="+id+",path="+optEscape(p), "-serial", "chardev:"+id)
+	}
+
+	if o.Network {
+		args = append(args, "-nic", "user,model=virtio-net-pci")
+	}
+	if o.DebugExit {
+		args = append(args, "-device", fmt.Sprintf("isa-debug-exit,iobase=%#x,iosize=0x04", DebugExitPort))
+	}
+	return append(args, o.ExtraArgs...), nil
+}
+
+// optEscape escapes a value for QEMU's comma-separated option syntax.
+func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// firmwareMachine maps a -machine value to the machine glob descriptors use.
+func firmwareMachine(machine string) string {
+	name, _, _ := strings.Cut(machine, ",")
+	switch name {
+	case "q35":
+		return "pc-q35-*"
+	case "pc":
+		return "pc-i440fx-*"
+	}
+	return name
+}
+
+var errTimedOut = errors.New("qemu: timeout")
+
+// Run boots o and waits until QEMU exits, o.Timeout passes or ctx is done,
+// killing QEMU's process group in the last two cases.
+//
+// It returns an error, carrying the quoted command line and the tail of
+// QEMU's stderr, when QEMU cannot start or fails, when ctx is done, and at
+// once when KVM reports an internal error (QEMU would otherwise sit paused
+// until the timeout). A guest that powers off or reboots (status 0), a guest
+// answer through DebugExit, and a timeout are not errors; the Result tells
+// them apart. The Result is returned, with the command line, whenever QEMU
+// ran.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o = o.withDefaults()
+	if o.Accel == "" {
+		o.Accel = DetectAccel(ctx)
+	}
+	if o.Firmware == UEFI {
+		if o.UEFI == nil {
+			fw, err := FindUEFI(FirmwareQuery{Machine: firmwareMachine(o.Machine)})
+			if err != nil {
+				return nil, err
+			}
+			o.UEFI = fw
+		}
+		if o.VarsFile == "" {
+			dir, err := os.MkdirTemp("", "kiln-qemu-*")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(dir)
+			o.VarsFile = filepath.Join(dir, "efivars.fd")
+		}
+		if _, err := os.Stat(o.VarsFile); errors.Is(err, fs.ErrNotExist) {
+			if err := copyFile(o.VarsFile, o.UEFI.VarsTemplate); err != nil {
+				return nil, fmt.Errorf("qemu: copying the NVRAM template: %w", err)
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("qemu: NVRAM file: %w", err)
+		}
+	}
+	args, err := o.Cmdline()
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Cmdline: args, ExitCode: -1}
+	base, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rctx := base
+	if o.Timeout > 0 {
+		var stop context.CancelFunc
+		rctx, stop = context.WithTimeoutCause(base, o.Timeout, errTimedOut)
+		defer stop()
+	}
+	watch := &stderrWatch{onFatal: func() { cancel(errKVMInternal) }}
+	start := time.Now()
+	err = run.Run(rctx, run.Cmd{Args: args, Stdout: o.Console, Stderr: watch})
+	res.Duration = time.Since(start)
+	if err == nil {
+		res.ExitCode = 0
+		return res, nil
+	}
+	var re *run.Error
+	if !errors.As(err, &re) {
+		return res, fmt.Errorf("qemu: %w", err)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("qemu: %w", err)
+	case context.Cause(base) == errKVMInternal:
+		return res, fmt.Errorf("qemu: KVM cannot run this guest on this host (%s; set %s=tcg to use TCG): %w",
+			strings.Join(watch.fatalLines(), "; "), AccelEnv, err)
+	case context.Cause(rctx) == errTimedOut:
+		res.TimedOut = true
+		return res, nil
+	}
+	res.ExitCode = re.ExitCode
+	if _, ok := res.DebugExitValue(); ok && o.DebugExit {
+		return res, nil
+	}
+	return res, fmt.Errorf("qemu: %w", err)
+}
+
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return err
+	}
+	return out.Close()
+}
