@@ -84,6 +84,15 @@ func WriteFile(root, p string, data []byte, perm fs.FileMode) error {
 	return os.WriteFile(host, data, perm)
 }
 
+// MkdirAll creates directory p inside root and returns its host path.
+func MkdirAll(root, p string, perm fs.FileMode) (string, error) {
+	host, err := Resolve(root, p)
+	if err != nil {
+		return "", err
+	}
+	return host, os.MkdirAll(host, perm)
+}
+
 // Remove removes p inside root (files or empty directories); a missing path is fine.
 // A symlink is removed itself, never its target.
 func Remove(root, p string) error {
