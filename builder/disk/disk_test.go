@@ -1,0 +1,163 @@
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPlanGPTUEFI(t *testing.T) {
+	l, err := Plan(Spec{Size: 2 << 30, Table: GPT, Firmware: UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.0"}})
+	require.NoError(t, err)
+	require.Len(t, l.Partitions, 2)
+	esp, root := l.Partitions[0], l.Partitions[1]
+	require.Equal(t, RoleESP, esp.Role)
+	require.Equal(t, uint64(MiB), esp.Start)
+	require.Equal(t, uint64(256*MiB), esp.Size)
+	require.Equal(t, esp.Start+esp.Size, root.Start)
+	require.Equal(t, uint64(2<<30-MiB), root.Start+root.Size, "root ends 1 MiB before the end, leaving room for the backup GPT")
+	for _, p := range l.Partitions {
+		require.Zero(t, p.Start%MiB, "partition %d aligned", p.Number)
+		require.Zero(t, p.Size%MiB)
+	}
+	// Identifiers are derived, stable and distinct.
+	l2, _ := Plan(Spec{Size: 2 << 30, Table: GPT, Firmware: UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.0"}})
+	require.Equal(t, l, l2)
+	l3, _ := Plan(Spec{Size: 2 << 30, Table: GPT, Firmware: UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.1"}})
+	require.NotEqual(t, l.Partitions[1].FSUUID, l3.Partitions[1].FSUUID)
+	require.NotEqual(t, esp.GUID, root.GUID)
+
+	fstab := l.Fstab()
+	require.Contains(t, fstab, "UUID="+root.FSUUID+"\t/\text4\tdefaults,errors=remount-ro\t0\t1\n")
+	require.Contains(t, fstab, "UUID="+esp.FSUUID+"\t/boot/efi\tvfat\tdefaults,umask=0077\t0\t2\n")
+
+	_, err = Plan(Spec{Size: 257 * MiB, Table: GPT, ESPSize: 256 * MiB})
+	require.ErrorContains(t, err, "raise disk.size")
+}
+
+func TestUUIDShape(t *testing.T) {
+	u := IDs{Name: "a"}.UUID("p")
+	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, u)
+}
+
+func TestMke2fsArgs(t *testing.T) {
+	p := Partition{Label: "root", FSUUID: "u-u-i-d", Start: 257 * MiB, Size: 100 * MiB}
+	require.Equal(t, []string{"mke2fs", "-t", "ext4", "-F", "-q", "-b", "4096", "-L", "root", "-U", "u-u-i-d",
+		"-O", "^metadata_csum_seed", "-E", "offset=269484032,hash_seed=u-u-i-d,nodiscard,root_owner=0:0",
+		"-d", "/tree", "/img.raw", "25600"}, Mke2fsArgs("/img.raw", p, "/tree"))
+}
+
+// smallTree makes a tree with the kinds of entries mke2fs must keep.
+func smallTree(t *testing.T) string {
+	tree := filepath.Join(t.TempDir(), "tree")
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "usr/bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "etc/hostname"), []byte("kiln\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "usr/bin/tool"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	require.NoError(t, os.Link(filepath.Join(tree, "usr/bin/tool"), filepath.Join(tree, "usr/bin/tool-link")))
+	require.NoError(t, os.Symlink("usr/bin", filepath.Join(tree, "bin")))
+	if os.Geteuid() == 0 {
+		require.NoError(t, exec.Command("mknod", filepath.Join(tree, "etc/null"), "c", "1", "3").Run())
+	}
+	return tree
+}
+
+func writeTestImage(t *testing.T, tree, path string) *Layout {
+	l, err := Plan(Spec{Size: 512 * MiB, Table: GPT, ESPSize: 64 * MiB, IDs: IDs{Name: "disk-test", Version: "1.0.0"}})
+	require.NoError(t, err)
+	err = Write(context.Background(), path, l, Content{
+		Tree: tree, SourceDate: 1700000000, Log: io.Discard,
+		ESP: []File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: []byte("not really an EFI binary")}, {Path: "loader/entries/kiln.conf", Data: []byte("title kiln\n")}},
+	})
+	require.NoError(t, err)
+	return l
+}
+
+// The written image is judged by sgdisk, fsck.vfat, mtools and e2fsck.
+func TestWriteIsCleanForIndependentTools(t *testing.T) {
+	testutil.Require(t, "mke2fs", "e2fsck", "debugfs", "sgdisk", "fsck.vfat", "mdir")
+	tree := smallTree(t)
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	l := writeTestImage(t, tree, img)
+
+	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "No problems found")
+	out, err = exec.Command("sgdisk", "-p", img).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "Disk identifier (GUID): "+l.DiskGUID)
+	require.Regexp(t, `(?m)^\s+1\s+2048\s+133119\s+64\.0 MiB\s+EF00\s+ESP$`, string(out))
+
+	esp, root := l.Partitions[0], l.Partitions[1]
+	espFile := extract(t, img, esp.Start, esp.Size)
+	out, err = exec.Command("fsck.vfat", "-n", espFile).CombinedOutput()
+	require.NoError(t, err, string(out))
+	out, err = exec.Command("mdir", "-/", "-i", img+"@@"+strconv.FormatUint(esp.Start, 10), "::").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "BOOTX64  EFI")
+	require.Contains(t, string(out), strings.ReplaceAll(esp.FSUUID, "-", "-"))
+
+	target := img + "?offset=" + strconv.FormatUint(root.Start, 10)
+	out, err = exec.Command("e2fsck", "-fn", target).CombinedOutput()
+	require.NoError(t, err, string(out))
+	out, err = exec.Command("debugfs", "-R", "stat /usr/bin/tool-link", target).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "Links: 2", "hard links are kept")
+	out, err = exec.Command("dumpe2fs", "-h", target).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "Filesystem UUID:          "+root.FSUUID)
+	require.NotContains(t, string(out), "metadata_csum_seed")
+	if os.Geteuid() == 0 {
+		out, _ = exec.Command("debugfs", "-R", "stat /etc/null", target).CombinedOutput()
+		require.Contains(t, string(out), "Type: character special", "device nodes are kept")
+	}
+}
+
+// Assembling the same tree twice gives a byte-identical image.
+func TestWriteIsReproducible(t *testing.T) {
+	testutil.Require(t, "mke2fs")
+	tree := smallTree(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.raw"), filepath.Join(dir, "b.raw")
+	writeTestImage(t, tree, a)
+	writeTestImage(t, tree, b)
+	require.Equal(t, fileSHA(t, a), fileSHA(t, b))
+}
+
+func TestWriteRefusesExistingFile(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	require.NoError(t, os.WriteFile(img, []byte("earlier build"), 0o644))
+	l, err := Plan(Spec{Size: 512 * MiB, Table: GPT, ESPSize: 64 * MiB})
+	require.NoError(t, err)
+	require.Error(t, Write(context.Background(), img, l, Content{Tree: t.TempDir()}))
+	data, _ := os.ReadFile(img)
+	require.Equal(t, "earlier build", string(data))
+}
+
+func extract(t *testing.T, img string, off, size uint64) string {
+	f, err := os.Open(img)
+	require.NoError(t, err)
+	defer f.Close()
+	out := filepath.Join(t.TempDir(), "part.img")
+	o, err := os.Create(out)
+	require.NoError(t, err)
+	defer o.Close()
+	_, err = io.Copy(o, io.NewSectionReader(f, int64(off), int64(size)))
+	require.NoError(t, err)
+	return out
+}
+
+func fileSHA(t *testing.T, p string) [32]byte {
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return sha256.Sum256(data)
+}
