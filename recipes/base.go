@@ -1,0 +1,125 @@
+package recipes
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// baseSchemas maps each supported base type (the base block's label) to the
+// schema of its body.
+var baseSchemas = map[string]*hcl.BodySchema{
+	"debian": debianBaseSchema,
+}
+
+// supportedBaseTypes lists baseSchemas' keys for messages.
+var supportedBaseTypes = []string{"debian"}
+
+// debianBaseSchema is base "debian": a Debian tree bootstrapped by mmdebstrap.
+var debianBaseSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "suite"}, {Name: "mirror"}, {Name: "components"}, {Name: "packages"}, {Name: "variant"}, {Name: "arch"},
+	},
+}
+
+var (
+	suiteArg      = arg{"suite", `"bookworm"`, true}
+	mirrorArg     = arg{"mirror", `"http://deb.debian.org/debian"`, false}
+	componentsArg = arg{"components", `["main", "contrib"]`, false}
+	packagesArg   = arg{"packages", `["curl", "ca-certificates"]`, false}
+	variantArg    = arg{"variant", `"minbase"`, false}
+	archArg       = arg{"arch", `"amd64"`, false}
+)
+
+var (
+	debianVariants = []string{"minbase", "required", "important", "standard"}
+	debianArches   = []string{"amd64"}
+	suiteRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	componentRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+)
+
+// baseBlock is a decoded base block.
+type baseBlock struct {
+	Base
+	src             *decoded
+	componentRanges []hcl.Range
+	packageRanges   []hcl.Range
+}
+
+// decodeBaseBlock decodes a base block. It returns nil for an unsupported
+// base type, whose body it does not read.
+func (d *decoder) decodeBaseBlock(block *hcl.Block) (*baseBlock, hcl.Diagnostics) {
+	typ := block.Labels[0]
+	schema, ok := baseSchemas[typ]
+	if !ok {
+		return nil, hcl.Diagnostics{errorDiag(block.LabelRanges[0], "Unsupported base type",
+			fmt.Sprintf("Kiln cannot build from a %q base. Supported base types: %s; write base %q { ... }.", typ, quoteList(supportedBaseTypes), supportedBaseTypes[0]))}
+	}
+	content, diags := block.Body.Content(schema)
+	b := &baseBlock{
+		Base: Base{Type: typ, Variant: DefaultVariant, Arch: DefaultArch, Components: defaultComponents(), Packages: []string{}, Range: toRange(block.DefRange)},
+		src:  newDecoded("base", block.DefRange, content.Attributes),
+	}
+	d.getStr(b.src, suiteArg, &b.Suite, &diags)
+	d.getStr(b.src, mirrorArg, &b.Mirror, &diags)
+	d.getStrList(b.src, componentsArg, &b.Components, &b.componentRanges, &diags)
+	d.getStrList(b.src, packagesArg, &b.Packages, &b.packageRanges, &diags)
+	d.getStr(b.src, variantArg, &b.Variant, &diags)
+	d.getStr(b.src, archArg, &b.Arch, &diags)
+	return b, diags
+}
+
+// validate checks the decoded values.
+func (b *baseBlock) validate() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if a, ok := b.src.valid("suite"); ok && !suiteRE.MatchString(b.Suite) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid suite",
+			fmt.Sprintf("%q is not a Debian suite name. Use a codename or alias such as \"bookworm\", \"trixie\" or \"stable\".", b.Suite)))
+	}
+	if a, ok := b.src.valid("mirror"); ok && b.Mirror != "" {
+		if u, err := url.Parse(b.Mirror); err != nil || !validMirror(u) {
+			diags = append(diags, errorDiag(a.Expr.Range(), "Invalid mirror",
+				fmt.Sprintf("%q is not a mirror URL. Write an http://, https:// or file:// URL such as %s, or leave mirror out to use the host's apt sources.", b.Mirror, mirrorArg.example)))
+		}
+	}
+	if a, ok := b.src.valid("components"); ok && len(b.Components) == 0 {
+		diags = append(diags, errorDiag(a.Expr.Range(), "No components",
+			`Debian needs at least one archive component. Leave components out to get ["main"], or list them, such as ["main", "contrib"].`))
+	}
+	if _, ok := b.src.valid("components"); ok {
+		for i, c := range b.Components {
+			if !componentRE.MatchString(c) {
+				diags = append(diags, errorDiag(b.componentRanges[i], "Invalid component",
+					fmt.Sprintf("%q is not an archive component name. Use names such as \"main\", \"contrib\", \"non-free\" or \"non-free-firmware\".", c)))
+			}
+		}
+	}
+	for i, p := range b.Packages {
+		if p == "" || strings.ContainsAny(p, " \t\r\n,") {
+			diags = append(diags, errorDiag(b.packageRanges[i], "Invalid package name",
+				fmt.Sprintf("%q is not a package name. Give one package per list element, such as [\"curl\", \"ca-certificates\"].", p)))
+		}
+	}
+	if a, ok := b.src.valid("variant"); ok && !contains(debianVariants, b.Variant) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid variant",
+			fmt.Sprintf("%q is not a variant. Use one of %s; the default is %q.", b.Variant, quoteList(debianVariants), DefaultVariant)))
+	}
+	if a, ok := b.src.valid("arch"); ok && !contains(debianArches, b.Arch) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Unsupported architecture",
+			fmt.Sprintf("Kiln cannot build %q images yet. Supported: %s; leave arch out for %q.", b.Arch, quoteList(debianArches), DefaultArch)))
+	}
+	return diags
+}
+
+func validMirror(u *url.URL) bool {
+	switch u.Scheme {
+	case "http", "https":
+		return u.Host != ""
+	case "file":
+		return u.Path != ""
+	}
+	return false
+}

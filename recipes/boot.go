@@ -1,0 +1,58 @@
+package recipes
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// bootBlockSchema is the boot block: how the image boots.
+var bootBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "firmware"}, {Name: "kernel_cmdline"}},
+}
+
+var (
+	firmwareArg      = arg{"firmware", `"uefi"`, false}
+	kernelCmdlineArg = arg{"kernel_cmdline", `["console=ttyS0", "quiet"]`, false}
+)
+
+// firmwares are the firmware values the language knows; which of them can be
+// built is up to bootModes.
+var firmwares = []string{"uefi", "bios", "hybrid"}
+
+// bootBlock is a decoded boot block.
+type bootBlock struct {
+	Boot
+	src           *decoded
+	cmdlineRanges []hcl.Range
+}
+
+func defaultBoot() Boot { return Boot{Firmware: DefaultFirmware, KernelCmdline: []string{}} }
+
+// decodeBootBlock decodes a boot block.
+func (d *decoder) decodeBootBlock(block *hcl.Block) (*bootBlock, hcl.Diagnostics) {
+	content, diags := block.Body.Content(bootBlockSchema)
+	b := &bootBlock{Boot: defaultBoot(), src: newDecoded("boot", block.DefRange, content.Attributes)}
+	b.Range = toRange(block.DefRange)
+	d.getStr(b.src, firmwareArg, &b.Firmware, &diags)
+	d.getStrList(b.src, kernelCmdlineArg, &b.KernelCmdline, &b.cmdlineRanges, &diags)
+	return b, diags
+}
+
+// validate checks the decoded values. Whether the firmware can be built
+// with the disk's partition table is checkBootMode's business.
+func (b *bootBlock) validate() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if a, ok := b.src.valid("firmware"); ok && !contains(firmwares, b.Firmware) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid firmware",
+			fmt.Sprintf("%q is not a firmware. Use %s; the default is %q.", b.Firmware, quoteList(firmwares), DefaultFirmware)))
+	}
+	for i, arg := range b.KernelCmdline {
+		if strings.TrimSpace(arg) == "" || strings.ContainsAny(arg, "\r\n") {
+			diags = append(diags, errorDiag(b.cmdlineRanges[i], "Invalid kernel argument",
+				fmt.Sprintf("%q cannot go on the kernel command line. Give one argument per list element, such as %s.", arg, kernelCmdlineArg.example)))
+		}
+	}
+	return diags
+}

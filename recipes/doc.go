@@ -1,0 +1,19 @@
+// Package recipes reads a Kiln recipe: it parses the HCL, resolves the
+// recipe's variables, and checks every block and argument, so that the rest
+// of Kiln receives a plain, fully validated [Recipe] with defaults applied.
+//
+// A recipe has an optional kiln block (required_version, checked first
+// against [FormatVersion]), any number of variable blocks, and exactly one
+// image block, which holds a base block, optional boot, disk and output
+// blocks, and build and test steps.
+//
+// Problems are reported as diagnostics, all of them in one run, each with the
+// file, line and column it concerns and a hint about what to do;
+// [WriteDiagnostics] renders them. Load and Parse never panic on any input.
+//
+// The package does not run anything, touch the network, or read any file
+// other than the recipe and its -var-file files; it only checks that step
+// scripts exist. It is the only package besides cmd/kiln that imports HCL:
+// its result types are plain Go values, and only the diagnostics API
+// ([Diagnostics]) exposes HCL's types.
+package recipes

@@ -1,0 +1,63 @@
+package recipes
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse: Parse never panics (Parse turns a panic into an "Internal
+// error" diagnostic, which fails here), rendering its diagnostics never
+// panics, and a recipe without errors is complete.
+func FuzzParse(f *testing.F) {
+	for _, glob := range []string{"testdata/valid/*.hcl", "testdata/errors/*.hcl", "testdata/vars/*.hcl", "../examples/*.hcl"} {
+		files, err := filepath.Glob(glob)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
+	// Parsed as if it were in testdata/valid, so scripts/setup.sh exists.
+	name := filepath.Join("testdata", "valid", "fuzz.hcl")
+	f.Fuzz(func(t *testing.T, src []byte) {
+		r, files, diags := Parse(name, src, LoadOptions{Vars: []string{"release=1.0.0"}})
+		for _, d := range diags {
+			if d.Summary == internalErrorSummary {
+				t.Fatalf("Parse panicked: %s", d.Detail)
+			}
+			if d.Summary == "" {
+				t.Fatalf("diagnostic without a summary: %+v", d)
+			}
+		}
+		WriteDiagnostics(io.Discard, files, diags, true)
+		DiagnosticsJSON(diags)
+		if diags.HasErrors() {
+			if r != nil {
+				t.Fatal("a recipe came back with errors")
+			}
+			return
+		}
+		if r == nil {
+			t.Fatal("no errors but no recipe")
+		}
+		img := r.Image
+		if img.Name == "" || !imageNameRE.MatchString(img.Name) || !semverRE.MatchString(img.Version) {
+			t.Fatalf("invalid image accepted: %q %q", img.Name, img.Version)
+		}
+		if img.Base.Suite == "" || img.Disk.Size < MinDiskSize || len(img.Output.Formats) == 0 {
+			t.Fatalf("incomplete image accepted: %+v", img)
+		}
+		for _, s := range append(append([]Step{}, img.Build...), img.Tests...) {
+			if (len(s.Inline) == 0) == (s.Script == "") || s.Timeout <= 0 {
+				t.Fatalf("invalid step accepted: %+v", s)
+			}
+		}
+	})
+}

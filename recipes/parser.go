@@ -1,0 +1,162 @@
+package recipes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// rootSchema is the top level of a recipe.
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "kiln"},
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "image", LabelNames: []string{"name"}},
+	},
+}
+
+// internalErrorSummary marks the diagnostic Parse returns if it panics,
+// which is always a bug in this package.
+const internalErrorSummary = "Internal error in the recipe parser"
+
+// Load reads the recipe at path and parses it with Parse. The returned
+// Files are for WriteDiagnostics.
+func Load(path string, opts LoadOptions) (*Recipe, *Files, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, newFiles(path), hcl.Diagnostics{errorDiag(fileStart(path), "Cannot read recipe",
+			fmt.Sprintf("%v. Check the recipe's path.", err))}
+	}
+	return Parse(path, src, opts)
+}
+
+// Parse parses and checks the recipe src, read from filename. Script paths
+// are resolved against filepath.Dir(filename), and the scripts must exist.
+//
+// It reports every problem it finds, in one run. The Recipe is nil whenever
+// the diagnostics have an error; otherwise it is complete, with every
+// default applied. When the kiln block's required_version excludes
+// FormatVersion, only that problem is reported: the rest of the recipe is
+// written for another version of the language. When the recipe has syntax
+// errors, only those are reported.
+func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Files, diags hcl.Diagnostics) {
+	files = newFiles(filename)
+	defer func() {
+		if p := recover(); p != nil {
+			r = nil
+			diags = append(diags, errorDiag(fileStart(filename), internalErrorSummary,
+				fmt.Sprintf("Kiln failed while reading this recipe (%v). This is a bug in Kiln: please report it, with the recipe.", p)))
+		}
+	}()
+	files.add(filename, src)
+	dir, err := filepath.Abs(filepath.Dir(filename))
+	if err != nil {
+		dir = filepath.Dir(filename)
+	}
+	sum := sha256.Sum256(src)
+	r = &Recipe{Path: filename, Dir: dir, SHA256: hex.EncodeToString(sum[:])}
+
+	f, syntaxDiags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if f == nil || f.Body == nil {
+		return nil, files, syntaxDiags
+	}
+	if body, ok := f.Body.(*hclsyntax.Body); ok {
+		if nd := checkNumbers(body); nd.HasErrors() {
+			return nil, files, append(syntaxDiags, nd...)
+		}
+	}
+	content, diags := f.Body.Content(rootSchema)
+
+	var kilnBlocks, variableBlocks, imageBlocks []*hcl.Block
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "kiln":
+			kilnBlocks = append(kilnBlocks, b)
+		case "variable":
+			variableBlocks = append(variableBlocks, b)
+		case "image":
+			imageBlocks = append(imageBlocks, b)
+		}
+	}
+
+	// 1. The kiln block, first: a recipe for another format version is
+	// reported as just that.
+	for i, b := range kilnBlocks {
+		if i > 0 {
+			diags = append(diags, errorDiag(b.DefRange, "Duplicate kiln block",
+				fmt.Sprintf("A recipe has at most one kiln block, and there is one at %s already. Merge the two.", at(kilnBlocks[0].DefRange))))
+			continue
+		}
+		k, kd := decodeKilnBlock(b)
+		vd, unsatisfied := k.checkVersion(FormatVersion)
+		if unsatisfied {
+			return nil, files, vd
+		}
+		diags = append(append(diags, kd...), vd...)
+		r.RequiredVersion = k.RequiredVersion
+	}
+	if syntaxDiags.HasErrors() {
+		return nil, files, syntaxDiags
+	}
+	diags = append(syntaxDiags, diags...)
+
+	// 2. Variables, and their values from the environment, -var-file and -var.
+	var vars []*variableBlock
+	for _, b := range variableBlocks {
+		v, vd := decodeVariableBlock(b)
+		diags = append(diags, vd...)
+		vars = append(vars, v)
+	}
+	values, vd := resolveVariables(vars, opts, files)
+	diags = append(diags, vd...)
+	r.Variables = goValues(values)
+
+	// 3. The image, with var in scope.
+	d := &decoder{ctx: evalContext(values), dir: dir}
+	if len(imageBlocks) == 0 {
+		diags = append(diags, errorDiag(fileStart(filename), "Missing image block",
+			"A recipe describes one image: add an image \"NAME\" block with a version and a base block, such as\n  image \"debian-minimal\" {\n    version = \"1.0.0\"\n    base \"debian\" { suite = \"bookworm\" }\n  }"))
+	}
+	for i, b := range imageBlocks {
+		img, id := d.decodeImageBlock(b)
+		diags = append(diags, id...)
+		if i == 0 {
+			r.Image = img.Image
+			continue
+		}
+		diags = append(diags, errorDiag(b.DefRange, "Duplicate image block",
+			fmt.Sprintf("A recipe describes exactly one image, and there is one at %s already. Move this image into a recipe file of its own.", at(imageBlocks[0].DefRange))))
+	}
+
+	sortDiagnostics(diags, filename)
+	if diags.HasErrors() {
+		return nil, files, diags
+	}
+	return r, files, diags
+}
+
+// sortDiagnostics orders diagnostics about the recipe file by position,
+// after those about other sources (-var values, var files), which keep
+// their order.
+func sortDiagnostics(diags hcl.Diagnostics, filename string) {
+	key := func(i int) (int, int) {
+		if s := diags[i].Subject; s != nil && s.Filename == filename {
+			return 1, s.Start.Byte
+		}
+		return 0, 0
+	}
+	sort.SliceStable(diags, func(i, j int) bool {
+		gi, bi := key(i)
+		gj, bj := key(j)
+		if gi != gj {
+			return gi < gj
+		}
+		return bi < bj
+	})
+}

@@ -1,0 +1,136 @@
+package recipes
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// FormatVersion is the version of the recipe language this Kiln reads. A
+// recipe's kiln { required_version = "..." } constraint is checked against it.
+const FormatVersion = "0.1"
+
+// Range is a position in a source file. Line and Column start at 1.
+type Range struct {
+	Filename     string
+	Line, Column int
+}
+
+// String formats r as file:line:col.
+func (r Range) String() string { return fmt.Sprintf("%s:%d:%d", r.Filename, r.Line, r.Column) }
+
+func toRange(r hcl.Range) Range {
+	return Range{Filename: r.Filename, Line: r.Start.Line, Column: r.Start.Column}
+}
+
+// LoadOptions are the variable values given on the command line and in the
+// environment.
+type LoadOptions struct {
+	// Vars are "name=value" pairs from -var flags, in order.
+	Vars []string
+	// VarFiles are paths of -var-file files, in order. Relative paths are
+	// relative to the working directory, not to the recipe.
+	VarFiles []string
+	// Env is an os.Environ()-style list; KILN_VAR_<name>=value sets a variable.
+	Env []string
+}
+
+// Recipe is a fully parsed and validated recipe, with defaults applied.
+type Recipe struct {
+	// Path is the recipe's path as given to Load or Parse.
+	Path string
+	// Dir is the absolute directory of the recipe.
+	Dir string
+	// SHA256 is the hex SHA-256 of the recipe file's bytes.
+	SHA256 string
+	// RequiredVersion is the kiln block's required_version, "" without one.
+	RequiredVersion string
+	// Variables holds the final value of every declared variable as plain Go
+	// values: string, bool, int64 (whole numbers that fit) or float64 (other
+	// numbers), []any (lists, tuples and sets), map[string]any (maps and
+	// objects), and nil for null.
+	Variables map[string]any
+	Image     Image
+}
+
+// Image is the recipe's image block.
+type Image struct {
+	Name        string
+	Version     string // MAJOR.MINOR.PATCH
+	Description string
+	Base        Base
+	Boot        Boot
+	Disk        Disk
+	Build       []Step // in recipe order
+	Tests       []Step // in recipe order
+	Output      Output
+	Range       Range // the image block's header
+}
+
+// Base is the image's base block: the distribution the image starts from.
+type Base struct {
+	Type       string // "debian"
+	Suite      string
+	Mirror     string // "" means the builder reads the host's apt sources
+	Variant    string // minbase (default), required, important or standard
+	Arch       string // amd64
+	Components []string
+	Packages   []string
+	Range      Range
+}
+
+// Boot is the image's boot block. Range is zero when the block is absent.
+type Boot struct {
+	Firmware      string // uefi (the default and, for now, the only one supported)
+	KernelCmdline []string
+	Range         Range
+}
+
+// Disk is the image's disk block, sizes in bytes. Range is zero when the
+// block is absent.
+type Disk struct {
+	Size    uint64
+	Table   string // gpt
+	ESPSize uint64
+	Range   Range
+}
+
+// Step is a build or test step. Exactly one of Inline and Script is set;
+// Script is an absolute path.
+type Step struct {
+	Type        string // "shell"
+	Name        string
+	Inline      []string
+	Script      string
+	Environment map[string]string
+	Timeout     time.Duration
+	Range       Range
+}
+
+// Output is the image's output block. Range is zero when the block is absent.
+type Output struct {
+	Formats []string
+	Range   Range
+}
+
+// Defaults applied when a recipe leaves something out.
+const (
+	DefaultFirmware     = "uefi"
+	DefaultTable        = "gpt"
+	DefaultDiskSize     = 2 << 30   // used when there is no disk block
+	DefaultESPSize      = 256 << 20 // 256MiB
+	MinDiskSize         = 256 << 20
+	MinESPSize          = 33 << 20 // FAT32 needs at least 65525 clusters
+	MaxDiskSize         = 64 << 40
+	MinRootSize         = 64 << 20 // room the disk must leave after the ESP
+	DefaultVariant      = "minbase"
+	DefaultArch         = "amd64"
+	DefaultBuildTimeout = 30 * time.Minute
+	DefaultTestTimeout  = 5 * time.Minute
+)
+
+// The base components and output formats used when a recipe sets none; new
+// slices each time, so callers may keep them.
+func defaultComponents() []string { return []string{"main"} }
+func defaultFormats() []string    { return []string{"raw"} }

@@ -1,0 +1,3 @@
+image "no-base" { # ERROR: Missing base block
+  version = "1.0.0"
+}

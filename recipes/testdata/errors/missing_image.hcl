@@ -1,0 +1,4 @@
+# ERROR: Missing image block
+variable "suite" {
+  default = "bookworm"
+}

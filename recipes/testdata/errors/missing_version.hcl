@@ -1,0 +1,3 @@
+image "no-version" { # ERROR: Missing required argument
+  base "debian" { suite = "bookworm" }
+}

@@ -1,0 +1,12 @@
+variable "suite" {
+  default = "bookworm"
+}
+
+image "undeclared-var" {
+  version = "1.0.0"
+  base "debian" {
+    suite  = var.suit   # ERROR: Unsupported attribute
+    mirror = vars.mirror # ERROR: Unknown variable
+  }
+  description = nosuch("x") # ERROR: Call to unknown function
+}

@@ -1,0 +1,12 @@
+image "unknown-attribute" {
+  version = "1.0.0"
+  base "debian" {
+    suite  = "bookworm"
+    mirorr = "http://deb.debian.org/debian" # ERROR: Unsupported argument
+  }
+  disk {
+    size = "2GiB"
+    sise = "2GiB" # ERROR: Unsupported argument
+  }
+  name = "x" # ERROR: Unsupported argument
+}

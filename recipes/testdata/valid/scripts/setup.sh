@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+echo "set up by a script" > /etc/kiln-setup

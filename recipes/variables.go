@@ -1,0 +1,432 @@
+package recipes
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+)
+
+// variableBlockSchema is a variable block: an input of the recipe.
+var variableBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "default"}, {Name: "type"}, {Name: "description"}},
+}
+
+// envPrefix is the prefix of the environment variables that set recipe
+// variables: KILN_VAR_suite=trixie sets var.suite.
+const envPrefix = "KILN_VAR_"
+
+// variableBlock is a decoded variable block.
+type variableBlock struct {
+	Name        string
+	Description string
+	// Type is the declared type; cty.DynamicPseudoType for "any" or when
+	// there is no type argument (typed says which).
+	Type  cty.Type
+	typed bool
+	// Default is cty.NilVal when there is no default (the variable is required).
+	Default cty.Value
+
+	def, nameRange hcl.Range
+}
+
+// rawText says whether a value given as text (-var, KILN_VAR_) is taken as
+// the string it is, rather than parsed as an HCL expression.
+func (v *variableBlock) rawText() bool { return !v.typed || v.Type == cty.String }
+
+// decodeVariableBlock decodes a variable block. Its arguments are constants.
+func decodeVariableBlock(block *hcl.Block) (*variableBlock, hcl.Diagnostics) {
+	v := &variableBlock{Name: block.Labels[0], Type: cty.DynamicPseudoType, def: block.DefRange, nameRange: block.LabelRanges[0]}
+	var diags hcl.Diagnostics
+	if !hclsyntax.ValidIdentifier(v.Name) {
+		diags = append(diags, errorDiag(v.nameRange, "Invalid variable name",
+			fmt.Sprintf("%q cannot be used as var.%s: a variable name starts with a letter or underscore and has only letters, digits, underscores and dashes.", v.Name, v.Name)))
+	}
+	content, d := block.Body.Content(variableBlockSchema)
+	diags = append(diags, d...)
+	typeOK := true
+	if attr := content.Attributes["type"]; attr != nil {
+		ty, d := decodeTypeExpr(attr.Expr)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			typeOK = false
+		} else {
+			v.Type, v.typed = ty, true
+		}
+	}
+	if attr := content.Attributes["description"]; attr != nil {
+		s, _, d := (&decoder{}).str(attr, arg{"description", `"Debian suite to bootstrap"`, false})
+		diags = append(diags, d...)
+		v.Description = s
+	}
+	if attr := content.Attributes["default"]; attr != nil {
+		val, d := attr.Expr.Value(nil)
+		diags = append(diags, d...)
+		switch {
+		case d.HasErrors():
+			v.Default = cty.DynamicVal
+		case !typeOK:
+			v.Default = cty.DynamicVal
+		default:
+			cv, err := convert.Convert(val, v.Type)
+			if err != nil {
+				diags = append(diags, errorDiag(attr.Expr.Range(), "Invalid default value",
+					fmt.Sprintf("var.%s is declared with type = %s, and its default cannot be converted to it: %s. Change the default or the type.", v.Name, typeString(v.Type), err)))
+				cv = cty.DynamicVal
+			}
+			v.Default = cv
+		}
+	}
+	return v, diags
+}
+
+// decodeTypeExpr reads a type constraint: string, number, bool, any, or
+// list(T) and map(T) of one of those.
+func decodeTypeExpr(expr hcl.Expression) (cty.Type, hcl.Diagnostics) {
+	invalid := func(detail string) (cty.Type, hcl.Diagnostics) {
+		return cty.DynamicPseudoType, hcl.Diagnostics{errorDiag(expr.Range(), "Invalid type constraint",
+			detail+" The type is one of string, number, bool, list(string), map(string) and any, written without quotes: type = string.")}
+	}
+	switch kw := hcl.ExprAsKeyword(expr); kw {
+	case "string":
+		return cty.String, nil
+	case "number":
+		return cty.Number, nil
+	case "bool":
+		return cty.Bool, nil
+	case "any":
+		return cty.DynamicPseudoType, nil
+	case "list", "map":
+		return invalid(fmt.Sprintf("%s needs an element type, such as %s(string).", kw, kw))
+	case "":
+	default:
+		return invalid(fmt.Sprintf("%q is not a type.", kw))
+	}
+	call, d := hcl.ExprCall(expr)
+	if d.HasErrors() {
+		if v, vd := expr.Value(nil); !vd.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			return invalid(fmt.Sprintf("The type is a keyword, not a string: write type = %s without quotes.", v.AsString()))
+		}
+		return invalid("This is not a type.")
+	}
+	if call.Name != "list" && call.Name != "map" {
+		return invalid(fmt.Sprintf("%s(...) is not a type.", call.Name))
+	}
+	if len(call.Arguments) != 1 {
+		return invalid(fmt.Sprintf("%s(...) takes exactly one element type, such as %s(string).", call.Name, call.Name))
+	}
+	elem, diags := decodeTypeExpr(call.Arguments[0])
+	if diags.HasErrors() {
+		return cty.DynamicPseudoType, diags
+	}
+	if call.Name == "list" {
+		return cty.List(elem), nil
+	}
+	return cty.Map(elem), nil
+}
+
+// typeString writes a type as a recipe would.
+func typeString(t cty.Type) string {
+	switch {
+	case t == cty.String:
+		return "string"
+	case t == cty.Number:
+		return "number"
+	case t == cty.Bool:
+		return "bool"
+	case t.IsListType():
+		return "list(" + typeString(t.ElementType()) + ")"
+	case t.IsMapType():
+		return "map(" + typeString(t.ElementType()) + ")"
+	}
+	return "any"
+}
+
+// resolveVariables computes every variable's final value from, lowest
+// precedence first: its default, KILN_VAR_<name> in opts.Env, the -var-file
+// files in order, and the -var options in order. A variable whose value has
+// an error (already reported) is cty.DynamicVal, so expressions that use it
+// are unknown and are not reported again.
+func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	byName := map[string]*variableBlock{}
+	values := map[string]cty.Value{}
+	var names []string
+	for _, v := range vars {
+		if first, dup := byName[v.Name]; dup {
+			diags = append(diags, errorDiag(v.nameRange, "Duplicate variable",
+				fmt.Sprintf("var.%s is already declared at %s. Rename or remove one of them.", v.Name, at(first.def))))
+			continue
+		}
+		byName[v.Name] = v
+		names = append(names, v.Name)
+		if v.Default != cty.NilVal {
+			values[v.Name] = v.Default
+		}
+	}
+	set := func(v *variableBlock, val cty.Value, d hcl.Diagnostics) {
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			val = cty.DynamicVal
+		}
+		values[v.Name] = val
+	}
+
+	// KILN_VAR_<name>: unknown names are ignored, the environment is shared.
+	for _, kv := range opts.Env {
+		name, text, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, envPrefix) {
+			continue
+		}
+		name = strings.TrimPrefix(name, envPrefix)
+		if v := byName[name]; v != nil {
+			val, d := parseVarText(v, text, files.add(fmt.Sprintf("<value for var.%s from %s%s>", name, envPrefix, name), []byte(text)))
+			set(v, val, d)
+		}
+	}
+
+	for _, path := range opts.VarFiles {
+		diags = append(diags, readVarFile(path, byName, files, set)...)
+	}
+
+	for _, opt := range opts.Vars {
+		name, text, ok := strings.Cut(opt, "=")
+		if !ok || name == "" {
+			fn := files.add("<-var option>", []byte(opt))
+			diags = append(diags, errorDiag(syntheticRange(fn, opt), "Invalid -var option",
+				fmt.Sprintf("-var %q is not of the form name=value. Write it as -var suite=trixie.", opt)))
+			continue
+		}
+		v := byName[name]
+		if v == nil {
+			fn := files.add("<-var option>", []byte(opt))
+			rng := syntheticRange(fn, name)
+			diags = append(diags, errorDiag(rng, "Undeclared variable",
+				fmt.Sprintf("-var sets %q, but the recipe declares no variable %q.%s Declare it with a variable %q block, or remove the -var option.", name, name, suggest(name, names), name)))
+			continue
+		}
+		val, d := parseVarText(v, text, files.add(fmt.Sprintf("<value for var.%s>", name), []byte(text)))
+		set(v, val, d)
+	}
+
+	for _, name := range names {
+		if _, ok := values[name]; !ok {
+			v := byName[name]
+			diags = append(diags, errorDiag(v.def, "No value for required variable",
+				fmt.Sprintf("var.%s has no default and no value was given. Set it with -var %s=VALUE, in a -var-file, or with the %s%s environment variable, or give it a default.", name, name, envPrefix, name)))
+			values[name] = cty.DynamicVal
+		}
+	}
+	return values, diags
+}
+
+// parseVarText turns the text of a -var or KILN_VAR_ value into the
+// variable's value: the text itself for string (and untyped) variables,
+// otherwise the text parsed as an HCL expression, such as ["a", "b"].
+func parseVarText(v *variableBlock, text, filename string) (cty.Value, hcl.Diagnostics) {
+	if v.rawText() {
+		val := cty.StringVal(text)
+		if !numberInRange(val) {
+			return cty.DynamicVal, hcl.Diagnostics{numberOutOfRange(syntheticRange(filename, text))}
+		}
+		return val, nil
+	}
+	expr, diags := hclsyntax.ParseExpression([]byte(text), filename, hcl.InitialPos)
+	if expr != nil {
+		if nd := checkNumbers(expr); nd.HasErrors() {
+			return cty.DynamicVal, nd
+		}
+	}
+	if !diags.HasErrors() {
+		val, d := expr.Value(nil)
+		if !d.HasErrors() {
+			return convertVar(v, val, expr.Range(), append(diags, d...))
+		}
+	}
+	// HCL's own message ("Variables not allowed" for a bare word, "Missing
+	// expression" for a cut-off list) would puzzle on a command line.
+	return cty.DynamicVal, hcl.Diagnostics{errorDiag(syntheticRange(filename, text), "Invalid value for variable",
+		fmt.Sprintf("%q cannot be read as a value of type %s. var.%s is declared with type = %s, so its value is read as an HCL expression, such as %s; quote the shell argument so that the quotes and brackets reach Kiln.",
+			text, typeString(v.Type), v.Name, typeString(v.Type), typeExample(v.Type)))}
+}
+
+// typeExample is a value of type t as written in HCL.
+func typeExample(t cty.Type) string {
+	switch {
+	case t == cty.Number:
+		return "42"
+	case t == cty.Bool:
+		return "true"
+	case t.IsListType():
+		return "[" + typeExample(t.ElementType()) + "]"
+	case t.IsMapType():
+		return "{ key = " + typeExample(t.ElementType()) + " }"
+	}
+	return `"text"`
+}
+
+func convertVar(v *variableBlock, val cty.Value, rng hcl.Range, diags hcl.Diagnostics) (cty.Value, hcl.Diagnostics) {
+	cv, err := convert.Convert(val, v.Type)
+	if err != nil {
+		return cty.DynamicVal, append(diags, errorDiag(rng, "Invalid value for variable",
+			fmt.Sprintf("var.%s is declared with type = %s, and this value cannot be converted to it: %s. Give a %s value.", v.Name, typeString(v.Type), err, typeString(v.Type))))
+	}
+	return cv, diags
+}
+
+// readVarFile reads a -var-file: HCL whose top-level arguments set variables.
+func readVarFile(path string, byName map[string]*variableBlock, files *Files, set func(*variableBlock, cty.Value, hcl.Diagnostics)) hcl.Diagnostics {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return hcl.Diagnostics{errorDiag(fileStart(path), "Cannot read variables file",
+			fmt.Sprintf("%v. Check the -var-file path; relative paths are relative to the working directory.", err))}
+	}
+	files.add(path, src)
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	if f == nil || f.Body == nil {
+		return diags
+	}
+	if body, ok := f.Body.(*hclsyntax.Body); ok {
+		diags = append(diags, checkNumbers(body)...)
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	attrs, d := f.Body.JustAttributes()
+	diags = append(diags, d...)
+	list := make([]*hcl.Attribute, 0, len(attrs))
+	for _, a := range attrs {
+		list = append(list, a)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Range.Start.Byte < list[j].Range.Start.Byte })
+	var names []string
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, a := range list {
+		v := byName[a.Name]
+		if v == nil {
+			diags = append(diags, errorDiag(a.NameRange, "Undeclared variable",
+				fmt.Sprintf("This file sets %q, but the recipe declares no variable %q.%s Declare it with a variable %q block, or remove it from this file.", a.Name, a.Name, suggest(a.Name, names), a.Name)))
+			continue
+		}
+		val, d := a.Expr.Value(nil)
+		if !d.HasErrors() {
+			val, d = convertVar(v, val, a.Expr.Range(), d)
+		}
+		set(v, val, d)
+	}
+	return diags
+}
+
+// evalContext is what image expressions see: var, and a few string functions.
+func evalContext(values map[string]cty.Value) *hcl.EvalContext {
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(values)},
+		Functions: map[string]function.Function{
+			"upper":   stdlib.UpperFunc,
+			"lower":   stdlib.LowerFunc,
+			"format":  stdlib.FormatFunc,
+			"join":    stdlib.JoinFunc,
+			"replace": stdlib.ReplaceFunc,
+		},
+	}
+}
+
+// goValues converts the final variable values for Recipe.Variables.
+func goValues(values map[string]cty.Value) map[string]any {
+	out := make(map[string]any, len(values))
+	for k, v := range values {
+		out[k] = goValue(v)
+	}
+	return out
+}
+
+// goValue converts a value to plain Go: string, bool, int64 or float64
+// (numbers too large for a float64 become their decimal text), []any,
+// map[string]any, or nil.
+func goValue(v cty.Value) any {
+	v, _ = v.UnmarkDeep()
+	if !v.IsKnown() || v.IsNull() {
+		return nil
+	}
+	t := v.Type()
+	switch {
+	case t == cty.String:
+		return v.AsString()
+	case t == cty.Bool:
+		return v.True()
+	case t == cty.Number:
+		bf := v.AsBigFloat()
+		if bf.IsInt() {
+			if i, acc := bf.Int64(); acc == big.Exact {
+				return i
+			}
+		}
+		if f, _ := bf.Float64(); !math.IsInf(f, 0) {
+			return f
+		}
+		return bf.Text('g', 20)
+	case t.IsListType(), t.IsSetType(), t.IsTupleType():
+		out := []any{}
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, goValue(e))
+		}
+		return out
+	case t.IsMapType(), t.IsObjectType():
+		out := map[string]any{}
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			out[k.AsString()] = goValue(e)
+		}
+		return out
+	}
+	return nil
+}
+
+// suggest returns ` Did you mean "x"?` for the closest of names to given,
+// or "" when none is close.
+func suggest(given string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(given, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
