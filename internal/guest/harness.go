@@ -39,6 +39,7 @@ type Test struct {
 // Suite is everything the harness runs.
 type Suite struct {
 	Image, Version string // exported as KILN_IMAGE and KILN_VERSION
+	Firmware       string // exported as KILN_FIRMWARE: the firmware this boot runs under
 	Tests          []Test
 	// BootTimeout bounds the wait for multi-user.target inside the guest.
 	BootTimeout time.Duration
@@ -125,8 +126,8 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 	files := map[string][]byte{
 		"unit":   []byte(unit),
 		"runner": []byte(runner),
-		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_BOOT_TIMEOUT=%d\n",
-			shellQuote(s.Image), shellQuote(s.Version), int(bootTimeout.Seconds()))),
+		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_FIRMWARE=%s KILN_BOOT_TIMEOUT=%d\n",
+			shellQuote(s.Image), shellQuote(s.Version), shellQuote(s.Firmware), int(bootTimeout.Seconds()))),
 	}
 	for i, t := range s.Tests {
 		idx := fmt.Sprintf("%03d", i)

@@ -37,7 +37,7 @@ func New(w io.Writer) Reporter {
 type Quiet struct{}
 
 func (Quiet) Start(string, string) func(string) { return func(string) {} }
-func (Quiet) Info(string, ...any)                {}
+func (Quiet) Info(string, ...any)               {}
 
 // Plain prints one line when a stage starts and one when it ends.
 type Plain struct {

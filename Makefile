@@ -1,0 +1,43 @@
+# Kiln's developer entry points. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/kiln
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS := -X main.Version=$(VERSION)
+EXAMPLE ?= examples/debian-minimal.hcl
+# Tests that boot images must not be skipped when this is 1 (CI sets it).
+export KILN_REQUIRE_QEMU ?= 0
+
+.PHONY: help deps build demo test test-unit test-e2e fuzz bench lint clean
+
+help: ## List the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install the host packages Kiln needs (Debian, root)
+	bash scripts/install-deps.sh
+
+build: ## Build bin/kiln
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kiln
+
+demo: deps build ## Build, boot and test the example image; print the artifact and results
+	./$(BIN) build $(EXAMPLE)
+
+test: deps ## Run every test: unit, disk, and end-to-end builds booted in QEMU
+	KILN_E2E=1 $(GO) test -count=1 -timeout 80m ./...
+
+test-unit: ## Run the tests that need no root and no QEMU
+	$(GO) test -short ./...
+
+fuzz: ## Fuzz the recipe parser and size parser for a minute each
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
+	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/units/
+
+bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
+	bash bench/disk-stage.sh
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean: ## Remove build outputs (not the catalog or the cache)
+	rm -rf bin

@@ -1,0 +1,363 @@
+// Package builder turns a parsed recipe into a tested, published image.
+//
+// Build reads top to bottom as the pipeline it runs: base, build steps,
+// configure, generalise, bootloader, disk, test, publish. Each stage takes
+// typed inputs and returns typed outputs; state lives in local variables, not
+// in a bag. Everything is assembled in a staging directory that is renamed
+// into the catalog only when every stage has passed, so a failed or killed
+// build publishes nothing.
+//
+// It does not parse recipes (package recipes) or talk to the user (the CLI
+// passes a progress.Reporter and a log writer).
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/bootloader"
+	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/builder/base"
+	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+// Options are the knobs of one build that do not come from the recipe.
+type Options struct {
+	ImagesDir       string // the catalog root
+	CacheDir        string // base cache
+	KilnVersion     string
+	RefreshBase     bool  // bootstrap even if a cached base exists
+	SourceDateEpoch int64 // timestamps for reproducible filesystems; 0 = now
+	Progress        progress.Reporter
+	Logger          *slog.Logger
+	// LogCopy, when set, receives a copy of the build log as it is written.
+	LogCopy io.Writer
+}
+
+// Result is a published build.
+type Result struct {
+	Path     string // the published directory
+	Manifest *Manifest
+}
+
+// TestFailure is returned when the image was built but failed its tests or health checks.
+type TestFailure struct {
+	Failed  []TestResult
+	Health  []string // failed base checks
+	LogsDir string
+}
+
+func (e *TestFailure) Error() string {
+	var parts []string
+	for _, t := range e.Failed {
+		parts = append(parts, fmt.Sprintf("test %q failed (exit code %d)", t.Name, t.ExitCode))
+	}
+	parts = append(parts, e.Health...)
+	msg := strings.Join(parts, "; ")
+	if e.LogsDir != "" {
+		msg += "\nlogs: " + e.LogsDir
+	}
+	return msg
+}
+
+// Build runs the whole pipeline for r.
+func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err error) {
+	if o.Progress == nil {
+		o.Progress = progress.Quiet{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	img := r.Image
+	m := &Manifest{
+		SchemaVersion: ManifestSchemaVersion,
+		Name:          img.Name,
+		Version:       img.Version,
+		KilnVersion:   o.KilnVersion,
+		Recipe:        ManifestRecipe{Path: r.Path, SHA256: r.SHA256, Variables: r.Variables},
+		Boot:          ManifestBoot{Firmware: img.Boot.Firmware, PartitionTable: img.Disk.Table, Bootloader: "grub"},
+		Tests:         []TestResult{},
+		BuildSteps:    []StepRecord{},
+	}
+
+	staging, err := artifact.NewStaging(o.ImagesDir)
+	if err != nil {
+		return nil, fmt.Errorf("creating the staging directory: %w", err)
+	}
+	defer staging.Discard()
+	logFile, err := os.Create(filepath.Join(staging.Artifact, "build.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	var log io.Writer = logFile
+	if o.LogCopy != nil {
+		log = io.MultiWriter(logFile, o.LogCopy)
+	}
+	defer func() {
+		if err != nil {
+			if dir := keepLogs(o.ImagesDir, img.Name, img.Version, staging.Artifact); dir != "" {
+				var tf *TestFailure
+				if errors.As(err, &tf) {
+					tf.LogsDir = dir
+				} else {
+					err = fmt.Errorf("%w\nlogs: %s", err, dir)
+				}
+			}
+		}
+	}()
+	stage := func(name, what string) func(note string) {
+		fmt.Fprintf(log, "\n=== stage %s: %s\n", name, what)
+		end := o.Progress.Start(name, what)
+		start := time.Now()
+		return func(note string) {
+			m.Stages = append(m.Stages, StageTiming{Stage: name, Seconds: time.Since(start).Seconds()})
+			end(note)
+		}
+	}
+	tree := filepath.Join(staging.Work, "tree")
+
+	// 1. Base: a Debian tree with a kernel, systemd and the bootloader's packages.
+	done := stage("base", fmt.Sprintf("Debian %s (%s)", img.Base.Suite, img.Base.Variant))
+	deb := base.Debian{
+		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Components: img.Base.Components,
+		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
+	}
+	b, err := base.Prepare(ctx, deb, tree, base.Options{CacheDir: o.CacheDir, Refresh: o.RefreshBase, Log: log, Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("base: %w", err)
+	}
+	m.Base = ManifestBase{Type: img.Base.Type, Suite: img.Base.Suite, Mirror: b.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
+	done(map[bool]string{true: "cached", false: "bootstrapped"}[b.CacheHit])
+
+	// 2. Build steps, in the tree.
+	if len(img.Build) > 0 {
+		done = stage("build", fmt.Sprintf("%d build step(s)", len(img.Build)))
+		steps, err := stepsFromRecipe(img.Build, "set -e\n")
+		if err != nil {
+			return nil, err
+		}
+		records, err := runSteps(ctx, tree, steps, log)
+		m.BuildSteps = append(m.BuildSteps, records...)
+		if err != nil {
+			return nil, err
+		}
+		done("")
+	}
+
+	// 3. Configure: plan the disk, then write what depends on it into the tree.
+	done = stage("configure", "layout, fstab and bootloader configuration")
+	fw := disk.Firmware(img.Boot.Firmware)
+	layout, err := planDisk(img, tree)
+	if err != nil {
+		return nil, fmt.Errorf("disk layout: %w", err)
+	}
+	bootCfg, err := configureTree(tree, layout, img)
+	if err != nil {
+		return nil, err
+	}
+	if m.Packages, err = installedPackages(tree); err != nil {
+		return nil, err
+	}
+	if m.Kernel, err = kernelVersion(tree); err != nil {
+		return nil, err
+	}
+	done("")
+
+	// 4. Generalise: nothing machine-specific or secret ships.
+	done = stage("generalise", "machine-id, SSH host keys, caches, logs")
+	if err := generalise(tree, img.Name); err != nil {
+		return nil, fmt.Errorf("generalise: %w", err)
+	}
+	if o.SourceDateEpoch > 0 {
+		if err := disk.SetTreeTimes(tree, o.SourceDateEpoch); err != nil {
+			return nil, err
+		}
+	}
+	done("")
+
+	// 5. Bootloader: the target's own grub-mkimage, for each firmware.
+	done = stage("bootloader", "GRUB for "+img.Boot.Firmware)
+	var esp []disk.File
+	if fw.HasUEFI() {
+		efi, err := bootloader.EFIImage(ctx, tree, bootCfg, log)
+		if err != nil {
+			return nil, err
+		}
+		esp = append(esp, disk.File{Path: "EFI/BOOT/BOOTX64.EFI", Data: efi})
+	}
+	var coreImg, bootImg []byte
+	if fw.HasBIOS() {
+		if coreImg, err = bootloader.CoreImage(ctx, tree, bootCfg, log); err != nil {
+			return nil, err
+		}
+		if bootImg, err = bootloader.BootImage(tree); err != nil {
+			return nil, err
+		}
+	}
+	done("")
+
+	// 6. Disk: partition table, filesystems and boot code; no loop devices, no mounts.
+	done = stage("disk", fmt.Sprintf("%s raw image, %d MiB", img.Disk.Table, layout.Size/disk.MiB))
+	rawPath := filepath.Join(staging.Artifact, img.Name+".raw")
+	if err := disk.Write(ctx, rawPath, layout, disk.Content{Tree: tree, SourceDate: o.SourceDateEpoch, Log: log, ESP: esp}); err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	if fw.HasBIOS() {
+		lba, room := biosCoreLocation(layout)
+		if err := bootloader.EmbedBIOSFile(rawPath, bootImg, coreImg, lba, room); err != nil {
+			return nil, fmt.Errorf("bootloader: %w", err)
+		}
+	}
+	if err := os.RemoveAll(tree); err != nil {
+		return nil, err
+	}
+	out, err := describeOutput(rawPath, "raw", layout.Size)
+	if err != nil {
+		return nil, err
+	}
+	m.Outputs = append(m.Outputs, out)
+	m.Disk = manifestDisk(layout)
+	done("")
+
+	// 7. Test: boot a throwaway copy under each firmware the image claims and
+	// run the tests inside the guest.
+	tests, err := stepsFromRecipe(img.Tests, "set -e\n")
+	if err != nil {
+		return nil, err
+	}
+	firmwares := []string{img.Boot.Firmware}
+	if fw == disk.Hybrid {
+		firmwares = []string{"uefi", "bios"}
+	}
+	var failures []*TestFailure
+	for _, f := range firmwares {
+		done = stage("test", fmt.Sprintf("boot under %s and run %d test(s)", f, len(tests)))
+		console := "serial.log"
+		if len(firmwares) > 1 {
+			console = "serial-" + f + ".log"
+		}
+		report, err := testImage(ctx, testRequest{
+			Image: rawPath, RootOffset: layout.Root().Start, Firmware: f, Name: img.Name, Version: img.Version,
+			Tests: tests, WorkDir: staging.Work, ConsoleLog: filepath.Join(staging.Artifact, console), Log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("test: %w", err)
+		}
+		m.Tests = append(m.Tests, report.Results...)
+		m.Health = append(m.Health, report.Health)
+		if f := report.failure(); f != nil {
+			failures = append(failures, f)
+			done("failed")
+		} else {
+			done(fmt.Sprintf("%d passed", len(report.Results)))
+		}
+		if err := writeJUnit(filepath.Join(staging.Artifact, "tests.xml"), img.Name, m.Tests, m.Health); err != nil {
+			return nil, err
+		}
+	}
+	if after, err := sparse.SHA256(rawPath); err != nil || after != out.SHA256 {
+		return nil, fmt.Errorf("test: the image changed while it was tested (sha256 %s, then %s)", out.SHA256, after)
+	}
+	if len(failures) > 0 {
+		return nil, mergeFailures(failures)
+	}
+
+	// 8. Publish: number the build under a lock and rename it into the catalog.
+	done = stage("publish", "catalog "+o.ImagesDir)
+	build, path, err := staging.Publish(img.Name, img.Version, func(build int) error {
+		m.Build = build
+		m.Created = time.Now().UTC().Truncate(time.Second)
+		m.Stages = append(m.Stages, StageTiming{Stage: "publish", Seconds: 0})
+		data, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(staging.Artifact, "manifest.json"), append(data, '\n'), 0o644)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	done(fmt.Sprintf("%s/%s/%d", img.Name, img.Version, build))
+	return &Result{Path: path, Manifest: m}, nil
+}
+
+// BasePackages are installed into every Debian base on top of its variant.
+func BasePackages() []string {
+	return []string{"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "initramfs-tools", "e2fsprogs", "cloud-guest-utils"}
+}
+
+func stepsFromRecipe(in []recipes.Step, prologue string) ([]Step, error) {
+	var out []Step
+	for _, s := range in {
+		var script []byte
+		if s.Script != "" {
+			data, err := os.ReadFile(s.Script)
+			if err != nil {
+				return nil, fmt.Errorf("step %q: %w", s.Name, err)
+			}
+			script = data
+		} else {
+			script = []byte("#!/bin/sh\n" + prologue + strings.Join(s.Inline, "\n") + "\n")
+		}
+		out = append(out, Step{Name: s.Name, Script: script, Env: s.Environment, Timeout: s.Timeout})
+	}
+	return out, nil
+}
+
+func describeOutput(path, format string, virtual uint64) (Output, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Output{}, err
+	}
+	sum, err := sparse.SHA256(path)
+	if err != nil {
+		return Output{}, err
+	}
+	return Output{File: filepath.Base(path), Format: format, Size: fi.Size(), VirtualSize: virtual, SHA256: sum}, nil
+}
+
+func manifestDisk(l *disk.Layout) ManifestDisk {
+	d := ManifestDisk{Size: l.Size, GUID: l.DiskGUID}
+	for _, p := range l.Partitions {
+		d.Partitions = append(d.Partitions, ManifestPartition{Number: p.Number, Label: p.Label, TypeGUID: p.Type.GUID, GUID: p.GUID,
+			Start: p.Start, Size: p.Size, Filesystem: p.FS, FSUUID: p.FSUUID, Mount: p.Mount})
+	}
+	return d
+}
+
+// keepLogs copies a failed build's logs out of staging (which is about to be
+// removed) into <images>/.failed/, which is not part of the catalog.
+func keepLogs(imagesDir, name, version, from string) string {
+	dir := filepath.Join(imagesDir, ".failed", fmt.Sprintf("%s-%s-%s", name, version, time.Now().UTC().Format("20060102T150405Z")))
+	kept := false
+	for _, f := range []string{"build.log", "serial.log", "tests.xml"} {
+		data, err := os.ReadFile(filepath.Join(from, f))
+		if err != nil {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return ""
+		}
+		if os.WriteFile(filepath.Join(dir, f), data, 0o644) == nil {
+			kept = true
+		}
+	}
+	if !kept {
+		return ""
+	}
+	return dir
+}

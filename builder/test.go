@@ -1,0 +1,197 @@
+package builder
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/qemu"
+	"github.com/kiln-build/kiln/internal/sparse"
+)
+
+type testRequest struct {
+	Image      string // the built raw image; never modified
+	RootOffset uint64 // byte offset of the ext4 root partition
+	Firmware   string // uefi | bios
+	Name       string
+	Version    string
+	Tests      []Step
+	WorkDir    string
+	ConsoleLog string
+	Log        io.Writer
+}
+
+type testReport struct {
+	Results []TestResult
+	Health  Health
+}
+
+func (r *testReport) failure() *TestFailure {
+	var failed []TestResult
+	for _, t := range r.Results {
+		if t.Status != "pass" {
+			failed = append(failed, t)
+		}
+	}
+	if len(failed) == 0 && len(r.Health.Problems) == 0 {
+		return nil
+	}
+	var problems []string
+	for _, p := range r.Health.Problems {
+		problems = append(problems, r.Health.Firmware+": "+p)
+	}
+	return &TestFailure{Failed: failed, Health: problems}
+}
+
+// bootBudget bounds the time from QEMU start to multi-user.target.
+const bootBudget = 5 * time.Minute
+
+// testImage boots a throwaway copy of the image with the harness injected
+// and collects the results.
+func testImage(ctx context.Context, t testRequest) (*testReport, error) {
+	copyPath := filepath.Join(t.WorkDir, "test-"+t.Firmware+".raw")
+	if err := sparse.Copy(copyPath, t.Image); err != nil {
+		return nil, fmt.Errorf("copying the image for testing: %w", err)
+	}
+	defer os.Remove(copyPath)
+	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: t.Firmware, BootTimeout: bootBudget}
+	names := make([]string, len(t.Tests))
+	total := bootBudget + time.Minute
+	for i, s := range t.Tests {
+		suite.Tests = append(suite.Tests, guest.Test{Name: s.Name, Script: s.Script, Timeout: s.Timeout})
+		names[i] = s.Name
+		total += s.Timeout + 10*time.Second
+	}
+	if err := guest.Inject(ctx, copyPath, t.RootOffset, suite, t.Log); err != nil {
+		return nil, err
+	}
+	resultsPath := filepath.Join(t.WorkDir, "results-"+t.Firmware+".log")
+	opts := qemu.Options{
+		Firmware:     qemu.BIOS,
+		Disks:        []qemu.Disk{{Path: copyPath, Format: "raw"}},
+		ConsoleLog:   t.ConsoleLog,
+		ExtraSerials: []string{resultsPath},
+		Timeout:      total,
+	}
+	if t.Firmware == "uefi" {
+		opts.Firmware = qemu.UEFI
+		opts.VarsFile = filepath.Join(t.WorkDir, "vars-uefi.fd")
+	}
+	opts.Accel = qemu.DetectAccel(ctx)
+	if cmd, err := opts.Cmdline(); err == nil {
+		fmt.Fprintf(t.Log, "+ %s\n", strings.Join(cmd, " "))
+	}
+	res, err := qemu.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	data, _ := os.ReadFile(resultsPath)
+	console, _ := os.ReadFile(t.ConsoleLog)
+	rep := guest.Parse(data, names)
+	out := &testReport{Health: Health{
+		Firmware:      t.Firmware,
+		MultiUser:     rep.TargetState == "active",
+		FailedUnits:   rep.FailedUnits,
+		ConsoleErrors: guest.ConsoleProblems(console),
+		Problems:      []string{},
+		BootSeconds:   res.Duration.Seconds(),
+		Accelerator:   opts.Accel,
+	}}
+	if out.Health.ConsoleErrors == nil {
+		out.Health.ConsoleErrors = []string{}
+	}
+	if res.TimedOut {
+		out.Health.Problems = append(out.Health.Problems, fmt.Sprintf("the guest did not finish within %s (see serial.log)", total))
+	} else if !rep.Finished {
+		out.Health.Problems = append(out.Health.Problems, "the guest stopped before the test runner finished (see serial.log)")
+	}
+	if rep.TargetState != "" && !out.Health.MultiUser {
+		out.Health.Problems = append(out.Health.Problems, fmt.Sprintf("multi-user.target was not reached (state %q)", rep.TargetState))
+	}
+	if rep.FailedUnits != "" {
+		out.Health.Problems = append(out.Health.Problems, "failed systemd units:\n"+rep.FailedUnits)
+	}
+	if len(out.Health.ConsoleErrors) > 0 {
+		out.Health.Problems = append(out.Health.Problems, "kernel problems on the console:\n"+strings.Join(out.Health.ConsoleErrors, "\n"))
+	}
+	ran := map[string]bool{}
+	for _, r := range rep.Results {
+		status := "fail"
+		if r.Passed {
+			status = "pass"
+		}
+		ran[r.Name] = true
+		out.Results = append(out.Results, TestResult{Name: r.Name, Firmware: t.Firmware, Status: status, ExitCode: r.ExitCode,
+			Seconds: r.Duration.Seconds(), Output: excerpt(r.Output, 2048)})
+	}
+	for _, n := range names {
+		if !ran[n] {
+			out.Results = append(out.Results, TestResult{Name: n, Firmware: t.Firmware, Status: "fail", ExitCode: -1, Output: "did not run"})
+		}
+	}
+	if out.Results == nil {
+		out.Results = []TestResult{}
+	}
+	return out, nil
+}
+
+func excerpt(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return "…" + s[len(s)-max:]
+}
+
+// writeJUnit writes the results as JUnit XML, which CI systems display.
+func writeJUnit(path, suite string, results []TestResult, health []Health) error {
+	type failure struct {
+		Message string `xml:"message,attr"`
+		Text    string `xml:",chardata"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Time      float64  `xml:"time,attr"`
+		Failure   *failure `xml:"failure,omitempty"`
+		SystemOut string   `xml:"system-out,omitempty"`
+	}
+	type testsuite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	ts := testsuite{Name: suite}
+	for _, h := range health {
+		hc := testcase{Name: "base-health", Classname: suite + "." + h.Firmware, Time: h.BootSeconds}
+		if len(h.Problems) > 0 {
+			hc.Failure = &failure{Message: "base health checks failed", Text: strings.Join(h.Problems, "\n")}
+		}
+		ts.Cases = append(ts.Cases, hc)
+	}
+	for _, r := range results {
+		c := testcase{Name: r.Name, Classname: suite + "." + r.Firmware, Time: r.Seconds, SystemOut: r.Output}
+		if r.Status != "pass" {
+			c.Failure = &failure{Message: fmt.Sprintf("exit code %d", r.ExitCode), Text: r.Output}
+		}
+		ts.Cases = append(ts.Cases, c)
+	}
+	for _, c := range ts.Cases {
+		ts.Tests++
+		if c.Failure != nil {
+			ts.Failures++
+		}
+	}
+	data, err := xml.MarshalIndent(ts, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte(xml.Header), append(data, '\n')...), 0o644)
+}

@@ -1,0 +1,346 @@
+package builder
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/internal/sandbox"
+)
+
+// Step is one build step to run in the tree.
+type Step struct {
+	Name    string
+	Script  []byte // executable text; a #! line picks the interpreter, else /bin/sh -e
+	Env     map[string]string
+	Timeout time.Duration
+}
+
+// StepError reports a failed build step.
+type StepError struct {
+	Step     string
+	ExitCode int
+	Tail     string
+	Err      error
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("build step %q failed", e.Step)
+	if e.ExitCode >= 0 {
+		msg += fmt.Sprintf(" with exit code %d", e.ExitCode)
+	} else if e.Err != nil {
+		msg += fmt.Sprintf(": %v", e.Err)
+	}
+	if t := strings.TrimSpace(e.Tail); t != "" {
+		msg += "\nlast lines of output:\n"
+		for _, l := range strings.Split(t, "\n") {
+			msg += "  " + l + "\n"
+		}
+	}
+	return strings.TrimRight(msg, "\n")
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// stepDir holds step scripts while they run; it is removed afterwards.
+const stepDir = "/var/lib/kiln-build"
+
+// runSteps runs build steps in order. While they run, services are kept from
+// starting (policy-rc.d) and the host's resolv.conf gives them DNS; both are
+// undone afterwards, whatever happens.
+func runSteps(ctx context.Context, tree string, steps []Step, log io.Writer) (records []StepRecord, err error) {
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	undo, err := prepareForSteps(tree)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if uerr := undo(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	for i, s := range steps {
+		start := time.Now()
+		path := fmt.Sprintf("%s/%02d-step", stepDir, i)
+		if err := fsroot.WriteFile(tree, path, s.Script, 0o755); err != nil {
+			return records, err
+		}
+		env := sandbox.DefaultEnv()
+		keys := make([]string, 0, len(s.Env))
+		for k := range s.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			env = append(env, k+"="+s.Env[k])
+		}
+		sctx, cancel := context.WithTimeout(ctx, s.Timeout)
+		fmt.Fprintf(log, "==> build step %q\n", s.Name)
+		args := []string{path}
+		if !bytes.HasPrefix(s.Script, []byte("#!")) {
+			args = []string{"/bin/sh", "-e", path}
+		}
+		err := sandbox.Run(sctx, sandbox.Spec{Root: tree, Args: args, Env: env}, nil, log)
+		timedOut := sctx.Err() == context.DeadlineExceeded
+		cancel()
+		_ = fsroot.Remove(tree, path)
+		if err != nil {
+			se := &StepError{Step: s.Name, ExitCode: -1, Err: err}
+			if re, ok := err.(*run.Error); ok {
+				se.ExitCode, se.Tail = re.ExitCode, re.Stderr
+				se.Err = re.Err
+			}
+			if timedOut {
+				se.ExitCode, se.Err = -1, fmt.Errorf("timed out after %s", s.Timeout)
+			}
+			return records, se
+		}
+		records = append(records, StepRecord{Name: s.Name, Seconds: time.Since(start).Seconds()})
+	}
+	return records, nil
+}
+
+func prepareForSteps(tree string) (func() error, error) {
+	const policy = "/usr/sbin/policy-rc.d"
+	if err := fsroot.WriteFile(tree, policy, []byte("#!/bin/sh\n# kiln: no services start while the image is built\nexit 101\n"), 0o755); err != nil {
+		return nil, err
+	}
+	// Give steps the host's DNS; keep what the tree had to put it back.
+	oldResolv, oldErr := fsroot.ReadFile(tree, "/etc/resolv.conf")
+	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		if err := fsroot.Remove(tree, "/etc/resolv.conf"); err != nil {
+			return nil, err
+		}
+		if err := fsroot.WriteFile(tree, "/etc/resolv.conf", host, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		_ = fsroot.Remove(tree, policy)
+		_ = fsroot.RemoveAll(tree, stepDir)
+		if oldErr == nil {
+			return fsroot.WriteFile(tree, "/etc/resolv.conf", oldResolv, 0o644)
+		}
+		return fsroot.Remove(tree, "/etc/resolv.conf")
+	}, nil
+}
+
+// generalise strips what must not ship: machine identity, SSH host keys,
+// package lists and caches, logs, shell history and temporary files.
+func generalise(tree, hostname string) error {
+	// systemd treats "uninitialized" as first boot and writes a new ID.
+	if err := fsroot.Remove(tree, "/etc/machine-id"); err != nil {
+		return err
+	}
+	if err := fsroot.WriteFile(tree, "/etc/machine-id", []byte("uninitialized\n"), 0o444); err != nil {
+		return err
+	}
+	if err := removeRegular(tree, "/var/lib/dbus/machine-id"); err != nil {
+		return err
+	}
+	if err := fsroot.WriteFile(tree, "/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", hostname)
+	if err := fsroot.WriteFile(tree, "/etc/hosts", []byte(hosts), 0o644); err != nil {
+		return err
+	}
+	globs := []string{
+		"/etc/ssh/ssh_host_*",
+		"/var/lib/apt/lists/*_*", "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb",
+		"/var/cache/debconf/*-old", "/var/lib/dpkg/*-old",
+		"/root/.bash_history", "/home/*/.bash_history", "/root/.lesshst", "/root/.viminfo",
+		"/tmp/*", "/var/tmp/*",
+		"/var/lib/systemd/random-seed", "/var/lib/systemd/credential.secret",
+	}
+	for _, g := range globs {
+		if err := removeGlob(tree, g); err != nil {
+			return err
+		}
+	}
+	if err := truncateLogs(tree); err != nil {
+		return err
+	}
+	return sshKeygenUnit(tree)
+}
+
+// sshKeygenUnit makes images with OpenSSH create fresh host keys at first
+// boot, since generalise removed the ones made at build time.
+func sshKeygenUnit(tree string) error {
+	if _, err := os.Lstat(filepath.Join(mustResolve(tree, "/usr/sbin"), "sshd")); err != nil {
+		return nil
+	}
+	unit := `[Unit]
+Description=Generate SSH host keys (kiln)
+ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+`
+	if err := fsroot.WriteFile(tree, "/etc/systemd/system/kiln-ssh-hostkeys.service", []byte(unit), 0o644); err != nil {
+		return err
+	}
+	dir, err := fsroot.MkdirAll(tree, "/etc/systemd/system/multi-user.target.wants", 0o755)
+	if err != nil {
+		return err
+	}
+	link := filepath.Join(dir, "kiln-ssh-hostkeys.service")
+	_ = os.Remove(link)
+	return os.Symlink("/etc/systemd/system/kiln-ssh-hostkeys.service", link)
+}
+
+func mustResolve(tree, p string) string {
+	h, err := fsroot.Resolve(tree, p)
+	if err != nil {
+		return filepath.Join(tree, "nonexistent")
+	}
+	return h
+}
+
+func removeGlob(tree, pattern string) error {
+	dir, err := fsroot.Resolve(tree, filepath.Dir(pattern))
+	if err != nil {
+		return err
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, filepath.Base(pattern)))
+	for _, m := range matches {
+		if err := os.RemoveAll(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func removeRegular(tree, p string) error {
+	h, err := fsroot.Resolve(tree, filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(h, filepath.Base(p))
+	if fi, err := os.Lstat(full); err == nil && fi.Mode().IsRegular() {
+		return os.Remove(full)
+	}
+	return nil
+}
+
+// truncateLogs empties every regular file under /var/log, keeping the
+// directories and files that packages expect to exist.
+func truncateLogs(tree string) error {
+	logDir, err := fsroot.Resolve(tree, "/var/log")
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(logDir, filepath.Clean(tree)+string(filepath.Separator)) {
+		return nil
+	}
+	return filepath.WalkDir(logDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() {
+			return os.Truncate(p, 0)
+		}
+		return nil
+	})
+}
+
+// installedPackages reads dpkg's status database.
+func installedPackages(tree string) ([]Package, error) {
+	data, err := fsroot.ReadFile(tree, "/var/lib/dpkg/status")
+	if err != nil {
+		return nil, fmt.Errorf("reading the package database: %w", err)
+	}
+	var out []Package
+	var cur Package
+	var installed bool
+	flush := func() {
+		if cur.Name != "" && installed {
+			out = append(out, cur)
+		}
+		cur, installed = Package{}, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			flush()
+			continue
+		}
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "Package":
+			cur.Name = v
+		case "Version":
+			cur.Version = v
+		case "Architecture":
+			cur.Arch = v
+		case "Status":
+			installed = strings.HasSuffix(v, " installed")
+		}
+	}
+	flush()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// kernelVersion returns the version of the kernel /vmlinuz points at.
+func kernelVersion(tree string) (string, error) {
+	host, err := fsroot.Resolve(tree, "/vmlinuz")
+	if err == nil {
+		if _, serr := os.Stat(host); serr == nil {
+			return strings.TrimPrefix(filepath.Base(host), "vmlinuz-"), nil
+		}
+	}
+	boot, err := fsroot.Resolve(tree, "/boot")
+	if err != nil {
+		return "", err
+	}
+	m, _ := filepath.Glob(filepath.Join(boot, "vmlinuz-*"))
+	if len(m) == 0 {
+		return "", fmt.Errorf("no kernel in the tree (/vmlinuz and /boot/vmlinuz-* are missing); the base must install one")
+	}
+	sort.Strings(m)
+	return strings.TrimPrefix(filepath.Base(m[len(m)-1]), "vmlinuz-"), nil
+}
+
+// treeSize estimates the bytes a tree needs in ext4 (4 KiB blocks, one inode each).
+func treeSize(tree string) (uint64, error) {
+	var total uint64
+	err := filepath.WalkDir(tree, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		total += 256 // inode
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += (uint64(fi.Size()) + 4095) / 4096 * 4096
+		} else if d.IsDir() {
+			total += 4096
+		}
+		return nil
+	})
+	return total, err
+}

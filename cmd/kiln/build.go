@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+const buildUsage = `kiln build [flags] RECIPE
+
+Builds the image a recipe describes: bootstraps (or reuses) the base, runs the
+build steps, writes the disk, boots it in QEMU to run the tests, and publishes
+<images>/<name>/<version>/<build>/ with the disk, manifest.json, tests.xml,
+serial.log and build.log. A failed or interrupted build publishes nothing.
+
+Variables: -var name=value and -var-file FILE (repeatable), and KILN_VAR_<name>
+in the environment. Precedence, lowest first: default, KILN_VAR_, -var-file, -var.`
+
+const validateUsage = `kiln validate [flags] RECIPE
+
+Parses and checks a recipe without building it, and reports every problem
+with file:line:col. Exit code 0 when valid, 2 otherwise.`
+
+type recipeFlags struct {
+	vars, varFiles multiFlag
+	json           *bool
+}
+
+func loadRecipe(path string, rf *recipeFlags, stderr io.Writer, jsonOut io.Writer) (*recipes.Recipe, int) {
+	r, files, diags := recipes.Load(path, recipes.LoadOptions{Vars: rf.vars, VarFiles: rf.varFiles, Env: os.Environ()})
+	if *rf.json && diags.HasErrors() {
+		writeJSON(jsonOut, map[string]any{"status": "invalid", "diagnostics": recipes.DiagnosticsJSON(diags)})
+		return nil, exitUsage
+	}
+	if len(diags) > 0 {
+		recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
+	}
+	if diags.HasErrors() {
+		return nil, exitUsage
+	}
+	return r, exitOK
+}
+
+func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", validateUsage, stderr)
+	var rf recipeFlags
+	fs.Var(&rf.vars, "var", "set a variable: name=value (repeatable)")
+	fs.Var(&rf.varFiles, "var-file", "read variables from an HCL file (repeatable)")
+	rf.json = fs.Bool("json", false, "print the result as JSON on stdout")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "kiln validate: expected exactly one RECIPE argument")
+		fs.Usage()
+		return exitUsage
+	}
+	r, code := loadRecipe(pos[0], &rf, stderr, stdout)
+	if code != exitOK {
+		return code
+	}
+	if *rf.json {
+		return writeJSON(stdout, map[string]any{"status": "valid", "name": r.Image.Name, "version": r.Image.Version})
+	}
+	fmt.Fprintf(stdout, "%s: valid (image %s %s)\n", r.Path, r.Image.Name, r.Image.Version)
+	return exitOK
+}
+
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("build", buildUsage, stderr)
+	var rf recipeFlags
+	fs.Var(&rf.vars, "var", "set a variable: name=value (repeatable)")
+	fs.Var(&rf.varFiles, "var-file", "read variables from an HCL file (repeatable)")
+	rf.json = fs.Bool("json", false, "print the result as JSON on stdout (progress goes nowhere)")
+	images := fs.String("images", defaultImagesDir(), "catalog directory the build is published to (env KILN_IMAGES)")
+	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
+	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
+	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "kiln build: expected exactly one RECIPE argument")
+		fs.Usage()
+		return exitUsage
+	}
+	r, code := loadRecipe(pos[0], &rf, stderr, stdout)
+	if code != exitOK {
+		return code
+	}
+	if err := checkHost(); err != nil {
+		return fail(stdout, stderr, *rf.json, err, exitFailed)
+	}
+	var rep progress.Reporter = progress.New(stderr)
+	if *rf.json {
+		rep = progress.Quiet{}
+	}
+	opts := builder.Options{
+		ImagesDir: *images, CacheDir: *cache, KilnVersion: Version, RefreshBase: *refresh, Progress: rep,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if *verbose {
+		opts.LogCopy = stderr
+	}
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fail(stdout, stderr, *rf.json, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a positive number of seconds", v), exitUsage)
+		}
+		opts.SourceDateEpoch = n
+	}
+	res, err := builder.Build(ctx, r, opts)
+	if err != nil {
+		return fail(stdout, stderr, *rf.json, err, exitFailed)
+	}
+	m := res.Manifest
+	if *rf.json {
+		return writeJSON(stdout, map[string]any{"status": "published", "path": res.Path, "name": m.Name, "version": m.Version,
+			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests})
+	}
+	fmt.Fprintf(stdout, "published %s/%s/%d\n  path: %s\n", m.Name, m.Version, m.Build, res.Path)
+	for _, o := range m.Outputs {
+		fmt.Fprintf(stdout, "  %s: %s (sha256 %s)\n", o.Format, o.File, o.SHA256)
+	}
+	for _, t := range m.Tests {
+		fmt.Fprintf(stdout, "  test %-20s %s (%s, %.1fs)\n", t.Name, strings.ToUpper(t.Status), t.Firmware, t.Seconds)
+	}
+	for _, h := range m.Health {
+		fmt.Fprintf(stdout, "  health: multi-user reached under %s, guest ran %.0fs (%s)\n", h.Firmware, h.BootSeconds, h.Accelerator)
+	}
+	return exitOK
+}
+
+func fail(stdout, stderr io.Writer, asJSON bool, err error, code int) int {
+	var tf *builder.TestFailure
+	if errors.As(err, &tf) {
+		code = exitFailed
+	}
+	if asJSON {
+		writeJSON(stdout, map[string]any{"status": "failed", "error": err.Error(), "exit_code": code})
+		return code
+	}
+	fmt.Fprintf(stderr, "kiln: %v\n", err)
+	return code
+}
+
+// hostTools are the programs a build needs, with the Debian package of each.
+var hostTools = [][2]string{
+	{"mmdebstrap", "mmdebstrap"}, {"unshare", "util-linux"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"},
+	{"qemu-system-x86_64", "qemu-system-x86"}, {"cp", "coreutils"},
+}
+
+// checkHost reports every missing host tool at once.
+func checkHost() error {
+	var missing []string
+	pkgs := map[string]bool{}
+	var pkgList []string
+	for _, t := range hostTools {
+		if _, err := exec.LookPath(t[0]); err != nil {
+			missing = append(missing, t[0])
+			if !pkgs[t[1]] {
+				pkgs[t[1]] = true
+				pkgList = append(pkgList, t[1])
+			}
+		}
+	}
+	var problems []string
+	if len(missing) > 0 {
+		problems = append(problems, fmt.Sprintf("missing host tools: %s\n  install them with: apt-get install %s (or run scripts/install-deps.sh)",
+			strings.Join(missing, ", "), strings.Join(pkgList, " ")))
+	}
+	if os.Geteuid() != 0 {
+		problems = append(problems, "kiln build must run as root: it bootstraps Debian and runs build steps in a chroot")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func recipeFormat() string { return recipes.FormatVersion }

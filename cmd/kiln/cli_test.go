@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func runKiln(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpAndUnknownCommand(t *testing.T) {
+	code, out, _ := runKiln(t, "--help")
+	require.Equal(t, 0, code)
+	for _, c := range commands() {
+		require.Contains(t, out, c.name)
+	}
+	require.Contains(t, out, "Exit codes")
+
+	code, _, errOut := runKiln(t, "frobnicate")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, `unknown command "frobnicate"`)
+
+	code, _, errOut = runKiln(t, "build", "--help")
+	require.Equal(t, 0, code)
+	require.Contains(t, errOut, "-var-file")
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runKiln(t, "version", "--json")
+	require.Equal(t, 0, code)
+	var v map[string]string
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.Equal(t, Version, v["version"])
+	require.NotEmpty(t, v["recipe_format"])
+}
+
+func TestValidateExample(t *testing.T) {
+	code, out, errOut := runKiln(t, "validate", "../../examples/debian-minimal.hcl")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "valid (image debian-minimal 1.0.0)")
+}
+
+// Every example recipe parses; examples never rot.
+func TestAllExamplesValidate(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.hcl")
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		code, _, errOut := runKiln(t, "validate", f)
+		require.Equal(t, 0, code, "%s: %s", f, errOut)
+	}
+}
+
+func TestValidateReportsEveryProblemWithPosition(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.hcl")
+	require.NoError(t, os.WriteFile(bad, []byte(`image "x" {
+  version = "1.0"
+  base "debian" { suite = "bookworm" }
+  disk { sise = "2GiB" }
+}
+`), 0o644))
+	code, out, errOut := runKiln(t, "validate", bad)
+	require.Equal(t, 2, code)
+	require.Empty(t, out)
+	require.Contains(t, errOut, bad+":2:")
+	require.Contains(t, errOut, bad+":4:")
+	require.NotContains(t, errOut, "goroutine", "never a stack trace")
+
+	code, out, _ = runKiln(t, "validate", "--json", bad)
+	require.Equal(t, 2, code)
+	var v struct {
+		Status      string
+		Diagnostics []map[string]any
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.Equal(t, "invalid", v.Status)
+	require.GreaterOrEqual(t, len(v.Diagnostics), 2)
+}
+
+func TestFlagsAfterPositional(t *testing.T) {
+	code, _, errOut := runKiln(t, "validate", "../../examples/debian-minimal.hcl", "-var", "suite=trixie")
+	require.Equal(t, 0, code, errOut)
+	code, _, errOut = runKiln(t, "validate", "../../examples/debian-minimal.hcl", "-var", "nosuch=1")
+	require.Equal(t, 2, code)
+	require.True(t, strings.Contains(errOut, "nosuch"), errOut)
+	code, _, _ = runKiln(t, "validate")
+	require.Equal(t, 2, code)
+	code, _, _ = runKiln(t, "build", "--no-such-flag", "x.hcl")
+	require.Equal(t, 2, code)
+}

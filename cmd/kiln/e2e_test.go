@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// End-to-end tests build real images from examples/, boot them in QEMU and
+// run their tests in the guest. They need root, the network to the Debian
+// archive and the host packages from scripts/install-deps.sh. They run when
+// KILN_E2E=1 (make test) and fail instead of skipping when KILN_REQUIRE_QEMU=1.
+func requireE2E(t *testing.T) {
+	t.Helper()
+	if testing.Short() || (os.Getenv("KILN_E2E") != "1" && !testutil.Strict()) {
+		t.Skip("end-to-end build; set KILN_E2E=1 (make test does)")
+	}
+	testutil.RequireRoot(t)
+	testutil.Require(t, "mmdebstrap", "mke2fs", "e2fsck", "debugfs", "qemu-system-x86_64", "sgdisk", "fsck.vfat", "unshare")
+}
+
+func readManifest(t *testing.T, dir string) *builder.Manifest {
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	require.NoError(t, err)
+	var m builder.Manifest
+	require.NoError(t, json.Unmarshal(data, &m))
+	return &m
+}
+
+// The example builds, boots, passes its tests, and a second build reuses the base.
+func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
+	requireE2E(t)
+	images, cache := t.TempDir(), t.TempDir() // a fresh cache: the first build must bootstrap
+
+	code, out, errOut := runKiln(t, "build", "--json", "--images", images, "--cache", cache, "../../examples/debian-minimal.hcl")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var res struct {
+		Status, Path string
+		Build        int
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, "published", res.Status)
+	require.Equal(t, filepath.Join(images, "debian-minimal", "1.0.0", "1"), res.Path)
+
+	m := readManifest(t, res.Path)
+	require.Equal(t, 1, m.SchemaVersion)
+	require.Equal(t, 1, m.Build)
+	require.False(t, m.Base.CacheHit)
+	require.NotEmpty(t, m.Base.ReleaseSHA256)
+	require.NotEmpty(t, m.Kernel)
+	require.NotEmpty(t, m.Packages)
+	require.Len(t, m.Health, 1)
+	require.Equal(t, "uefi", m.Health[0].Firmware)
+	require.True(t, m.Health[0].MultiUser, "multi-user.target reached")
+	require.Empty(t, m.Health[0].FailedUnits)
+	require.Empty(t, m.Health[0].Problems)
+	require.Len(t, m.Tests, 2)
+	for _, tr := range m.Tests {
+		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
+		require.Equal(t, "uefi", tr.Firmware)
+	}
+	for _, f := range []string{"serial.log", "build.log", "tests.xml"} {
+		require.FileExists(t, filepath.Join(res.Path, f))
+	}
+	var junit struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	data, _ := os.ReadFile(filepath.Join(res.Path, "tests.xml"))
+	require.NoError(t, xml.Unmarshal(data, &junit))
+	require.Equal(t, 3, junit.Tests)
+	require.Zero(t, junit.Failures)
+
+	// The manifest's checksums match the files.
+	require.Len(t, m.Outputs, 1)
+	img := filepath.Join(res.Path, m.Outputs[0].File)
+	sum, err := sparse.SHA256(img)
+	require.NoError(t, err)
+	require.Equal(t, m.Outputs[0].SHA256, sum)
+	fi, _ := os.Stat(img)
+	require.Equal(t, fi.Size(), m.Outputs[0].Size)
+
+	// The disk is clean for independent tools.
+	checkDisk(t, img, m)
+
+	// A second build hits the base cache: its base stage takes under 1/5 of the first's.
+	code, out, errOut = runKiln(t, "build", "--json", "--images", images, "--cache", cache, "../../examples/debian-minimal.hcl")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, 2, res.Build)
+	m2 := readManifest(t, res.Path)
+	require.True(t, m2.Base.CacheHit)
+	first, second := m.StageSeconds("base"), m2.StageSeconds("base")
+	t.Logf("base stage: first %.1fs, second %.1fs", first, second)
+	require.Less(t, second, first/5)
+	// Build 1 is untouched.
+	sum, err = sparse.SHA256(img)
+	require.NoError(t, err)
+	require.Equal(t, m.Outputs[0].SHA256, sum)
+}
+
+func checkDisk(t *testing.T, img string, m *builder.Manifest) {
+	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "No problems found")
+	for _, p := range m.Disk.Partitions {
+		switch p.Filesystem {
+		case "ext4":
+			out, err := exec.Command("e2fsck", "-fn", img+"?offset="+strconv.FormatUint(p.Start, 10)).CombinedOutput()
+			require.NoError(t, err, string(out))
+		case "vfat":
+			part := filepath.Join(t.TempDir(), "esp.img")
+			f, _ := os.Open(img)
+			o, _ := os.Create(part)
+			buf := make([]byte, 1<<20)
+			for off := int64(0); off < int64(p.Size); off += int64(len(buf)) {
+				n, _ := f.ReadAt(buf, int64(p.Start)+off)
+				_, _ = o.WriteAt(buf[:n], off)
+			}
+			f.Close()
+			o.Close()
+			out, err := exec.Command("fsck.vfat", "-n", part).CombinedOutput()
+			require.NoError(t, err, string(out))
+		}
+	}
+}
+
+// A failing guest test exits 1, keeps its logs, and publishes nothing.
+func TestE2EFailingTestPublishesNothing(t *testing.T) {
+	requireE2E(t)
+	images := t.TempDir()
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "failing.hcl")
+	require.NoError(t, os.WriteFile(recipe, []byte(`
+image "failing" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  disk { size = "2GiB" }
+  test "shell" "passes" { inline = ["true"] }
+  test "shell" "fails" { inline = ["echo 'expected failure output'", "exit 3"] }
+}
+`), 0o644))
+	code, out, errOut := runKiln(t, "build", "--images", images, "--cache", sharedCache(t), recipe)
+	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, errOut, `test "fails" failed (exit code 3)`)
+	builds, err := artifact.Builds(filepath.Join(images, "failing", "1.0.0"))
+	require.NoError(t, err)
+	require.Empty(t, builds, "nothing is published")
+	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
+	require.Empty(t, staging, "no half artifact is left")
+	failed, _ := filepath.Glob(filepath.Join(images, ".failed", "failing-1.0.0-*", "tests.xml"))
+	require.Len(t, failed, 1)
+	data, _ := os.ReadFile(failed[0])
+	require.Contains(t, string(data), "expected failure output")
+}
+
+// sharedCache is a base cache shared by tests that do not measure caching.
+func sharedCache(t *testing.T) string {
+	if v := os.Getenv("KILN_TEST_CACHE"); v != "" {
+		return v
+	}
+	return filepath.Join(os.TempDir(), "kiln-test-cache")
+}
