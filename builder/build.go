@@ -213,7 +213,11 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	// 6. Disk: partition table, filesystems and boot code; no loop devices, no mounts.
 	done = stage("disk", fmt.Sprintf("%s raw image, %d MiB", img.Disk.Table, layout.Size/disk.MiB))
 	rawPath := filepath.Join(staging.Artifact, img.Name+".raw")
-	if err := disk.Write(ctx, rawPath, layout, disk.Content{Tree: tree, SourceDate: o.SourceDateEpoch, Log: log, ESP: esp}); err != nil {
+	mounts, err := disk.SplitTree(tree, layout, filepath.Join(staging.Work, "mounts"))
+	if err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	if err := disk.Write(ctx, rawPath, layout, disk.Content{Tree: tree, Mounts: mounts, SourceDate: o.SourceDateEpoch, Log: log, ESP: esp}); err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
 	if fw.HasBIOS() {
@@ -223,6 +227,9 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		}
 	}
 	if err := os.RemoveAll(tree); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(filepath.Join(staging.Work, "mounts")); err != nil {
 		return nil, err
 	}
 	out, err := describeOutput(rawPath, "raw", layout.Size)
@@ -250,7 +257,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		if len(firmwares) > 1 {
 			console = "serial-" + f + ".log"
 		}
-		report, err := testImage(ctx, testRequest{
+		report, err := TestImage(ctx, TestRequest{
 			Image: rawPath, RootOffset: layout.Root().Start, Firmware: f, Name: img.Name, Version: img.Version,
 			Tests: tests, WorkDir: staging.Work, ConsoleLog: filepath.Join(staging.Artifact, console), Log: log,
 		})

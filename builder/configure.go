@@ -2,8 +2,11 @@ package builder
 
 import (
 	"fmt"
+	"github.com/kiln-build/kiln/internal/parttype"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/builder/disk"
@@ -11,27 +14,130 @@ import (
 	"github.com/kiln-build/kiln/recipes"
 )
 
-// planDisk turns the recipe's disk and boot blocks into a layout.
+// planDisk turns the recipe's disk and boot blocks into a layout. With
+// size = "auto" the partition that takes the rest is sized from the content
+// below its mount point plus the headroom; every ext4 partition is checked
+// to hold its content.
 func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
+	d := img.Disk
 	spec := disk.Spec{
-		Size:     img.Disk.Size,
-		Table:    disk.Table(img.Disk.Table),
-		Firmware: disk.Firmware(img.Boot.Firmware),
-		ESPSize:  img.Disk.ESPSize,
-		IDs:      disk.IDs{Name: img.Name, Version: img.Version},
+		Size:      d.Size,
+		Table:     disk.Table(d.Table),
+		Firmware:  disk.Firmware(img.Boot.Firmware),
+		ESPSize:   d.ESPSize,
+		IDs:       disk.IDs{Name: img.Name, Version: img.Version, Seed: d.Seed},
+		DiskGUID:  d.GUID,
+		Signature: d.Signature,
+	}
+	for _, p := range d.Partitions {
+		t, err := parttype.Parse(p.Type)
+		if err != nil {
+			return nil, err
+		}
+		ps := disk.PartSpec{Label: p.Label, Size: p.Size, Type: t, FS: p.Filesystem, Mount: p.Mount, MountOpts: p.Options, GUID: p.GUID, FSUUID: p.UUID}
+		if ps.FS == "none" {
+			ps.FS = ""
+		}
+		switch {
+		case t.Alias == "esp":
+			ps.Role = disk.RoleESP
+		case t.Alias == "bios":
+			ps.Role = disk.RoleBIOS
+		case p.Mount == "/":
+			ps.Role = disk.RoleRoot
+		}
+		spec.Partitions = append(spec.Partitions, ps)
+	}
+	parts := spec.Partitions
+	if parts == nil {
+		parts = disk.DefaultPartitions(spec.Table, spec.Firmware, spec.ESPSize)
+	}
+	usage, err := contentByMount(tree, parts)
+	if err != nil {
+		return nil, err
+	}
+	if d.Auto {
+		spec.Size = autoSize(spec.Table, parts, usage, d.Headroom)
 	}
 	l, err := disk.Plan(spec)
 	if err != nil {
 		return nil, err
 	}
-	need, err := treeSize(tree)
-	if err != nil {
-		return nil, err
-	}
-	if root := l.Root(); need+need/10 > root.Size {
-		return nil, fmt.Errorf("the root tree needs about %d MiB but the root partition has %d MiB; raise disk.size in the recipe", (need+need/10)/disk.MiB, root.Size/disk.MiB)
+	for _, p := range l.Partitions {
+		if p.FS != "ext4" {
+			continue
+		}
+		if need := ext4Need(usage[p.Mount]); need > p.Size {
+			return nil, fmt.Errorf("partition %d (%s, mounted at %s) is %d MiB but its content needs about %d MiB; raise its size or disk.size, or use size = \"auto\"",
+				p.Number, p.Label, p.Mount, p.Size/disk.MiB, need/disk.MiB)
+		}
 	}
 	return l, nil
+}
+
+// ext4Need estimates the partition size an ext4 filesystem needs for content
+// bytes: the content plus 10%, inode tables and bitmaps (about 2%) and the
+// journal (mke2fs picks up to 64 MiB).
+func ext4Need(content uint64) uint64 {
+	return content + content/10 + content/50 + 64*disk.MiB
+}
+
+// autoSize is the disk size for size = "auto": fixed partitions as declared,
+// the partition that takes the rest sized for its content plus headroom
+// percent, the partition table's room, rounded up to 1 MiB.
+func autoSize(t disk.Table, parts []disk.PartSpec, usage map[string]uint64, headroom int) uint64 {
+	total := uint64(disk.MiB) // alignment before the first partition
+	if t == disk.GPT {
+		total += disk.MiB // backup table
+	}
+	for _, p := range parts {
+		size := p.Size
+		if size == 0 {
+			size = ext4Need(usage[p.Mount] * uint64(100+headroom) / 100)
+		}
+		total += (size + disk.MiB - 1) / disk.MiB * disk.MiB
+	}
+	return total
+}
+
+// contentByMount returns the bytes the tree needs below each ext4 mount
+// point, leaving nested mount points' content to them.
+func contentByMount(tree string, parts []disk.PartSpec) (map[string]uint64, error) {
+	var mounts []string
+	for _, p := range parts {
+		if p.FS == "ext4" && p.Mount != "" {
+			mounts = append(mounts, p.Mount)
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	usage := map[string]uint64{}
+	err := filepath.WalkDir(tree, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := "/" + filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(p, tree), "/"))
+		owner := "/"
+		for _, m := range mounts {
+			if rel == m || strings.HasPrefix(rel, strings.TrimSuffix(m, "/")+"/") {
+				owner = m
+				break
+			}
+		}
+		n := uint64(256) // inode
+		switch {
+		case e.Type().IsRegular():
+			fi, err := e.Info()
+			if err != nil {
+				return err
+			}
+			n += (uint64(fi.Size()) + 4095) / 4096 * 4096
+		case e.IsDir():
+			n += 4096
+		}
+		usage[owner] += n
+		return nil
+	})
+	return usage, err
 }
 
 // configureTree writes /etc/fstab, GRUB's configuration and the mount points
@@ -53,8 +159,10 @@ func configureTree(tree string, l *disk.Layout, img recipes.Image) (bootloader.C
 	if err := fsroot.WriteFile(tree, grubCfg, []byte(bootloader.GrubCfg(c)), 0o644); err != nil {
 		return c, err
 	}
-	if err := installGrowroot(tree); err != nil {
-		return c, err
+	if img.Disk.Grow {
+		if err := installGrowroot(tree); err != nil {
+			return c, err
+		}
 	}
 	for _, p := range l.Partitions {
 		if p.Mount != "" && p.Mount != "/" {

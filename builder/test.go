@@ -15,8 +15,9 @@ import (
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
-type testRequest struct {
-	Image      string // the built raw image; never modified
+// TestRequest describes one test boot of a raw image.
+type TestRequest struct {
+	Image      string // the raw image; never modified (a sparse copy is booted)
 	RootOffset uint64 // byte offset of the ext4 root partition
 	Firmware   string // uefi | bios
 	Name       string
@@ -25,14 +26,18 @@ type testRequest struct {
 	WorkDir    string
 	ConsoleLog string
 	Log        io.Writer
+	// GrowBy enlarges the throwaway copy, as a bigger cloud disk would:
+	// images grow their root filesystem to fill it at boot.
+	GrowBy uint64
 }
 
-type testReport struct {
+// TestReport is the outcome of one test boot.
+type TestReport struct {
 	Results []TestResult
 	Health  Health
 }
 
-func (r *testReport) failure() *TestFailure {
+func (r *TestReport) failure() *TestFailure {
 	var failed []TestResult
 	for _, t := range r.Results {
 		if t.Status != "pass" {
@@ -52,19 +57,28 @@ func (r *testReport) failure() *TestFailure {
 // bootBudget bounds the time from QEMU start to multi-user.target.
 const bootBudget = 5 * time.Minute
 
-// testImage boots a throwaway copy of the image with the harness injected
-// and collects the results.
-func testImage(ctx context.Context, t testRequest) (*testReport, error) {
+// TestImage boots a throwaway copy of a raw image with the test harness
+// injected into its root filesystem and collects the results.
+func TestImage(ctx context.Context, t TestRequest) (*TestReport, error) {
 	copyPath := filepath.Join(t.WorkDir, "test-"+t.Firmware+".raw")
 	if err := sparse.Copy(copyPath, t.Image); err != nil {
 		return nil, fmt.Errorf("copying the image for testing: %w", err)
 	}
 	defer os.Remove(copyPath)
+	if t.GrowBy > 0 {
+		fi, err := os.Stat(copyPath)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Truncate(copyPath, fi.Size()+int64(t.GrowBy)); err != nil {
+			return nil, err
+		}
+	}
 	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: t.Firmware, BootTimeout: bootBudget}
 	names := make([]string, len(t.Tests))
 	total := bootBudget + time.Minute
 	for i, s := range t.Tests {
-		suite.Tests = append(suite.Tests, guest.Test{Name: s.Name, Script: s.Script, Timeout: s.Timeout})
+		suite.Tests = append(suite.Tests, guest.Test{Name: s.Name, Script: s.Script, Timeout: s.Timeout, Env: s.Env})
 		names[i] = s.Name
 		total += s.Timeout + 10*time.Second
 	}
@@ -94,7 +108,7 @@ func testImage(ctx context.Context, t testRequest) (*testReport, error) {
 	data, _ := os.ReadFile(resultsPath)
 	console, _ := os.ReadFile(t.ConsoleLog)
 	rep := guest.Parse(data, names)
-	out := &testReport{Health: Health{
+	out := &TestReport{Health: Health{
 		Firmware:      t.Firmware,
 		MultiUser:     rep.TargetState == "active",
 		FailedUnits:   rep.FailedUnits,

@@ -322,25 +322,3 @@ func kernelVersion(tree string) (string, error) {
 	sort.Strings(m)
 	return strings.TrimPrefix(filepath.Base(m[len(m)-1]), "vmlinuz-"), nil
 }
-
-// treeSize estimates the bytes a tree needs in ext4 (4 KiB blocks, one inode each).
-func treeSize(tree string) (uint64, error) {
-	var total uint64
-	err := filepath.WalkDir(tree, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		total += 256 // inode
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			total += (uint64(fi.Size()) + 4095) / 4096 * 4096
-		} else if d.IsDir() {
-			total += 4096
-		}
-		return nil
-	})
-	return total, err
-}

@@ -11,19 +11,16 @@ import (
 // bootMode is a firmware and partition table combination.
 type bootMode struct{ firmware, table string }
 
-// bootModeCheck checks what a supported boot mode needs of the disk.
-type bootModeCheck func(boot *bootBlock, disk *diskBlock) hcl.Diagnostics
-
-// bootModes holds every boot mode Kiln can build, with its check. Enabling
-// another one is adding it here once the builder boots it, for example
-//
-//	{"bios", "gpt"}:   layoutNeeds{biosBoot: true, overhead: gptOverhead}.check,
-//	{"bios", "mbr"}:   layoutNeeds{overhead: mbrOverhead}.check,
-//	{"hybrid", "gpt"}: layoutNeeds{esp: true, biosBoot: true, overhead: gptOverhead}.check,
-//
-// Until then checkBootMode rejects it as not supported yet.
-var bootModes = map[bootMode]bootModeCheck{
-	{"uefi", "gpt"}: layoutNeeds{esp: true, overhead: gptOverhead}.check,
+// bootModes holds every boot mode Kiln can build, with what its default
+// layout needs. mbr+bios puts GRUB's core image in the gap before the first
+// partition; the others use an ESP and/or a BIOS boot partition.
+var bootModes = map[bootMode]layoutNeeds{
+	{"uefi", "gpt"}:   {esp: true, overhead: gptOverhead},
+	{"bios", "gpt"}:   {biosBoot: true, overhead: gptOverhead},
+	{"hybrid", "gpt"}: {esp: true, biosBoot: true, overhead: gptOverhead},
+	{"uefi", "mbr"}:   {esp: true, overhead: mbrOverhead},
+	{"bios", "mbr"}:   {overhead: mbrOverhead},
+	{"hybrid", "mbr"}: {esp: true, overhead: mbrOverhead},
 }
 
 // Names of firmwares and tables for messages.
@@ -51,8 +48,11 @@ type layoutNeeds struct {
 
 // check reports a disk too small for those partitions and a root
 // filesystem of at least MinRootSize.
-func (n layoutNeeds) check(_ *bootBlock, disk *diskBlock) hcl.Diagnostics {
-	if disk == nil || disk.Size < MinDiskSize || disk.Size > MaxDiskSize || disk.ESPSize < MinESPSize {
+func (n layoutNeeds) check(boot *bootBlock, disk *diskBlock, mode bootMode) hcl.Diagnostics {
+	if disk != nil && len(disk.partitions) > 0 {
+		return n.checkPartitions(boot, disk, mode)
+	}
+	if disk == nil || disk.Auto || disk.Size < MinDiskSize || disk.Size > MaxDiskSize || disk.ESPSize < MinESPSize {
 		return nil // the defaults fit; out-of-range sizes are reported as such
 	}
 	need, parts := n.overhead+MinRootSize, []string{"the partition table"}
@@ -90,51 +90,91 @@ func (n layoutNeeds) check(_ *bootBlock, disk *diskBlock) hcl.Diagnostics {
 
 // checkBootMode checks that the firmware and partition table make a boot
 // mode Kiln can build, pointing at the argument that makes it unsupported.
-// boot and disk are nil when their blocks are absent (defaults apply);
-// image is where to point when neither argument is written.
-func checkBootMode(boot *bootBlock, disk *diskBlock, image hcl.Range) hcl.Diagnostics {
+// boot and disk are nil when their blocks are absent (defaults apply).
+// Every firmware works with every table, so today this only checks what
+// each boot mode needs of the layout.
+func checkBootMode(boot *bootBlock, disk *diskBlock) hcl.Diagnostics {
 	mode := bootMode{DefaultFirmware, DefaultTable}
-	var fwAttr, tableAttr *hcl.Attribute
 	if boot != nil {
 		if !contains(firmwares, boot.Firmware) {
 			return nil // reported as an invalid value
 		}
 		mode.firmware = boot.Firmware
-		fwAttr, _ = boot.src.valid("firmware")
 	}
 	if disk != nil {
 		if !contains(partitionTables, disk.Table) {
 			return nil
 		}
 		mode.table = disk.Table
-		tableAttr, _ = disk.src.valid("table")
 	}
-	if check, ok := bootModes[mode]; ok {
-		if check == nil {
-			return nil
-		}
-		return check(boot, disk)
+	if needs, ok := bootModes[mode]; ok {
+		return needs.check(boot, disk, mode)
 	}
-	firmwareOK, tableOK := false, false
-	for m := range bootModes {
-		firmwareOK = firmwareOK || m.firmware == mode.firmware
-		tableOK = tableOK || m.table == mode.table
-	}
-	unsupported := func(attr *hcl.Attribute, name, dflt string) *hcl.Diagnostic {
-		subject := image
-		if attr != nil {
-			subject = attr.Expr.Range()
-		}
-		return errorDiag(subject, "Boot mode not supported yet",
-			fmt.Sprintf("Kiln cannot build %s on %s yet: only UEFI firmware on a GPT disk is implemented so far. Set %s = %q (the default) or leave it out; BIOS, hybrid and MBR layouts are planned.",
-				firmwareNames[mode.firmware], tableNames[mode.table], name, dflt))
-	}
+	return nil
+}
+
+// checkPartitions checks a declared layout against the boot mode: the
+// partitions the firmware needs, what the table can hold, and the size.
+func (n layoutNeeds) checkPartitions(boot *bootBlock, disk *diskBlock, mode bootMode) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	if !firmwareOK || tableOK {
-		diags = append(diags, unsupported(fwAttr, "firmware", DefaultFirmware))
+	subject := disk.src.def
+	if boot != nil {
+		if a, ok := boot.src.valid("firmware"); ok {
+			subject = a.Expr.Range()
+		}
 	}
-	if !tableOK {
-		diags = append(diags, unsupported(tableAttr, "table", DefaultTable))
+	has := func(alias string) bool {
+		for _, p := range disk.partitions {
+			if p.typeOK && p.typ.Alias == alias {
+				return true
+			}
+		}
+		return false
+	}
+	if n.esp && !has("esp") {
+		diags = append(diags, errorDiag(subject, "Missing EFI system partition",
+			fmt.Sprintf("%s boots from an EFI system partition: add partition \"ESP\" { type = \"esp\" size = \"256MiB\" }.", capitalize(firmwareNames[mode.firmware]))))
+	}
+	if n.biosBoot && !has("bios") {
+		diags = append(diags, errorDiag(subject, "Missing BIOS boot partition",
+			"Legacy BIOS on a GPT disk keeps GRUB's core image in a BIOS boot partition: add partition \"BIOS\" { type = \"bios\" size = \"1MiB\" } before the others."))
+	}
+	if mode.table == "mbr" && len(disk.partitions) > 4 {
+		diags = append(diags, errorDiag(disk.partitions[4].src.def, "Too many partitions for MBR",
+			fmt.Sprintf("An MBR disk holds at most 4 primary partitions; this layout has %d. Remove some, or use table = \"gpt\".", len(disk.partitions))))
+	}
+	for _, p := range disk.partitions {
+		if !p.typeOK {
+			continue
+		}
+		typeAttr, _ := p.src.valid("type")
+		switch {
+		case mode.table == "mbr" && p.typ.Alias == "bios":
+			diags = append(diags, errorDiag(rangeOf(typeAttr, p.src.def), "BIOS boot partition on MBR",
+				"On an MBR disk GRUB uses the gap before the first partition; remove this partition."))
+		case mode.table == "mbr" && p.TypeMBR == 0:
+			diags = append(diags, errorDiag(rangeOf(typeAttr, p.src.def), "Type has no MBR form",
+				fmt.Sprintf("%q is a GPT type GUID; on an MBR disk use an alias or an MBR type byte such as \"0x83\".", p.Type)))
+		case mode.table == "gpt" && p.TypeGUID == "":
+			diags = append(diags, errorDiag(rangeOf(typeAttr, p.src.def), "Type has no GPT form",
+				fmt.Sprintf("%q is an MBR type byte; on a GPT disk use an alias or a type GUID.", p.Type)))
+		}
+	}
+	if !disk.Auto && disk.Size >= MinDiskSize && disk.Size <= MaxDiskSize {
+		need := n.overhead
+		rest := false
+		for _, p := range disk.partitions {
+			need += (p.Size + units.MiB - 1) / units.MiB * units.MiB
+			rest = rest || p.Rest
+		}
+		if rest {
+			need += units.MiB
+		}
+		if need > disk.Size {
+			a, _ := disk.src.valid("size")
+			diags = append(diags, errorDiag(rangeOf(a, disk.src.def), "Partitions do not fit",
+				fmt.Sprintf("The partitions and the partition table need %s but the disk is %s. Make size at least %q, use size = \"auto\", or shrink the partitions.", units.FormatSize(need), units.FormatSize(disk.Size), units.FormatSize(need))))
+		}
 	}
 	return diags
 }

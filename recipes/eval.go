@@ -286,3 +286,30 @@ func quoteList(list []string) string {
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
+
+// getInt decodes a whole-number argument.
+func (d *decoder) getInt(s *decoded, a arg, dst *int, diags *hcl.Diagnostics) {
+	attr := s.attr(a, diags)
+	v, ok, dd := d.value(attr, a, cty.Number, "a whole number")
+	*diags = append(*diags, dd...)
+	if !ok {
+		return
+	}
+	bf := v.AsBigFloat()
+	n, acc := bf.Int64()
+	if !bf.IsInt() || acc != big.Exact || n > 1<<31 || n < -(1<<31) {
+		*diags = append(*diags, errorDiag(attr.Expr.Range(), "Incorrect attribute value type",
+			fmt.Sprintf("The %q argument must be a whole number, such as %s = %s.", a.name, a.name, a.example)))
+		return
+	}
+	*dst, s.ok[a.name] = int(n), true
+}
+
+// getBool decodes a bool argument.
+func (d *decoder) getBool(s *decoded, a arg, dst *bool, diags *hcl.Diagnostics) {
+	v, ok, dd := d.value(s.attr(a, diags), a, cty.Bool, "true or false")
+	*diags = append(*diags, dd...)
+	if ok {
+		*dst, s.ok[a.name] = v.True(), true
+	}
+}

@@ -139,7 +139,7 @@ func (img *imageBlock) validate() hcl.Diagnostics {
 	}
 	diags = append(diags, uniqueStepNames(img.build)...)
 	diags = append(diags, uniqueStepNames(img.tests)...)
-	diags = append(diags, checkBootMode(img.boot, img.disk, img.src.def)...)
+	diags = append(diags, checkBootMode(img.boot, img.disk)...)
 	return diags
 }
 

@@ -90,10 +90,34 @@ type Boot struct {
 // Disk is the image's disk block, sizes in bytes. Range is zero when the
 // block is absent.
 type Disk struct {
-	Size    uint64
-	Table   string // gpt
-	ESPSize uint64
-	Range   Range
+	Size       uint64 // 0 when Auto
+	Auto       bool   // size = "auto": the content plus Headroom percent, rounded up to 1MiB
+	Headroom   int    // percent, for Auto
+	Table      string // gpt or mbr
+	ESPSize    uint64 // the ESP of the default layout (no partition blocks)
+	Seed       string // mixed into every derived identifier
+	GUID       string // GPT disk GUID; "" = derived
+	Signature  uint32 // MBR disk signature; 0 = derived
+	Grow       bool   // grow the root partition and filesystem to fill the disk at boot
+	Partitions []Partition
+	Range      Range
+}
+
+// Partition is a partition block, in disk order. An empty Partitions list
+// means the default layout for the boot mode.
+type Partition struct {
+	Label      string
+	Size       uint64 // 0 when Rest
+	Rest       bool   // size = "rest": what the other partitions leave
+	Type       string // as written: an alias (esp, bios, root, linux, swap, home, var), a GUID or "0xNN"
+	TypeGUID   string // "" when the type has no GPT form
+	TypeMBR    byte   // 0 when the type has no MBR form
+	Filesystem string // ext4, vfat, swap or none
+	Mount      string
+	Options    string // mount options for /etc/fstab
+	GUID       string // partition GUID; "" = derived
+	UUID       string // filesystem UUID (vfat: volume ID XXXX-XXXX); "" = derived
+	Range      Range
 }
 
 // Step is a build or test step. Exactly one of Inline and Script is set;
@@ -116,10 +140,11 @@ type Output struct {
 
 // Defaults applied when a recipe leaves something out.
 const (
-	DefaultFirmware     = "uefi"
+	DefaultFirmware     = "hybrid" // as Debian's cloud images: boots under BIOS and UEFI
 	DefaultTable        = "gpt"
 	DefaultDiskSize     = 2 << 30   // used when there is no disk block
 	DefaultESPSize      = 256 << 20 // 256MiB
+	DefaultHeadroom     = 20        // percent added to the content when size = "auto"
 	MinDiskSize         = 256 << 20
 	MinESPSize          = 33 << 20 // FAT32 needs at least 65525 clusters
 	MaxDiskSize         = 64 << 40

@@ -36,8 +36,8 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, Base{Type: "debian", Suite: "bookworm", Variant: "minbase", Arch: "amd64",
 					Components: []string{"main"}, Packages: []string{},
 					Range: Range{Filename: "testdata/valid/minimal.hcl", Line: 4, Column: 3}}, img.Base)
-				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{}}, img.Boot, "defaults, zero Range")
-				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20}, img.Disk)
+				require.Equal(t, Boot{Firmware: "hybrid", KernelCmdline: []string{}}, img.Boot, "defaults, zero Range")
+				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}}, img.Disk)
 				require.Equal(t, Output{Formats: []string{"raw"}}, img.Output)
 				require.Empty(t, img.Build)
 				require.Empty(t, img.Tests)
@@ -56,7 +56,7 @@ func TestLoadValid(t *testing.T) {
 					Components: []string{"main", "contrib", "non-free-firmware"}, Packages: []string{"curl", "ca-certificates"},
 					Range: Range{f, 8, 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, Range: Range{f, 17, 3}}, img.Boot)
-				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Range: Range{f, 22, 3}}, img.Disk)
+				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 22, 3}}, img.Disk)
 				require.Equal(t, []Step{
 					{Type: "shell", Name: "packages", Inline: []string{"apt-get update", "apt-get install -y jq"},
 						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Timeout: 45 * time.Minute, Range: Range{f, 28, 3}},
@@ -139,7 +139,7 @@ func TestLoadValid(t *testing.T) {
 // Every file in testdata/valid is covered by TestLoadValid.
 func TestEveryValidFileIsChecked(t *testing.T) {
 	files, _ := filepath.Glob("testdata/valid/*.hcl")
-	require.Len(t, files, 5, "add the new file to TestLoadValid")
+	require.Len(t, files, 6, "add the new file to TestLoadValid (layout.hcl is TestLoadLayout's)")
 }
 
 func TestRangeString(t *testing.T) {

@@ -2,7 +2,6 @@ package disk
 
 import (
 	"context"
-	"crypto/sha256"
 	"io"
 	"os"
 	"os/exec"
@@ -10,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -156,8 +157,25 @@ func extract(t *testing.T, img string, off, size uint64) string {
 	return out
 }
 
-func fileSHA(t *testing.T, p string) [32]byte {
-	data, err := os.ReadFile(p)
+func fileSHA(t *testing.T, p string) string {
+	sum, err := sparse.SHA256(p)
 	require.NoError(t, err)
-	return sha256.Sum256(data)
+	return sum
+}
+
+func TestSetTreeTimesClamps(t *testing.T) {
+	tree := t.TempDir()
+	old, newer := filepath.Join(tree, "old"), filepath.Join(tree, "new")
+	require.NoError(t, os.WriteFile(old, nil, 0o644))
+	require.NoError(t, os.WriteFile(newer, nil, 0o644))
+	require.NoError(t, os.Symlink("/nonexistent", filepath.Join(tree, "link")))
+	past := time.Unix(1000000000, 0)
+	require.NoError(t, os.Chtimes(old, past, past))
+	require.NoError(t, SetTreeTimes(tree, 1700000000))
+	fi, _ := os.Stat(old)
+	require.Equal(t, past.Unix(), fi.ModTime().Unix(), "older files keep their time")
+	fi, _ = os.Stat(newer)
+	require.Equal(t, int64(1700000000), fi.ModTime().Unix())
+	li, _ := os.Lstat(filepath.Join(tree, "link"))
+	require.Equal(t, int64(1700000000), li.ModTime().Unix(), "symlinks themselves are clamped")
 }

@@ -2,6 +2,8 @@ package disk
 
 import (
 	"fmt"
+	"github.com/kiln-build/kiln/internal/parttype"
+	"strconv"
 	"strings"
 )
 
@@ -31,7 +33,7 @@ type Partition struct {
 	Number    int
 	Role      Role
 	Label     string // GPT partition name and filesystem label
-	Type      PartType
+	Type      parttype.Type
 	GUID      string // GPT partition GUID (unique)
 	Start     uint64
 	Size      uint64
@@ -59,10 +61,12 @@ type PartSpec struct {
 	Label     string
 	Size      uint64
 	Role      Role
-	Type      PartType
+	Type      parttype.Type
 	FS        string
 	Mount     string
 	MountOpts string
+	GUID      string // partition GUID; "" = derived
+	FSUUID    string // filesystem UUID or vfat volume ID "XXXX-XXXX"; "" = derived
 }
 
 // Spec is what a recipe asks for.
@@ -73,6 +77,8 @@ type Spec struct {
 	ESPSize    uint64     // for the default layout
 	Partitions []PartSpec // nil: the default layout for Table and Firmware
 	IDs        IDs
+	DiskGUID   string // "" = derived from IDs
+	Signature  uint32 // 0 = derived from IDs
 }
 
 const (
@@ -86,12 +92,12 @@ const (
 func DefaultPartitions(t Table, f Firmware, espSize uint64) []PartSpec {
 	var ps []PartSpec
 	if t == GPT && f.HasBIOS() {
-		ps = append(ps, PartSpec{Label: "BIOS", Size: biosBootSize, Role: RoleBIOS, Type: TypeBIOSBoot})
+		ps = append(ps, PartSpec{Label: "BIOS", Size: biosBootSize, Role: RoleBIOS, Type: parttype.BIOS})
 	}
 	if f.HasUEFI() {
-		ps = append(ps, PartSpec{Label: "ESP", Size: espSize, Role: RoleESP, Type: TypeESP, FS: "vfat", Mount: "/boot/efi", MountOpts: "umask=0077"})
+		ps = append(ps, PartSpec{Label: "ESP", Size: espSize, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi", MountOpts: "umask=0077"})
 	}
-	return append(ps, PartSpec{Label: "root", Role: RoleRoot, Type: TypeRootX64, FS: "ext4", Mount: "/", MountOpts: "errors=remount-ro"})
+	return append(ps, PartSpec{Label: "root", Role: RoleRoot, Type: parttype.Root, FS: "ext4", Mount: "/", MountOpts: "errors=remount-ro"})
 }
 
 // Plan places the partitions on the disk, 1 MiB aligned, and derives every identifier.
@@ -111,6 +117,12 @@ func Plan(s Spec) (*Layout, error) {
 	}
 	size := alignUp(s.Size, MiB)
 	l := &Layout{Size: size, Table: s.Table, Firmware: s.Firmware, DiskGUID: strings.ToUpper(s.IDs.UUID("disk")), Signature: s.IDs.Uint32("mbr-signature")}
+	if s.DiskGUID != "" {
+		l.DiskGUID = strings.ToUpper(s.DiskGUID)
+	}
+	if s.Signature != 0 {
+		l.Signature = s.Signature
+	}
 	end := size
 	if s.Table == GPT {
 		end -= gptBackup
@@ -137,12 +149,25 @@ func Plan(s Spec) (*Layout, error) {
 			FS: p.FS, Mount: p.Mount, MountOpts: p.MountOpts,
 			GUID: strings.ToUpper(s.IDs.UUID(fmt.Sprintf("part-%d-%s", i+1, p.Label))),
 		}
+		if p.GUID != "" {
+			part.GUID = strings.ToUpper(p.GUID)
+		}
 		switch p.FS {
 		case "vfat":
 			part.VolumeID = s.IDs.Uint32("vfat-" + p.Label)
+			if p.FSUUID != "" {
+				v, err := strconv.ParseUint(strings.ReplaceAll(p.FSUUID, "-", ""), 16, 32)
+				if err != nil {
+					return nil, fmt.Errorf("partition %q: %q is not a FAT volume ID (XXXX-XXXX)", p.Label, p.FSUUID)
+				}
+				part.VolumeID = uint32(v)
+			}
 			part.FSUUID = fmt.Sprintf("%04X-%04X", part.VolumeID>>16, part.VolumeID&0xffff)
 		case "ext4", "swap":
 			part.FSUUID = s.IDs.UUID("fs-" + p.Label)
+			if p.FSUUID != "" {
+				part.FSUUID = strings.ToLower(p.FSUUID)
+			}
 		}
 		switch {
 		case p.Mount == "/":

@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"github.com/kiln-build/kiln/internal/parttype"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -51,9 +52,9 @@ func TestDefaultLayoutsForEveryBootMode(t *testing.T) {
 }
 
 func TestLayoutRules(t *testing.T) {
-	root := PartSpec{Label: "root", Role: RoleRoot, Type: TypeRootX64, FS: "ext4", Mount: "/"}
-	esp := PartSpec{Label: "ESP", Size: 64 * MiB, Role: RoleESP, Type: TypeESP, FS: "vfat", Mount: "/boot/efi"}
-	data := func(l string) PartSpec { return PartSpec{Label: l, Size: 64 * MiB, Type: TypeLinux, FS: "ext4"} }
+	root := PartSpec{Label: "root", Role: RoleRoot, Type: parttype.Root, FS: "ext4", Mount: "/"}
+	esp := PartSpec{Label: "ESP", Size: 64 * MiB, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi"}
+	data := func(l string) PartSpec { return PartSpec{Label: l, Size: 64 * MiB, Type: parttype.Linux, FS: "ext4"} }
 	cases := map[string]struct {
 		s    Spec
 		want string
@@ -85,11 +86,11 @@ func TestCHS(t *testing.T) {
 
 func TestFstabSwapAndExtraMounts(t *testing.T) {
 	l, err := Plan(Spec{Size: 4 << 30, Table: GPT, Firmware: UEFI, IDs: IDs{Name: "n"}, Partitions: []PartSpec{
-		{Label: "ESP", Size: 128 * MiB, Role: RoleESP, Type: TypeESP, FS: "vfat", Mount: "/boot/efi", MountOpts: "umask=0077"},
-		{Label: "boot", Size: 512 * MiB, Type: TypeLinux, FS: "ext4", Mount: "/boot"},
-		{Label: "swap", Size: 256 * MiB, Type: TypeSwap, FS: "swap"},
-		{Label: "var", Size: 1 << 30, Type: TypeLinux, FS: "ext4", Mount: "/var", MountOpts: "nodev"},
-		{Label: "root", Role: RoleRoot, Type: TypeRootX64, FS: "ext4", Mount: "/"},
+		{Label: "ESP", Size: 128 * MiB, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi", MountOpts: "umask=0077"},
+		{Label: "boot", Size: 512 * MiB, Type: parttype.Linux, FS: "ext4", Mount: "/boot"},
+		{Label: "swap", Size: 256 * MiB, Type: parttype.Swap, FS: "swap"},
+		{Label: "var", Size: 1 << 30, Type: parttype.Linux, FS: "ext4", Mount: "/var", MountOpts: "nodev"},
+		{Label: "root", Role: RoleRoot, Type: parttype.Root, FS: "ext4", Mount: "/"},
 	}})
 	require.NoError(t, err)
 	f := l.Fstab()

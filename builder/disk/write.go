@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -33,11 +34,11 @@ type File struct {
 
 // Content is what goes on the disk.
 type Content struct {
-	// Tree is the root tree. Each ext4 partition is filled from the
-	// subtree at its mount point; a partition mounted below another one
-	// is left out of its parent (as an empty mount point). Write moves
-	// those subtrees aside while it works and puts them back.
+	// Tree fills the root filesystem. Every other ext4 partition is filled
+	// from Mounts[its mount point]: see SplitTree. Write never changes
+	// these trees, so writing the same trees twice gives the same bytes.
 	Tree       string
+	Mounts     map[string]string
 	ESP        []File
 	SourceDate int64 // seconds since the epoch for filesystem timestamps; 0 = now
 	Log        io.Writer
@@ -59,15 +60,6 @@ func Write(ctx context.Context, path string, l *Layout, c Content) (err error) {
 	if err := writeTable(f, l); err != nil {
 		return err
 	}
-	trees, restore, err := splitTree(c.Tree, l, filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".parts"))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if rerr := restore(); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
 	for _, p := range l.Partitions {
 		switch p.FS {
 		case "vfat":
@@ -77,7 +69,14 @@ func Write(ctx context.Context, path string, l *Layout, c Content) (err error) {
 				}
 			}
 		case "ext4":
-			if err := writeExt4(ctx, path, p, trees[p.Number], c); err != nil {
+			tree := c.Tree
+			if p.Mount != "/" {
+				tree = c.Mounts[p.Mount]
+			}
+			if tree == "" {
+				return fmt.Errorf("no content for the ext4 partition %d (%s) mounted at %q; split it out with SplitTree", p.Number, p.Label, p.Mount)
+			}
+			if err := writeExt4(ctx, path, p, tree, c); err != nil {
 				return fmt.Errorf("writing the ext4 filesystem of partition %d (%s): %w", p.Number, p.Label, err)
 			}
 		case "swap":
@@ -185,7 +184,53 @@ func writeExt4(ctx context.Context, image string, p Partition, tree string, c Co
 	if c.SourceDate > 0 {
 		env = append(env, "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(c.SourceDate, 10))
 	}
-	return run.Run(ctx, run.Cmd{Args: Mke2fsArgs(image, p, tree), Env: env, Log: c.Log})
+	if err := run.Run(ctx, run.Cmd{Args: Mke2fsArgs(image, p, tree), Env: env, Log: c.Log}); err != nil {
+		return err
+	}
+	if c.SourceDate > 0 {
+		return clampCtimes(ctx, image, p, tree, c.SourceDate, c.Log)
+	}
+	return nil
+}
+
+// DebugfsCmd is the debugfs binary; tests may point it elsewhere.
+var DebugfsCmd = "debugfs"
+
+// clampCtimes sets every inode's ctime to epoch. mke2fs -d copies ctimes
+// from the host, where they record when the tree was made and cannot be set
+// from userspace; without this, SOURCE_DATE_EPOCH builds would differ.
+func clampCtimes(ctx context.Context, image string, p Partition, tree string, epoch int64, log io.Writer) error {
+	script, err := os.CreateTemp("", "kiln-ctime-*.debugfs")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(script.Name())
+	w := bufio.NewWriter(script)
+	ts := strconv.FormatInt(epoch, 10)
+	err = filepath.WalkDir(tree, func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := "/" + filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(path, tree), "/"))
+		if strings.ContainsAny(rel, "\"\n") {
+			return nil // not expressible in a debugfs command; left as mke2fs wrote it
+		}
+		fmt.Fprintf(w, "sif \"%s\" ctime %s\n", rel, ts)
+		return nil
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := script.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	target := image + "?offset=" + strconv.FormatUint(p.Start, 10)
+	// debugfs reports a failed command on stderr and goes on; its exit
+	// status covers opening the filesystem.
+	return run.Run(ctx, run.Cmd{Args: []string{DebugfsCmd, "-w", "-f", script.Name(), target}, Log: io.Discard})
 }
 
 // writeSwap writes a Linux swap header (what mkswap writes) at the partition.
@@ -214,72 +259,52 @@ func uuidBytes(u string) []byte {
 	return out
 }
 
-// splitTree returns the tree each ext4 partition is filled from. Subtrees of
-// nested mount points are renamed into work (same filesystem) and replaced
-// by empty directories with the same mode and owner; restore undoes it.
-func splitTree(tree string, l *Layout, work string) (map[int]string, func() error, error) {
-	trees := map[int]string{}
-	type moved struct{ from, to string }
-	var moves []moved
-	restore := func() error {
-		var first error
-		for i := len(moves) - 1; i >= 0; i-- {
-			m := moves[i]
-			if err := os.Remove(m.from); err != nil && first == nil {
-				first = err
-			}
-			if err := os.Rename(m.to, m.from); err != nil && first == nil {
-				first = err
-			}
-		}
-		os.RemoveAll(work)
-		return first
-	}
+// SplitTree moves the content below each nested ext4 mount point of l (such
+// as /boot or /var) out of tree into dest/<partition number>, leaving an
+// empty mount point with the same mode and owner, and returns the moved
+// trees by mount point for Content.Mounts. Deeper mount points go first, so
+// /var/log leaves /var before /var leaves /.
+func SplitTree(tree string, l *Layout, dest string) (map[string]string, error) {
+	out := map[string]string{}
 	var mounts []Partition
 	for _, p := range l.Partitions {
-		if p.FS == "ext4" && p.Mount != "" {
+		if p.FS == "ext4" && p.Mount != "" && p.Mount != "/" {
 			mounts = append(mounts, p)
 		}
 	}
-	// Deepest first, so /var/log leaves /var before /var leaves /.
 	sort.Slice(mounts, func(i, j int) bool { return strings.Count(mounts[i].Mount, "/") > strings.Count(mounts[j].Mount, "/") })
 	for _, p := range mounts {
-		if p.Mount == "/" {
-			trees[p.Number] = tree
-			continue
-		}
 		src := filepath.Join(tree, filepath.FromSlash(strings.TrimPrefix(p.Mount, "/")))
 		fi, err := os.Lstat(src)
 		if errors.Is(err, os.ErrNotExist) {
 			if err := os.MkdirAll(src, 0o755); err != nil {
-				return nil, restore, err
+				return nil, err
 			}
 			fi, err = os.Lstat(src)
 		}
 		if err != nil {
-			return nil, restore, err
+			return nil, err
 		}
 		if !fi.IsDir() {
-			return nil, restore, fmt.Errorf("mount point %s is not a directory in the tree", p.Mount)
+			return nil, fmt.Errorf("mount point %s is not a directory in the tree", p.Mount)
 		}
-		if err := os.MkdirAll(work, 0o700); err != nil {
-			return nil, restore, err
+		if err := os.MkdirAll(dest, 0o700); err != nil {
+			return nil, err
 		}
-		dst := filepath.Join(work, strconv.Itoa(p.Number))
+		dst := filepath.Join(dest, strconv.Itoa(p.Number))
 		if err := os.Rename(src, dst); err != nil {
-			return nil, restore, err
+			return nil, err
 		}
-		moves = append(moves, moved{src, dst})
 		if err := os.Mkdir(src, fi.Mode().Perm()); err != nil {
-			return nil, restore, err
+			return nil, err
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			_ = os.Lchown(src, int(st.Uid), int(st.Gid))
 			_ = os.Chtimes(src, time.Unix(st.Atim.Sec, st.Atim.Nsec), time.Unix(st.Mtim.Sec, st.Mtim.Nsec))
 		}
-		trees[p.Number] = dst
+		out[p.Mount] = dst
 	}
-	return trees, restore, nil
+	return out, nil
 }
 
 func sourceTime(epoch int64) time.Time {
@@ -289,15 +314,25 @@ func sourceTime(epoch int64) time.Time {
 	return time.Now().UTC()
 }
 
-// SetTreeTimes sets every file's mtime in tree to epoch (SOURCE_DATE_EPOCH),
-// without following symlinks, so mke2fs writes the same timestamps each time.
+// SetTreeTimes clamps every mtime and atime in tree to epoch
+// (SOURCE_DATE_EPOCH): later times become epoch, earlier ones stay.
+// Symlinks are not followed. mke2fs then writes the same timestamps for the
+// same tree.
 func SetTreeTimes(tree string, epoch int64) error {
-	t := time.Unix(epoch, 0)
-	ts := []syscall.Timespec{syscall.NsecToTimespec(t.UnixNano()), syscall.NsecToTimespec(t.UnixNano())}
 	return filepath.Walk(tree, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
-		return lutimes(p, ts)
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || (st.Mtim.Sec < epoch && st.Atim.Sec < epoch) {
+			return nil
+		}
+		clamp := func(ts syscall.Timespec) syscall.Timespec {
+			if ts.Sec >= epoch {
+				return syscall.Timespec{Sec: epoch}
+			}
+			return ts
+		}
+		return lutimes(p, []syscall.Timespec{clamp(st.Atim), clamp(st.Mtim)})
 	})
 }

@@ -26,7 +26,7 @@ func requireE2E(t *testing.T) {
 		t.Skip("end-to-end build; set KILN_E2E=1 (make test does)")
 	}
 	testutil.RequireRoot(t)
-	testutil.Require(t, "mmdebstrap", "mke2fs", "e2fsck", "debugfs", "qemu-system-x86_64", "sgdisk", "fsck.vfat", "unshare")
+	testutil.Require(t, "mmdebstrap", "mke2fs", "e2fsck", "debugfs", "qemu-system-x86_64", "sgdisk", "sfdisk", "fsck.vfat", "unshare")
 }
 
 func readManifest(t *testing.T, dir string) *builder.Manifest {
@@ -109,10 +109,19 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	require.Equal(t, m.Outputs[0].SHA256, sum)
 }
 
+// checkDisk runs the independent checkers on a published image: the
+// partition table (sgdisk -v for GPT, sfdisk --verify for MBR), fsck.vfat on
+// every FAT partition and e2fsck on every ext4 one.
 func checkDisk(t *testing.T, img string, m *builder.Manifest) {
-	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.Contains(t, string(out), "No problems found")
+	if m.Boot.PartitionTable == "mbr" {
+		out, err := exec.Command("sfdisk", "--verify", img).CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "No errors detected")
+	} else {
+		out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "No problems found")
+	}
 	for _, p := range m.Disk.Partitions {
 		switch p.Filesystem {
 		case "ext4":

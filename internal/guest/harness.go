@@ -34,6 +34,7 @@ type Test struct {
 	Name    string
 	Script  []byte // a file to execute: with a #! line it runs as is, else with /bin/sh
 	Timeout time.Duration
+	Env     map[string]string // extra environment for this test
 }
 
 // Suite is everything the harness runs.
@@ -46,7 +47,10 @@ type Suite struct {
 }
 
 const (
-	harnessDir = "/var/lib/kiln-test"
+	// harnessDir is under /etc, which is always on the root filesystem:
+	// /var or /usr may be partitions of their own, mounted over what
+	// debugfs wrote into the root filesystem.
+	harnessDir = "/etc/kiln-test"
 	unitName   = "kiln-test.service"
 )
 
@@ -56,6 +60,9 @@ const unit = `[Unit]
 Description=Kiln guest tests
 After=multi-user.target
 DefaultDependencies=no
+# If the runner cannot run at all, stop the guest at once instead of
+# leaving it up until the test timeout.
+FailureAction=poweroff-force
 
 [Service]
 Type=oneshot
@@ -95,13 +102,16 @@ for t in ` + harnessDir + `/tests/*; do
 	[ -f "$t" ] || continue
 	idx=$(basename "$t")
 	to=$(cat ` + harnessDir + `/timeouts/$idx)
-	export KILN_TEST="$(cat ` + harnessDir + `/names/$idx)"
 	start=$(date +%s%N)
-	if head -c2 "$t" | grep -q '^#!'; then
-		timeout -k 5 "$to" "$t" >/tmp/kiln-test.out 2>&1 </dev/null
-	else
-		timeout -k 5 "$to" /bin/sh "$t" >/tmp/kiln-test.out 2>&1 </dev/null
-	fi
+	(
+		export KILN_TEST="$(cat ` + harnessDir + `/names/$idx)"
+		. ` + harnessDir + `/envs/$idx
+		if head -c2 "$t" | grep -q '^#!'; then
+			exec timeout -k 5 "$to" "$t"
+		else
+			exec timeout -k 5 "$to" /bin/sh "$t"
+		fi
+	) >/tmp/kiln-test.out 2>&1 </dev/null
 	rc=$?
 	end=$(date +%s%N)
 	echo "KILN-TEST $idx $rc $(( (end-start)/1000000 )) $(tail -c 8192 /tmp/kiln-test.out | base64 -w0)" >&3
@@ -138,6 +148,7 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 		files["test-"+idx] = t.Script
 		files["name-"+idx] = []byte(t.Name)
 		files["timeout-"+idx] = []byte(strconv.Itoa(int(to.Seconds())) + "s")
+		files["envs-"+idx] = envFile(t.Env)
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
@@ -145,11 +156,11 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 		}
 	}
 	cmds := []string{
-		"mkdir /var/lib",
 		"mkdir " + harnessDir,
 		"mkdir " + harnessDir + "/tests",
 		"mkdir " + harnessDir + "/names",
 		"mkdir " + harnessDir + "/timeouts",
+		"mkdir " + harnessDir + "/envs",
 		"mkdir /etc/systemd/system/multi-user.target.wants",
 		"write " + filepath.Join(dir, "unit") + " /etc/systemd/system/" + unitName,
 		"write " + filepath.Join(dir, "runner") + " " + harnessDir + "/run",
@@ -174,6 +185,8 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/names/"+idx)
 		case "timeout":
 			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/timeouts/"+idx)
+		case "envs":
+			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/envs/"+idx)
 		}
 	}
 	script := filepath.Join(dir, "debugfs.cmds")
@@ -191,6 +204,21 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 		return fmt.Errorf("injecting the test harness: %s did not receive %s/run (debugfs said: %s)", image, harnessDir, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// envFile renders env as shell exports, sorted for stable output.
+func envFile(env map[string]string) []byte {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(":\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
+	}
+	return []byte(b.String())
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

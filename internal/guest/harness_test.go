@@ -30,7 +30,7 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 
 	s := Suite{Image: "img's", Version: "1.2.3", Tests: []Test{
 		{Name: "first", Script: []byte("#!/bin/sh\necho one\n"), Timeout: time.Minute},
-		{Name: "second", Script: []byte("echo two\n")},
+		{Name: "second", Script: []byte("echo two\n"), Env: map[string]string{"TABLE": "gpt", "Q": "it's"}},
 	}}
 	require.NoError(t, Inject(context.Background(), img, off, s, io.Discard))
 
@@ -40,17 +40,19 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 		require.NoError(t, err)
 		return string(out)
 	}
-	require.Contains(t, cat("/etc/systemd/system/kiln-test.service"), "ExecStart=/bin/sh /var/lib/kiln-test/run")
-	require.Equal(t, "first", cat("/var/lib/kiln-test/names/000"))
-	require.Equal(t, "second", cat("/var/lib/kiln-test/names/001"))
-	require.Equal(t, "60s", cat("/var/lib/kiln-test/timeouts/000"))
-	require.Equal(t, "300s", cat("/var/lib/kiln-test/timeouts/001"))
-	require.Equal(t, "echo two\n", cat("/var/lib/kiln-test/tests/001"))
-	require.Contains(t, cat("/var/lib/kiln-test/env"), `KILN_IMAGE='img'\''s'`)
+	require.Contains(t, cat("/etc/systemd/system/kiln-test.service"), "ExecStart=/bin/sh /etc/kiln-test/run")
+	require.Equal(t, "first", cat("/etc/kiln-test/names/000"))
+	require.Equal(t, "second", cat("/etc/kiln-test/names/001"))
+	require.Equal(t, "60s", cat("/etc/kiln-test/timeouts/000"))
+	require.Equal(t, "300s", cat("/etc/kiln-test/timeouts/001"))
+	require.Equal(t, "echo two\n", cat("/etc/kiln-test/tests/001"))
+	require.Equal(t, ":\nexport Q='it'\\''s'\nexport TABLE='gpt'\n", cat("/etc/kiln-test/envs/001"))
+	require.Equal(t, ":\n", cat("/etc/kiln-test/envs/000"))
+	require.Contains(t, cat("/etc/kiln-test/env"), `KILN_IMAGE='img'\''s'`)
 	out, err = exec.Command("debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/kiln-test.service", target).CombinedOutput()
 	require.NoError(t, err)
 	require.Contains(t, string(out), "Type: symlink")
-	out, _ = exec.Command("debugfs", "-R", "stat /var/lib/kiln-test/tests/000", target).CombinedOutput()
+	out, _ = exec.Command("debugfs", "-R", "stat /etc/kiln-test/tests/000", target).CombinedOutput()
 	require.True(t, strings.Contains(string(out), "Mode:  0755") || strings.Contains(string(out), "Mode:  00755"), string(out))
 
 	out, err = exec.Command("e2fsck", "-fn", target).CombinedOutput()

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/stretchr/testify/require"
+)
+
+// buildExample builds an example with kiln build --json and returns the manifest.
+func buildExample(t *testing.T, images, recipe string, vars ...string) (*builder.Manifest, string) {
+	t.Helper()
+	args := []string{"build", "--json", "--images", images, "--cache", sharedCache(t)}
+	for _, v := range vars {
+		args = append(args, "-var", v)
+	}
+	code, out, errOut := runKiln(t, append(args, recipe)...)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var res struct{ Path string }
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	return readManifest(t, res.Path), res.Path
+}
+
+// Every boot mode on every partition table builds, boots under the firmware
+// it claims (both for hybrid), and is clean for the independent checkers.
+func TestE2EBootMatrix(t *testing.T) {
+	requireE2E(t)
+	images := t.TempDir()
+	for _, c := range []struct{ firmware, table string }{
+		{"uefi", "gpt"}, {"bios", "gpt"}, {"hybrid", "gpt"}, {"bios", "mbr"}, {"uefi", "mbr"}, {"hybrid", "mbr"},
+	} {
+		t.Run(c.firmware+"-"+c.table, func(t *testing.T) {
+			m, dir := buildExample(t, images, "../../examples/boot-matrix.hcl", "firmware="+c.firmware, "table="+c.table)
+			require.Equal(t, c.firmware, m.Boot.Firmware)
+			require.Equal(t, c.table, m.Boot.PartitionTable)
+			want := []string{c.firmware}
+			if c.firmware == "hybrid" {
+				want = []string{"uefi", "bios"}
+			}
+			var booted []string
+			for _, h := range m.Health {
+				booted = append(booted, h.Firmware)
+				require.True(t, h.MultiUser, "%s: multi-user reached", h.Firmware)
+				require.Empty(t, h.Problems)
+			}
+			require.Equal(t, want, booted)
+			require.Len(t, m.Tests, 3*len(want))
+			for _, tr := range m.Tests {
+				require.Equal(t, "pass", tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
+			}
+			img := filepath.Join(dir, m.Outputs[0].File)
+			checkDisk(t, img, m)
+			// A copy on a disk 1 GiB larger grows its root partition and filesystem at boot.
+			if c.firmware != "hybrid" {
+				checkGrows(t, img, m, c.firmware)
+			}
+		})
+	}
+}
+
+func checkGrows(t *testing.T, img string, m *builder.Manifest, firmware string) {
+	var root builder.ManifestPartition
+	for _, p := range m.Disk.Partitions {
+		if p.Mount == "/" {
+			root = p
+		}
+	}
+	const grow = 1 << 30
+	work := t.TempDir()
+	test := builder.Step{Name: "grown", Timeout: 2 * time.Minute, Script: []byte(fmt.Sprintf(`#!/bin/sh
+set -e
+part=$(findmnt -n -o SOURCE /)
+size=$(lsblk -bno SIZE "$part")
+fs=$(df -B1 --output=size / | tail -1)
+echo "partition $size bytes, filesystem $fs bytes"
+test "$size" -ge %d
+test "$fs" -ge %d
+`, root.Size+grow-(2<<20), root.Size+grow-(200<<20)))}
+	rep, err := builder.TestImage(context.Background(), builder.TestRequest{
+		Image: img, RootOffset: root.Start, Firmware: firmware, Name: m.Name, Version: m.Version,
+		Tests: []builder.Step{test}, WorkDir: work, ConsoleLog: filepath.Join(work, "serial.log"), Log: io.Discard, GrowBy: grow,
+	})
+	require.NoError(t, err)
+	require.Len(t, rep.Results, 1)
+	console, _ := os.ReadFile(filepath.Join(work, "serial.log"))
+	require.Equal(t, "pass", rep.Results[0].Status, "%s\nconsole tail:\n%s", rep.Results[0].Output, tail(string(console), 40))
+}
+
+// A declared layout with separate /boot and /var plus swap boots under both
+// firmwares, and its mounts are checked inside the guest.
+func TestE2ECustomLayout(t *testing.T) {
+	requireE2E(t)
+	m, dir := buildExample(t, t.TempDir(), "../../examples/custom-layout.hcl")
+	require.Len(t, m.Health, 2)
+	require.Len(t, m.Tests, 6)
+	for _, tr := range m.Tests {
+		require.Equal(t, "pass", tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
+	}
+	var labels []string
+	for _, p := range m.Disk.Partitions {
+		labels = append(labels, p.Label+":"+p.Filesystem+":"+p.Mount)
+	}
+	require.Equal(t, []string{"BIOS::", "ESP:vfat:/boot/efi", "boot:ext4:/boot", "swap:swap:", "var:ext4:/var", "root:ext4:/"}, labels)
+	checkDisk(t, filepath.Join(dir, m.Outputs[0].File), m)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
