@@ -23,10 +23,9 @@ var bootModes = map[bootMode]layoutNeeds{
 	{"hybrid", "mbr"}: {esp: true, overhead: mbrOverhead},
 }
 
-// Names of firmwares and tables for messages.
+// Names of firmwares for messages.
 var (
 	firmwareNames = map[string]string{"uefi": "UEFI firmware", "bios": "BIOS firmware", "hybrid": "hybrid BIOS and UEFI firmware"}
-	tableNames    = map[string]string{"gpt": "a GPT disk", "mbr": "an MBR disk"}
 )
 
 // What a partition table spends outside the partitions: GPT the first MiB
