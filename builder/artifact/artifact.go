@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/kiln-build/kiln/internal/flock"
 )
 
 const stagingDir = ".staging"
@@ -98,7 +100,7 @@ func (s *Staging) Publish(name, version string, finalize func(build int) error) 
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		return 0, "", err
 	}
-	unlock, err := Lock(filepath.Join(vdir, ".lock"))
+	unlock, err := flock.Lock(filepath.Join(vdir, ".lock"))
 	if err != nil {
 		return 0, "", err
 	}
@@ -144,19 +146,6 @@ func Builds(vdir string) ([]int, error) {
 	}
 	sort.Ints(out)
 	return out, nil
-}
-
-// Lock takes an exclusive flock on path, waiting for other holders.
-func Lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func syncDir(dir string) error {

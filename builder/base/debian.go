@@ -22,9 +22,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/flock"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -96,7 +96,7 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	res.ReleaseSHA256 = release
 
 	entry := filepath.Join(o.CacheDir, "bases", key)
-	unlock, err := lockFile(entry + ".lock")
+	unlock, err := flock.Lock(entry + ".lock")
 	if err != nil {
 		return nil, err
 	}
@@ -193,22 +193,6 @@ func readMeta(entry string) (*cacheMeta, error) {
 		return nil, errors.New("cached tree missing")
 	}
 	return &m, nil
-}
-
-// lockFile takes an exclusive flock on path, waiting for other builds.
-func lockFile(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func sortedUnique(in []string) []string {
