@@ -28,12 +28,15 @@ test: deps ## Run every test: unit, disk, and end-to-end builds booted in QEMU
 test-unit: ## Run the tests that need no root and no QEMU
 	$(GO) test -short ./...
 
-fuzz: ## Fuzz the recipe parser and size parser for a minute each
+fuzz: ## Fuzz the recipe parser, the size parser and every image format reader
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/units/
+	for f in FuzzOpenQCOW2 FuzzOpenVHD FuzzOpenVHDX; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./builder/formats/ || exit 1; done
 
 bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
 	bash bench/disk-stage.sh
+	bash bench/formats.sh
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -232,11 +232,10 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	if err := os.RemoveAll(filepath.Join(staging.Work, "mounts")); err != nil {
 		return nil, err
 	}
-	out, err := describeOutput(rawPath, "raw", layout.Size)
+	rawSum, err := sparse.SHA256(rawPath)
 	if err != nil {
 		return nil, err
 	}
-	m.Outputs = append(m.Outputs, out)
 	m.Disk = manifestDisk(layout)
 	done("")
 
@@ -276,14 +275,23 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 			return nil, err
 		}
 	}
-	if after, err := sparse.SHA256(rawPath); err != nil || after != out.SHA256 {
-		return nil, fmt.Errorf("test: the image changed while it was tested (sha256 %s, then %s)", out.SHA256, after)
+	if after, err := sparse.SHA256(rawPath); err != nil || after != rawSum {
+		return nil, fmt.Errorf("test: the image changed while it was tested (sha256 %s, then %s)", rawSum, after)
 	}
 	if len(failures) > 0 {
 		return nil, mergeFailures(failures)
 	}
 
-	// 8. Publish: number the build under a lock and rename it into the catalog.
+	// 8. Outputs: every requested format, checked against its platform's
+	// rules and read back; the raw image is compressed last.
+	done = stage("outputs", strings.Join(img.Output.Formats, ", "))
+	if m.Outputs, err = writeOutputs(ctx, outputRequest{Raw: rawPath, Dir: staging.Artifact, Name: img.Name,
+		Firmware: img.Boot.Firmware, Output: img.Output, Log: log}); err != nil {
+		return nil, fmt.Errorf("outputs: %w", err)
+	}
+	done("")
+
+	// 9. Publish: number the build under a lock and rename it into the catalog.
 	done = stage("publish", "catalog "+o.ImagesDir)
 	build, path, err := staging.Publish(img.Name, img.Version, func(build int) error {
 		m.Build = build
@@ -323,18 +331,6 @@ func stepsFromRecipe(in []recipes.Step, prologue string) ([]Step, error) {
 		out = append(out, Step{Name: s.Name, Script: script, Env: s.Environment, Timeout: s.Timeout})
 	}
 	return out, nil
-}
-
-func describeOutput(path, format string, virtual uint64) (Output, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return Output{}, err
-	}
-	sum, err := sparse.SHA256(path)
-	if err != nil {
-		return Output{}, err
-	}
-	return Output{File: filepath.Base(path), Format: format, Size: fi.Size(), VirtualSize: virtual, SHA256: sum}, nil
 }
 
 func manifestDisk(l *disk.Layout) ManifestDisk {

@@ -77,9 +77,14 @@ type ManifestPartition struct {
 type Output struct {
 	File        string `json:"file"`
 	Format      string `json:"format"`
+	Subformat   string `json:"subformat,omitempty"`
 	Size        int64  `json:"size"`
 	VirtualSize uint64 `json:"virtual_size"`
-	SHA256      string `json:"sha256"`
+	SHA256      string `json:"sha256"` // of the file as published
+	// Compression and UncompressedSHA256 are set for a compressed raw image.
+	Compression        string   `json:"compression,omitempty"`
+	UncompressedSHA256 string   `json:"uncompressed_sha256,omitempty"`
+	Checks             []string `json:"checks"` // platform rules it was verified against
 }
 
 type TestResult struct {

@@ -12,12 +12,11 @@ import (
 
 	"github.com/kiln-build/kiln/internal/guest"
 	"github.com/kiln-build/kiln/internal/qemu"
-	"github.com/kiln-build/kiln/internal/sparse"
 )
 
 // TestRequest describes one test boot of a raw image.
 type TestRequest struct {
-	Image      string // the raw image; never modified (a sparse copy is booted)
+	Image      string // raw, qcow2, VMDK, VHD or VHDX; never modified (see prepareBootDisk)
 	RootOffset uint64 // byte offset of the ext4 root partition
 	Firmware   string // uefi | bios
 	Name       string
@@ -60,20 +59,6 @@ const bootBudget = 5 * time.Minute
 // TestImage boots a throwaway copy of a raw image with the test harness
 // injected into its root filesystem and collects the results.
 func TestImage(ctx context.Context, t TestRequest) (*TestReport, error) {
-	copyPath := filepath.Join(t.WorkDir, "test-"+t.Firmware+".raw")
-	if err := sparse.Copy(copyPath, t.Image); err != nil {
-		return nil, fmt.Errorf("copying the image for testing: %w", err)
-	}
-	defer os.Remove(copyPath)
-	if t.GrowBy > 0 {
-		fi, err := os.Stat(copyPath)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.Truncate(copyPath, fi.Size()+int64(t.GrowBy)); err != nil {
-			return nil, err
-		}
-	}
 	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: t.Firmware, BootTimeout: bootBudget}
 	names := make([]string, len(t.Tests))
 	total := bootBudget + time.Minute
@@ -82,20 +67,28 @@ func TestImage(ctx context.Context, t TestRequest) (*TestReport, error) {
 		names[i] = s.Name
 		total += s.Timeout + 10*time.Second
 	}
-	if err := guest.Inject(ctx, copyPath, t.RootOffset, suite, t.Log); err != nil {
+	work, err := os.MkdirTemp(t.WorkDir, "test-"+t.Firmware+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	bootDisk, bootFormat, err := prepareBootDisk(ctx, t.Image, work, t.GrowBy, func(raw string) error {
+		return guest.Inject(ctx, raw, t.RootOffset, suite, t.Log)
+	})
+	if err != nil {
 		return nil, err
 	}
 	resultsPath := filepath.Join(t.WorkDir, "results-"+t.Firmware+".log")
 	opts := qemu.Options{
 		Firmware:     qemu.BIOS,
-		Disks:        []qemu.Disk{{Path: copyPath, Format: "raw"}},
+		Disks:        []qemu.Disk{{Path: bootDisk, Format: bootFormat}},
 		ConsoleLog:   t.ConsoleLog,
 		ExtraSerials: []string{resultsPath},
 		Timeout:      total,
 	}
 	if t.Firmware == "uefi" {
 		opts.Firmware = qemu.UEFI
-		opts.VarsFile = filepath.Join(t.WorkDir, "vars-uefi.fd")
+		opts.VarsFile = filepath.Join(work, "vars-uefi.fd")
 	}
 	opts.Accel = qemu.DetectAccel(ctx)
 	if cmd, err := opts.Cmdline(); err == nil {

@@ -50,4 +50,10 @@ image "boot-matrix" {
       "if [ \"$KILN_FIRMWARE\" = uefi ] || grep -q /boot/efi /etc/fstab; then findmnt -n -o FSTYPE /boot/efi | grep -qx vfat; fi",
     ]
   }
+
+  # Uncompressed, so the tests can check the disk directly.
+  output {
+    formats  = ["raw"]
+    compress = "none"
+  }
 }

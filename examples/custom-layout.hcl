@@ -65,4 +65,9 @@ image "custom-layout" {
       "grep -q link_in_boot /etc/kernel-img.conf",
     ]
   }
+
+  output {
+    formats  = ["raw"]
+    compress = "none"
+  }
 }

@@ -34,5 +34,7 @@ image "debian-minimal" {
     ]
   }
 
-  output { formats = ["raw"] }
+  # The raw image is published zstd-compressed (the default); qcow2 is
+  # checked and read back like every output.
+  output { formats = ["raw", "qcow2"] }
 }

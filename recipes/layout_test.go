@@ -56,3 +56,29 @@ func TestMBRSignature(t *testing.T) {
 	require.False(t, diags.HasErrors(), "%v", diags)
 	require.Equal(t, uint32(0x1a2b3c4d), r.Image.Disk.Signature)
 }
+
+func TestOutputBlock(t *testing.T) {
+	r, _, diags := Parse("r.hcl", []byte(`image "x" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  output {
+    formats          = ["raw", "qcow2", "vmdk", "vhd", "vhdx", "ova"]
+    compress         = "xz"
+    vmdk_subformat   = "monolithicSparse"
+    vhd_subformat    = "dynamic"
+    qcow2_compressed = true
+    cpus             = 4
+    memory           = "4GiB"
+  }
+}
+`), LoadOptions{})
+	require.False(t, diags.HasErrors(), "%v", diags)
+	o := r.Image.Output
+	require.Equal(t, []string{"raw", "qcow2", "vmdk", "vhd", "vhdx", "ova"}, o.Formats)
+	require.Equal(t, "xz", o.Compress)
+	require.Equal(t, "monolithicSparse", o.VMDKSubformat)
+	require.Equal(t, "dynamic", o.VHDSubformat)
+	require.True(t, o.QCOW2Compressed)
+	require.Equal(t, 4, o.CPUs)
+	require.Equal(t, 4096, o.MemoryMiB)
+}

@@ -134,8 +134,14 @@ type Step struct {
 
 // Output is the image's output block. Range is zero when the block is absent.
 type Output struct {
-	Formats []string
-	Range   Range
+	Formats         []string // raw, qcow2, vmdk, vhd, vhdx, ova
+	Compress        string   // the raw image's compression: zstd (default with an output block), xz or none
+	VMDKSubformat   string   // streamOptimized (default) or monolithicSparse
+	VHDSubformat    string   // fixed (default, what Azure takes) or dynamic
+	QCOW2Compressed bool     // compressed qcow2 clusters
+	CPUs            int      // the OVA's virtual machine
+	MemoryMiB       int
+	Range           Range
 }
 
 // Defaults applied when a recipe leaves something out.

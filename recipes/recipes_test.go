@@ -38,7 +38,7 @@ func TestLoadValid(t *testing.T) {
 					Range: Range{Filename: "testdata/valid/minimal.hcl", Line: 4, Column: 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "hybrid", KernelCmdline: []string{}}, img.Boot, "defaults, zero Range")
 				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}}, img.Disk)
-				require.Equal(t, Output{Formats: []string{"raw"}}, img.Output)
+				require.Equal(t, defaultOutput(), img.Output)
 				require.Empty(t, img.Build)
 				require.Empty(t, img.Tests)
 			},
@@ -68,7 +68,9 @@ func TestLoadValid(t *testing.T) {
 					{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
 						Timeout: 5 * time.Minute, Range: Range{f, 44, 3}},
 				}, img.Tests)
-				require.Equal(t, Output{Formats: []string{"raw"}, Range: Range{f, 48, 3}}, img.Output)
+				want := defaultOutput()
+				want.Range = Range{f, 48, 3}
+				require.Equal(t, want, img.Output)
 			},
 		},
 		{

@@ -13,6 +13,9 @@
 package formats
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +45,10 @@ type Options struct {
 	Subformat string // format-specific: "streamOptimized", "monolithicSparse", "fixed", "dynamic"
 	Compress  bool   // qcow2: compressed clusters
 	Workers   int    // parallel compression workers; 0 = runtime.NumCPU()
+	// qcow2 only: an overlay on a backing file. Clusters the source does not
+	// provide read from the backing file, whose path and QEMU format name
+	// ("raw", "vmdk", "vpc", "vhdx", "qcow2") go into the header.
+	BackingFile, BackingFormat string
 }
 
 // ErrUnsupported is returned for a valid file that uses a feature Kiln does
@@ -132,4 +139,51 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// VirtualSHA256 hashes the first n bytes of img's virtual disk (reading only
+// its data extents; the rest hashes as zeros) and reports whether every byte
+// after n is zero.
+func VirtualSHA256(ctx context.Context, img Image, n int64) (string, bool, error) {
+	exts, err := img.Extents()
+	if err != nil {
+		return "", false, err
+	}
+	h := sha256.New()
+	zeros := make([]byte, 1<<20)
+	buf := make([]byte, 1<<20)
+	var pos int64
+	hashZeros := func(to int64) {
+		for pos < to {
+			c := min(to-pos, int64(len(zeros)))
+			h.Write(zeros[:c])
+			pos += c
+		}
+	}
+	tailZero := true
+	for _, e := range exts {
+		if err := ctx.Err(); err != nil {
+			return "", false, err
+		}
+		for off := e.Off; off < e.Off+e.Len; {
+			c := min(e.Off+e.Len-off, int64(len(buf)))
+			if _, err := img.ReadAt(buf[:c], off); err != nil && !errors.Is(err, io.EOF) {
+				return "", false, err
+			}
+			if off < n {
+				hashZeros(off)
+				k := min(c, n-off)
+				h.Write(buf[:k])
+				pos = off + k
+				if k < c && !isZero(buf[k:c]) {
+					tailZero = false
+				}
+			} else if !isZero(buf[:c]) {
+				tailZero = false
+			}
+			off += c
+		}
+	}
+	hashZeros(n)
+	return hex.EncodeToString(h.Sum(nil)), tailZero, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +37,13 @@ type recipeFlags struct {
 	json           *bool
 }
 
+// register adds the flags every command that reads a recipe takes.
+func (rf *recipeFlags) register(fs *flag.FlagSet, jsonUsage string) {
+	fs.Var(&rf.vars, "var", "set a variable: name=value (repeatable)")
+	fs.Var(&rf.varFiles, "var-file", "read variables from an HCL file (repeatable)")
+	rf.json = fs.Bool("json", false, jsonUsage)
+}
+
 func loadRecipe(path string, rf *recipeFlags, stderr io.Writer, jsonOut io.Writer) (*recipes.Recipe, int) {
 	r, files, diags := recipes.Load(path, recipes.LoadOptions{Vars: rf.vars, VarFiles: rf.varFiles, Env: os.Environ()})
 	if *rf.json && diags.HasErrors() {
@@ -54,9 +62,7 @@ func loadRecipe(path string, rf *recipeFlags, stderr io.Writer, jsonOut io.Write
 func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", validateUsage, stderr)
 	var rf recipeFlags
-	fs.Var(&rf.vars, "var", "set a variable: name=value (repeatable)")
-	fs.Var(&rf.varFiles, "var-file", "read variables from an HCL file (repeatable)")
-	rf.json = fs.Bool("json", false, "print the result as JSON on stdout")
+	rf.register(fs, "print the result as JSON on stdout")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -80,9 +86,7 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("build", buildUsage, stderr)
 	var rf recipeFlags
-	fs.Var(&rf.vars, "var", "set a variable: name=value (repeatable)")
-	fs.Var(&rf.varFiles, "var-file", "read variables from an HCL file (repeatable)")
-	rf.json = fs.Bool("json", false, "print the result as JSON on stdout (progress goes nowhere)")
+	rf.register(fs, "print the result as JSON on stdout (progress goes nowhere)")
 	images := fs.String("images", defaultImagesDir(), "catalog directory the build is published to (env KILN_IMAGES)")
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")

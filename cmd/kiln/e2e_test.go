@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kiln-build/kiln/builder"
@@ -26,7 +27,7 @@ func requireE2E(t *testing.T) {
 		t.Skip("end-to-end build; set KILN_E2E=1 (make test does)")
 	}
 	testutil.RequireRoot(t)
-	testutil.Require(t, "mmdebstrap", "mke2fs", "e2fsck", "debugfs", "qemu-system-x86_64", "sgdisk", "sfdisk", "fsck.vfat", "unshare")
+	testutil.Require(t, "mmdebstrap", "mke2fs", "e2fsck", "debugfs", "qemu-system-x86_64", "qemu-img", "sgdisk", "sfdisk", "fsck.vfat", "unshare", "zstd", "xz")
 }
 
 func readManifest(t *testing.T, dir string) *builder.Manifest {
@@ -81,14 +82,30 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	require.Equal(t, 3, junit.Tests)
 	require.Zero(t, junit.Failures)
 
-	// The manifest's checksums match the files.
-	require.Len(t, m.Outputs, 1)
-	img := filepath.Join(res.Path, m.Outputs[0].File)
+	// The manifest's checksums match the files: a zstd-compressed raw image
+	// (whose content hashes to the uncompressed sha256) and a qcow2.
+	require.Len(t, m.Outputs, 2)
+	raw, qcow := m.Outputs[0], m.Outputs[1]
+	require.Equal(t, "raw", raw.Format)
+	require.Equal(t, "zstd", raw.Compression)
+	require.Equal(t, "debian-minimal.raw.zst", raw.File)
+	require.Equal(t, "qcow2", qcow.Format)
+	for _, o := range m.Outputs {
+		sum, err := sparse.SHA256(filepath.Join(res.Path, o.File))
+		require.NoError(t, err)
+		require.Equal(t, o.SHA256, sum, o.File)
+		fi, err := os.Stat(filepath.Join(res.Path, o.File))
+		require.NoError(t, err)
+		require.Equal(t, fi.Size(), o.Size, o.File)
+		require.NotEmpty(t, o.Checks, "%s was verified against its platforms", o.File)
+	}
+	require.NoFileExists(t, filepath.Join(res.Path, "debian-minimal.raw"), "only the compressed raw image is published")
+	img := decompressed(t, filepath.Join(res.Path, raw.File))
 	sum, err := sparse.SHA256(img)
 	require.NoError(t, err)
-	require.Equal(t, m.Outputs[0].SHA256, sum)
-	fi, _ := os.Stat(img)
-	require.Equal(t, fi.Size(), m.Outputs[0].Size)
+	require.Equal(t, raw.UncompressedSHA256, sum)
+	cmp, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2", img, filepath.Join(res.Path, qcow.File)).CombinedOutput()
+	require.NoError(t, err, string(cmp))
 
 	// The disk is clean for independent tools.
 	checkDisk(t, img, m)
@@ -104,9 +121,9 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	t.Logf("base stage: first %.1fs, second %.1fs", first, second)
 	require.Less(t, second, first/5)
 	// Build 1 is untouched.
-	sum, err = sparse.SHA256(img)
+	sum, err = sparse.SHA256(filepath.Join(filepath.Dir(filepath.Dir(res.Path)), "1", raw.File))
 	require.NoError(t, err)
-	require.Equal(t, m.Outputs[0].SHA256, sum)
+	require.Equal(t, raw.SHA256, sum)
 }
 
 // checkDisk runs the independent checkers on a published image: the
@@ -171,6 +188,23 @@ image "failing" {
 	require.Len(t, failed, 1)
 	data, _ := os.ReadFile(failed[0])
 	require.Contains(t, string(data), "expected failure output")
+}
+
+// decompressed returns a raw copy of a compressed image, via zstd -d / xz -d.
+func decompressed(t *testing.T, path string) string {
+	out := filepath.Join(t.TempDir(), "disk.raw")
+	cmd := exec.Command("zstd", "-d", "-q", "-o", out, path) // zstd writes holes for zeros
+	if strings.HasSuffix(path, ".xz") {
+		f, err := os.Create(out)
+		require.NoError(t, err)
+		defer f.Close()
+		cmd = exec.Command("xz", "-d", "-c", path)
+		cmd.Stdout = f
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	return out
 }
 
 // sharedCache is a base cache shared by tests that do not measure caching.

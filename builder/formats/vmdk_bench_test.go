@@ -1,0 +1,64 @@
+package formats
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestVMDKBenchAgainstQemu times Kiln's VMDK writers against qemu-img
+// convert on the raw image named by KILN_VMDK_BENCH, in alternating runs
+// (KILN_VMDK_BENCH_RUNS, default 3), and logs medians and sizes. It
+// asserts nothing about time.
+//
+//	KILN_VMDK_BENCH=/path/disk.raw go test -v -run VMDKBench ./builder/formats/
+func TestVMDKBenchAgainstQemu(t *testing.T) {
+	raw := os.Getenv("KILN_VMDK_BENCH")
+	if raw == "" {
+		t.Skip("set KILN_VMDK_BENCH to a raw image to run")
+	}
+	runs := 3
+	if n, err := strconv.Atoi(os.Getenv("KILN_VMDK_BENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	dir := t.TempDir()
+	src, err := OpenRaw(raw)
+	require.NoError(t, err)
+	defer src.Close()
+	// Warm the page cache so that neither side pays for the first read.
+	require.NoError(t, exec.Command("cat", raw).Run())
+
+	for _, sub := range []string{vmdkStreamOptimized, vmdkMonolithicSparse} {
+		var kt, qt []time.Duration
+		ours, ref := filepath.Join(dir, "kiln.vmdk"), filepath.Join(dir, "qemu.vmdk")
+		for i := 0; i < runs; i++ {
+			os.Remove(ours)
+			os.Remove(ref)
+			start := time.Now()
+			f, err := os.Create(ours)
+			require.NoError(t, err)
+			require.NoError(t, WriteVMDK(context.Background(), f, src, Options{Subformat: sub}))
+			require.NoError(t, f.Close())
+			kt = append(kt, time.Since(start))
+
+			start = time.Now()
+			out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, raw, ref).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			qt = append(qt, time.Since(start))
+		}
+		median := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+		k, q := median(kt), median(qt)
+		t.Logf("%s: kiln %v (runs %v), qemu-img %v (runs %v), speedup %.2fx; size kiln %d, qemu-img %d (%.4f)",
+			sub, k.Round(time.Millisecond), kt, q.Round(time.Millisecond), qt, float64(q)/float64(k),
+			fileSize(t, ours), fileSize(t, ref), float64(fileSize(t, ours))/float64(fileSize(t, ref)))
+		out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, ours).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+}

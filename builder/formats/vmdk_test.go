@@ -1,0 +1,533 @@
+package formats
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/internal/testutil"
+)
+
+// vmdkTestSize is 1 GiB plus three sectors: not a multiple of a grain,
+// so the last grain is partial.
+const vmdkTestSize = 1<<30 + 3*512
+
+// vmdkTestRaw builds a sparse raw disk with random blocks, compressible
+// text, binaries, data across grain and grain-table boundaries, explicit
+// zero blocks and data in the last, partial grain.
+func vmdkTestRaw(t testing.TB, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "src.raw")
+	f, err := os.Create(p)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, f.Truncate(vmdkTestSize))
+	rng := rand.New(rand.NewSource(1))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		rng.Read(b)
+		return b
+	}
+	write := func(b []byte, off int64) {
+		_, err := f.WriteAt(b, off)
+		require.NoError(t, err)
+	}
+	write(random(1<<20), 0)                              // incompressible
+	write(vmdkTestText(4<<20), 100<<20)                  // compressible
+	write(random(10000), 1000*vmdkGrainSize-5000)        // across a grain boundary
+	write(vmdkTestText(300000), 32<<20-150000)           // across a grain-table boundary
+	write(make([]byte, 1<<20), 200<<20)                  // explicit zeros: no grains
+	write(append(make([]byte, 4096), 1), 300<<20+12345)  // mostly zero grain
+	write(vmdkTestBinaries(t, 6<<20), 500<<20)           // real-looking data
+	write(random(vmdkTestSize-(1<<30)), 1<<30)           // the partial grain
+	write([]byte("the end of the first GiB"), 1<<30-100) // last full grain
+	return p
+}
+
+func vmdkTestText(n int) []byte {
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "line %d: the quick brown fox jumps over the lazy dog %x\n", i, i*i)
+	}
+	return b.Bytes()[:n]
+}
+
+// vmdkTestBinaries concatenates files from /usr/bin and /usr/share.
+func vmdkTestBinaries(t testing.TB, n int) []byte {
+	var out []byte
+	for _, dir := range []string{"/usr/bin", "/usr/share/doc"} {
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || len(out) >= n || !d.Type().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err == nil {
+				out = append(out, b...)
+			}
+			return nil
+		})
+	}
+	if len(out) < n {
+		out = append(out, vmdkTestText(n-len(out))...)
+	}
+	return out[:n]
+}
+
+func vmdkWrite(t testing.TB, src Source, path string, o Options) {
+	t.Helper()
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	require.NoError(t, WriteVMDK(context.Background(), f, src, o))
+	require.NoError(t, f.Close())
+}
+
+func vmdkQemuInfo(t testing.TB, path string) map[string]any {
+	t.Helper()
+	out, err := exec.Command("qemu-img", "info", "--output=json", path).Output()
+	require.NoError(t, err)
+	var info map[string]any
+	require.NoError(t, json.Unmarshal(out, &info))
+	return info
+}
+
+func vmdkRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	require.NoError(t, err, "%s %s: %s", name, strings.Join(args, " "), out)
+	return string(out)
+}
+
+func fileSize(t testing.TB, p string) int64 {
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	return fi.Size()
+}
+
+// vmdkSame compares two virtual disks byte for byte, in chunks.
+func vmdkSame(t testing.TB, want, got Source) {
+	t.Helper()
+	require.Equal(t, want.Size(), got.Size())
+	const chunk = 4 << 20
+	a, b := make([]byte, chunk), make([]byte, chunk)
+	for off := int64(0); off < want.Size(); off += chunk {
+		n := int(min(chunk, want.Size()-off))
+		_, err := want.ReadAt(a[:n], off)
+		if err != nil && n == chunk {
+			require.NoError(t, err)
+		}
+		m, err := got.ReadAt(b[:n], off)
+		if m < n {
+			require.NoError(t, err)
+		}
+		require.Equal(t, n, m)
+		if !bytes.Equal(a[:n], b[:n]) {
+			i := 0
+			for a[i] == b[i] {
+				i++
+			}
+			t.Fatalf("disks differ at byte %d", off+int64(i))
+		}
+	}
+}
+
+func TestVMDKQemuJudges(t *testing.T) {
+	testutil.Require(t, "qemu-img")
+	dir := t.TempDir()
+	raw := vmdkTestRaw(t, dir)
+	src, err := OpenRaw(raw)
+	require.NoError(t, err)
+	defer src.Close()
+	for _, sub := range []string{vmdkMonolithicSparse, vmdkStreamOptimized} {
+		t.Run(sub, func(t *testing.T) {
+			ours := filepath.Join(dir, "kiln-"+sub+".vmdk")
+			vmdkWrite(t, src, ours, Options{Subformat: sub})
+			vmdkRun(t, "qemu-img", "check", "-f", "vmdk", ours)
+			vmdkRun(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, ours)
+			info := vmdkQemuInfo(t, ours)
+			require.Equal(t, "vmdk", info["format"])
+			require.EqualValues(t, vmdkTestSize, info["virtual-size"])
+			data := info["format-specific"].(map[string]any)["data"].(map[string]any)
+			require.Equal(t, sub, data["create-type"])
+			require.EqualValues(t, 0xffffffff, data["parent-cid"])
+			ext := data["extents"].([]any)[0].(map[string]any)
+			require.Equal(t, sub == vmdkStreamOptimized, ext["compressed"] == true)
+
+			ref := filepath.Join(dir, "qemu-"+sub+".vmdk")
+			vmdkRun(t, "qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, raw, ref)
+			t.Logf("%s: kiln %d bytes, qemu-img %d bytes", sub, fileSize(t, ours), fileSize(t, ref))
+			require.LessOrEqual(t, fileSize(t, ours), fileSize(t, ref), "larger than qemu-img's")
+
+			// Kiln reads its own file and qemu-img's.
+			for _, p := range []string{ours, ref} {
+				img, err := OpenVMDK(p)
+				require.NoError(t, err)
+				require.Equal(t, "vmdk", img.Format())
+				require.Equal(t, sub, img.Subformat())
+				vmdkSame(t, src, img)
+				exts, err := img.Extents()
+				require.NoError(t, err)
+				require.NotEmpty(t, exts)
+				require.NoError(t, img.Close())
+			}
+		})
+	}
+}
+
+func TestVMDKDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	raw := vmdkTestRaw(t, dir)
+	src, err := OpenRaw(raw)
+	require.NoError(t, err)
+	defer src.Close()
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return b
+	}
+	for _, c := range []struct {
+		sub     string
+		workers []int
+	}{{vmdkStreamOptimized, []int{1, 4, 4, 0}}, {vmdkMonolithicSparse, []int{0, 0}}} {
+		var first []byte
+		p := filepath.Join(dir, c.sub+".vmdk") // the descriptor names the file
+		for _, w := range c.workers {
+			vmdkWrite(t, src, p, Options{Subformat: c.sub, Workers: w})
+			b := read(p)
+			if first == nil {
+				first = b
+				continue
+			}
+			require.True(t, bytes.Equal(first, b), "%s with %d workers differs", c.sub, w)
+		}
+	}
+	// Equal content, equal CID, whatever the subformat.
+	m, err := OpenVMDK(filepath.Join(dir, "monolithicSparse.vmdk"))
+	require.NoError(t, err)
+	defer m.Close()
+	s, err := OpenVMDK(filepath.Join(dir, "streamOptimized.vmdk"))
+	require.NoError(t, err)
+	defer s.Close()
+	cid := func(img Image) string {
+		d, err := img.(*vmdkImage).readDescriptor(&img.(*vmdkImage).h)
+		require.NoError(t, err)
+		require.NotEmpty(t, d)
+		b := make([]byte, 2048)
+		_, err = img.(*vmdkImage).r.ReadAt(b, 512)
+		require.NoError(t, err)
+		return vmdkDescValue(string(b), "CID")
+	}
+	require.Equal(t, cid(m), cid(s))
+	require.Len(t, cid(m), 8)
+}
+
+// vmdkSmall writes a small disk in both subformats for the edge cases and
+// the fuzz corpus.
+func vmdkSmall(t testing.TB, dir string, size int64, data map[int64][]byte) (raw string, files map[string]string) {
+	raw = filepath.Join(dir, "small.raw")
+	f, err := os.Create(raw)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(size))
+	for off, b := range data {
+		_, err := f.WriteAt(b, off)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	src, err := OpenRaw(raw)
+	require.NoError(t, err)
+	defer src.Close()
+	files = map[string]string{}
+	for _, sub := range []string{vmdkMonolithicSparse, vmdkStreamOptimized} {
+		p := filepath.Join(dir, "small-"+sub+".vmdk")
+		vmdkWrite(t, src, p, Options{Subformat: sub})
+		files[sub] = p
+	}
+	return raw, files
+}
+
+func TestVMDKEdgeSizes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		size int64
+		data map[int64][]byte
+	}{
+		{"empty disk", 0, nil},
+		{"all zero", 10 << 20, nil},
+		{"one sector", 512, map[int64][]byte{0: {1, 2, 3}}},
+		{"odd size", 100000, map[int64][]byte{99990: []byte("0123456789")}},
+		{"one GT", 32 << 20, map[int64][]byte{0: {1}, 32<<20 - 1: {2}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			raw, files := vmdkSmall(t, dir, c.size, c.data)
+			src, err := OpenRaw(raw)
+			require.NoError(t, err)
+			defer src.Close()
+			padded := (c.size + 511) / 512 * 512
+			for sub, p := range files {
+				img, err := OpenVMDK(p)
+				require.NoError(t, err, sub)
+				require.Equal(t, padded, img.Size())
+				got := make([]byte, padded)
+				n, err := img.ReadAt(got, 0)
+				if padded > 0 {
+					require.NoError(t, err)
+				}
+				require.Equal(t, int(padded), n)
+				want := make([]byte, padded)
+				_, _ = src.ReadAt(want, 0)
+				require.True(t, bytes.Equal(want, got), sub)
+				// Past the end: EOF.
+				_, err = img.ReadAt(make([]byte, 1), padded)
+				require.Error(t, err)
+				require.NoError(t, img.Close())
+				// qemu-img cannot open a VMDK of 0 sectors, even its own.
+				if _, err := exec.LookPath("qemu-img"); err == nil && c.size > 0 {
+					vmdkRun(t, "qemu-img", "check", "-f", "vmdk", p)
+					if c.size%512 == 0 {
+						vmdkRun(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, p)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestVMDKUnsupported(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+		return p
+	}
+	cases := map[string]string{
+		"descriptor": write("desc.vmdk", "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n\nRW 4192256 SPARSE \"a-s001.vmdk\"\n"),
+		"flat":       write("flat.vmdk", "# Disk DescriptorFile\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"flat-flat.vmdk\" 0\n"),
+		"cowd":       write("cowd.vmdk", "COWD\x01\x00\x00\x00"+strings.Repeat("\x00", 2040)),
+	}
+	// Hand-made single-file variants: a delta disk, several extents, a
+	// createType Kiln does not read.
+	tiny := func(name, desc string) string {
+		h := vmdkHeader{Version: 1, Flags: vmdkFlagNewline, Capacity: 128, GrainSize: 128, DescOffset: 1, DescSize: 2, NumGTEsPerGT: 512, GDOffset: 3, OverHead: 4}
+		b := append(h.marshal(), make([]byte, 3*512+2048)...)
+		copy(b[512:], desc)
+		binary := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(binary, b, 0o644))
+		return binary
+	}
+	cases["delta"] = tiny("delta.vmdk", "CID=1\nparentCID=12345678\ncreateType=\"monolithicSparse\"\nRW 128 SPARSE \"delta.vmdk\"\n")
+	cases["two extents"] = tiny("two.vmdk", "parentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW 64 SPARSE \"two.vmdk\"\nRW 64 SPARSE \"other.vmdk\"\n")
+	cases["vmfs"] = tiny("vmfs.vmdk", "parentCID=ffffffff\ncreateType=\"vmfsSparse\"\nRW 128 SPARSE \"vmfs.vmdk\"\n")
+	if _, err := exec.LookPath("qemu-img"); err == nil {
+		split := filepath.Join(dir, "split.vmdk")
+		vmdkRun(t, "qemu-img", "create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", split, "3G")
+		cases["qemu split descriptor"] = split
+		cases["qemu split extent"] = filepath.Join(dir, "split-s001.vmdk")
+		base := filepath.Join(dir, "base.vmdk")
+		vmdkRun(t, "qemu-img", "create", "-f", "vmdk", base, "64M")
+		child := filepath.Join(dir, "child.vmdk")
+		vmdkRun(t, "qemu-img", "create", "-f", "vmdk", "-b", base, "-F", "vmdk", child)
+		cases["qemu delta"] = child
+	}
+	for name, p := range cases {
+		_, err := OpenVMDK(p)
+		require.ErrorIs(t, err, ErrUnsupported, name)
+		t.Logf("%s: %v", name, err)
+	}
+	_, err := OpenVMDK(write("junk.vmdk", "hello"))
+	var fe *FormatError
+	require.ErrorAs(t, err, &fe)
+	f, err := os.Create(filepath.Join(dir, "x.vmdk"))
+	require.NoError(t, err)
+	defer f.Close()
+	require.ErrorIs(t, WriteVMDK(context.Background(), f, nil, Options{Subformat: "twoGbMaxExtentSparse"}), ErrUnsupported)
+}
+
+func TestVMDKMalformed(t *testing.T) {
+	dir := t.TempDir()
+	_, files := vmdkSmall(t, dir, 3<<20, map[int64][]byte{0: vmdkTestText(1 << 20), 2 << 20: {1, 2, 3}})
+	for sub, p := range files {
+		good, err := os.ReadFile(p)
+		require.NoError(t, err)
+		for _, c := range vmdkCorruptions(good) {
+			img, err := vmdkOpen(bytes.NewReader(c.data), int64(len(c.data)))
+			if err == nil {
+				_, err = vmdkReadAll(img)
+			}
+			require.Error(t, err, "%s: %s", sub, c.name)
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				require.ErrorIs(t, err, ErrUnsupported, "%s: %s", sub, c.name)
+			}
+		}
+	}
+}
+
+type vmdkCorruption struct {
+	name string
+	data []byte
+}
+
+// vmdkCorruptions derives broken files from a good one.
+func vmdkCorruptions(good []byte) []vmdkCorruption {
+	var out []vmdkCorruption
+	mod := func(name string, f func(b []byte) []byte) {
+		b := f(append([]byte(nil), good...))
+		out = append(out, vmdkCorruption{name, b})
+	}
+	le := func(b []byte, off int, v uint64, n int) []byte {
+		for i := 0; i < n; i++ {
+			b[off+i] = byte(v >> (8 * i))
+		}
+		return b
+	}
+	mod("truncated header", func(b []byte) []byte { return b[:300] })
+	mod("truncated half", func(b []byte) []byte { return b[:len(b)/2] })
+	mod("truncated tail", func(b []byte) []byte { return b[:len(b)-512] })
+	mod("version 9", func(b []byte) []byte { return le(b, 4, 9, 4) })
+	mod("grain size 3", func(b []byte) []byte { return le(b, 20, 3, 8) })
+	mod("grain size huge", func(b []byte) []byte { return le(b, 20, 1<<40, 8) })
+	mod("no GTEs", func(b []byte) []byte { return le(b, 44, 0, 4) })
+	mod("capacity huge", func(b []byte) []byte { return le(b, 12, 1<<60, 8) })
+	mod("descriptor beyond", func(b []byte) []byte { return le(b, 28, 1<<40, 8) })
+	mod("newline damaged", func(b []byte) []byte { b[75] = '\n'; return b })
+	mod("no createType", func(b []byte) []byte { copy(b[512:], bytes.Repeat([]byte{'#'}, 512)); return b })
+	mod("GD beyond", func(b []byte) []byte {
+		if binary64(b[56:]) == vmdkGDAtEnd {
+			return le(b, len(b)-1024+56, 1<<31, 8)
+		}
+		return le(b, 56, 1<<31, 8)
+	})
+	// Every grain-table entry and directory entry pointing far away.
+	mod("pointers beyond", func(b []byte) []byte {
+		gd := binary64(b[56:])
+		if gd == vmdkGDAtEnd {
+			gd = binary64(b[len(b)-1024+56:])
+		}
+		return le(b, int(gd)*512, 0x7fffffff, 4)
+	})
+	mod("grain pointers beyond", func(b []byte) []byte {
+		gd := binary64(b[56:])
+		if gd == vmdkGDAtEnd {
+			gd = binary64(b[len(b)-1024+56:])
+		}
+		gt := int(b[gd*512]) | int(b[gd*512+1])<<8 | int(b[gd*512+2])<<16
+		return le(b, gt*512, 0x7ffffff0, 4)
+	})
+	return out
+}
+
+func binary64(b []byte) uint64 {
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}
+
+// vmdkReadAll reads the allocated grains of an image, at most 64 MiB.
+func vmdkReadAll(img *vmdkImage) (int64, error) {
+	exts, err := img.Extents()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 1<<20)
+	total := int64(0)
+	for _, e := range exts {
+		for off := e.Off; off < e.Off+e.Len && total < 64<<20; off += int64(len(buf)) {
+			n := min(int64(len(buf)), e.Off+e.Len-off)
+			if _, err := img.ReadAt(buf[:n], off); err != nil {
+				return total, err
+			}
+			total += n
+		}
+	}
+	return total, nil
+}
+
+func TestVMDKCancel(t *testing.T) {
+	dir := t.TempDir()
+	raw, _ := vmdkSmall(t, dir, 8<<20, map[int64][]byte{0: vmdkTestText(8 << 20)})
+	src, err := OpenRaw(raw)
+	require.NoError(t, err)
+	defer src.Close()
+	for _, sub := range []string{vmdkMonolithicSparse, vmdkStreamOptimized} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		f, err := os.Create(filepath.Join(dir, "c.vmdk"))
+		require.NoError(t, err)
+		require.ErrorIs(t, WriteVMDK(ctx, f, src, Options{Subformat: sub}), context.Canceled, sub)
+		f.Close()
+	}
+	// Cancelled while the workers are busy.
+	// Cancelled while the workers are busy: the source has 128 grains,
+	// read once for the CID, then again for the grains.
+	for _, sub := range []string{vmdkMonolithicSparse, vmdkStreamOptimized} {
+		ctx, cancel := context.WithCancel(context.Background())
+		f, err := os.Create(filepath.Join(dir, "c.vmdk"))
+		require.NoError(t, err)
+		at := int64(64)
+		if sub == vmdkStreamOptimized {
+			at = 128 + 64
+		}
+		s := &vmdkCancelSource{RawFile: src, at: at, hit: cancel}
+		err = WriteVMDK(ctx, f, s, Options{Subformat: sub, Workers: 2})
+		require.ErrorIs(t, err, context.Canceled, sub)
+		require.Less(t, s.reads.Load(), int64(256), sub)
+		f.Close()
+	}
+}
+
+// vmdkCancelSource calls hit at its at-th read.
+type vmdkCancelSource struct {
+	*RawFile
+	at    int64
+	reads atomic.Int64
+	hit   func()
+}
+
+func (s *vmdkCancelSource) ReadAt(p []byte, off int64) (int, error) {
+	if s.reads.Add(1) == s.at {
+		s.hit()
+	}
+	return s.RawFile.ReadAt(p, off)
+}
+
+// A streamOptimized file may come through a pipe.
+func TestVMDKStreamToPipe(t *testing.T) {
+	dir := t.TempDir()
+	raw, files := vmdkSmall(t, dir, 5<<20, map[int64][]byte{4096: vmdkTestText(3 << 20)})
+	src, err := OpenRaw(raw)
+	require.NoError(t, err)
+	defer src.Close()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	var got []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(r)
+		got = buf.Bytes()
+	}()
+	require.NoError(t, WriteVMDK(context.Background(), w, src, Options{Subformat: vmdkStreamOptimized}))
+	w.Close()
+	<-done
+	want, err := os.ReadFile(files[vmdkStreamOptimized])
+	require.NoError(t, err)
+	// Only the extent file name in the descriptor differs.
+	img, err := vmdkOpen(bytes.NewReader(got), int64(len(got)))
+	require.NoError(t, err)
+	vmdkSame(t, src, img)
+	require.Equal(t, len(want), len(got))
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kiln-build/kiln/builder/formats"
+)
+
+const convertUsage = `kiln convert [flags] IN --to FORMAT [-o OUT]
+
+Converts a disk image to another format, natively (no qemu-img). IN may be
+raw, qcow2, VMDK, VHD or VHDX, or a .zst/.xz compressed raw image. FORMAT is
+raw, qcow2, vmdk, vhd, vhdx or ova. OUT defaults to IN with the new extension;
+an existing OUT is never overwritten unless --force is given, and a failed or
+interrupted conversion leaves no partial OUT.`
+
+const verifyUsage = `kiln verify --target TARGET [--json] FILE
+
+Checks a disk image against the rules a platform applies when importing it,
+and says exactly what is wrong. TARGET is azure, vsphere, hyperv, aws or qemu.
+Exit code 0 when the file meets every rule, 1 when it does not, 2 on usage errors.`
+
+var convertExt = map[string]string{"raw": ".raw", "qcow2": ".qcow2", "vmdk": ".vmdk", "vhd": ".vhd", "vhdx": ".vhdx", "ova": ".ova"}
+
+func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("convert", convertUsage, stderr)
+	to := fs.String("to", "", "output format: raw, qcow2, vmdk, vhd, vhdx or ova")
+	out := fs.String("o", "", "output file (default: IN with the format's extension)")
+	sub := fs.String("subformat", "", "vmdk: streamOptimized (default) or monolithicSparse; vhd: fixed (default) or dynamic")
+	compressed := fs.Bool("compressed", false, "qcow2: compressed clusters")
+	compress := fs.String("compress", "none", "compress the output file: zstd, xz or none")
+	firmware := fs.String("firmware", "efi", "ova: the virtual machine's firmware, efi or bios")
+	force := fs.Bool("force", false, "overwrite OUT if it exists")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 || convertExt[*to] == "" {
+		fmt.Fprintln(stderr, "kiln convert: expected one IN argument and --to raw|qcow2|vmdk|vhd|vhdx|ova")
+		fs.Usage()
+		return exitUsage
+	}
+	in := pos[0]
+	if *out == "" {
+		*out = strings.TrimSuffix(in, filepath.Ext(in)) + convertExt[*to] + formats.CompressExt(*compress)
+	}
+	if !*force {
+		if _, err := os.Stat(*out); err == nil {
+			return fail(stdout, stderr, *asJSON, fmt.Errorf("%s exists; pass --force to overwrite it", *out), exitUsage)
+		}
+	}
+	if *sub == "" {
+		*sub = map[string]string{"vmdk": "streamOptimized", "vhd": "fixed"}[*to]
+	}
+	if err := convert(ctx, in, *out, *to, formats.Options{Subformat: *sub, Compress: *compressed}, *compress, *firmware); err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitFailed)
+	}
+	fi, _ := os.Stat(*out)
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"status": "converted", "file": *out, "format": *to, "size": fi.Size()})
+	}
+	fmt.Fprintf(stdout, "%s: %s (%d bytes)\n", *out, *to, fi.Size())
+	return exitOK
+}
+
+// convert writes in as format to out, through a temporary file renamed into place.
+func convert(ctx context.Context, in, out, format string, opts formats.Options, compress, firmware string) (err error) {
+	tmpDir, err := os.MkdirTemp(filepath.Dir(out), ".kiln-convert-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmpDir)
+	switch kind, err := formats.Detect(in); {
+	case err != nil:
+		return err
+	case kind == "zstd" || kind == "xz":
+		raw := filepath.Join(tmpDir, "input.raw")
+		if err := formats.Decompress(ctx, in, raw); err != nil {
+			return err
+		}
+		in = raw
+	}
+	src, err := formats.Open(in)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := filepath.Join(tmpDir, "output")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	switch format {
+	case "raw":
+		err = writeRaw(ctx, f, src)
+	case "qcow2":
+		err = formats.WriteQCOW2(ctx, f, src, opts)
+	case "vmdk":
+		err = formats.WriteVMDK(ctx, f, src, opts)
+	case "vhd":
+		err = formats.WriteVHD(ctx, f, src, opts)
+	case "vhdx":
+		err = formats.WriteVHDX(ctx, f, src, opts)
+	case "ova":
+		name := strings.TrimSuffix(filepath.Base(out), filepath.Ext(out))
+		err = formats.WriteOVA(ctx, f, src, formats.OVFSpec{Name: name, Firmware: firmware, DiskFile: name + "-disk1.vmdk", Capacity: src.Size()}, false, opts)
+	default:
+		err = fmt.Errorf("unknown format %q", format)
+	}
+	if err != nil {
+		return err
+	}
+	if compress != "none" && compress != "" {
+		cpath := tmp + formats.CompressExt(compress)
+		c, err := os.Create(cpath)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			c.Close()
+			return err
+		}
+		if err := formats.Compress(ctx, c, f, compress, 0); err != nil {
+			c.Close()
+			return err
+		}
+		if err := c.Close(); err != nil {
+			return err
+		}
+		tmp = cpath
+	} else if err := f.Sync(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+// writeRaw writes the virtual disk as a sparse raw file.
+func writeRaw(ctx context.Context, f *os.File, src formats.Source) error {
+	if err := f.Truncate(src.Size()); err != nil {
+		return err
+	}
+	return formats.ForEachBlock(src, 1<<20, func(off int64, data []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := f.WriteAt(data, off)
+		return err
+	})
+}
+
+func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("verify", verifyUsage, stderr)
+	target := fs.String("target", "", "azure, vsphere, hyperv, aws or qemu")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 || *target == "" {
+		fmt.Fprintln(stderr, "kiln verify: expected --target TARGET and one FILE")
+		fs.Usage()
+		return exitUsage
+	}
+	rep, err := formats.Verify(pos[0], *target)
+	if err != nil {
+		code := exitFailed
+		if strings.Contains(err.Error(), "unknown target") || errors.Is(err, os.ErrNotExist) {
+			code = exitUsage
+		}
+		return fail(stdout, stderr, *asJSON, err, code)
+	}
+	if *asJSON {
+		writeJSON(stdout, rep)
+	} else if rep.OK() {
+		fmt.Fprintf(stdout, "%s: meets %s's rules (%s%s)\n", rep.File, rep.Target, rep.Format, subformatSuffix(rep.Subformat))
+	} else {
+		fmt.Fprintf(stdout, "%s: %d problem(s) for %s (%s%s):\n", rep.File, len(rep.Problems), rep.Target, rep.Format, subformatSuffix(rep.Subformat))
+		for _, p := range rep.Problems {
+			fmt.Fprintf(stdout, "  - %s\n", p)
+		}
+	}
+	if !rep.OK() {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func subformatSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ", " + s
+}
