@@ -23,8 +23,8 @@ type Type struct {
 // Known types, by alias.
 var (
 	ESP  = Type{Alias: "esp", GUID: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", MBR: 0xEF, FS: "vfat", Mount: "/boot/efi"} // SD_GPT_ESP
-	BIOS = Type{Alias: "bios", GUID: "21686148-6449-6E6F-744E-656564454649"}                                            // GRUB's BIOS boot partition: GPT only
-	Root = Type{Alias: "root", GUID: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", MBR: 0x83, FS: "ext4", Mount: "/"}       // SD_GPT_ROOT_X86_64
+	BIOS = Type{Alias: "bios", GUID: "21686148-6449-6E6F-744E-656564454649"}                                           // GRUB's BIOS boot partition: GPT only
+	Root = Type{Alias: "root", GUID: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", MBR: 0x83, FS: "ext4", Mount: "/"}        // SD_GPT_ROOT_X86_64
 	// Linux is generic Linux data (what /boot and other filesystems use).
 	Linux = Type{Alias: "linux", GUID: "0FC63DAF-8483-4772-8E79-3D69D8477DE4", MBR: 0x83, FS: "ext4"}
 	Swap  = Type{Alias: "swap", GUID: "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F", MBR: 0x82, FS: "swap"}                 // SD_GPT_SWAP

@@ -8,9 +8,9 @@ import (
 
 func TestParse(t *testing.T) {
 	cases := map[string]Type{
-		"esp":  ESP,
-		"ESP":  ESP,
-		"root": Root,
+		"esp":                                  ESP,
+		"ESP":                                  ESP,
+		"root":                                 Root,
 		"c12a7328-f81f-11d2-ba4b-00a0c93ec93b": ESP,
 		"0FC63DAF-8483-4772-8E79-3D69D8477DE4": Linux,
 		"0x82":                                 Swap,
