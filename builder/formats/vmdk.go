@@ -352,13 +352,15 @@ func vmdkWriteMonolithic(ctx context.Context, dst *os.File, src Source) error {
 	full := make(chan *vmdkChunk, cap(free))
 	var crc uint32
 	var writeErr error
+	size := src.Size()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for c := range full {
 			if writeErr == nil {
 				for i, off := range c.offs {
-					crc = vmdkCIDUpdate(crc, off, c.data[i*vmdkGrainSize:(i+1)*vmdkGrainSize])
+					n := min(vmdkGrainSize, size-off) // as ForEachBlock gave it
+					crc = vmdkCIDUpdate(crc, off, c.data[i*vmdkGrainSize:i*vmdkGrainSize+int(n)])
 				}
 				if _, err := dst.WriteAt(c.data, c.at); err != nil {
 					writeErr = err

@@ -5,14 +5,22 @@ package formats
 //
 // Why not compress/flate: on real disk data its default level is about 1.6×
 // slower than C zlib's level 6 (what qemu-img uses for streamOptimized) and
-// its output is about 2% larger, because it never emits length-3 matches and
-// its Huffman codes are not optimal. Kiln must beat qemu-img on both time
-// and size, so this encoder does what zlib's level 6 does (hash chains,
+// its output is about 2% larger (among other things, it never emits
+// length-3 matches). Kiln must beat qemu-img on both time
+// and size, so this encoder parses like zlib's lazy levels (hash chains,
 // lazy matching, length-3 matches only when near) with a cheaper match
-// finder (4-byte hash chains plus a 3-byte table, 8-byte comparisons), and
-// spends the time saved on a better entropy stage: optimal length-limited
-// Huffman codes (package-merge), a choice between one and several blocks
-// per grain, and the cheapest of stored, fixed and dynamic blocks.
+// finder (4-byte hash chains plus a 3-byte table, 8-byte comparisons, a
+// shorter search), and spends part of the time saved on a better entropy
+// stage: optimal length-limited Huffman codes (Moffat-Katajainen, and
+// package-merge when a code would exceed 15 bits), a choice of 1 to 4
+// blocks per grain by exact cost, and the cheapest of stored, fixed and
+// dynamic blocks. Block splitting alone is worth about 1% of output.
+//
+// Measured on the 432 MiB of non-zero grains of a Debian 12 image, one core:
+//
+//	C zlib -6 (qemu-img)     163.5 MB  10.4 s
+//	compress/flate -6        166.5 MB  16.9 s
+//	this encoder             162.5 MB   8.5 s
 //
 // The encoder is deterministic: the same input always gives the same bytes.
 

@@ -1,6 +1,8 @@
 package formats
 
 import (
+	"fmt"
+	"time"
 	"bytes"
 	"compress/zlib"
 	"io"
@@ -159,7 +161,9 @@ func FuzzVMDKDeflate(f *testing.F) {
 		if len(in) > vzMaxInput {
 			in = in[:vzMaxInput]
 		}
+		tm := time.AfterFunc(3*time.Second, func() { panic(fmt.Sprintf("slow input of %d bytes", len(in))) })
 		z := d.compress(nil, in)
 		require.True(t, bytes.Equal(in, vzInflate(t, z)))
+		tm.Stop()
 	})
 }
