@@ -1,13 +1,13 @@
 package formats
 
 import (
-	"fmt"
-	"time"
 	"bytes"
 	"compress/zlib"
+	"fmt"
 	"io"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
