@@ -92,6 +92,22 @@ func convert(ctx context.Context, in, out, format string, opts formats.Options, 
 		return err
 	}
 	defer src.Close()
+	if format == "raw" && compress != "none" && compress != "" {
+		// Compress the virtual disk straight into OUT: no intermediate file.
+		tmp := filepath.Join(tmpDir, "output")
+		c, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		if err := formats.Compress(ctx, c, io.NewSectionReader(src, 0, src.Size()), compress, 0); err != nil {
+			c.Close()
+			return err
+		}
+		if err := c.Close(); err != nil {
+			return err
+		}
+		return os.Rename(tmp, out)
+	}
 	tmp := filepath.Join(tmpDir, "output")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
