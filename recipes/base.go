@@ -27,7 +27,7 @@ var debianBaseSchema = &hcl.BodySchema{
 
 var (
 	suiteArg      = arg{"suite", `"bookworm"`, true}
-	mirrorArg     = arg{"mirror", `"http://deb.debian.org/debian"`, false}
+	mirrorArg     = arg{"mirror", `"http://mirror.example/debian"`, false}
 	componentsArg = arg{"components", `["main", "contrib"]`, false}
 	packagesArg   = arg{"packages", `["curl", "ca-certificates"]`, false}
 	variantArg    = arg{"variant", `"minbase"`, false}

@@ -52,7 +52,7 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, "full.image_1", img.Name)
 				require.Equal(t, "2.10.3", img.Version)
 				require.Equal(t, "Every argument set", img.Description)
-				require.Equal(t, Base{Type: "debian", Suite: "trixie", Mirror: "http://deb.debian.org/debian", Variant: "standard", Arch: "amd64",
+				require.Equal(t, Base{Type: "debian", Suite: "trixie", Mirror: "http://mirror.example/debian", Variant: "standard", Arch: "amd64",
 					Components: []string{"main", "contrib", "non-free-firmware"}, Packages: []string{"curl", "ca-certificates"},
 					Range: Range{f, 8, 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, Range: Range{f, 17, 3}}, img.Boot)

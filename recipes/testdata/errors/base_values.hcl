@@ -2,7 +2,7 @@ image "base-values" {
   version = "1.0.0"
   base "debian" {
     suite      = "book worm"                      # ERROR: Invalid suite
-    mirror     = "deb.debian.org/debian"          # ERROR: Invalid mirror
+    mirror     = "mirror.example/debian"          # ERROR: Invalid mirror
     components = ["main", "Non Free"]             # ERROR: Invalid component
     packages   = ["curl", "jq vim"]               # ERROR: Invalid package name
     variant    = "tiny"                           # ERROR: Invalid variant

@@ -2,7 +2,7 @@ image "unknown-attribute" {
   version = "1.0.0"
   base "debian" {
     suite  = "bookworm"
-    mirorr = "http://deb.debian.org/debian" # ERROR: Unsupported argument
+    mirorr = "http://mirror.example/debian" # ERROR: Unsupported argument
   }
   disk {
     size = "2GiB"

@@ -7,7 +7,7 @@ image "full.image_1" {
 
   base "debian" {
     suite      = "trixie"
-    mirror     = "http://deb.debian.org/debian"
+    mirror     = "http://mirror.example/debian"
     components = ["main", "contrib", "non-free-firmware"]
     packages   = ["curl", "ca-certificates"]
     variant    = "standard"
