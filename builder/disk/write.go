@@ -196,9 +196,10 @@ func writeExt4(ctx context.Context, image string, p Partition, tree string, c Co
 // DebugfsCmd is the debugfs binary; tests may point it elsewhere.
 var DebugfsCmd = "debugfs"
 
-// clampCtimes sets every inode's ctime to epoch. mke2fs -d copies ctimes
-// from the host, where they record when the tree was made and cannot be set
-// from userspace; without this, SOURCE_DATE_EPOCH builds would differ.
+// clampCtimes sets every inode's ctime and atime to epoch. mke2fs -d copies
+// both from the host: ctimes record when the tree was made and cannot be set
+// from userspace, and atimes move whenever a file is read (mke2fs itself
+// reads them); without this, SOURCE_DATE_EPOCH builds would differ.
 func clampCtimes(ctx context.Context, image string, p Partition, tree string, epoch int64, log io.Writer) error {
 	script, err := os.CreateTemp("", "kiln-ctime-*.debugfs")
 	if err != nil {
@@ -215,7 +216,7 @@ func clampCtimes(ctx context.Context, image string, p Partition, tree string, ep
 		if strings.ContainsAny(rel, "\"\n") {
 			return nil // not expressible in a debugfs command; left as mke2fs wrote it
 		}
-		fmt.Fprintf(w, "sif \"%s\" ctime %s\n", rel, ts)
+		fmt.Fprintf(w, "sif \"%s\" ctime %s\nsif \"%s\" atime %s\n", rel, ts, rel, ts)
 		return nil
 	})
 	if err == nil {
@@ -229,8 +230,9 @@ func clampCtimes(ctx context.Context, image string, p Partition, tree string, ep
 	}
 	target := image + "?offset=" + strconv.FormatUint(p.Start, 10)
 	// debugfs reports a failed command on stderr and goes on; its exit
-	// status covers opening the filesystem.
-	return run.Run(ctx, run.Cmd{Args: []string{DebugfsCmd, "-w", "-f", script.Name(), target}, Log: io.Discard})
+	// status covers opening the filesystem. The fake time keeps it from
+	// stamping the superblock's write time with the clock.
+	return run.Run(ctx, run.Cmd{Args: []string{DebugfsCmd, "-w", "-f", script.Name(), target}, Env: []string{"E2FSPROGS_FAKE_TIME=" + ts}, Log: io.Discard})
 }
 
 // writeSwap writes a Linux swap header (what mkswap writes) at the partition.
