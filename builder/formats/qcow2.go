@@ -52,7 +52,9 @@ const (
 
 // WriteQCOW2 writes src as a qcow2 version 3 image to dst (created/truncated
 // by the caller; written at offsets from 0): 64 KiB clusters, 16-bit
-// refcounts, no backing file. Only the data of src is visited; all-zero
+// refcounts; with o.BackingFile an overlay whose unwritten clusters read from
+// the backing file (all-zero source clusters are not written, so they too
+// read from it). Only the data of src is visited; all-zero
 // clusters stay unallocated. With o.Compress, clusters are deflated on
 // o.Workers goroutines; the output is the same whatever the number of
 // workers. A virtual size that is not a multiple of 512 is rounded up, as
