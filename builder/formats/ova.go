@@ -185,8 +185,7 @@ func WriteOVA(ctx context.Context, dst *os.File, src Source, spec OVFSpec, sha1 
 		algo, ovfName, hex.EncodeToString(ovfHash.Sum(nil)),
 		algo, spec.DiskFile, hex.EncodeToString(diskHash.Sum(nil)))
 
-	regular, err := vmdkStartFile(dst)
-	if err != nil {
+	if _, err := vmdkStartFile(dst); err != nil {
 		return err
 	}
 	out := bufio.NewWriterSize(dst, 1<<20)
@@ -225,17 +224,7 @@ func WriteOVA(ctx context.Context, dst *os.File, src Source, spec OVFSpec, sha1 
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	if err := out.Flush(); err != nil {
-		return err
-	}
-	if regular {
-		pos, err := dst.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return err
-		}
-		return dst.Truncate(pos)
-	}
-	return nil
+	return out.Flush()
 }
 
 func ovaSHA1() hash.Hash { return sha1.New() }

@@ -154,6 +154,8 @@ type ovaEnvelope struct {
 			Format   string `xml:"format,attr"`
 		} `xml:"Disk"`
 	} `xml:"DiskSection"`
+	VirtualSystem           *struct{} `xml:"VirtualSystem"`
+	VirtualSystemCollection *struct{} `xml:"VirtualSystemCollection"`
 }
 
 var ovaManifestLine = regexp.MustCompile(`^(SHA1|SHA256|SHA512)\(([^()]+)\)= ?([0-9a-fA-F]+)$`)
@@ -256,6 +258,8 @@ func CheckOVA(path string) ([]string, error) {
 		report("descriptor %q is larger than %d bytes", ovfM.name, ovaMaxDescriptor)
 	} else if err := ovaParseXML(ovfData, &env); err != nil {
 		report("descriptor %q is not well-formed OVF: %v", ovfM.name, err)
+	} else if env.VirtualSystem == nil && env.VirtualSystemCollection == nil {
+		report("descriptor %q describes no VirtualSystem", ovfM.name)
 	}
 
 	// References against members.

@@ -228,7 +228,11 @@ func TestOVAQemuJudges(t *testing.T) {
 	dir := t.TempDir()
 	raw, src := ovaTestSource(t, dir)
 	p := filepath.Join(dir, "vm.ova")
-	ovaWrite(t, p, src, OVFSpec{Name: "vm", Firmware: "efi"}, false)
+	// A capacity above the source's size grows the disk.
+	ovaWrite(t, p, src, OVFSpec{Name: "vm", Firmware: "efi", Capacity: 100<<20 + 1}, false)
+	problems, err := CheckOVA(p)
+	require.NoError(t, err)
+	require.Empty(t, problems)
 	x := filepath.Join(dir, "x")
 	require.NoError(t, os.Mkdir(x, 0o755))
 	vmdkRun(t, "tar", "xf", p, "-C", x)
@@ -237,6 +241,7 @@ func TestOVAQemuJudges(t *testing.T) {
 	vmdkRun(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, vmdk)
 	out := vmdkRun(t, "qemu-img", "info", vmdk)
 	require.Contains(t, out, "create type: streamOptimized")
+	require.EqualValues(t, 100<<20+512, vmdkQemuInfo(t, vmdk)["virtual-size"])
 }
 
 func TestOVASpecDefaultsAndErrors(t *testing.T) {
@@ -309,6 +314,8 @@ func TestCheckOVAReportsProblems(t *testing.T) {
 	brokenOVF := ovaTestMember{ovf.name, ovf.data[:len(ovf.data)/2]}
 	badDigest := ovaTestMember{mf.name, []byte(strings.Replace(string(mf.data), sum(disk.data), sum(nil), 1))}
 	flatOVF := withOVF("#streamOptimized", "#monolithicSparse")
+	vs := string(ovf.data)
+	noVS := ovaTestMember{ovf.name, []byte(vs[:strings.Index(vs, "  <VirtualSystem")] + "</Envelope>\n")}
 	twoOVF := withOVF("</References>", `  <File ovf:href="notes.txt" ovf:id="file2" ovf:size="5"/>
   </References>`)
 
@@ -331,6 +338,7 @@ func TestCheckOVAReportsProblems(t *testing.T) {
 		{"files out of order", tar.FormatUSTAR, []ovaTestMember{twoOVF, manifest(twoOVF, extra, disk), extra, disk}, []string{"not in the order of the descriptor's References"}},
 		{"files in order", tar.FormatUSTAR, []ovaTestMember{twoOVF, manifest(twoOVF, extra, disk), disk, extra}, nil},
 		{"not in manifest", tar.FormatUSTAR, []ovaTestMember{ovf, manifest(ovf), disk}, []string{"\"disk.vmdk\" is not listed in the manifest"}},
+		{"no virtual system", tar.FormatUSTAR, []ovaTestMember{noVS, manifest(noVS, disk), disk}, []string{"describes no VirtualSystem"}},
 		{"broken xml", tar.FormatUSTAR, []ovaTestMember{brokenOVF, manifest(brokenOVF, disk), disk}, []string{"not well-formed OVF"}},
 		{"gnu tar", tar.FormatGNU, []ovaTestMember{ovf, mf, disk}, []string{"GNU tar header"}},
 		{"pax tar", tar.FormatPAX, []ovaTestMember{ovf, mf, disk}, []string{"PAX extended header"}},

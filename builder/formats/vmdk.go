@@ -36,7 +36,11 @@ package formats
 // write it for the widest compatibility. The CID is a CRC-32C of the disk's
 // content (every non-zero 64 KiB grain with its offset), so equal disks get
 // equal CIDs and the output is reproducible; parentCID is ffffffff (no
-// parent).
+// parent). streamOptimized needs the CID before its first grain, so it
+// reads the data once more for it (about 3% of its time).
+//
+// VMDK sizes count sectors: a virtual size that is not a whole number of
+// sectors is rounded up, and the last grain is padded with zeros.
 
 import (
 	"bufio"
@@ -266,26 +270,14 @@ func WriteVMDK(ctx context.Context, dst *os.File, src Source, o Options) error {
 	case vmdkMonolithicSparse:
 		return vmdkWriteMonolithic(ctx, dst, src)
 	case vmdkStreamOptimized:
-		regular, err := vmdkStartFile(dst)
-		if err != nil {
+		if _, err := vmdkStartFile(dst); err != nil {
 			return err
 		}
 		bw := bufio.NewWriterSize(dst, 1<<20)
 		if _, err := vmdkWriteStream(ctx, bw, vmdkFileName(dst.Name()), src, src.Size(), o.Workers); err != nil {
 			return err
 		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if regular {
-			// Drop anything after the image (a file opened without O_TRUNC).
-			pos, err := dst.Seek(0, io.SeekCurrent)
-			if err != nil {
-				return err
-			}
-			return dst.Truncate(pos)
-		}
-		return nil
+		return bw.Flush()
 	}
 	return fmt.Errorf("vmdk: unknown subformat %q (want monolithicSparse or streamOptimized): %w", o.Subformat, ErrUnsupported)
 }
@@ -531,6 +523,9 @@ func vmdkWriteStream(ctx context.Context, w io.Writer, fileName string, src Sour
 		defer close(order)
 		defer close(jobs)
 		readErr = ForEachBlock(src, vmdkGrainSize, func(off int64, data []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var j *vmdkGrainJob
 			select {
 			case j = <-free:

@@ -36,7 +36,7 @@ const (
 	vzWindow    = 1 << 15 // DEFLATE's largest distance
 	vzMinMatch  = 3
 	vzMaxMatch  = 258
-	vzHashBits  = 15
+	vzHashBits  = 16
 	vzHash3Bits = 14
 	vzPad       = 16 // zero bytes after the input, so 8-byte loads never leave the buffer
 
@@ -140,12 +140,11 @@ const vzMatchFlag = 1 << 31
 
 // vmdkDeflater compresses grains; one per goroutine, reused.
 type vmdkDeflater struct {
-	buf    []byte  // input copy plus vzPad zeros
-	head   []int32 // 4-byte hash -> most recent position
-	head3  []int32 // 3-byte hash -> most recent position
-	prev   []int32 // position -> previous position with the same 4-byte hash
+	buf    []byte   // input copy plus vzPad zeros
+	head   []uint16 // 4-byte hash -> most recent position+1, 0 if none
+	head3  []uint16 // 3-byte hash -> most recent position+1, 0 if none
+	prev   []uint16 // position -> previous position+1 with the same 4-byte hash
 	tokens []uint32
-	base   int // added to positions in head, head3 and prev
 
 	hm vzHuffman // scratch for code construction
 
@@ -163,9 +162,9 @@ type vmdkDeflater struct {
 func newVMDKDeflater() *vmdkDeflater {
 	return &vmdkDeflater{
 		buf:    make([]byte, vzMaxInput+vzPad),
-		head:   make([]int32, 1<<vzHashBits),
-		head3:  make([]int32, 1<<vzHash3Bits),
-		prev:   make([]int32, vzMaxInput),
+		head:   make([]uint16, 1<<vzHashBits),
+		head3:  make([]uint16, 1<<vzHash3Bits),
+		prev:   make([]uint16, vzMaxInput),
 		tokens: make([]uint32, 0, vzMaxInput+1),
 	}
 }
@@ -190,19 +189,13 @@ func (d *vmdkDeflater) compress(dst, src []byte) []byte {
 	return binary.BigEndian.AppendUint32(dst, adler32.Checksum(src))
 }
 
-// parse fills d.tokens with zlib-level-6-style lazy LZ77 matches.
-//
-// The hash tables hold positions plus d.base, which grows by a grain per
-// call, so entries left by earlier grains read as negative positions and
-// the tables need no clearing.
+// parse fills d.tokens with zlib-level-6-style lazy LZ77 matches. The
+// hash tables hold 16-bit positions (inserted positions are below 65533),
+// small enough to stay in the CPU caches.
 func (d *vmdkDeflater) parse(n int) {
-	if d.base > 1<<30 {
-		clear(d.head)
-		clear(d.head3)
-		d.base = 0
-	}
-	d.base += vzMaxInput
-	base := d.base
+	clear(d.head)
+	clear(d.head3)
+	const base = 1 // stored positions are position+1, so that 0 means none
 	src := d.buf[:n+vzPad]
 	head := d.head[:1<<vzHashBits]
 	head3 := d.head3[:1<<vzHash3Bits]
@@ -223,11 +216,11 @@ func (d *vmdkDeflater) parse(n int) {
 			u := binary.LittleEndian.Uint32(src[pos:])
 			h3 := vzHash3(u)
 			cand3 := int(head3[h3]) - base
-			head3[h3] = int32(pos + base)
+			head3[h3] = uint16(pos + base)
 			h := vzHash4(u)
 			c := int(head[h]) - base
 			prev[pos] = head[h]
-			head[h] = int32(pos + base)
+			head[h] = uint16(pos + base)
 
 			if prevLen >= vzLazyLen {
 				goto decide
@@ -267,10 +260,10 @@ func (d *vmdkDeflater) parse(n int) {
 			// Insert the positions the match covers.
 			for p := pos + 1; p < min(end, n-3); p++ {
 				u := binary.LittleEndian.Uint32(src[p:])
-				head3[vzHash3(u)] = int32(p + base)
+				head3[vzHash3(u)] = uint16(p + base)
 				h := vzHash4(u)
 				prev[p] = head[h]
-				head[h] = int32(p + base)
+				head[h] = uint16(p + base)
 			}
 			pos = end
 			havePrev, prevLen = false, 0

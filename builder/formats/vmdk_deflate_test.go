@@ -3,11 +3,9 @@ package formats
 import (
 	"bytes"
 	"compress/zlib"
-	"fmt"
 	"io"
 	"math/rand"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -161,9 +159,7 @@ func FuzzVMDKDeflate(f *testing.F) {
 		if len(in) > vzMaxInput {
 			in = in[:vzMaxInput]
 		}
-		tm := time.AfterFunc(3*time.Second, func() { panic(fmt.Sprintf("slow input of %d bytes", len(in))) })
 		z := d.compress(nil, in)
 		require.True(t, bytes.Equal(in, vzInflate(t, z)))
-		tm.Stop()
 	})
 }
