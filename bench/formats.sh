@@ -9,6 +9,11 @@
 #   zstd                                vs  zstd -T0 -3
 #   xz                                  vs  xz -T0 -6
 #
+# Both sides are timed durable: `kiln convert` fsyncs its output before the
+# rename that publishes it, so qemu-img runs with `-t writeback` (its convert
+# default, `unsafe`, never flushes) and the compressors are followed by
+# `sync FILE`.
+#
 # Usage: bench/formats.sh [RAW] [RUNS]
 #   RAW defaults to the newest published debian-minimal image (run `make demo`).
 set -euo pipefail
@@ -45,7 +50,7 @@ bench_format() { # name kiln-args qemu-img-args ext
   for i in $(seq "$runs"); do
     rm -f "$out/k.$ext" "$out/r.$ext"
     timeit $kiln convert "$raw" $2 -o "$out/k.$ext" >>"$kt"
-    timeit qemu-img convert -f raw $3 "$raw" "$out/r.$ext" >>"$rt"
+    timeit qemu-img convert -t writeback -f raw $3 "$raw" "$out/r.$ext" >>"$rt"
   done
   row "$name" "$out/k.$ext" "$out/r.$ext" "$kt" "$rt"
 }
@@ -63,7 +68,7 @@ bench_compress() { # name kiln-compress ref-command ext
   for i in $(seq "$runs"); do
     rm -f "$out/k.raw$4" "$out/r.raw$4"
     timeit $kiln convert "$raw" --to raw --compress "$2" -o "$out/k.raw$4" >>"$kt"
-    timeit sh -c "$3 <'$raw' >'$out/r.raw$4'" >>"$rt"
+    timeit sh -c "$3 <'$raw' >'$out/r.raw$4' && sync '$out/r.raw$4'" >>"$rt"
   done
   row "$1" "$out/k.raw$4" "$out/r.raw$4" "$kt" "$rt"
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -28,37 +29,35 @@ func CompressExt(algo string) string {
 	return ""
 }
 
-// xzChunk is the input size of each independent xz stream. Larger chunks
-// compress a little better; smaller ones spread over more cores. 32 MiB keeps
-// the ratio within about 1% of one stream and the memory at
-// workers × (chunk + output) ≈ 130 MiB on 2 cores.
-const xzChunk = 32 << 20
+// Chunk sizes: each chunk is compressed independently, on its own core, as
+// a complete xz stream or zstd frame; concatenated in order they decode as
+// one file with `xz -d` and `zstd -d`. Larger chunks compress a little
+// better; smaller ones spread over more cores. 32 MiB keeps xz within about
+// 1% of one stream and its memory at workers × (chunk + output) ≈ 130 MiB on
+// 2 cores; zstd's default level uses an 8 MiB window, so 16 MiB frames cost
+// next to nothing in ratio.
+const (
+	xzChunk   = 32 << 20
+	zstdChunk = 16 << 20
+)
 
 // Compress copies src to dst compressed with algo, using workers goroutines
 // (0 = runtime.NumCPU()). The output is deterministic: the same input gives
 // the same bytes whatever the number of workers.
 //
-// zstd uses klauspost/compress's concurrent encoder. xz splits the input
-// into 32 MiB chunks compressed as independent xz streams in parallel and
-// concatenated in order, which `xz -d` reads as one file: ulikunitz/xz on
-// one stream reaches only about 2 MB/s here, half of `xz -T0` on 2 cores.
+// The input is cut into chunks compressed in parallel (see xzChunk): ulikunitz/xz
+// on one stream reaches only about 2 MB/s here, half of `xz -T0` on 2 cores.
+// A disk image is mostly zeros, and every all-zero chunk of a given size
+// compresses to the same bytes, so those are compressed once and reused.
 func Compress(ctx context.Context, dst io.Writer, src io.Reader, algo string, workers int) error {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
 	switch algo {
 	case CompressZstd:
-		enc, err := zstd.NewWriter(dst, zstd.WithEncoderConcurrency(workers), zstd.WithEncoderLevel(zstd.SpeedDefault))
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(enc, ctxReader{ctx, src}); err != nil {
-			enc.Close()
-			return err
-		}
-		return enc.Close()
+		return parallelChunks(ctx, dst, src, workers, zstdChunk, zstdFrame)
 	case CompressXZ:
-		return parallelXZ(ctx, dst, src, workers)
+		return parallelChunks(ctx, dst, src, workers, xzChunk, xzStream)
 	case CompressNone, "":
 		_, err := io.Copy(dst, ctxReader{ctx, src})
 		return err
@@ -66,24 +65,38 @@ func Compress(ctx context.Context, dst io.Writer, src io.Reader, algo string, wo
 	return fmt.Errorf("unknown compression %q (use zstd, xz or none)", algo)
 }
 
-type xzJob struct {
+type chunkJob struct {
 	in  []byte
 	out chan []byte
 	err chan error
 }
 
-func parallelXZ(ctx context.Context, dst io.Writer, src io.Reader, workers int) error {
+// parallelChunks reads src in chunks of size chunk, compresses each with
+// encode on one of workers goroutines, and writes the results in input
+// order. An empty input is written as encode(nil), a valid empty file.
+func parallelChunks(ctx context.Context, dst io.Writer, src io.Reader, workers, chunk int, encode func([]byte) ([]byte, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan *xzJob)
-	order := make(chan *xzJob, workers)
+	jobs := make(chan *chunkJob)
+	order := make(chan *chunkJob, workers)
+	var zeros sync.Map // chunk length -> encoded all-zero chunk
 	for i := 0; i < workers; i++ {
 		go func() {
 			for j := range jobs {
-				out, err := xzStream(j.in)
+				zero := isZero(j.in)
+				if zero {
+					if out, ok := zeros.Load(len(j.in)); ok {
+						j.out <- out.([]byte)
+						continue
+					}
+				}
+				out, err := encode(j.in)
 				if err != nil {
 					j.err <- err
 					continue
+				}
+				if zero {
+					zeros.Store(len(j.in), out)
 				}
 				j.out <- out
 			}
@@ -94,10 +107,10 @@ func parallelXZ(ctx context.Context, dst io.Writer, src io.Reader, workers int) 
 		defer close(order)
 		defer close(jobs)
 		for {
-			buf := make([]byte, xzChunk)
+			buf := make([]byte, chunk)
 			n, err := io.ReadFull(src, buf)
 			if n > 0 {
-				j := &xzJob{in: buf[:n], out: make(chan []byte, 1), err: make(chan error, 1)}
+				j := &chunkJob{in: buf[:n], out: make(chan []byte, 1), err: make(chan error, 1)}
 				select {
 				case order <- j:
 				case <-ctx.Done():
@@ -138,8 +151,8 @@ func parallelXZ(ctx context.Context, dst io.Writer, src io.Reader, workers int) 
 	if err := <-readErr; err != nil {
 		return err
 	}
-	if !wrote { // an empty input still gives a valid .xz file
-		out, err := xzStream(nil)
+	if !wrote {
+		out, err := encode(nil)
 		if err != nil {
 			return err
 		}
@@ -147,6 +160,20 @@ func parallelXZ(ctx context.Context, dst io.Writer, src io.Reader, workers int) 
 		return err
 	}
 	return nil
+}
+
+// zstdEncoder is a single-threaded encoder shared by the workers:
+// EncodeAll is safe for concurrent use.
+var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.NumCPU()))
+})
+
+func zstdFrame(in []byte) ([]byte, error) {
+	enc, err := zstdEncoder()
+	if err != nil {
+		return nil, err
+	}
+	return enc.EncodeAll(in, make([]byte, 0, len(in)/4+64)), nil
 }
 
 func xzStream(in []byte) ([]byte, error) {

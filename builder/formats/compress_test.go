@@ -32,7 +32,11 @@ func compressible(n int) []byte {
 // The output decodes with the reference tools and is deterministic.
 func TestCompressDecodesWithReferenceTools(t *testing.T) {
 	testutil.Require(t, "xz", "zstd")
-	data := compressible(40 << 20) // two xz chunks, the last partial
+	// Data, then whole all-zero chunks of both sizes (compressed once and
+	// reused), then data, then a partial all-zero chunk at the end.
+	data := append(compressible(20<<20), make([]byte, 2*xzChunk+zstdChunk)...)
+	data = append(data, compressible(3<<20)...)
+	data = append(data, make([]byte, 5<<20)...)
 	dir := t.TempDir()
 	for _, algo := range []string{CompressZstd, CompressXZ} {
 		var outs [][32]byte
@@ -51,13 +55,15 @@ func TestCompressDecodesWithReferenceTools(t *testing.T) {
 		require.Equal(t, outs[0], outs[1], "%s output does not depend on the number of workers", algo)
 	}
 	// An empty input is a valid empty file.
-	var b bytes.Buffer
-	require.NoError(t, Compress(context.Background(), &b, bytes.NewReader(nil), CompressXZ, 2))
-	f := filepath.Join(dir, "empty.xz")
-	require.NoError(t, os.WriteFile(f, b.Bytes(), 0o644))
-	got, err := exec.Command("xz", "-d", "-c", f).Output()
-	require.NoError(t, err)
-	require.Empty(t, got)
+	for algo, tool := range map[string]string{CompressXZ: "xz", CompressZstd: "zstd"} {
+		var b bytes.Buffer
+		require.NoError(t, Compress(context.Background(), &b, bytes.NewReader(nil), algo, 2))
+		f := filepath.Join(dir, "empty"+CompressExt(algo))
+		require.NoError(t, os.WriteFile(f, b.Bytes(), 0o644))
+		got, err := exec.Command(tool, "-d", "-c", f).Output()
+		require.NoError(t, err, algo)
+		require.Empty(t, got, algo)
+	}
 }
 
 func TestCompressCancelAndUnknown(t *testing.T) {

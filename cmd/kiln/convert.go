@@ -148,6 +148,10 @@ func convert(ctx context.Context, in, out, format string, opts formats.Options, 
 			c.Close()
 			return err
 		}
+		if err := c.Sync(); err != nil {
+			c.Close()
+			return err
+		}
 		if err := c.Close(); err != nil {
 			return err
 		}
