@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
 	"github.com/kiln-build/kiln/builder"
@@ -119,23 +117,16 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := checkHost(); err != nil {
 		return fail(stdout, stderr, *rf.json, err, exitFailed)
 	}
-	var rep progress.Reporter = progress.New(stderr)
-	if *rf.json {
-		rep = progress.Quiet{}
+	opts, err := buildOptions(*images, *cache, stderr)
+	if err != nil {
+		return fail(stdout, stderr, *rf.json, err, exitUsage)
 	}
-	opts := builder.Options{
-		ImagesDir: *images, CacheDir: *cache, KilnVersion: Version, RefreshBase: *refresh, Progress: rep,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	opts.RefreshBase = *refresh
+	if !*rf.json {
+		opts.Progress = progress.New(stderr)
 	}
 	if *verbose {
 		opts.LogCopy = stderr
-	}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return fail(stdout, stderr, *rf.json, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a positive number of seconds", v), exitUsage)
-		}
-		opts.SourceDateEpoch = n
 	}
 	res, err := builder.Build(ctx, r, opts)
 	if err != nil {
