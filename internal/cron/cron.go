@@ -25,7 +25,6 @@ package cron
 
 import (
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -119,7 +118,7 @@ func Parse(expr string) (*Schedule, error) {
 	}
 	s.domStar = strings.HasPrefix(parts[2], "*")
 	s.dowStar = strings.HasPrefix(parts[4], "*")
-	if s.dom&(1<<29|1<<30|1<<31) == s.dom && s.domStar == false && s.dowStar {
+	if s.dom&(1<<29|1<<30|1<<31) == s.dom && !s.domStar && s.dowStar {
 		// Only days 29-31: check that some month has them.
 		ok := false
 		for m := 1; m <= 12; m++ {
@@ -202,9 +201,6 @@ func value(text string, f field) (int, error) {
 		if strings.EqualFold(text, n) {
 			return f.min + i, nil
 		}
-	}
-	if f.name == "day of week" && strings.EqualFold(text, "sun") {
-		return 0, nil
 	}
 	n, err := strconv.Atoi(text)
 	if err != nil || n < f.min || n > f.max || strings.HasPrefix(text, "+") {
@@ -333,6 +329,3 @@ func resolve(y int, mo time.Month, d, h, m int, loc *time.Location) (time.Time, 
 	}
 	return time.Unix(b, 0).In(loc), true
 }
-
-// fieldCount is used by tests to check a field's size.
-func fieldCount(set uint64) int { return bits.OnesCount64(set) }

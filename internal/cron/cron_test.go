@@ -1,6 +1,10 @@
 package cron
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +181,11 @@ func FuzzParse(f *testing.F) {
 		if s.Every() == 0 && !has(s.month, int(next.Month())) {
 			t.Fatalf("%q: Next = %v is in a month the schedule does not name", expr, next)
 		}
+		// In UTC there is no daylight saving: the time matches every field.
+		if u := s.Next(from.UTC()); s.Every() == 0 && !u.IsZero() &&
+			!(has(s.minute, u.Minute()) && has(s.hour, u.Hour()) && s.dayMatches(u.Year(), u.Month(), u.Day())) {
+			t.Fatalf("%q: Next = %v does not match the schedule", expr, u)
+		}
 	})
 }
 
@@ -186,4 +195,59 @@ func mustLocF(f *testing.F, name string) *time.Location {
 		f.Fatal(err)
 	}
 	return loc
+}
+
+// Next agrees with a minute-by-minute search over eight days, for random
+// expressions, in UTC (no daylight saving) and from random start times.
+func TestNextMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(min, max int, names []string) string {
+		switch rng.IntN(6) {
+		case 0:
+			return "*"
+		case 1:
+			return fmt.Sprintf("*/%d", 1+rng.IntN(max-min+1))
+		case 2:
+			a := min + rng.IntN(max-min+1)
+			b := a + rng.IntN(max-a+1)
+			return fmt.Sprintf("%d-%d", a, b)
+		case 3:
+			a, b := min+rng.IntN(max-min+1), min+rng.IntN(max-min+1)
+			return fmt.Sprintf("%d,%d", a, b)
+		case 4:
+			if names != nil {
+				return names[rng.IntN(len(names))]
+			}
+			fallthrough
+		default:
+			return strconv.Itoa(min + rng.IntN(max-min+1))
+		}
+	}
+	matches := func(s *Schedule, at time.Time) bool {
+		return has(s.minute, at.Minute()) && has(s.hour, at.Hour()) && s.dayMatches(at.Year(), at.Month(), at.Day())
+	}
+	for i := 0; i < 400; i++ {
+		expr := strings.Join([]string{pick(0, 59, nil), pick(0, 23, nil), pick(1, 31, nil), pick(1, 12, monthNames), pick(0, 7, dowNames)}, " ")
+		s, err := Parse(expr)
+		if err != nil {
+			continue // e.g. 31 in a 30-day month only
+		}
+		from := time.Date(2026, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60), 0, time.UTC)
+		want := time.Time{}
+		for m := from.Truncate(time.Minute).Add(time.Minute); m.Before(from.Add(8 * 24 * time.Hour)); m = m.Add(time.Minute) {
+			if matches(s, m) {
+				want = m
+				break
+			}
+		}
+		got := s.Next(from)
+		if want.IsZero() {
+			require.True(t, got.IsZero() || got.After(from.Add(8*24*time.Hour-time.Minute)), "%s from %v: got %v, brute force found nothing in 8 days", expr, from, got)
+			if !got.IsZero() {
+				require.True(t, matches(s, got), "%s: %v does not match", expr, got)
+			}
+			continue
+		}
+		require.Equal(t, want, got, "%s from %v", expr, from)
+	}
 }
