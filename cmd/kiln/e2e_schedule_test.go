@@ -138,7 +138,9 @@ pipeline "rebuild" {
 	time.Sleep(20 * time.Second) // into the base copy or the build steps
 	code, events = svc.stop(t, syscall.SIGTERM)
 	require.Equal(t, 0, code, "stderr:\n%s", svc.stderr.String())
-	require.Len(t, eventsOf(events, "rebuild", "interrupted"), 1, "the build was in flight: %v", events)
+	interrupted := eventsOf(events, "rebuild", "interrupted")
+	require.Len(t, interrupted, 1, "the build was in flight: %v", events)
+	t.Logf("interrupted after %.1fs: %v", interrupted[0]["duration_seconds"], interrupted[0]["detail"])
 	require.Empty(t, eventsOf(events, "rebuild", "ok"))
 	require.NoDirExists(t, filepath.Join(images, "debian-minimal", "1.0.0", "2"), "nothing published")
 	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
