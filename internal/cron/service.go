@@ -111,11 +111,13 @@ func (s *Service) runJob(ctx context.Context, j Job) bool {
 	s.emit(Event{Time: s.Clock.Now(), Job: j.Name, Kind: "scheduled", Next: next})
 	failures, runs := 0, 0
 	for {
-		select {
-		case <-ctx.Done():
-			s.emit(Event{Time: s.Clock.Now(), Job: j.Name, Kind: "stopped"})
-			return true
-		case <-s.Clock.After(next.Sub(s.Clock.Now())):
+		// Timers run on the monotonic clock; if the wall clock was set back
+		// meanwhile, wake up early and wait for the rest.
+		for now := s.Clock.Now(); now.Before(next) && ctx.Err() == nil; now = s.Clock.Now() {
+			select {
+			case <-ctx.Done():
+			case <-s.Clock.After(next.Sub(now)):
+			}
 		}
 		if ctx.Err() != nil {
 			s.emit(Event{Time: s.Clock.Now(), Job: j.Name, Kind: "stopped"})
