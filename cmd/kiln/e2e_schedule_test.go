@@ -32,6 +32,7 @@ func TestE2EIfChangedAndSchedule(t *testing.T) {
 	var res map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
 	require.Equal(t, "published", res["status"], "no build existed, so it is built")
+	require.Contains(t, errOut, "--if-changed: no build of debian-minimal 1.0.0 is published yet; building")
 	first.Path, _ = res["path"].(string)
 	first.InputsDigest, _ = res["inputs_digest"].(string)
 	m := readManifest(t, first.Path)

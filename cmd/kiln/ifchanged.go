@@ -26,6 +26,7 @@ func upToDate(ctx context.Context, r *recipes.Recipe, imagesDir string, warn io.
 		return nil
 	}
 	if !res.UpToDate {
+		fmt.Fprintf(warn, "kiln: --if-changed: %s; building\n", res.Reason)
 		return nil
 	}
 	return res
