@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/cron"
 	"github.com/stretchr/testify/require"
 )
 
@@ -88,4 +89,16 @@ func eventsOf(events []map[string]any, pipeline, kind string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// The text log is one line per event: time, pipeline, event, then details.
+func TestScheduleTextLog(t *testing.T) {
+	var b bytes.Buffer
+	l := &scheduleLog{w: &b}
+	at := time.Date(2026, 11, 23, 3, 0, 1, 0, time.UTC)
+	l.line(cron.Event{Time: at, Job: "nightly-web", Kind: "ok", Run: 12, Duration: 1234 * time.Millisecond,
+		Next: at.Add(24 * time.Hour), Detail: "up to date (web/2.1.0/7)"})
+	l.line(cron.Event{Time: at, Job: "nightly-web", Kind: "failed", Run: 13, Duration: time.Minute, Failures: 2, Detail: "recipe: x.hcl:1:1: Missing base block"})
+	require.Equal(t, "2026-11-23T03:00:01Z nightly-web ok run=12 duration=1.2s next=2026-11-24T03:00:01Z up to date (web/2.1.0/7)\n"+
+		"2026-11-23T03:00:01Z nightly-web failed run=13 duration=1m0s failures=2 recipe: x.hcl:1:1: Missing base block\n", b.String())
 }
