@@ -142,6 +142,10 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	m.Base = ManifestBase{Type: img.Base.Type, Suite: img.Base.Suite, Mirror: b.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
 		Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
 	done(map[bool]string{true: "cached", false: "bootstrapped"}[b.CacheHit])
+	if m.Inputs, err = RecipeInputs(r, o.KilnVersion, b.Mirror, b.ReleaseSHA256); err != nil {
+		return nil, err
+	}
+	m.InputsDigest = m.Inputs.Digest()
 
 	// 2. Build steps, in the tree.
 	if len(img.Build) > 0 {

@@ -24,6 +24,10 @@ type Manifest struct {
 	Health        []Health       `json:"health"`
 	Stages        []StageTiming  `json:"stages"`
 	BuildSteps    []StepRecord   `json:"build_steps"`
+	// InputsDigest is Inputs.Digest() of Inputs (see inputs.go), what
+	// kiln build --if-changed compares.
+	InputsDigest string  `json:"inputs_digest,omitempty"`
+	Inputs       *Inputs `json:"inputs,omitempty"`
 }
 
 type ManifestRecipe struct {

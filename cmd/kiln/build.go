@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
 	"github.com/kiln-build/kiln/builder"
@@ -23,6 +21,12 @@ Builds the image a recipe describes: bootstraps (or reuses) the base, runs the
 build steps, writes the disk, boots it in QEMU to run the tests, and publishes
 <images>/<name>/<version>/<build>/ with the disk, manifest.json, tests.xml,
 serial.log and build.log. A failed or interrupted build publishes nothing.
+
+With --if-changed, the build is skipped when its inputs digest (the recipe,
+the files it references, the variables, the base archive's Release file and
+the Kiln version; see docs/scheduling.md) equals the one recorded by the
+newest published build of the same image name and version: kiln prints
+"up to date" and exits 0.
 
 Variables: -var name=value and -var-file FILE (repeatable), and KILN_VAR_<name>
 in the environment. Precedence, lowest first: default, KILN_VAR_, -var-file, -var.`
@@ -91,6 +95,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
+	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -104,26 +109,24 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code != exitOK {
 		return code
 	}
+	if *ifChanged {
+		if res := upToDate(ctx, r, *images, stderr); res != nil {
+			return reportUpToDate(stdout, *rf.json, res)
+		}
+	}
 	if err := checkHost(); err != nil {
 		return fail(stdout, stderr, *rf.json, err, exitFailed)
 	}
-	var rep progress.Reporter = progress.New(stderr)
-	if *rf.json {
-		rep = progress.Quiet{}
+	opts, err := buildOptions(*images, *cache, stderr)
+	if err != nil {
+		return fail(stdout, stderr, *rf.json, err, exitUsage)
 	}
-	opts := builder.Options{
-		ImagesDir: *images, CacheDir: *cache, KilnVersion: Version, RefreshBase: *refresh, Progress: rep,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	opts.RefreshBase = *refresh
+	if !*rf.json {
+		opts.Progress = progress.New(stderr)
 	}
 	if *verbose {
 		opts.LogCopy = stderr
-	}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return fail(stdout, stderr, *rf.json, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a positive number of seconds", v), exitUsage)
-		}
-		opts.SourceDateEpoch = n
 	}
 	res, err := builder.Build(ctx, r, opts)
 	if err != nil {
@@ -132,7 +135,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	m := res.Manifest
 	if *rf.json {
 		return writeJSON(stdout, map[string]any{"status": "published", "path": res.Path, "name": m.Name, "version": m.Version,
-			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests})
+			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests, "inputs_digest": m.InputsDigest})
 	}
 	fmt.Fprintf(stdout, "published %s/%s/%d\n  path: %s\n", m.Name, m.Version, m.Build, res.Path)
 	for _, o := range m.Outputs {

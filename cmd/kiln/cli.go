@@ -36,6 +36,7 @@ func commands() []command {
 	return []command{
 		{"build", "Build, boot-test and publish an image from a recipe", buildUsage, cmdBuild},
 		{"validate", "Check a recipe and report every problem in it", validateUsage, cmdValidate},
+		{"schedule", "Run pipelines of recipes on cron schedules, as a service", scheduleUsage, cmdSchedule},
 		{"convert", "Convert a disk image to raw, qcow2, VMDK, VHD, VHDX or OVA, natively", convertUsage, cmdConvert},
 		{"verify", "Check a disk image against a platform's import rules", verifyUsage, cmdVerify},
 		{"version", "Print kiln's version and the recipe format version", "kiln version [--json]", cmdVersion},

@@ -1,0 +1,197 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/kiln-build/kiln/bootloader"
+	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/builder/base"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+// Inputs are everything a build's result depends on, as far as Kiln can
+// name it. Their digest is recorded in manifest.json as inputs_digest, and
+// `kiln build --if-changed` skips a build whose inputs digest equals that of
+// the newest published build of the same image name and version.
+//
+// Not inputs: the time of the build, SOURCE_DATE_EPOCH, the catalog and cache
+// directories, and anything a build step downloads by itself (a step that
+// fetches a URL is not rebuilt when the URL's content changes).
+type Inputs struct {
+	KilnVersion  string `json:"kiln_version"`
+	RecipeSHA256 string `json:"recipe_sha256"`
+	// Files maps every file the recipe references (build and test scripts),
+	// by its path relative to the recipe's directory, to its sha256.
+	Files map[string]string `json:"files"`
+	// Variables are the final values of the recipe's variables; they are
+	// hashed as JSON with sorted keys.
+	Variables map[string]any `json:"variables"`
+	// Components are the digests of the resolved components the recipe
+	// uses, in order. Filled by the component library's resolver; empty
+	// while recipes have no components.
+	Components []string   `json:"components"`
+	Base       BaseInputs `json:"base"`
+}
+
+// BaseInputs identify what a build starts from.
+type BaseInputs struct {
+	Type string `json:"type"`
+	// Debian: the suite, what is installed, where from, and the archive's
+	// InRelease digest (base.ReleaseDigest), which changes whenever the
+	// archive publishes anything.
+	Suite         string   `json:"suite,omitempty"`
+	Variant       string   `json:"variant,omitempty"`
+	Arch          string   `json:"arch,omitempty"`
+	Mirror        string   `json:"mirror,omitempty"`
+	Components    []string `json:"components,omitempty"`
+	Packages      []string `json:"packages,omitempty"`
+	ReleaseSHA256 string   `json:"release_sha256,omitempty"`
+	// Digest is the input digest of a base that is not Debian, such as the
+	// sha256 of a parent image; set by the code that resolves such bases.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Digest is the hex sha256 of the inputs' JSON (which has sorted map keys).
+func (in *Inputs) Digest() string {
+	data, err := json.Marshal(in)
+	if err != nil { // only unsupported variable values; they cannot come from a recipe
+		data = []byte(fmt.Sprintf("%#v", in))
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// RecipeInputs collects the inputs of r for a Debian base at mirror (already
+// resolved: not empty) whose archive has the given InRelease digest.
+func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) (*Inputs, error) {
+	img := r.Image
+	in := &Inputs{
+		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: r.Variables,
+		Components: []string{},
+		Base: BaseInputs{Type: img.Base.Type, Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
+			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
+	}
+	if in.Variables == nil {
+		in.Variables = map[string]any{}
+	}
+	for _, s := range append(append([]recipes.Step{}, img.Build...), img.Tests...) {
+		if s.Script == "" {
+			continue
+		}
+		data, err := os.ReadFile(s.Script)
+		if err != nil {
+			return nil, fmt.Errorf("step %q: %w", s.Name, err)
+		}
+		name := s.Script
+		if rel, err := filepath.Rel(r.Dir, s.Script); err == nil {
+			name = rel
+		}
+		sum := sha256.Sum256(data)
+		in.Files[filepath.ToSlash(name)] = hex.EncodeToString(sum[:])
+	}
+	return in, nil
+}
+
+// debianPackages is what the base stage installs on top of the variant,
+// sorted and without duplicates.
+func debianPackages(extra []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range append(append(BasePackages(), bootloader.Packages()...), extra...) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ResolveInputs collects r's inputs before a build: it resolves the mirror
+// (the recipe's, else the host's apt sources) and reads the archive's
+// InRelease digest, which needs the network.
+func ResolveInputs(ctx context.Context, r *recipes.Recipe, kilnVersion string) (*Inputs, error) {
+	mirror := r.Image.Base.Mirror
+	if mirror == "" {
+		m, err := base.HostMirror()
+		if err != nil {
+			return nil, err
+		}
+		mirror = m
+	}
+	release, err := base.ReleaseDigest(ctx, mirror, r.Image.Base.Suite)
+	if err != nil {
+		return nil, fmt.Errorf("reading the archive's Release file for %q from %s: %w", r.Image.Base.Suite, mirror, err)
+	}
+	return RecipeInputs(r, kilnVersion, mirror, release)
+}
+
+// Newest returns the newest published build of name/version in the catalog
+// and its directory, or (nil, "", nil) when there is none.
+func Newest(imagesDir, name, version string) (*Manifest, string, error) {
+	vdir := filepath.Join(imagesDir, name, version)
+	builds, err := artifact.Builds(vdir)
+	if err != nil || len(builds) == 0 {
+		return nil, "", err
+	}
+	dir := filepath.Join(vdir, strconv.Itoa(builds[len(builds)-1]))
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil, "", err
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", filepath.Join(dir, "manifest.json"), err)
+	}
+	return &m, dir, nil
+}
+
+// UpToDateResult says whether a recipe needs building.
+type UpToDateResult struct {
+	UpToDate bool
+	Digest   string    // the recipe's inputs digest now
+	Newest   *Manifest // the newest build of the same name and version, if any
+	Path     string    // its directory
+	Reason   string    // why a build is needed
+}
+
+// ErrInputsUnknown wraps the reason the inputs could not be resolved.
+var ErrInputsUnknown = errors.New("the inputs cannot be resolved")
+
+// CheckUpToDate compares r's inputs digest with the one recorded by the
+// newest published build of the same image name and version. When the inputs
+// cannot be resolved (the archive is unreachable) it returns an error that
+// wraps ErrInputsUnknown; callers build then, as a build can still go ahead
+// from a cached base.
+func CheckUpToDate(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*UpToDateResult, error) {
+	in, err := ResolveInputs(ctx, r, kilnVersion)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInputsUnknown, err)
+	}
+	res := &UpToDateResult{Digest: in.Digest()}
+	m, dir, err := Newest(imagesDir, r.Image.Name, r.Image.Version)
+	if err != nil {
+		return nil, err
+	}
+	res.Newest, res.Path = m, dir
+	switch {
+	case m == nil:
+		res.Reason = fmt.Sprintf("no build of %s %s is published yet", r.Image.Name, r.Image.Version)
+	case m.InputsDigest == "":
+		res.Reason = fmt.Sprintf("build %d records no inputs digest", m.Build)
+	case m.InputsDigest != res.Digest:
+		res.Reason = fmt.Sprintf("the inputs changed since build %d", m.Build)
+	default:
+		res.UpToDate = true
+	}
+	return res, nil
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/internal/cron"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+const scheduleUsage = `kiln schedule [flags] PIPELINES.hcl
+
+Runs the pipelines of a pipelines file on their cron schedules, in the
+foreground, until SIGTERM or SIGINT (see docs/scheduling.md):
+
+  pipeline "nightly-web" {
+    recipe       = "web.hcl"        # relative to the pipelines file
+    schedule     = "0 3 * * *"      # 5-field cron, @daily, @every 10m, ...
+    when         = "inputs-changed" # (default) build only when the inputs changed; or "always"
+    time_zone    = "Europe/Berlin"  # default: the host's zone
+    max_failures = 3                # consecutive failures that disable it (default 3; 0: never)
+    variables    = { suite = "trixie" }
+    var_files    = ["prod.vars.hcl"]
+  }
+
+A run is kiln build of the recipe (with --if-changed when when =
+"inputs-changed"); the recipe is read again at every run. One run at a time
+per pipeline: ticks a run overlaps are skipped and logged. Every run logs one
+line when it starts and one with its result (published build, "up to date" or
+the error) and duration. A failing run does not stop the service; after
+max_failures consecutive failures the pipeline is disabled until the service
+restarts, and when every pipeline is disabled kiln exits 1.
+
+SIGTERM or SIGINT interrupts the builds in flight the way Ctrl-C interrupts
+kiln build (nothing is published, no process is left) and exits 0.`
+
+func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("schedule", scheduleUsage, stderr)
+	images := fs.String("images", defaultImagesDir(), "catalog directory builds are published to (env KILN_IMAGES)")
+	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
+	asJSON := fs.Bool("json", false, "log one JSON object per line instead of text")
+	check := fs.Bool("check", false, "check the pipelines file, print each pipeline's next run, and exit")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "kiln schedule: expected exactly one PIPELINES argument")
+		fs.Usage()
+		return exitUsage
+	}
+	p, files, diags := recipes.LoadPipelines(pos[0])
+	if len(diags) > 0 {
+		recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
+	}
+	if diags.HasErrors() {
+		return exitUsage
+	}
+	log := &scheduleLog{w: stdout, json: *asJSON}
+	var jobs []cron.Job
+	for _, pl := range p.Pipelines {
+		pl := pl
+		jobs = append(jobs, cron.Job{Name: pl.Name, Schedule: pl.Schedule, Location: pl.Location, MaxFailures: pl.MaxFailures,
+			Run: func(ctx context.Context) (string, error) {
+				return runPipeline(ctx, &pl, *images, *cache, stderr)
+			}})
+	}
+	if *check {
+		now := time.Now()
+		for _, j := range jobs {
+			fmt.Fprintf(stdout, "%s: %q (time zone %s), next run %s\n", j.Name, j.Schedule.String(), j.Location, j.Schedule.Next(now.In(j.Location)).Format(time.RFC3339))
+		}
+		return exitOK
+	}
+	log.line(cron.Event{Time: time.Now(), Kind: "service", Detail: fmt.Sprintf("kiln %s: %d pipeline(s) from %s", Version, len(jobs), p.Path)})
+	svc := &cron.Service{Jobs: jobs, Log: log.line}
+	disabled := svc.Run(ctx)
+	if ctx.Err() != nil {
+		log.line(cron.Event{Time: time.Now(), Kind: "service", Detail: "stopped by signal"})
+		return exitOK
+	}
+	log.line(cron.Event{Time: time.Now(), Kind: "service", Detail: fmt.Sprintf("every pipeline is disabled (%d); exiting", disabled)})
+	return exitFailed
+}
+
+// runPipeline is one run: kiln build of the pipeline's recipe, in process,
+// with --if-changed semantics for when = "inputs-changed".
+func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string, stderr io.Writer) (string, error) {
+	r, files, diags := recipes.Load(p.Recipe, p.LoadOptions(os.Environ()))
+	if diags.HasErrors() {
+		var b strings.Builder
+		recipes.WriteDiagnostics(&b, files, diags, false)
+		fmt.Fprint(stderr, b.String())
+		return "", fmt.Errorf("recipe: %s", firstDiagnostic(diags))
+	}
+	if p.When == recipes.WhenInputsChanged {
+		if res := upToDate(ctx, r, images, stderr); res != nil {
+			m := res.Newest
+			return fmt.Sprintf("up to date (%s/%s/%d)", m.Name, m.Version, m.Build), nil
+		}
+	}
+	if err := checkHost(); err != nil {
+		return "", errors.New(oneLine(err.Error()))
+	}
+	opts, err := buildOptions(images, cache, stderr)
+	if err != nil {
+		return "", err
+	}
+	res, err := builder.Build(ctx, r, opts)
+	if err != nil {
+		return "", errors.New(oneLine(err.Error()))
+	}
+	m := res.Manifest
+	return fmt.Sprintf("published %s/%s/%d", m.Name, m.Version, m.Build), nil
+}
+
+// buildOptions are the builder options kiln build and kiln schedule share.
+func buildOptions(images, cache string, stderr io.Writer) (builder.Options, error) {
+	opts := builder.Options{
+		ImagesDir: images, CacheDir: cache, KilnVersion: Version, Progress: progress.Quiet{},
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return opts, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a positive number of seconds", v)
+		}
+		opts.SourceDateEpoch = n
+	}
+	return opts, nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// scheduleLog writes one line per event, as text or JSON.
+type scheduleLog struct {
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+}
+
+func (l *scheduleLog) line(e cron.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.json {
+		v := map[string]any{"time": e.Time.UTC().Format(time.RFC3339), "event": e.Kind}
+		if e.Job != "" {
+			v["pipeline"] = e.Job
+		}
+		if e.Run > 0 {
+			v["run"] = e.Run
+		}
+		if e.Kind == "ok" || e.Kind == "failed" || e.Kind == "interrupted" {
+			v["duration_seconds"] = e.Duration.Seconds()
+		}
+		if e.Detail != "" {
+			v["detail"] = e.Detail
+		}
+		if e.Failures > 0 {
+			v["failures"] = e.Failures
+		}
+		if e.Skipped > 0 {
+			v["skipped"] = e.Skipped
+		}
+		if !e.Next.IsZero() {
+			v["next"] = e.Next.Format(time.RFC3339)
+		}
+		data, _ := json.Marshal(v)
+		fmt.Fprintf(l.w, "%s\n", data)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s", e.Time.Format(time.RFC3339))
+	if e.Job != "" {
+		fmt.Fprintf(&b, " %s", e.Job)
+	}
+	fmt.Fprintf(&b, " %s", e.Kind)
+	if e.Run > 0 {
+		fmt.Fprintf(&b, " run=%d", e.Run)
+	}
+	if e.Kind == "ok" || e.Kind == "failed" || e.Kind == "interrupted" {
+		fmt.Fprintf(&b, " duration=%s", e.Duration.Round(100*time.Millisecond))
+	}
+	if e.Failures > 0 {
+		fmt.Fprintf(&b, " failures=%d", e.Failures)
+	}
+	if !e.Next.IsZero() {
+		fmt.Fprintf(&b, " next=%s", e.Next.Format(time.RFC3339))
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, " %s", e.Detail)
+	}
+	fmt.Fprintln(l.w, b.String())
+}
+
+// firstDiagnostic is "file:line:col: summary" of the first error, and how
+// many more there are; the whole diagnostics go to stderr.
+func firstDiagnostic(diags hcl.Diagnostics) string {
+	errs := diags.Errs()
+	var d *hcl.Diagnostic
+	if !errors.As(errs[0], &d) {
+		return oneLine(errs[0].Error())
+	}
+	msg := d.Summary
+	if d.Subject != nil {
+		msg = fmt.Sprintf("%s:%d:%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, d.Summary)
+	}
+	if len(errs) > 1 {
+		msg += fmt.Sprintf(" (and %d more error(s))", len(errs)-1)
+	}
+	return msg
+}

@@ -1,0 +1,113 @@
+package recipes
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadPipelines(t *testing.T) {
+	p, _, diags := LoadPipelines("testdata/pipelines/pipelines.hcl")
+	require.False(t, diags.HasErrors(), diags.Error())
+	require.Len(t, p.Pipelines, 2)
+	abs, err := filepath.Abs("testdata/valid/minimal.hcl")
+	require.NoError(t, err)
+
+	n := p.Pipelines[0]
+	require.Equal(t, "nightly", n.Name)
+	require.Equal(t, abs, n.Recipe, "relative to the pipelines file")
+	require.Equal(t, "0 3 * * *", n.Schedule.String())
+	require.Equal(t, WhenInputsChanged, n.When)
+	require.Equal(t, DefaultMaxFailures, n.MaxFailures)
+	require.Equal(t, time.Local, n.Location)
+	require.Equal(t, 2, n.Range.Line)
+
+	w := p.Pipelines[1]
+	require.Equal(t, WhenAlways, w.When)
+	require.Equal(t, 0, w.MaxFailures)
+	require.Equal(t, "Europe/Berlin", w.Location.String())
+	require.Equal(t, map[string]string{"suite": "trixie", "release": "2.0.0"}, w.Variables)
+	require.Equal(t, []string{abs}, w.VarFiles)
+	o := w.LoadOptions([]string{"KILN_VAR_x=1"})
+	require.Equal(t, []string{"release=2.0.0", "suite=trixie"}, o.Vars, "sorted, as -var")
+	require.Equal(t, []string{abs}, o.VarFiles)
+	require.Equal(t, []string{"KILN_VAR_x=1"}, o.Env)
+	// Berlin's 04:30 on Sunday 4 January 2026 is 03:30 UTC.
+	next := w.Schedule.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).In(w.Location))
+	require.Equal(t, time.Date(2026, 1, 4, 3, 30, 0, 0, time.UTC), next.UTC())
+}
+
+// Each file in testdata/errors/pipelines carries "# ERROR: <summary>" on
+// every offending line; all are reported, in one run, on those lines only.
+func TestLoadPipelinesErrors(t *testing.T) {
+	files, err := filepath.Glob("testdata/errors/pipelines/*.hcl")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 5)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			require.NoError(t, err)
+			want := expectedErrors(t, src)
+			require.NotEmpty(t, want)
+			p, files, diags := LoadPipelines(file)
+			require.Nil(t, p)
+			got := reportedErrors(t, file, diags)
+			var b strings.Builder
+			WriteDiagnostics(&b, files, diags, false)
+			require.Equal(t, want, got, "diagnostics:\n%s", b.String())
+			require.Contains(t, b.String(), file+":", "file:line:col")
+		})
+	}
+}
+
+func TestLoadPipelinesEmptyAndMissing(t *testing.T) {
+	_, _, diags := ParsePipelines("empty.hcl", []byte("# nothing\n"))
+	require.True(t, diags.HasErrors())
+	require.Equal(t, "No pipelines", diags[0].Summary)
+	_, _, diags = LoadPipelines("testdata/no-such-file.hcl")
+	require.Equal(t, "Cannot read pipelines file", diags[0].Summary)
+}
+
+// FuzzParsePipelines: the parser never panics, and what it accepts is complete.
+func FuzzParsePipelines(f *testing.F) {
+	for _, glob := range []string{"testdata/pipelines/*.hcl", "testdata/errors/pipelines/*.hcl"} {
+		files, _ := filepath.Glob(glob)
+		for _, file := range files {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
+	name := filepath.Join("testdata", "pipelines", "fuzz.hcl")
+	f.Fuzz(func(t *testing.T, src []byte) {
+		p, files, diags := ParsePipelines(name, src)
+		for _, d := range diags {
+			if d.Summary == internalErrorSummary {
+				t.Fatalf("ParsePipelines panicked: %s", d.Detail)
+			}
+		}
+		WriteDiagnostics(io.Discard, files, diags, false)
+		if diags.HasErrors() {
+			if p != nil {
+				t.Fatal("pipelines came back with errors")
+			}
+			return
+		}
+		if p == nil || len(p.Pipelines) == 0 {
+			t.Fatal("no errors but no pipelines")
+		}
+		for _, pl := range p.Pipelines {
+			if pl.Schedule == nil || pl.Recipe == "" || pl.Location == nil || pl.MaxFailures < 0 ||
+				(pl.When != WhenAlways && pl.When != WhenInputsChanged) {
+				t.Fatalf("incomplete pipeline accepted: %+v", pl)
+			}
+		}
+	})
+}

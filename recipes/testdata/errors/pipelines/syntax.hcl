@@ -1,0 +1,4 @@
+pipeline "broken" {
+  recipe = "../../valid/minimal.hcl"
+  schedule "@daily" # ERROR: Invalid block definition
+}

@@ -1,0 +1,15 @@
+# Two pipelines over the valid test recipes.
+pipeline "nightly" {
+  recipe   = "../valid/minimal.hcl"
+  schedule = "0 3 * * *"
+}
+
+pipeline "weekly-full" {
+  recipe       = "../valid/variables.hcl"
+  schedule     = "30 4 * * sun"
+  when         = "always"
+  time_zone    = "Europe/Berlin"
+  max_failures = 0
+  variables    = { suite = "trixie", release = "2.0.0" }
+  var_files    = ["../valid/minimal.hcl"]
+}
