@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/stretchr/testify/require"
+)
+
+// kilnBinary builds the kiln command into a temporary directory, for tests
+// that need real, separate kiln processes.
+func kilnBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kiln")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+// Two kiln build processes of the same recipe, started at the same time,
+// both publish, with distinct build numbers handed out under the version's
+// lock: {1, 2}.
+func TestE2EConcurrentBuildsGetDistinctNumbers(t *testing.T) {
+	requireE2E(t)
+	bin := kilnBinary(t)
+	images := t.TempDir()
+	recipe := filepath.Join(t.TempDir(), "twin.hcl")
+	require.NoError(t, os.WriteFile(recipe, []byte(`
+image "twin" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  boot { firmware = "uefi" }
+  disk { size = "2GiB" }
+  output { compress = "none" }
+}
+`), 0o644))
+
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(bin, "build", "--json", "--images", images, "--cache", sharedCache(t), recipe)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				code = -1
+			}
+			results[i] = result{code, out.String(), errb.String()}
+		}()
+	}
+	wg.Wait()
+
+	var numbers []int
+	for _, r := range results {
+		require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+		var res struct {
+			Status, Path string
+			Build        int
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
+		require.Equal(t, "published", res.Status)
+		require.Equal(t, filepath.Join(images, "twin", "1.0.0", strconv.Itoa(res.Build)), res.Path)
+		require.Equal(t, res.Build, readManifest(t, res.Path).Build, "the manifest names the directory it lives in")
+		numbers = append(numbers, res.Build)
+	}
+	sort.Ints(numbers)
+	require.Equal(t, []int{1, 2}, numbers)
+	builds, err := artifact.Builds(filepath.Join(images, "twin", "1.0.0"))
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, builds)
+	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
+	require.Empty(t, staging, "no staging directory is left")
+}
