@@ -1,6 +1,10 @@
 package builder
 
-import "time"
+import (
+	"time"
+
+	"github.com/kiln-build/kiln/builder/artifact"
+)
 
 // ManifestSchemaVersion is bumped whenever manifest.json changes incompatibly.
 const ManifestSchemaVersion = 1
@@ -24,6 +28,9 @@ type Manifest struct {
 	Health        []Health       `json:"health"`
 	Stages        []StageTiming  `json:"stages"`
 	BuildSteps    []StepRecord   `json:"build_steps"`
+	// Catalog is the recipe's catalog, lifecycle rule and the like; kiln
+	// images reads it (see docs/catalog.md).
+	Catalog artifact.Spec `json:"catalog"`
 }
 
 type ManifestRecipe struct {

@@ -38,6 +38,7 @@ func commands() []command {
 		{"validate", "Check a recipe and report every problem in it", validateUsage, cmdValidate},
 		{"convert", "Convert a disk image to raw, qcow2, VMDK, VHD, VHDX or OVA, natively", convertUsage, cmdConvert},
 		{"verify", "Check a disk image against a platform's import rules", verifyUsage, cmdVerify},
+		{"images", "The catalog: list, show, rm, deprecate, share, copy, prune builds", imagesUsage, cmdImages},
 		{"version", "Print kiln's version and the recipe format version", "kiln version [--json]", cmdVersion},
 	}
 }
