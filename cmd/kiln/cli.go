@@ -52,7 +52,7 @@ Commands:
 %s
 Run 'kiln <command> --help' for a command's flags.
 
-Exit codes: 0 success, 1 build or test failed, 2 usage or recipe error, 130 interrupted.
+Exit codes: 0 success, 1 build, test or catalog operation failed, 2 usage or recipe error, 130 interrupted.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {

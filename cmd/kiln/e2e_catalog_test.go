@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,11 +29,12 @@ func kilnBinary(t *testing.T) string {
 
 // Two kiln build processes of the same recipe, started at the same time,
 // both publish, with distinct build numbers handed out under the version's
-// lock: {1, 2}.
+// lock: {1, 2}. Each records the recipe's catalog block and lifecycle rule,
+// and is copied to the recipe's distribute target under the same number.
 func TestE2EConcurrentBuildsGetDistinctNumbers(t *testing.T) {
 	requireE2E(t)
 	bin := kilnBinary(t)
-	images := t.TempDir()
+	images, mirror := t.TempDir(), t.TempDir()
 	recipe := filepath.Join(t.TempDir(), "twin.hcl")
 	require.NoError(t, os.WriteFile(recipe, []byte(`
 image "twin" {
@@ -40,6 +43,9 @@ image "twin" {
   boot { firmware = "uefi" }
   disk { size = "2GiB" }
   output { compress = "none" }
+  catalog { share_with = ["alice"] }
+  lifecycle { keep_last = 1 }
+  distribute "mirror" { images = "`+mirror+`" }
 }
 `), 0o644))
 
@@ -88,4 +94,27 @@ image "twin" {
 	require.Equal(t, []int{1, 2}, builds)
 	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
 	require.Empty(t, staging, "no staging directory is left")
+
+	// Both builds were distributed, byte for byte, with their numbers.
+	builds, err = artifact.Builds(filepath.Join(mirror, "twin", "1.0.0"))
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, builds)
+	for _, b := range []string{"1", "2"} {
+		for _, f := range []string{"manifest.json", "twin.raw"} {
+			a, err := sparse.SHA256(filepath.Join(images, "twin", "1.0.0", b, f))
+			require.NoError(t, err)
+			c, err := sparse.SHA256(filepath.Join(mirror, "twin", "1.0.0", b, f))
+			require.NoError(t, err)
+			require.Equal(t, a, c, "%s/%s", b, f)
+		}
+	}
+	m := readManifest(t, filepath.Join(images, "twin", "1.0.0", "1"))
+	require.Equal(t, []string{"alice"}, m.Catalog.SharedWith)
+	require.Equal(t, 1, m.Catalog.Lifecycle.KeepLast)
+	code, out, errOut := runKiln(t, "images", "show", "--images", mirror, "twin@1.0.0/1")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "visibility: shared with alice")
+	code, out, errOut = runKiln(t, "images", "prune", "--dry-run", "--images", images)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, 1, strings.Count(out, "would delete twin/1.0.0/"), out)
 }
