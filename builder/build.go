@@ -306,7 +306,11 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		if err := artifact.WriteInitialState(staging.Artifact, m.Catalog, m.Created); err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(staging.Artifact, "manifest.json"), append(data, '\n'), 0o644)
+		if err := os.WriteFile(filepath.Join(staging.Artifact, "manifest.json"), append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		pauseInPublish() // a test-only hook, off unless KILN_TEST_PAUSE_IN_PUBLISH is set
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)

@@ -3,7 +3,9 @@ package builder
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/kiln-build/kiln/builder/artifact"
@@ -53,4 +55,21 @@ func distribute(path string, targets []recipes.Distribution, log io.Writer) ([]s
 		out = append(out, copy.Dir)
 	}
 	return out, nil
+}
+
+// PublishPauseEnv names a test-only hook: when set to a path, a build that
+// reaches the publish window (the version's lock held, its build number
+// taken, manifest.json written, not yet renamed into the catalog) creates
+// that file and waits 10 minutes, so that tests can kill it there. See
+// docs/testing.md.
+const PublishPauseEnv = "KILN_TEST_PAUSE_IN_PUBLISH"
+
+func pauseInPublish() {
+	path := os.Getenv(PublishPauseEnv)
+	if path == "" {
+		return
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644); err == nil {
+		time.Sleep(10 * time.Minute)
+	}
 }

@@ -10,8 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/builder/artifact"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
@@ -117,4 +120,65 @@ image "twin" {
 	code, out, errOut = runKiln(t, "images", "prune", "--dry-run", "--images", images)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, 1, strings.Count(out, "would delete twin/1.0.0/"), out)
+}
+
+// A real kiln build SIGKILLed in its publish window (the version's lock
+// held, build number taken, manifest written; held there by the test-only
+// KILN_TEST_PAUSE_IN_PUBLISH hook) leaves kiln images list showing exactly
+// the earlier builds, and the next kiln build publishes.
+func TestE2EBuildKilledWhilePublishing(t *testing.T) {
+	requireE2E(t)
+	bin := kilnBinary(t)
+	images := t.TempDir()
+	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	fakeBuild(t, images, "killed", "1.0.0", earlier, artifact.Spec{})
+	fakeBuild(t, images, "killed", "1.0.0", earlier, artifact.Spec{})
+	before := listJSON(t, images)
+	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2"}, itemIDs(before))
+
+	recipe := filepath.Join(t.TempDir(), "killed.hcl")
+	require.NoError(t, os.WriteFile(recipe, []byte(`
+image "killed" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  boot { firmware = "uefi" }
+  disk { size = "2GiB" }
+  output { compress = "none" }
+}
+`), 0o644))
+	paused := filepath.Join(t.TempDir(), "paused")
+	cmd := exec.Command(bin, "build", "--images", images, "--cache", sharedCache(t), recipe)
+	cmd.Env = append(os.Environ(), builder.PublishPauseEnv+"="+paused)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30 * time.Minute)
+	for {
+		if _, err := os.Stat(paused); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("kiln build ended before publishing: %v\n%s", err, errb.String())
+		case <-deadline:
+			t.Fatal("kiln build did not reach the publish window in 30 minutes")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	staged, _ := filepath.Glob(filepath.Join(images, ".staging", "build-*", "artifact", "manifest.json"))
+	require.Len(t, staged, 1, "the build is in the publish window, its manifest written")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	<-exited
+
+	require.Equal(t, before, listJSON(t, images), "the catalog lists exactly the earlier builds")
+	code, out, errOut := runKiln(t, "build", "--json", "--images", images, "--cache", sharedCache(t), recipe)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var res struct{ Build int }
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, 3, res.Build, "the killed build's number was never published; the next build takes it")
+	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2", "killed/1.0.0/3"}, itemIDs(listJSON(t, images)))
+	left, _ := os.ReadDir(filepath.Join(images, ".staging"))
+	require.Empty(t, left, "the killed build's staging directory was swept")
 }
