@@ -49,6 +49,7 @@ type Options struct {
 type Result struct {
 	Path     string // the published directory
 	Manifest *Manifest
+	Copies   []string // the build's copies in the recipe's distribute targets
 }
 
 // TestFailure is returned when the image was built but failed its tests or health checks.
@@ -89,6 +90,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		Boot:          ManifestBoot{Firmware: img.Boot.Firmware, PartitionTable: img.Disk.Table, Bootloader: "grub"},
 		Tests:         []TestResult{},
 		BuildSteps:    []StepRecord{},
+		Catalog:       CatalogSpec(img),
 	}
 
 	staging, err := artifact.NewStaging(o.ImagesDir)
@@ -305,13 +307,30 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(staging.Artifact, "manifest.json"), append(data, '\n'), 0o644)
+		if err := artifact.WriteInitialState(staging.Artifact, m.Catalog, m.Created); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(staging.Artifact, "manifest.json"), append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		pauseInPublish() // a test-only hook, off unless KILN_TEST_PAUSE_IN_PUBLISH is set
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	done(fmt.Sprintf("%s/%s/%d", img.Name, img.Version, build))
-	return &Result{Path: path, Manifest: m}, nil
+
+	// 10. Distribute: copy the build to the recipe's other catalogs.
+	res = &Result{Path: path, Manifest: m}
+	if len(img.Distribute) > 0 {
+		done = stage("distribute", fmt.Sprintf("%d other catalog(s)", len(img.Distribute)))
+		if res.Copies, err = distribute(path, img.Distribute, log); err != nil {
+			return nil, fmt.Errorf("published %s, but %w", path, err)
+		}
+		done("")
+	}
+	return res, nil
 }
 
 // BasePackages are installed into every Debian base on top of its variant.

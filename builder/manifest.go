@@ -1,6 +1,10 @@
 package builder
 
-import "time"
+import (
+	"time"
+
+	"github.com/kiln-build/kiln/builder/artifact"
+)
 
 // ManifestSchemaVersion is bumped whenever manifest.json changes incompatibly.
 const ManifestSchemaVersion = 1
@@ -28,6 +32,9 @@ type Manifest struct {
 	// kiln build --if-changed compares.
 	InputsDigest string  `json:"inputs_digest,omitempty"`
 	Inputs       *Inputs `json:"inputs,omitempty"`
+	// Catalog is the recipe's catalog, lifecycle rule and the like; kiln
+	// images reads it (see docs/catalog.md).
+	Catalog artifact.Spec `json:"catalog"`
 }
 
 type ManifestRecipe struct {

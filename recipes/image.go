@@ -17,6 +17,7 @@ var imageBlockSchema = &hcl.BodySchema{
 		{Type: "build", LabelNames: []string{"type", "name"}},
 		{Type: "test", LabelNames: []string{"type", "name"}},
 		{Type: "output"},
+		{Type: "catalog"}, {Type: "lifecycle"}, {Type: "distribute", LabelNames: []string{"name"}},
 	},
 }
 
@@ -43,6 +44,10 @@ type imageBlock struct {
 	output *outputBlock
 	build  []*stepBlock
 	tests  []*stepBlock
+
+	catalog    *catalogBlock
+	lifecycle  *lifecycleBlock
+	distribute []*distributeBlock
 }
 
 // decodeImageBlock decodes an image block and every block in it. Of a block
@@ -100,6 +105,24 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 			if isFirst {
 				img.output = out
 			}
+		case "catalog":
+			isFirst := once(b)
+			cat, dd := d.decodeCatalogBlock(b)
+			diags = append(append(diags, dd...), cat.validate()...)
+			if isFirst {
+				img.catalog = cat
+			}
+		case "lifecycle":
+			isFirst := once(b)
+			lc, dd := d.decodeLifecycleBlock(b)
+			diags = append(diags, dd...)
+			if isFirst {
+				img.lifecycle = lc
+			}
+		case "distribute":
+			dist, dd := d.decodeDistributeBlock(b)
+			diags = append(diags, dd...)
+			img.distribute = append(img.distribute, dist)
 		case "build", "test":
 			timeout := DefaultBuildTimeout
 			if b.Type == "test" {
@@ -139,6 +162,7 @@ func (img *imageBlock) validate() hcl.Diagnostics {
 	}
 	diags = append(diags, uniqueStepNames(img.build)...)
 	diags = append(diags, uniqueStepNames(img.tests)...)
+	diags = append(diags, uniqueDistributions(img.distribute)...)
 	diags = append(diags, checkBootMode(img.boot, img.disk)...)
 	return diags
 }
@@ -175,6 +199,18 @@ func (img *imageBlock) assemble() {
 	img.Output = defaultOutput()
 	if img.output != nil {
 		img.Output = img.output.Output
+	}
+	img.Catalog = defaultCatalog()
+	if img.catalog != nil {
+		img.Catalog = img.catalog.Catalog
+	}
+	if img.lifecycle != nil {
+		lc := img.lifecycle.Lifecycle
+		img.Lifecycle = &lc
+	}
+	img.Distribute = []Distribution{}
+	for _, d := range img.distribute {
+		img.Distribute = append(img.Distribute, d.Distribution)
 	}
 	img.Build, img.Tests = []Step{}, []Step{}
 	for _, s := range img.build {

@@ -65,7 +65,10 @@ type Image struct {
 	Build       []Step // in recipe order
 	Tests       []Step // in recipe order
 	Output      Output
-	Range       Range // the image block's header
+	Catalog     Catalog        // see catalog.go
+	Lifecycle   *Lifecycle     // nil without a lifecycle block
+	Distribute  []Distribution // in recipe order
+	Range       Range          // the image block's header
 }
 
 // Base is the image's base block: the distribution the image starts from.

@@ -19,11 +19,16 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kiln-build/kiln/internal/flock"
 )
 
 const stagingDir = ".staging"
+
+// newPrefix names staging directories being created; Sweep removes them
+// only when they are older than an hour (their creator died).
+const newPrefix = "new-"
 
 // Staging is a build in progress.
 type Staging struct {
@@ -41,18 +46,27 @@ func NewStaging(root string) (*Staging, error) {
 		return nil, err
 	}
 	Sweep(root)
-	dir, err := os.MkdirTemp(base, "build-")
+	// The directory is created under a name Sweep leaves alone and renamed
+	// to build-* only once its lock is held, so a concurrent Sweep can never
+	// take a newborn staging directory for a dead one.
+	tmp, err := os.MkdirTemp(base, newPrefix)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		os.RemoveAll(dir)
+		os.RemoveAll(tmp)
 		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		os.RemoveAll(dir)
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	dir := filepath.Join(base, "build-"+strings.TrimPrefix(filepath.Base(tmp), newPrefix))
+	if err := os.Rename(tmp, dir); err != nil {
+		lock.Close()
+		os.RemoveAll(tmp)
 		return nil, err
 	}
 	s := &Staging{Dir: dir, Work: filepath.Join(dir, "work"), Artifact: filepath.Join(dir, "artifact"), root: root, lock: lock}
@@ -75,11 +89,22 @@ func (s *Staging) Discard() {
 }
 
 // Sweep removes staging directories whose builds are no longer running
-// (their lock is free: the process holding it died, SIGKILL included).
+// (their lock is free: the process holding it died, SIGKILL included), and
+// what removals renamed out of the catalog but did not finish deleting.
 func Sweep(root string) {
+	trash, _ := os.ReadDir(filepath.Join(root, trashDir))
+	for _, e := range trash {
+		_ = os.RemoveAll(filepath.Join(root, trashDir, e.Name()))
+	}
 	entries, _ := os.ReadDir(filepath.Join(root, stagingDir))
 	for _, e := range entries {
 		dir := filepath.Join(root, stagingDir, e.Name())
+		if strings.HasPrefix(e.Name(), newPrefix) {
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
 		f, err := os.Open(filepath.Join(dir, ".lock"))
 		if err != nil {
 			continue
@@ -95,7 +120,30 @@ func Sweep(root string) {
 // the version's lock it picks the next build number, calls finalize with it
 // (to write the manifest into s.Artifact), and renames the directory into
 // place. It returns the build number and the published path.
+//
+// Build numbers are never handed out twice, even after a build is removed:
+// the highest number ever published is kept in <version>/.last-build (a hint
+// that only ever raises the next number; the build directories stay the
+// source of truth).
 func (s *Staging) Publish(name, version string, finalize func(build int) error) (int, string, error) {
+	return s.publish(name, version, 0, finalize)
+}
+
+// ErrBuildExists is returned by PublishAs when the build number is taken.
+var ErrBuildExists = errors.New("the build number is already taken in this catalog")
+
+// PublishAs is Publish with a given build number, for copies of a build
+// published elsewhere (distribution). It fails with ErrBuildExists when the
+// catalog already has that build.
+func (s *Staging) PublishAs(name, version string, build int, finalize func(build int) error) (string, error) {
+	if build < 1 {
+		return "", fmt.Errorf("build number %d: must be 1 or more", build)
+	}
+	_, path, err := s.publish(name, version, build, finalize)
+	return path, err
+}
+
+func (s *Staging) publish(name, version string, want int, finalize func(build int) error) (int, string, error) {
 	vdir := filepath.Join(s.root, name, version)
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		return 0, "", err
@@ -109,14 +157,25 @@ func (s *Staging) Publish(name, version string, finalize func(build int) error) 
 	if err != nil {
 		return 0, "", err
 	}
-	next := 1
-	if len(builds) > 0 {
+	next := lastBuild(vdir) + 1
+	if len(builds) > 0 && builds[len(builds)-1] >= next {
 		next = builds[len(builds)-1] + 1
 	}
-	if err := finalize(next); err != nil {
-		return 0, "", err
+	if want > 0 {
+		if _, err := os.Lstat(filepath.Join(vdir, strconv.Itoa(want))); err == nil {
+			return 0, "", fmt.Errorf("%s/%s/%d: %w", name, version, want, ErrBuildExists)
+		}
+		next = want
+	}
+	if finalize != nil {
+		if err := finalize(next); err != nil {
+			return 0, "", err
+		}
 	}
 	if err := syncDir(s.Artifact); err != nil {
+		return 0, "", err
+	}
+	if err := raiseLastBuild(vdir, next); err != nil {
 		return 0, "", err
 	}
 	dest := filepath.Join(vdir, strconv.Itoa(next))
@@ -127,6 +186,57 @@ func (s *Staging) Publish(name, version string, finalize func(build int) error) 
 		return 0, "", err
 	}
 	return next, dest, nil
+}
+
+const lastBuildFile = ".last-build"
+
+// lastBuild reads the highest build number ever published in vdir, 0 when
+// unknown. Call it under the version's lock.
+func lastBuild(vdir string) int {
+	data, err := os.ReadFile(filepath.Join(vdir, lastBuildFile))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// raiseLastBuild records n as the highest build number of vdir unless a
+// higher one is recorded, replacing the file atomically. Call it under the
+// version's lock.
+func raiseLastBuild(vdir string, n int) error {
+	if lastBuild(vdir) >= n {
+		return nil
+	}
+	return writeFileAtomic(filepath.Join(vdir, lastBuildFile), []byte(strconv.Itoa(n)+"\n"))
+}
+
+// writeFileAtomic replaces path with data: a reader sees the old content or
+// the new one, never a mix, and a crash leaves one of the two.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // Builds lists the published build numbers of a version directory, ascending.

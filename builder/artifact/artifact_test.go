@@ -87,8 +87,8 @@ func TestSweepRemovesOnlyDeadStagings(t *testing.T) {
 		cmd.Env = append(os.Environ(), "KILN_ARTIFACT_CHILD="+root)
 		require.NoError(t, cmd.Start())
 		require.Eventually(t, func() bool {
-			entries, _ := os.ReadDir(filepath.Join(root, stagingDir))
-			return len(entries) == 2
+			entries, _ := filepath.Glob(filepath.Join(root, stagingDir, "build-*"))
+			return len(entries) == 2 // both created (not new-* any more)
 		}, 10*time.Second, 20*time.Millisecond)
 		require.NoError(t, cmd.Process.Kill())
 		_ = cmd.Wait()

@@ -87,30 +87,16 @@ func UpdateState(e Entry, change func(*State) error) error {
 	if err := change(&s); err != nil {
 		return err
 	}
+	return writeState(e.Dir, s)
+}
+
+// writeState replaces dir's state file atomically.
+func writeState(dir string, s State) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(e.Dir, ".catalog-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(e.Dir, StateFile))
+	return writeFileAtomic(filepath.Join(dir, StateFile), append(data, '\n'))
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)

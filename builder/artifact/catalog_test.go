@@ -114,6 +114,6 @@ func TestUpdateStateIsRecorded(t *testing.T) {
 	assert.Equal(t, "shared", st.Visibility)
 	assert.Equal(t, []string{"team-a"}, st.SharedWith)
 	assert.Len(t, st.History, 1)
-	left, _ := filepath.Glob(filepath.Join(e.Dir, ".catalog-*"))
+	left, _ := filepath.Glob(filepath.Join(e.Dir, "."+StateFile+"-*"))
 	assert.Empty(t, left, "no temporary file is left behind")
 }

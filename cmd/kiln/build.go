@@ -135,7 +135,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	m := res.Manifest
 	if *rf.json {
 		return writeJSON(stdout, map[string]any{"status": "published", "path": res.Path, "name": m.Name, "version": m.Version,
-			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests, "inputs_digest": m.InputsDigest})
+			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests, "inputs_digest": m.InputsDigest, "copies": res.Copies})
 	}
 	fmt.Fprintf(stdout, "published %s/%s/%d\n  path: %s\n", m.Name, m.Version, m.Build, res.Path)
 	for _, o := range m.Outputs {
@@ -146,6 +146,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	for _, h := range m.Health {
 		fmt.Fprintf(stdout, "  health: multi-user reached under %s, guest ran %.0fs (%s)\n", h.Firmware, h.BootSeconds, h.Accelerator)
+	}
+	for _, c := range res.Copies {
+		fmt.Fprintf(stdout, "  copy: %s (checksums verified)\n", c)
 	}
 	return exitOK
 }

@@ -39,6 +39,7 @@ func commands() []command {
 		{"schedule", "Run pipelines of recipes on cron schedules, as a service", scheduleUsage, cmdSchedule},
 		{"convert", "Convert a disk image to raw, qcow2, VMDK, VHD, VHDX or OVA, natively", convertUsage, cmdConvert},
 		{"verify", "Check a disk image against a platform's import rules", verifyUsage, cmdVerify},
+		{"images", "The catalog: list, show, rm, deprecate, share, copy, prune builds", imagesUsage, cmdImages},
 		{"version", "Print kiln's version and the recipe format version", "kiln version [--json]", cmdVersion},
 	}
 }
@@ -52,7 +53,7 @@ Commands:
 %s
 Run 'kiln <command> --help' for a command's flags.
 
-Exit codes: 0 success, 1 build or test failed, 2 usage or recipe error, 130 interrupted.
+Exit codes: 0 success, 1 build, test or catalog operation failed, 2 usage or recipe error, 130 interrupted.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,18 +57,21 @@ func TestRefusesSymlinkedMountPoint(t *testing.T) {
 func TestKilledParentLeavesNothing(t *testing.T) {
 	if os.Getenv("KILN_SANDBOX_KILL_CHILD") == "1" {
 		root := os.Getenv("KILN_SANDBOX_ROOT")
-		_ = Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "touch /started; sleep 300"}, Env: DefaultEnv()}, nil, os.Stdout)
+		_ = Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "touch /started; " + os.Getenv("KILN_SANDBOX_SLEEP")}, Env: DefaultEnv()}, nil, os.Stdout)
 		return
 	}
 	root := testutil.BusyboxTree(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledParentLeavesNothing$")
-	cmd.Env = append(os.Environ(), "KILN_SANDBOX_KILL_CHILD=1", "KILN_SANDBOX_ROOT="+root)
+	// A sleep no other process runs, so that other test runs on the machine
+	// cannot be mistaken for a survivor.
+	sleep := fmt.Sprintf("sleep %d", 100000+os.Getpid())
+	cmd.Env = append(os.Environ(), "KILN_SANDBOX_KILL_CHILD=1", "KILN_SANDBOX_ROOT="+root, "KILN_SANDBOX_SLEEP="+sleep)
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(root, "started")); return err == nil }, 20*time.Second, 50*time.Millisecond)
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()
 	require.Eventually(t, func() bool {
-		out, _ := exec.Command("pgrep", "-f", "sleep 300").Output()
+		out, _ := exec.Command("pgrep", "-f", sleep).Output()
 		return strings.TrimSpace(string(out)) == ""
 	}, 10*time.Second, 100*time.Millisecond, "sandboxed process survived its parent")
 	mounts, err := os.ReadFile("/proc/self/mounts")

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/stretchr/testify/require"
+)
+
+// kilnBinary builds the kiln command into a temporary directory, for tests
+// that need real, separate kiln processes.
+func kilnBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kiln")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+// Two kiln build processes of the same recipe, started at the same time,
+// both publish, with distinct build numbers handed out under the version's
+// lock: {1, 2}. Each records the recipe's catalog block and lifecycle rule,
+// and is copied to the recipe's distribute target under the same number.
+func TestE2EConcurrentBuildsGetDistinctNumbers(t *testing.T) {
+	requireE2E(t)
+	bin := kilnBinary(t)
+	images, mirror := t.TempDir(), t.TempDir()
+	recipe := filepath.Join(t.TempDir(), "twin.hcl")
+	require.NoError(t, os.WriteFile(recipe, []byte(`
+image "twin" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  boot { firmware = "uefi" }
+  disk { size = "2GiB" }
+  output { compress = "none" }
+  catalog { share_with = ["alice"] }
+  lifecycle { keep_last = 1 }
+  distribute "mirror" { images = "`+mirror+`" }
+}
+`), 0o644))
+
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(bin, "build", "--json", "--images", images, "--cache", sharedCache(t), recipe)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				code = -1
+			}
+			results[i] = result{code, out.String(), errb.String()}
+		}()
+	}
+	wg.Wait()
+
+	var numbers []int
+	for _, r := range results {
+		require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+		var res struct {
+			Status, Path string
+			Build        int
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
+		require.Equal(t, "published", res.Status)
+		require.Equal(t, filepath.Join(images, "twin", "1.0.0", strconv.Itoa(res.Build)), res.Path)
+		require.Equal(t, res.Build, readManifest(t, res.Path).Build, "the manifest names the directory it lives in")
+		numbers = append(numbers, res.Build)
+	}
+	sort.Ints(numbers)
+	require.Equal(t, []int{1, 2}, numbers)
+	builds, err := artifact.Builds(filepath.Join(images, "twin", "1.0.0"))
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, builds)
+	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
+	require.Empty(t, staging, "no staging directory is left")
+
+	// Both builds were distributed, byte for byte, with their numbers.
+	builds, err = artifact.Builds(filepath.Join(mirror, "twin", "1.0.0"))
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, builds)
+	for _, b := range []string{"1", "2"} {
+		for _, f := range []string{"manifest.json", "twin.raw"} {
+			a, err := sparse.SHA256(filepath.Join(images, "twin", "1.0.0", b, f))
+			require.NoError(t, err)
+			c, err := sparse.SHA256(filepath.Join(mirror, "twin", "1.0.0", b, f))
+			require.NoError(t, err)
+			require.Equal(t, a, c, "%s/%s", b, f)
+		}
+	}
+	m := readManifest(t, filepath.Join(images, "twin", "1.0.0", "1"))
+	require.Equal(t, []string{"alice"}, m.Catalog.SharedWith)
+	require.Equal(t, 1, m.Catalog.Lifecycle.KeepLast)
+	code, out, errOut := runKiln(t, "images", "show", "--images", mirror, "twin@1.0.0/1")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "visibility: shared with alice")
+	code, out, errOut = runKiln(t, "images", "prune", "--dry-run", "--images", images)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, 1, strings.Count(out, "would delete twin/1.0.0/"), out)
+}
+
+// A real kiln build SIGKILLed in its publish window (the version's lock
+// held, build number taken, manifest written; held there by the test-only
+// KILN_TEST_PAUSE_IN_PUBLISH hook) leaves kiln images list showing exactly
+// the earlier builds, and the next kiln build publishes.
+func TestE2EBuildKilledWhilePublishing(t *testing.T) {
+	requireE2E(t)
+	bin := kilnBinary(t)
+	images := t.TempDir()
+	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	fakeBuild(t, images, "killed", "1.0.0", earlier, artifact.Spec{})
+	fakeBuild(t, images, "killed", "1.0.0", earlier, artifact.Spec{})
+	before := listJSON(t, images)
+	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2"}, itemIDs(before))
+
+	recipe := filepath.Join(t.TempDir(), "killed.hcl")
+	require.NoError(t, os.WriteFile(recipe, []byte(`
+image "killed" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  boot { firmware = "uefi" }
+  disk { size = "2GiB" }
+  output { compress = "none" }
+}
+`), 0o644))
+	paused := filepath.Join(t.TempDir(), "paused")
+	cmd := exec.Command(bin, "build", "--images", images, "--cache", sharedCache(t), recipe)
+	cmd.Env = append(os.Environ(), builder.PublishPauseEnv+"="+paused)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30 * time.Minute)
+	for {
+		if _, err := os.Stat(paused); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("kiln build ended before publishing: %v\n%s", err, errb.String())
+		case <-deadline:
+			t.Fatal("kiln build did not reach the publish window in 30 minutes")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	staged, _ := filepath.Glob(filepath.Join(images, ".staging", "build-*", "artifact", "manifest.json"))
+	require.Len(t, staged, 1, "the build is in the publish window, its manifest written")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	<-exited
+
+	require.Equal(t, before, listJSON(t, images), "the catalog lists exactly the earlier builds")
+	code, out, errOut := runKiln(t, "build", "--json", "--images", images, "--cache", sharedCache(t), recipe)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var res struct{ Build int }
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, 3, res.Build, "the killed build's number was never published; the next build takes it")
+	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2", "killed/1.0.0/3"}, itemIDs(listJSON(t, images)))
+	left, _ := os.ReadDir(filepath.Join(images, ".staging"))
+	require.Empty(t, left, "the killed build's staging directory was swept")
+}

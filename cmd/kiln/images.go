@@ -1,0 +1,448 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kiln-build/kiln/builder/artifact"
+)
+
+const imagesUsage = `kiln images <subcommand> [flags] [arguments]
+
+The catalog: the builds kiln build published under --images DIR (default
+$KILN_IMAGES, else ./images), as <name>/<version>/<build>/.
+
+Subcommands:
+  list      [--name N] [--json]                    every build, with its visibility and deprecation
+  show      REF [--include-deprecated] [--json]    one build: manifest summary, state, history
+  rm        NAME@VERSION/BUILD                     remove one build (crash-safe)
+  deprecate REF [--at DATE] [--undo]               deprecate builds (now, or from DATE), or undo it
+  share     REF [--add P]... [--remove P]... [--public | --private]
+                                                   change who may use builds
+  copy      REF --to DIR                           copy a build to another catalog, checksums verified
+  prune     [--dry-run] [--json]                   apply the builds' lifecycle rules
+
+REF is NAME, NAME@SELECTOR or NAME@VERSION/BUILD. SELECTOR is a version or an
+x-wildcard ("1.x.x" is the newest 1.*.*, "x.x.x" the newest of all): show and
+copy pick the newest build it matches, skipping deprecated builds unless
+--include-deprecated is given. deprecate and share take NAME@VERSION (every
+build of that version) or NAME@VERSION/BUILD. DATE is YYYY-MM-DD (UTC) or
+RFC 3339. See docs/catalog.md.`
+
+func cmdImages(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, imagesUsage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	subs := map[string]func([]string, io.Writer, io.Writer) int{
+		"list": imagesList, "show": imagesShow, "rm": imagesRm, "deprecate": imagesDeprecate,
+		"share": imagesShare, "copy": imagesCopy, "prune": imagesPrune,
+	}
+	sub, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "kiln images: unknown subcommand %q\n\n%s\n", args[0], imagesUsage)
+		return exitUsage
+	}
+	return sub(args[1:], stdout, stderr)
+}
+
+// imagesFlags are the flags every images subcommand takes.
+func imagesFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := newFlagSet("images "+name, usage, stderr)
+	root := fs.String("images", defaultImagesDir(), "catalog directory (env KILN_IMAGES)")
+	return fs, root
+}
+
+func imagesErr(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "kiln images: %v\n", err)
+	return exitFailed
+}
+
+// oneArg parses flags and wants exactly one positional argument.
+func oneArg(fs *flag.FlagSet, args []string, stderr io.Writer) (string, int) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return "", flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "kiln %s: expected exactly one argument\n", fs.Name())
+		fs.Usage()
+		return "", exitUsage
+	}
+	return pos[0], -1
+}
+
+type listItem struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name"`
+	Version      string     `json:"version"`
+	Build        int        `json:"build"`
+	Path         string     `json:"path"`
+	Created      time.Time  `json:"created"`
+	Visibility   string     `json:"visibility"`
+	SharedWith   []string   `json:"shared_with,omitempty"`
+	Deprecated   bool       `json:"deprecated"`
+	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
+}
+
+func item(e artifact.Entry, info artifact.Info, now time.Time) listItem {
+	return listItem{ID: e.ID(), Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: e.Dir, Created: info.Created,
+		Visibility: e.State.EffectiveVisibility(), SharedWith: e.State.SharedWith,
+		Deprecated: e.State.Deprecated(now), DeprecatedAt: e.State.DeprecatedAt}
+}
+
+func deprecationText(s artifact.State, now time.Time) string {
+	switch {
+	case s.DeprecatedAt == nil:
+		return "-"
+	case s.Deprecated(now):
+		return "since " + s.DeprecatedAt.Format(time.DateOnly)
+	default:
+		return "from " + s.DeprecatedAt.Format(time.DateOnly)
+	}
+}
+
+func imagesList(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("list", "kiln images list [--name N] [--json] [--images DIR]", stderr)
+	name := fs.String("name", "", "only the builds of this image")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 0 {
+		fmt.Fprintln(stderr, "kiln images list: takes no arguments (use --name)")
+		return exitUsage
+	}
+	es, err := artifact.List(*root, *name)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	now := time.Now()
+	items := []listItem{}
+	for _, e := range es {
+		info, err := artifact.ReadInfo(e.Dir)
+		if err != nil {
+			return imagesErr(stderr, err)
+		}
+		items = append(items, item(e, info, now))
+	}
+	if *asJSON {
+		return writeJSON(stdout, items)
+	}
+	if len(items) == 0 {
+		fmt.Fprintf(stdout, "no builds in %s\n", *root)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tBUILD\tCREATED\tVISIBILITY\tDEPRECATED")
+	for i, it := range items {
+		vis := it.Visibility
+		if len(it.SharedWith) > 0 {
+			vis += " (" + strings.Join(it.SharedWith, ",") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.Name, it.Version, it.Build, it.Created.UTC().Format("2006-01-02 15:04"), vis, deprecationText(es[i].State, now))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func imagesShow(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("show", "kiln images show REF [--include-deprecated] [--json] [--images DIR]", stderr)
+	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
+	asJSON := fs.Bool("json", false, "print JSON")
+	arg, code := oneArg(fs, args, stderr)
+	if code >= 0 {
+		return code
+	}
+	ref, err := artifact.ParseRef(arg)
+	if err != nil {
+		fmt.Fprintf(stderr, "kiln images show: %v\n", err)
+		return exitUsage
+	}
+	now := time.Now()
+	e, err := artifact.Select(*root, ref, *incDep, now)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	info, err := artifact.ReadInfo(e.Dir)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"build": item(e, info, now), "state": e.State, "catalog": info.Catalog, "outputs": info.Outputs})
+	}
+	fmt.Fprintf(stdout, "%s\n  path:       %s\n  created:    %s\n", e.ID(), e.Dir, info.Created.UTC().Format(time.RFC3339))
+	vis := e.State.EffectiveVisibility()
+	if len(e.State.SharedWith) > 0 {
+		vis += " with " + strings.Join(e.State.SharedWith, ", ")
+	}
+	fmt.Fprintf(stdout, "  visibility: %s\n  deprecated: %s\n", vis, deprecationText(e.State, now))
+	if c := info.Catalog; c.Encrypted || len(c.ProductCodes) > 0 {
+		fmt.Fprintf(stdout, "  cannot be public: encrypted=%v product_codes=%v\n", c.Encrypted, c.ProductCodes)
+	}
+	if lc := info.Catalog.Lifecycle; lc != nil {
+		fmt.Fprintf(stdout, "  lifecycle:  keep_last=%d deprecate_after=%s delete_after=%s\n", lc.KeepLast, ageText(lc.DeprecateAfter), ageText(lc.DeleteAfter))
+	}
+	for _, o := range info.Outputs {
+		fmt.Fprintf(stdout, "  output:     %-6s %s (sha256 %s)\n", o.Format, o.File, o.SHA256)
+	}
+	for _, h := range e.State.History {
+		fmt.Fprintf(stdout, "  history:    %s %s %s\n", h.At.UTC().Format(time.RFC3339), h.Action, h.Detail)
+	}
+	return exitOK
+}
+
+func ageText(a artifact.Age) string {
+	if a == 0 {
+		return "-"
+	}
+	return a.String()
+}
+
+// exactRef parses NAME@VERSION or NAME@VERSION/BUILD (no wildcard).
+func exactRef(arg string) (artifact.Ref, error) {
+	ref, err := artifact.ParseRef(arg)
+	if err != nil {
+		return ref, err
+	}
+	if !ref.Selector.Exact() {
+		return ref, fmt.Errorf("%q: name an exact version (NAME@1.2.0 for all its builds, or NAME@1.2.0/3), not a wildcard", arg)
+	}
+	return ref, nil
+}
+
+// exactBuilds lists the builds an exact ref names (every build of the
+// version without a build number), deprecated or not.
+func exactBuilds(root string, ref artifact.Ref) ([]artifact.Entry, error) {
+	all, err := artifact.List(root, ref.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []artifact.Entry
+	for _, e := range all {
+		if ref.Selector.Matches(e.Version) && (ref.Build == 0 || e.Build == ref.Build) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no build of %s in the catalog %s matches %s", ref.Name, root, ref)
+	}
+	return out, nil
+}
+
+func usageErr(stderr io.Writer, fs *flag.FlagSet, err error) int {
+	fmt.Fprintf(stderr, "kiln %s: %v\n", fs.Name(), err)
+	return exitUsage
+}
+
+func imagesRm(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("rm", "kiln images rm NAME@VERSION/BUILD [--images DIR]\n\nRemoves one build: under the version's lock it is renamed out of the\ncatalog, then deleted. Its build number is never handed out again.", stderr)
+	arg, code := oneArg(fs, args, stderr)
+	if code >= 0 {
+		return code
+	}
+	ref, err := exactRef(arg)
+	if err != nil {
+		return usageErr(stderr, fs, err)
+	}
+	if ref.Build == 0 {
+		return usageErr(stderr, fs, fmt.Errorf("%q: name one build, such as %s@1.2.0/3", arg, ref.Name))
+	}
+	es, err := exactBuilds(*root, ref)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	if err := artifact.Remove(*root, es[0]); err != nil {
+		return imagesErr(stderr, err)
+	}
+	fmt.Fprintf(stdout, "removed %s\n", es[0].ID())
+	return exitOK
+}
+
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date: write YYYY-MM-DD (UTC midnight) or RFC 3339, such as 2027-01-31 or 2027-01-31T12:00:00Z", s)
+}
+
+func imagesDeprecate(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("deprecate", "kiln images deprecate NAME@VERSION[/BUILD] [--at DATE] [--undo] [--images DIR]\n\nDeprecated builds stay listed, but wildcards skip them unless\n--include-deprecated is given. A public build cannot be deprecated later\nthan two years after its creation, nor undeprecated: make it private first.", stderr)
+	atFlag := fs.String("at", "", "deprecate from this date (YYYY-MM-DD or RFC 3339; default now)")
+	undo := fs.Bool("undo", false, "cancel the deprecation")
+	arg, code := oneArg(fs, args, stderr)
+	if code >= 0 {
+		return code
+	}
+	now := time.Now()
+	at := now
+	if *atFlag != "" {
+		if *undo {
+			return usageErr(stderr, fs, errors.New("--at and --undo do not go together"))
+		}
+		t, err := parseDate(*atFlag)
+		if err != nil {
+			return usageErr(stderr, fs, err)
+		}
+		at = t
+	}
+	ref, err := exactRef(arg)
+	if err != nil {
+		return usageErr(stderr, fs, err)
+	}
+	es, err := exactBuilds(*root, ref)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	for _, e := range es {
+		var st artifact.State
+		if *undo {
+			st, err = artifact.Undeprecate(e, now)
+		} else {
+			st, err = artifact.Deprecate(e, at, now)
+		}
+		if err != nil {
+			return imagesErr(stderr, err)
+		}
+		if *undo {
+			fmt.Fprintf(stdout, "%s: not deprecated\n", e.ID())
+		} else {
+			fmt.Fprintf(stdout, "%s: deprecated %s\n", e.ID(), deprecationText(st, now))
+		}
+	}
+	return exitOK
+}
+
+func imagesShare(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("share", "kiln images share NAME@VERSION[/BUILD] [--add P]... [--remove P]... [--public | --private] [--images DIR]\n\nChanges who may use builds; every change is recorded in the build's\nhistory. An encrypted build, or one with product codes, cannot be public.\nA public build is deprecated two years after its creation at the latest.", stderr)
+	var add, remove multiFlag
+	fs.Var(&add, "add", "share with this principal (repeatable)")
+	fs.Var(&remove, "remove", "stop sharing with this principal (repeatable)")
+	public := fs.Bool("public", false, "make the builds public")
+	private := fs.Bool("private", false, "make the builds private (clears the principals)")
+	arg, code := oneArg(fs, args, stderr)
+	if code >= 0 {
+		return code
+	}
+	if len(add) == 0 && len(remove) == 0 && !*public && !*private {
+		return usageErr(stderr, fs, errors.New("say what to change: --add, --remove, --public or --private"))
+	}
+	ref, err := exactRef(arg)
+	if err != nil {
+		return usageErr(stderr, fs, err)
+	}
+	es, err := exactBuilds(*root, ref)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	for _, e := range es {
+		st, err := artifact.Share(e, artifact.ShareChange{Add: add, Remove: remove, Public: *public, Private: *private}, time.Now())
+		if err != nil {
+			return imagesErr(stderr, err)
+		}
+		vis := st.EffectiveVisibility()
+		if len(st.SharedWith) > 0 {
+			vis += " (" + strings.Join(st.SharedWith, ", ") + ")"
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", e.ID(), vis)
+	}
+	return exitOK
+}
+
+func imagesCopy(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("copy", "kiln images copy REF --to DIR [--include-deprecated] [--images DIR]\n\nCopies a build, keeping its name, version and build number, to the\ncatalog DIR, verifying every file's sha256 there before publishing it.", stderr)
+	to := fs.String("to", "", "the destination catalog directory")
+	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
+	arg, code := oneArg(fs, args, stderr)
+	if code >= 0 {
+		return code
+	}
+	if *to == "" {
+		return usageErr(stderr, fs, errors.New("--to DIR is required"))
+	}
+	ref, err := artifact.ParseRef(arg)
+	if err != nil {
+		return usageErr(stderr, fs, err)
+	}
+	e, err := artifact.Select(*root, ref, *incDep, time.Now())
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	out, copied, err := artifact.Distribute(e, *to, time.Now())
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	if copied {
+		fmt.Fprintf(stdout, "copied %s to %s (checksums verified)\n", e.ID(), out.Dir)
+	} else {
+		fmt.Fprintf(stdout, "%s is already in %s\n", e.ID(), out.Dir)
+	}
+	return exitOK
+}
+
+func imagesPrune(args []string, stdout, stderr io.Writer) int {
+	fs, root := imagesFlags("prune", "kiln images prune [--dry-run] [--json] [--images DIR]\n\nApplies the lifecycle rules recorded in the builds' manifests (see\ndocs/catalog.md) and prints each deprecation and deletion. --dry-run prints\nthe same plan and changes nothing.", stderr)
+	dry := fs.Bool("dry-run", false, "print what would be done, change nothing")
+	asJSON := fs.Bool("json", false, "print the actions as a JSON array")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 0 {
+		return usageErr(stderr, fs, errors.New("takes no arguments"))
+	}
+	now := time.Now()
+	plan, err := artifact.Plan(*root, now)
+	if err != nil {
+		return imagesErr(stderr, err)
+	}
+	done := plan
+	var applyErr error
+	if !*dry {
+		done, applyErr = artifact.Apply(*root, plan, now)
+	}
+	if *asJSON {
+		type action struct {
+			Action  string    `json:"action"`
+			ID      string    `json:"id"`
+			Created time.Time `json:"created"`
+			Reason  string    `json:"reason"`
+		}
+		out := []action{}
+		for _, a := range done {
+			out = append(out, action{a.Do, a.Entry.ID(), a.Created, a.Reason})
+		}
+		code := writeJSON(stdout, map[string]any{"dry_run": *dry, "actions": out})
+		if applyErr != nil {
+			return imagesErr(stderr, applyErr)
+		}
+		return code
+	}
+	prefix := ""
+	if *dry {
+		prefix = "would "
+	}
+	for _, a := range done {
+		fmt.Fprintf(stdout, "%s%s\n", prefix, a)
+	}
+	if applyErr != nil {
+		return imagesErr(stderr, applyErr)
+	}
+	if len(done) == 0 {
+		fmt.Fprintln(stdout, "nothing to prune")
+	}
+	return exitOK
+}
