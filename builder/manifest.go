@@ -24,6 +24,9 @@ type Manifest struct {
 	Health        []Health       `json:"health"`
 	Stages        []StageTiming  `json:"stages"`
 	BuildSteps    []StepRecord   `json:"build_steps"`
+
+	// Parent is set for base "image" and base "file" builds (builder/parent.go).
+	Parent *ManifestParent `json:"parent,omitempty"`
 }
 
 type ManifestRecipe struct {
