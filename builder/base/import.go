@@ -42,9 +42,9 @@ type Parent struct {
 
 // ExtractedFS is one ext4 filesystem of the parent disk copied into the tree.
 type ExtractedFS struct {
-	Mount     string // "/", "/boot", ...
-	Partition int
-	UUID      string
+	Mount     string `json:"mount"` // "/", "/boot", ...
+	Partition int    `json:"partition"`
+	UUID      string `json:"uuid"` // the filesystem's
 }
 
 // ImageBase is a base "image": a build from the catalog under Root.
