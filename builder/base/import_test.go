@@ -21,23 +21,26 @@ const bootUUID = "0b0e0b0e-1111-4222-8333-444455556666"
 
 // handmadeDisk builds a GPT disk the way another tool would: sfdisk for the
 // table, mke2fs -d for a root filesystem whose /etc/fstab mounts a separate
-// /boot partition (by UUID), which holds the kernel.
-func handmadeDisk(t *testing.T) string {
+// /boot partition (by UUID), which holds the kernel, and a /var partition
+// (by label).
+func handmadeDisk(t *testing.T, extraFstab ...string) string {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.Require(t, "sfdisk", "mke2fs", "debugfs", "e2fsck")
 	dir := t.TempDir()
-	root, boot := filepath.Join(dir, "root"), filepath.Join(dir, "boot")
-	for _, d := range []string{"etc", "boot", "usr/bin", "tmp"} {
+	root, boot, varfs := filepath.Join(dir, "root"), filepath.Join(dir, "boot"), filepath.Join(dir, "var")
+	for _, d := range []string{"etc", "boot", "var", "usr/bin", "tmp"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	require.NoError(t, os.Chmod(filepath.Join(root, "tmp"), os.ModeSticky|0o777))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/fstab"),
-		[]byte("# made by hand\nLABEL=rootfs / ext4 defaults 0 1\nUUID="+bootUUID+" /boot ext4 defaults 0 2\n/dev/sr0 /media/cdrom udf,iso9660 user,noauto 0 0\n"), 0o644))
+		[]byte("# made by hand\nLABEL=rootfs / ext4 defaults 0 1\nUUID="+bootUUID+" /boot ext4 defaults 0 2\nLABEL=var /var ext4 nodev 0 2\n/dev/sr0 /media/cdrom udf,iso9660 user,noauto 0 0\nUUID=0000aaaa-0000-4000-8000-000000000000 /mnt/usb ext4 nofail 0 0\n"+strings.Join(extraFstab, "")), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "usr/bin/hello"), []byte("#!/bin/sh\necho hello\n"), 0o755))
 	require.NoError(t, os.Chmod(filepath.Join(root, "usr/bin/hello"), os.ModeSetuid|0o755))
 	require.NoError(t, os.MkdirAll(filepath.Join(boot, "grub"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(boot, "vmlinuz-6.1.0-test"), []byte("kernel"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(varfs, "lib/app"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(varfs, "lib/app/state"), []byte("state"), 0o640))
 
 	img := filepath.Join(dir, "handmade.raw")
 	require.NoError(t, os.WriteFile(img, nil, 0o644))
@@ -45,7 +48,8 @@ func handmadeDisk(t *testing.T) string {
 	table := "label: gpt\n" +
 		"start=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP\n" +
 		"start=18432, size=32768, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=boot\n" +
-		"start=51200, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=root\n"
+		"start=51200, size=32768, type=4D21B016-B534-45C2-A9FB-5C16E091FD2D, name=var\n" +
+		"start=83968, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=root\n"
 	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", img)
 	cmd.Stdin = strings.NewReader(table)
 	out, err := cmd.CombinedOutput()
@@ -56,7 +60,8 @@ func handmadeDisk(t *testing.T) string {
 		extra      []string
 	}{
 		{boot, 18432 * 512, 32768 * 512, []string{"-U", bootUUID}},
-		{root, 51200 * 512, 64<<20 - 51200*512 - 34*512, []string{"-L", "rootfs"}},
+		{varfs, 51200 * 512, 32768 * 512, []string{"-L", "var"}},
+		{root, 83968 * 512, 64<<20 - 83968*512 - 34*512, []string{"-L", "rootfs"}},
 	} {
 		args := append([]string{"-q", "-t", "ext4", "-d", fs.src, "-E", fmt.Sprintf("offset=%d", fs.start)}, fs.extra...)
 		args = append(args, img, fmt.Sprintf("%dk", fs.len/1024))
@@ -78,7 +83,7 @@ func fileSHA256(t *testing.T, path string) string {
 
 // A hand-made raw disk and the VMDK and VHD qemu-img makes of it are
 // imported: the root and the /boot partition its fstab names end up in one
-// tree, setuid bits and all.
+// tree with the /var partition it mounts by label, setuid bits and all.
 func TestImportFileHandmadeDisk(t *testing.T) {
 	raw := handmadeDisk(t)
 	testutil.Require(t, "qemu-img")
@@ -95,11 +100,16 @@ func TestImportFileHandmadeDisk(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, c.format, p.Format)
 			require.Equal(t, fileSHA256(t, file), p.SHA256)
-			require.Len(t, p.Extracted, 2)
+			require.Len(t, p.Extracted, 3)
 			require.Equal(t, "/", p.Extracted[0].Mount)
-			require.Equal(t, 3, p.Extracted[0].Partition)
+			require.Equal(t, 4, p.Extracted[0].Partition)
 			require.Equal(t, ExtractedFS{Mount: "/boot", Partition: 2, UUID: bootUUID}, p.Extracted[1])
-			data, err := os.ReadFile(filepath.Join(tree, "boot/vmlinuz-6.1.0-test"))
+			require.Equal(t, "/var", p.Extracted[2].Mount)
+			require.Equal(t, 3, p.Extracted[2].Partition)
+			data, err := os.ReadFile(filepath.Join(tree, "var/lib/app/state"))
+			require.NoError(t, err)
+			require.Equal(t, "state", string(data))
+			data, err = os.ReadFile(filepath.Join(tree, "boot/vmlinuz-6.1.0-test"))
 			require.NoError(t, err)
 			require.Equal(t, "kernel", string(data))
 			fi, err := os.Stat(filepath.Join(tree, "usr/bin/hello"))
@@ -157,4 +167,24 @@ func TestImportFileErrors(t *testing.T) {
 	err = try(vmdk, fileSHA256(t, vmdk))
 	require.Contains(t, err.Error(), "base file "+vmdk)
 	t.Log(err)
+}
+
+// An fstab entry for a filesystem the disk does not hold fails the import
+// (its content would be lost) unless it is nofail or noauto.
+func TestImportFileFstabNamesAMissingFilesystem(t *testing.T) {
+	raw := handmadeDisk(t, "UUID=12345678-0000-4000-8000-000000000000 /srv ext4 defaults 0 2\n")
+	_, err := ImportFile(context.Background(), FileBase{Path: raw, SHA256: fileSHA256(t, raw)}, filepath.Join(t.TempDir(), "tree"), t.TempDir(), io.Discard)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "its /etc/fstab mounts UUID=12345678-0000-4000-8000-000000000000 on /srv, but no ext4 partition of the disk is UUID=12345678-0000-4000-8000-000000000000")
+}
+
+// Mount points in a hostile fstab stay inside the tree.
+func TestFstabMountsStayInTheTree(t *testing.T) {
+	tree := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "etc/fstab"), []byte(
+		"UUID=a /../../../var ext4 defaults 0 2\nLABEL=b /boot auto defaults 0 2\n/dev/sda1 /x vfat defaults 0 0\nnone /tmp tmpfs defaults 0 0\n"), 0o644))
+	m, err := fstabMounts(tree)
+	require.NoError(t, err)
+	require.Equal(t, []fstabMount{{spec: "UUID=a", dir: "/var", uuid: "a"}, {spec: "LABEL=b", dir: "/boot", label: "b"}}, m)
 }
