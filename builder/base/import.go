@@ -85,7 +85,8 @@ func ImportImage(ctx context.Context, b ImageBase, tree, scratch string, log io.
 	}
 	e, err := artifact.Select(b.Root, ref, b.IncludeDeprecated, time.Now())
 	if err != nil {
-		return nil, err
+		// The recipe's spelling of the CLI's flag.
+		return nil, errors.New(strings.Replace(err.Error(), "pass --include-deprecated", "set include_deprecated = true in the base block", 1))
 	}
 	data, err := os.ReadFile(filepath.Join(e.Dir, "manifest.json"))
 	if err != nil {

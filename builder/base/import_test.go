@@ -188,3 +188,50 @@ func TestFstabMountsStayInTheTree(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []fstabMount{{spec: "UUID=a", dir: "/var", uuid: "a"}, {spec: "LABEL=b", dir: "/boot", label: "b"}}, m)
 }
+
+// A parent is picked by the selector from the catalog; deprecated builds
+// only with include_deprecated, and the error says how.
+func TestImportImageSelectsFromTheCatalog(t *testing.T) {
+	raw := handmadeDisk(t)
+	root := t.TempDir()
+	publish := func(version string, build int, deprecated bool) string {
+		dir := filepath.Join(root, "base", version, fmt.Sprint(build))
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		data, err := os.ReadFile(raw)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "base.raw"), data, 0o644))
+		sum := fileSHA256(t, raw)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(fmt.Sprintf(
+			`{"name":"base","version":%q,"build":%d,"outputs":[{"file":"base.raw","format":"raw","sha256":%q}]}`, version, build, sum)), 0o644))
+		if deprecated {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"deprecated_at":"2020-01-01T00:00:00Z"}`), 0o644))
+		}
+		return dir
+	}
+	publish("1.0.0", 1, false)
+	publish("1.1.0", 1, false)
+	publish("2.0.0", 1, true)
+	tree := func() string { return filepath.Join(t.TempDir(), "tree") }
+
+	p, err := ImportImage(context.Background(), ImageBase{Root: root, Name: "base", Selector: "x.x.x"}, tree(), t.TempDir(), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "1.1.0", p.Version, "2.0.0 is deprecated")
+	require.Equal(t, fileSHA256(t, raw), p.SHA256)
+
+	p, err = ImportImage(context.Background(), ImageBase{Root: root, Name: "base", Selector: "2.x.x", IncludeDeprecated: true}, tree(), t.TempDir(), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "2.0.0", p.Version)
+
+	_, err = ImportImage(context.Background(), ImageBase{Root: root, Name: "base", Selector: "2.x.x"}, tree(), t.TempDir(), io.Discard)
+	require.ErrorContains(t, err, "set include_deprecated = true in the base block")
+
+	// A published disk that no longer matches its manifest is refused.
+	dir := publish("3.0.0", 1, false)
+	f, err := os.OpenFile(filepath.Join(dir, "base.raw"), os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("tampered"), 4096)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	_, err = ImportImage(context.Background(), ImageBase{Root: root, Name: "base", Selector: "3.0.0"}, tree(), t.TempDir(), io.Discard)
+	require.ErrorContains(t, err, "parent base/3.0.0/1: sha256 mismatch")
+}
