@@ -81,16 +81,21 @@ func fileSHA256(t *testing.T, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// A hand-made raw disk and the VMDK and VHD qemu-img makes of it are
+// A hand-made raw disk, the VMDK, VHD, qcow2 and VHDX qemu-img makes of it and a
+// zstd-compressed copy are
 // imported: the root and the /boot partition its fstab names end up in one
 // tree with the /var partition it mounts by label, setuid bits and all.
 func TestImportFileHandmadeDisk(t *testing.T) {
 	raw := handmadeDisk(t)
-	testutil.Require(t, "qemu-img")
-	for _, c := range []struct{ format, qemu string }{{"raw", ""}, {"vmdk", "vmdk"}, {"vhd", "vpc"}, {"qcow2", "qcow2"}} {
-		t.Run(c.format, func(t *testing.T) {
+	testutil.Require(t, "qemu-img", "zstd")
+	for _, c := range []struct{ format, qemu string }{{"raw", ""}, {"vmdk", "vmdk"}, {"vhd", "vpc"}, {"qcow2", "qcow2"}, {"vhdx", "vhdx"}, {"raw", "zstd"}} {
+		t.Run(c.format+"-"+c.qemu, func(t *testing.T) {
 			file := raw
-			if c.qemu != "" {
+			if c.qemu == "zstd" {
+				file = filepath.Join(t.TempDir(), "disk.raw.zst")
+				out, err := exec.Command("zstd", "-q", "-o", file, raw).CombinedOutput()
+				require.NoError(t, err, string(out))
+			} else if c.qemu != "" {
 				file = filepath.Join(t.TempDir(), "disk."+c.format)
 				out, err := exec.Command("qemu-img", "convert", "-O", c.qemu, raw, file).CombinedOutput()
 				require.NoError(t, err, string(out))
