@@ -37,7 +37,8 @@ import (
 // rdump keeps contents, owners, permission bits and mtimes of files,
 // directories and symlinks. Put back: setuid, setgid and sticky bits
 // (rdump drops them), symlink owners, hard links (rdump writes each name as
-// its own copy), device nodes and FIFOs (rdump skips them), and the
+// its own copy), device nodes below /dev and FIFOs (rdump skips them; device
+// nodes elsewhere are left out on purpose), and the
 // security.capability extended attribute of executables (file
 // capabilities, such as ping's). Not carried over: other extended
 // attributes (ACLs, SELinux labels), sockets, and atimes/ctimes.
@@ -67,7 +68,7 @@ func ExtractExt4(ctx context.Context, img string, off uint64, dest string, log i
 	if msg := debugfsErrors(stderr.String()); msg != "" {
 		return fmt.Errorf("debugfs rdump of the filesystem at offset %d: %s", off, msg)
 	}
-	return fixup(ctx, dev, dest, entries)
+	return fixup(ctx, dev, dest, entries, log)
 }
 
 // debugfsErrors returns debugfs's stderr without its version banner.
@@ -165,7 +166,7 @@ func debugfsScript(ctx context.Context, dev, cmds string) ([]byte, error) {
 }
 
 // fixup puts back what rdump loses (see ExtractExt4).
-func fixup(ctx context.Context, dev, dest string, entries []ext4Entry) error {
+func fixup(ctx context.Context, dev, dest string, entries []ext4Entry, log io.Writer) error {
 	firstPath := map[uint64]string{}
 	var devices, execs []ext4Entry
 	for _, e := range entries {
@@ -194,7 +195,17 @@ func fixup(ctx context.Context, dev, dest string, entries []ext4Entry) error {
 			if perm&0o111 != 0 {
 				execs = append(execs, e)
 			}
-		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+		case unix.S_IFCHR, unix.S_IFBLK:
+			// Device nodes only where a system keeps them: a node elsewhere
+			// in an untrusted image would give build steps a way to the
+			// host's devices that the sandbox's fresh /dev does not hide.
+			if strings.HasPrefix(e.Path, "/dev/") {
+				devices = append(devices, e)
+			} else if log != nil {
+				fmt.Fprintf(log, "base: not recreating device node %s (outside /dev)\n", e.Path)
+			}
+			continue
+		case unix.S_IFIFO:
 			devices = append(devices, e)
 			continue
 		case unix.S_IFSOCK:

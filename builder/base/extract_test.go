@@ -66,7 +66,7 @@ func describe(t *testing.T, root string) []string {
 
 // A tree written into ext4 by mke2fs -d and extracted again is the same
 // tree: owners, special permission bits, symlinks (and their owners), hard
-// links, device nodes, FIFOs and file capabilities survive.
+// links, device nodes in /dev, FIFOs and file capabilities survive.
 func TestExtractExt4KeepsTheTree(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.Require(t, "mke2fs", "debugfs", "e2fsck", "setcap")
@@ -98,6 +98,8 @@ func TestExtractExt4KeepsTheTree(t *testing.T) {
 	require.NoError(t, unix.Mknod(filepath.Join(src, "dev/sda"), unix.S_IFBLK|0o660, int(unix.Mkdev(8, 0))))
 	require.NoError(t, os.Chown(filepath.Join(src, "dev/sda"), 0, 6))
 	require.NoError(t, unix.Mkfifo(filepath.Join(src, "dev/initctl"), 0o600))
+	// A device node outside /dev is not recreated.
+	require.NoError(t, unix.Mknod(filepath.Join(src, "tmp/hostdisk"), unix.S_IFBLK|0o600, int(unix.Mkdev(8, 0))))
 	out, err := exec.Command("setcap", "cap_net_raw+ep", filepath.Join(src, "usr/bin/ping")).CombinedOutput()
 	require.NoError(t, err, string(out))
 
@@ -111,6 +113,8 @@ func TestExtractExt4KeepsTheTree(t *testing.T) {
 
 	dest := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, ExtractExt4(context.Background(), img, off, dest, nil))
+	require.NoFileExists(t, filepath.Join(dest, "tmp/hostdisk"))
+	require.NoError(t, os.Remove(filepath.Join(src, "tmp/hostdisk")))
 	want, got := describe(t, src), describe(t, dest)
 	require.Equal(t, want, got)
 	var st syscall.Stat_t
