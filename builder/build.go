@@ -130,22 +130,35 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	}
 	tree := filepath.Join(staging.Work, "tree")
 
-	// 1. Base: a Debian tree with a kernel, systemd and the bootloader's packages.
-	done := stage("base", fmt.Sprintf("Debian %s (%s)", img.Base.Suite, img.Base.Variant))
-	deb := base.Debian{
-		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
-		Components: img.Base.Components,
-		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
-	}
-	b, err := base.Prepare(ctx, deb, tree, base.Options{CacheDir: o.CacheDir, Refresh: o.RefreshBase, Log: log, Logger: o.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("base: %w", err)
-	}
-	m.Base = ManifestBase{Type: img.Base.Type, Suite: img.Base.Suite, Mirror: b.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
-		Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
-	done(map[bool]string{true: "cached", false: "bootstrapped"}[b.CacheHit])
-	if m.Inputs, err = RecipeInputs(r, o.KilnVersion, b.Mirror, b.ReleaseSHA256); err != nil {
-		return nil, err
+	// 1. Base: a Debian tree with a kernel, systemd and the bootloader's
+	// packages, or the tree of a parent image or disk file (builder/parent.go).
+	done := stage("base", baseDescription(img.Base))
+	if img.Base.Type == "image" || img.Base.Type == "file" {
+		if m.Parent, err = importBase(ctx, img.Base, o.ImagesDir, tree, staging.Work, log); err != nil {
+			return nil, fmt.Errorf("base: %w", err)
+		}
+		m.Base = ManifestBase{Type: img.Base.Type, Components: []string{}}
+		if m.Inputs, err = RecipeInputs(r, o.KilnVersion, "", ""); err != nil {
+			return nil, err
+		}
+		m.Inputs.Base.Digest = m.Parent.digest()
+		done("extracted")
+	} else {
+		deb := base.Debian{
+			Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+			Components: img.Base.Components,
+			Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
+		}
+		b, err := base.Prepare(ctx, deb, tree, base.Options{CacheDir: o.CacheDir, Refresh: o.RefreshBase, Log: log, Logger: o.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("base: %w", err)
+		}
+		m.Base = ManifestBase{Type: img.Base.Type, Suite: img.Base.Suite, Mirror: b.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+			Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
+		if m.Inputs, err = RecipeInputs(r, o.KilnVersion, b.Mirror, b.ReleaseSHA256); err != nil {
+			return nil, err
+		}
+		done(map[bool]string{true: "cached", false: "bootstrapped"}[b.CacheHit])
 	}
 	m.InputsDigest = m.Inputs.Digest()
 
@@ -162,6 +175,12 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 			return nil, err
 		}
 		done("")
+	}
+
+	if m.Parent != nil {
+		if err := checkImportedTree(tree, img); err != nil {
+			return nil, err
+		}
 	}
 
 	// 3. Configure: plan the disk, then write what depends on it into the tree.

@@ -119,7 +119,21 @@ func debianPackages(extra []string) []string {
 // ResolveInputs collects r's inputs before a build: it resolves the mirror
 // (the recipe's, else the host's apt sources) and reads the archive's
 // InRelease digest, which needs the network.
-func ResolveInputs(ctx context.Context, r *recipes.Recipe, kilnVersion string) (*Inputs, error) {
+func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*Inputs, error) {
+	switch b := r.Image.Base; b.Type {
+	case "image", "file":
+		in, err := RecipeInputs(r, kilnVersion, "", "")
+		if err != nil {
+			return nil, err
+		}
+		if b.Type == "file" {
+			// The recipe pins the file by its sha256, which the build checks.
+			in.Base.Digest = base.ParentDigest(&base.Parent{Kind: "file", SHA256: b.SHA256})
+		} else if in.Base.Digest, err = base.ImageDigest(base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}); err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
 	mirror := r.Image.Base.Mirror
 	if mirror == "" {
 		m, err := base.HostMirror()
@@ -173,7 +187,7 @@ var ErrInputsUnknown = errors.New("the inputs cannot be resolved")
 // wraps ErrInputsUnknown; callers build then, as a build can still go ahead
 // from a cached base.
 func CheckUpToDate(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*UpToDateResult, error) {
-	in, err := ResolveInputs(ctx, r, kilnVersion)
+	in, err := ResolveInputs(ctx, r, imagesDir, kilnVersion)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInputsUnknown, err)
 	}

@@ -45,7 +45,7 @@ func TestInputsDigest(t *testing.T) {
 	dir := t.TempDir()
 	mirror := fakeArchive(t, "Suite: bookworm\nDate: 1\n")
 	r := writeRecipe(t, dir, mirror, "#!/bin/sh\necho one\n")
-	in, err := ResolveInputs(ctx, r, "1.2.3")
+	in, err := ResolveInputs(ctx, r, "", "1.2.3")
 	require.NoError(t, err)
 	d0 := in.Digest()
 	require.Len(t, d0, 64)
@@ -53,31 +53,31 @@ func TestInputsDigest(t *testing.T) {
 	require.NotEmpty(t, in.Base.ReleaseSHA256)
 	require.Contains(t, in.Base.Packages, "linux-image-cloud-amd64")
 
-	again, err := ResolveInputs(ctx, r, "1.2.3")
+	again, err := ResolveInputs(ctx, r, "", "1.2.3")
 	require.NoError(t, err)
 	require.Equal(t, d0, again.Digest(), "same inputs, same digest")
 
 	changed := map[string]func() *Inputs{
-		"kiln version": func() *Inputs { in, _ := ResolveInputs(ctx, r, "1.2.4"); return in },
+		"kiln version": func() *Inputs { in, _ := ResolveInputs(ctx, r, "", "1.2.4"); return in },
 		"script": func() *Inputs {
 			r2 := writeRecipe(t, t.TempDir(), mirror, "#!/bin/sh\necho two\n")
-			in, _ := ResolveInputs(ctx, r2, "1.2.3")
+			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			return in
 		},
 		"archive": func() *Inputs {
 			r2 := writeRecipe(t, t.TempDir(), fakeArchive(t, "Suite: bookworm\nDate: 2\n"), "#!/bin/sh\necho one\n")
-			in, _ := ResolveInputs(ctx, r2, "1.2.3")
+			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			in.Base.Mirror = mirror // only the Release file differs
 			return in
 		},
 		"variable": func() *Inputs {
 			r2, _, diags := recipes.Load(r.Path, recipes.LoadOptions{Vars: []string{"greeting=bye"}})
 			require.False(t, diags.HasErrors())
-			in, _ := ResolveInputs(ctx, r2, "1.2.3")
+			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			return in
 		},
 		"components": func() *Inputs {
-			in, _ := ResolveInputs(ctx, r, "1.2.3")
+			in, _ := ResolveInputs(ctx, r, "", "1.2.3")
 			in.Components = []string{"sha256:abc"}
 			return in
 		},
@@ -89,7 +89,7 @@ func TestInputsDigest(t *testing.T) {
 	}
 	// Moving the recipe's directory does not: script paths are relative.
 	r3 := writeRecipe(t, t.TempDir(), mirror, "#!/bin/sh\necho one\n")
-	in3, err := ResolveInputs(ctx, r3, "1.2.3")
+	in3, err := ResolveInputs(ctx, r3, "", "1.2.3")
 	require.NoError(t, err)
 	require.Equal(t, d0, in3.Digest())
 }

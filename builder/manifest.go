@@ -35,6 +35,9 @@ type Manifest struct {
 	// Catalog is the recipe's catalog, lifecycle rule and the like; kiln
 	// images reads it (see docs/catalog.md).
 	Catalog artifact.Spec `json:"catalog"`
+
+	// Parent is set for base "image" and base "file" builds (builder/parent.go).
+	Parent *ManifestParent `json:"parent,omitempty"`
 }
 
 type ManifestRecipe struct {

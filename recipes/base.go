@@ -13,10 +13,12 @@ import (
 // schema of its body.
 var baseSchemas = map[string]*hcl.BodySchema{
 	"debian": debianBaseSchema,
+	"image":  imageBaseSchema,
+	"file":   fileBaseSchema,
 }
 
 // supportedBaseTypes lists baseSchemas' keys for messages.
-var supportedBaseTypes = []string{"debian"}
+var supportedBaseTypes = []string{"debian", "image", "file"}
 
 // debianBaseSchema is base "debian": a Debian tree bootstrapped by mmdebstrap.
 var debianBaseSchema = &hcl.BodySchema{
@@ -47,6 +49,7 @@ type baseBlock struct {
 	src             *decoded
 	componentRanges []hcl.Range
 	packageRanges   []hcl.Range
+	dir             string // the recipe's directory, for a file base's path
 }
 
 // decodeBaseBlock decodes a base block. It returns nil for an unsupported
@@ -63,6 +66,10 @@ func (d *decoder) decodeBaseBlock(block *hcl.Block) (*baseBlock, hcl.Diagnostics
 		Base: Base{Type: typ, Variant: DefaultVariant, Arch: DefaultArch, Components: defaultComponents(), Packages: []string{}, Range: toRange(block.DefRange)},
 		src:  newDecoded("base", block.DefRange, content.Attributes),
 	}
+	if typ != "debian" {
+		d.decodeImportBase(b, &diags)
+		return b, diags
+	}
 	d.getStr(b.src, suiteArg, &b.Suite, &diags)
 	d.getStr(b.src, mirrorArg, &b.Mirror, &diags)
 	d.getStrList(b.src, componentsArg, &b.Components, &b.componentRanges, &diags)
@@ -74,6 +81,9 @@ func (d *decoder) decodeBaseBlock(block *hcl.Block) (*baseBlock, hcl.Diagnostics
 
 // validate checks the decoded values.
 func (b *baseBlock) validate() hcl.Diagnostics {
+	if b.Type != "debian" {
+		return b.validateImport()
+	}
 	var diags hcl.Diagnostics
 	if a, ok := b.src.valid("suite"); ok && !suiteRE.MatchString(b.Suite) {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid suite",

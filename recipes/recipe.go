@@ -71,16 +71,26 @@ type Image struct {
 	Range       Range          // the image block's header
 }
 
-// Base is the image's base block: the distribution the image starts from.
+// Base is the image's base block: what the image starts from. Type is
+// "debian" (a bootstrapped tree: Suite … Packages), "image" (a cataloged
+// Kiln image: Name, VersionSelector, IncludeDeprecated) or "file" (a disk
+// image file: Path, SHA256).
 type Base struct {
-	Type       string // "debian"
+	Type       string // "debian", "image" or "file"
 	Suite      string
 	Mirror     string // "" means the builder reads the host's apt sources
 	Variant    string // minbase (default), required, important or standard
 	Arch       string // amd64
 	Components []string
 	Packages   []string
-	Range      Range
+
+	Name              string // image: the parent image's name
+	VersionSelector   string // image: a version or x-wildcard selector, such as "1.x.x"; default "x.x.x"
+	IncludeDeprecated bool   // image: deprecated builds may be picked
+	Path              string // file: absolute path of the disk image (relative ones resolve against the recipe's directory)
+	SHA256            string // file: lowercase hex SHA-256 of the file's bytes
+
+	Range Range
 }
 
 // Boot is the image's boot block. Range is zero when the block is absent.

@@ -17,8 +17,8 @@ import (
 
 const buildUsage = `kiln build [flags] RECIPE
 
-Builds the image a recipe describes: bootstraps (or reuses) the base, runs the
-build steps, writes the disk, boots it in QEMU to run the tests, and publishes
+Builds the image a recipe describes: bootstraps (or reuses) the base, or
+extracts the parent image or disk file it names, runs the build steps, writes the disk, boots it in QEMU to run the tests, and publishes
 <images>/<name>/<version>/<build>/ with the disk, manifest.json, tests.xml,
 serial.log and build.log. A failed or interrupted build publishes nothing.
 
@@ -91,7 +91,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("build", buildUsage, stderr)
 	var rf recipeFlags
 	rf.register(fs, "print the result as JSON on stdout (progress goes nowhere)")
-	images := fs.String("images", defaultImagesDir(), "catalog directory the build is published to (env KILN_IMAGES)")
+	images := fs.String("images", defaultImagesDir(), "catalog directory the build is published to, and where base \"image\" parents are found (env KILN_IMAGES)")
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
@@ -168,7 +168,7 @@ func fail(stdout, stderr io.Writer, asJSON bool, err error, code int) int {
 
 // hostTools are the programs a build needs, with the Debian package of each.
 var hostTools = [][2]string{
-	{"mmdebstrap", "mmdebstrap"}, {"unshare", "util-linux"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"},
+	{"mmdebstrap", "mmdebstrap"}, {"unshare", "util-linux"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}, {"e2fsck", "e2fsprogs"},
 	{"qemu-system-x86_64", "qemu-system-x86"}, {"cp", "coreutils"},
 }
 

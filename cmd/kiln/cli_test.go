@@ -54,8 +54,11 @@ func TestValidateExample(t *testing.T) {
 func TestAllExamplesValidate(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*.hcl")
 	require.NotEmpty(t, files)
+	disk := filepath.Join(t.TempDir(), "disk.vmdk") // file-base.hcl's required variables
+	require.NoError(t, os.WriteFile(disk, []byte("disk"), 0o644))
+	vars := map[string][]string{"file-base.hcl": {"-var", "disk=" + disk, "-var", "sha256=" + strings.Repeat("0", 64)}}
 	for _, f := range files {
-		code, _, errOut := runKiln(t, "validate", f)
+		code, _, errOut := runKiln(t, append([]string{"validate", f}, vars[filepath.Base(f)]...)...)
 		require.Equal(t, 0, code, "%s: %s", f, errOut)
 	}
 }

@@ -1,0 +1,138 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/kiln-build/kiln/builder/base"
+	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+// ManifestParent records the disk a base "image" or base "file" tree was
+// extracted from. SHA256 is the base's digest: a rebuild whose parent has
+// another sha256 has a changed base.
+type ManifestParent struct {
+	Kind        string             `json:"kind"` // image or file
+	Name        string             `json:"name,omitempty"`
+	Version     string             `json:"version,omitempty"`
+	Build       int                `json:"build,omitempty"`
+	SHA256      string             `json:"sha256"`
+	Path        string             `json:"path"`
+	Format      string             `json:"format"`
+	Compression string             `json:"compression,omitempty"`
+	Extracted   []base.ExtractedFS `json:"extracted"`
+}
+
+// BaseDigest is what identifies the build's base for change detection: the
+// parent disk's sha256 for image and file bases, the archive's Release
+// digest for Debian bases.
+func (m *Manifest) BaseDigest() string {
+	if m.Parent != nil {
+		return m.Parent.SHA256
+	}
+	return m.Base.ReleaseSHA256
+}
+
+// digest is the parent's base digest for Inputs (base.ParentDigest).
+func (p *ManifestParent) digest() string {
+	return base.ParentDigest(&base.Parent{Kind: p.Kind, Name: p.Name, Version: p.Version, Build: p.Build, SHA256: p.SHA256})
+}
+
+// importBase fills tree from the recipe's base "image" or base "file".
+func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work string, log io.Writer) (*ManifestParent, error) {
+	scratch := filepath.Join(work, "import")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	var p *base.Parent
+	var err error
+	switch b.Type {
+	case "image":
+		p, err = base.ImportImage(ctx, base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}, tree, scratch, log)
+	case "file":
+		p, err = base.ImportFile(ctx, base.FileBase{Path: b.Path, SHA256: b.SHA256}, tree, scratch, log)
+	default:
+		return nil, fmt.Errorf("unknown base type %q", b.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ManifestParent{Kind: p.Kind, Name: p.Name, Version: p.Version, Build: p.Build, SHA256: p.SHA256,
+		Path: p.Path, Format: p.Format, Compression: p.Compression, Extracted: p.Extracted}, nil
+}
+
+// baseDescription is the base stage's progress line.
+func baseDescription(b recipes.Base) string {
+	switch b.Type {
+	case "image":
+		return fmt.Sprintf("image %s@%s from the catalog", b.Name, b.VersionSelector)
+	case "file":
+		return "disk image " + filepath.Base(b.Path)
+	}
+	return fmt.Sprintf("Debian %s (%s)", b.Suite, b.Variant)
+}
+
+// requirement is something an imported tree must have for Kiln to finish
+// the image, and the Debian package that provides it.
+type requirement struct {
+	paths   []string // any one of them
+	pkg     string
+	purpose string
+}
+
+// checkImportedTree reports what an imported tree lacks that the rest of
+// the pipeline needs: a kernel, systemd, GRUB's binaries for each firmware,
+// and (when the root grows at boot) growpart and resize2fs. Kiln does not
+// install them behind the recipe's back: the error names the packages, and
+// a build step can install them (the build steps run before this check).
+func checkImportedTree(tree string, img recipes.Image) error {
+	fw := disk.Firmware(img.Boot.Firmware)
+	reqs := []requirement{
+		{[]string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd"}, "systemd-sysv", "the init system the test boot waits for"},
+		{[]string{"/usr/bin/grub-mkimage"}, "grub-common", "making the bootloader"},
+		{[]string{"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}, "e2fsprogs", "filesystem tools in the image"},
+	}
+	if fw.HasUEFI() {
+		reqs = append(reqs, requirement{[]string{"/usr/lib/grub/x86_64-efi/normal.mod"}, "grub-efi-amd64-bin", "booting under UEFI"})
+	}
+	if fw.HasBIOS() {
+		reqs = append(reqs, requirement{[]string{"/usr/lib/grub/i386-pc/boot.img"}, "grub-pc-bin", "booting under BIOS"})
+	}
+	if img.Disk.Grow {
+		reqs = append(reqs, requirement{[]string{"/usr/bin/growpart"}, "cloud-guest-utils", "growing the root at boot (or set disk { grow = false })"})
+	}
+	var missing, why []string
+	for _, r := range reqs {
+		ok := false
+		for _, p := range r.paths {
+			if host, err := fsroot.Resolve(tree, p); err == nil {
+				if _, err := os.Stat(host); err == nil {
+					ok = true
+					break
+				}
+			}
+		}
+		if !ok {
+			missing = append(missing, r.pkg)
+			why = append(why, fmt.Sprintf("%s (%s for %s)", r.paths[0], r.pkg, r.purpose))
+		}
+	}
+	if _, err := kernelVersion(tree); err != nil {
+		missing = append(missing, "linux-image-amd64")
+		why = append(why, "a kernel in /boot (linux-image-amd64 or linux-image-cloud-amd64)")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	return fmt.Errorf("base: the imported tree lacks what Kiln needs to finish the image: %s.\nAdd a build step that installs them, such as\n  build \"shell\" \"kiln-needs\" { inline = [\"apt-get update\", \"DEBIAN_FRONTEND=noninteractive apt-get install -y %s\"] }",
+		strings.Join(why, "; "), strings.Join(missing, " "))
+}

@@ -1,0 +1,102 @@
+package recipes
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiln-build/kiln/internal/semver"
+)
+
+// imageBaseSchema is base "image": a published Kiln image from the catalog
+// the build publishes into.
+var imageBaseSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "version"}, {Name: "include_deprecated"}},
+}
+
+// fileBaseSchema is base "file": a disk image file (raw, qcow2, VMDK, VHD or
+// VHDX) that any tool may have made.
+var fileBaseSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "sha256"}},
+}
+
+var (
+	parentNameArg        = arg{"name", `"debian-base"`, true}
+	parentVersionArg     = arg{"version", `"1.x.x"`, false}
+	includeDeprecatedArg = arg{"include_deprecated", `true`, false}
+	basePathArg          = arg{"path", `"disks/legacy.vmdk"`, true}
+	baseSHA256Arg        = arg{"sha256", `"<the 64 hex digits sha256sum prints>"`, true}
+)
+
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// DefaultParentSelector is the version selector of a base "image" block
+// without a version: the newest version.
+const DefaultParentSelector = "x.x.x"
+
+// decodeImportBase decodes the arguments of a base "image" or base "file"
+// block into b.
+func (d *decoder) decodeImportBase(b *baseBlock, diags *hcl.Diagnostics) {
+	b.Variant, b.Components, b.Packages = "", nil, nil
+	switch b.Type {
+	case "image":
+		b.VersionSelector = DefaultParentSelector
+		d.getStr(b.src, parentNameArg, &b.Name, diags)
+		d.getStr(b.src, parentVersionArg, &b.VersionSelector, diags)
+		d.getBool(b.src, includeDeprecatedArg, &b.IncludeDeprecated, diags)
+	case "file":
+		b.dir = d.dir
+		d.getStr(b.src, basePathArg, &b.Path, diags)
+		d.getStr(b.src, baseSHA256Arg, &b.SHA256, diags)
+	}
+}
+
+// validateImport checks a base "image" or base "file" block's values. A
+// file base's path must name an existing regular file; what is inside it is
+// checked by the build, after its sha256 matched.
+func (b *baseBlock) validateImport() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	switch b.Type {
+	case "image":
+		if a, ok := b.src.valid("name"); ok && !imageNameRE.MatchString(b.Name) {
+			diags = append(diags, errorDiag(a.Expr.Range(), "Invalid image name",
+				fmt.Sprintf("%q cannot name a cataloged image: image names are 1 to 63 lowercase letters, digits, dots, dashes and underscores, such as %s.", b.Name, parentNameArg.example)))
+		}
+		if a, ok := b.src.valid("version"); ok {
+			if _, err := semver.ParseSelector(b.VersionSelector); err != nil {
+				diags = append(diags, errorDiag(a.Expr.Range(), "Invalid version selector",
+					fmt.Sprintf("%q selects no version: write an exact version such as \"1.2.0\" or one with x wildcards such as %s (the newest 1.y.z) or \"1.2.x\"; leave version out for the newest version.", b.VersionSelector, parentVersionArg.example)))
+			}
+		}
+	case "file":
+		if a, ok := b.src.valid("sha256"); ok {
+			if !sha256RE.MatchString(b.SHA256) {
+				diags = append(diags, errorDiag(a.Expr.Range(), "Invalid sha256",
+					fmt.Sprintf("%q is not a SHA-256 digest: write the 64 hexadecimal digits that `sha256sum FILE` prints for the disk image file.", b.SHA256)))
+			} else {
+				b.SHA256 = strings.ToLower(b.SHA256)
+			}
+		}
+		if a, ok := b.src.valid("path"); ok {
+			path := b.Path
+			if path != "" && !filepath.IsAbs(path) {
+				path = filepath.Join(b.dir, path)
+			}
+			switch fi, err := os.Stat(path); {
+			case b.Path == "" || err != nil:
+				diags = append(diags, errorDiag(a.Expr.Range(), "Disk image file not found",
+					fmt.Sprintf("There is no file %q. A file base's path is relative to the recipe's directory (%s); check the path.", path, b.dir)))
+			case !fi.Mode().IsRegular():
+				diags = append(diags, errorDiag(a.Expr.Range(), "Disk image is not a file",
+					fmt.Sprintf("%q is not a regular file. Point path at a raw, qcow2, VMDK, VHD or VHDX disk image file.", path)))
+			default:
+				b.Path = path
+			}
+		}
+	}
+	return diags
+}
