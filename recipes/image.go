@@ -15,7 +15,9 @@ var imageBlockSchema = &hcl.BodySchema{
 		{Type: "boot"},
 		{Type: "disk"},
 		{Type: "build", LabelNames: []string{"type", "name"}},
+		{Type: "validate", LabelNames: []string{"type", "name"}},
 		{Type: "test", LabelNames: []string{"type", "name"}},
+		{Type: "component", LabelNames: []string{"name"}},
 		{Type: "output"},
 	},
 }
@@ -43,6 +45,9 @@ type imageBlock struct {
 	output *outputBlock
 	build  []*stepBlock
 	tests  []*stepBlock
+
+	validateSteps []*stepBlock
+	components    []*componentUse
 }
 
 // decodeImageBlock decodes an image block and every block in it. Of a block
@@ -100,7 +105,9 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 			if isFirst {
 				img.output = out
 			}
-		case "build", "test":
+		case "component":
+			diags = append(diags, img.addComponent(d, b)...)
+		case "build", "validate", "test":
 			timeout := DefaultBuildTimeout
 			if b.Type == "test" {
 				timeout = DefaultTestTimeout
@@ -108,9 +115,11 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 			step, dd := d.decodeStepBlock(b, timeout)
 			diags = append(diags, dd...)
 			if step != nil {
-				diags = append(diags, step.validate()...)
+				diags = append(diags, step.validate(d)...)
 				if b.Type == "build" {
 					img.build = append(img.build, step)
+				} else if b.Type == "validate" {
+					img.validateSteps = append(img.validateSteps, step)
 				} else {
 					img.tests = append(img.tests, step)
 				}
@@ -139,6 +148,7 @@ func (img *imageBlock) validate() hcl.Diagnostics {
 	}
 	diags = append(diags, uniqueStepNames(img.build)...)
 	diags = append(diags, uniqueStepNames(img.tests)...)
+	diags = append(diags, uniqueStepNames(img.validateSteps)...)
 	diags = append(diags, checkBootMode(img.boot, img.disk)...)
 	return diags
 }
@@ -183,4 +193,5 @@ func (img *imageBlock) assemble() {
 	for _, s := range img.tests {
 		img.Tests = append(img.Tests, s.Step)
 	}
+	img.assembleComponents()
 }
