@@ -27,6 +27,7 @@ import (
 	"github.com/kiln-build/kiln/builder/artifact"
 	"github.com/kiln-build/kiln/builder/base"
 	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/recipes"
@@ -89,6 +90,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		Boot:          ManifestBoot{Firmware: img.Boot.Firmware, PartitionTable: img.Disk.Table, Bootloader: "grub"},
 		Tests:         []TestResult{},
 		BuildSteps:    []StepRecord{},
+		Components:    manifestComponents(img.Components),
 	}
 
 	staging, err := artifact.NewStaging(o.ImagesDir)
@@ -143,10 +145,14 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
 	done(map[bool]string{true: "cached", false: "bootstrapped"}[b.CacheHit])
 
-	// 2. Build steps, in the tree.
-	if len(img.Build) > 0 {
-		done = stage("build", fmt.Sprintf("%d build step(s)", len(img.Build)))
-		steps, err := stepsFromRecipe(img.Build, "set -e\n")
+	// 2. Build steps, then validate steps, in the tree. The image's name is
+	// its hostname unless a step sets another.
+	if err := fsroot.WriteFile(tree, "/etc/hostname", []byte(img.Name+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if len(img.Build)+len(img.Validate) > 0 {
+		done = stage("build", fmt.Sprintf("%d build step(s), %d validate step(s)", len(img.Build), len(img.Validate)))
+		steps, err := buildSteps(ctx, append(append([]recipes.Step{}, img.Build...), img.Validate...))
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +247,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 
 	// 7. Test: boot a throwaway copy under each firmware the image claims and
 	// run the tests inside the guest.
-	tests, err := stepsFromRecipe(img.Tests, "set -e\n")
+	tests, err := guestSteps(ctx, img.Tests)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The web server example builds from components (built-in apt-packages and
+// serial-console, the recipe-local static-site), its component tests pass
+// inside the booted guest (one fetches the page over HTTP), and the manifest
+// records every component resolved.
+func TestE2EWebServerComponents(t *testing.T) {
+	requireE2E(t)
+	m, dir := buildExample(t, t.TempDir(), "../../examples/web-server.hcl")
+
+	require.Len(t, m.Components, 3)
+	byName := map[string]int{}
+	for i, c := range m.Components {
+		byName[c.Name] = i
+		require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), c.SHA256, c.Name)
+		require.Equal(t, "1.0.0", c.Version, c.Name)
+	}
+	apt := m.Components[byName["apt-packages"]]
+	require.Equal(t, "1.x.x", apt.Constraint)
+	require.Equal(t, "builtin", apt.Source)
+	require.Equal(t, []any{"nginx", "curl"}, apt.Parameters["packages"])
+	site := m.Components[byName["static-site"]]
+	require.Equal(t, "1.0.x", site.Constraint)
+	abs, _ := filepath.Abs("../../examples/components/static-site.hcl")
+	require.Equal(t, abs, site.Source)
+	require.EqualValues(t, 8080, site.Parameters["port"])
+	require.Equal(t, "x.x.x", m.Components[byName["serial-console"]].Constraint)
+
+	tests := map[string]string{}
+	for _, tr := range m.Tests {
+		tests[tr.Name] = tr.Status
+		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
+	}
+	for _, name := range []string{"apt-packages/installed", "static-site/serves-page", "serial-console/running", "nginx-running"} {
+		require.Contains(t, tests, name)
+	}
+	var steps []string
+	for _, s := range m.BuildSteps {
+		steps = append(steps, s.Name)
+		require.False(t, s.Failed, s.Name)
+	}
+	require.Contains(t, steps, "static-site/page")
+	require.Contains(t, steps, "static-site/config", "validate steps run and are recorded")
+
+	// The page is in the published image, owned by www-data, with its mode.
+	img := decompressed(t, filepath.Join(dir, m.Outputs[0].File))
+	var root uint64
+	for _, p := range m.Disk.Partitions {
+		if p.Mount == "/" {
+			root = p.Start
+		}
+	}
+	spec := img + "?offset=" + strconv.FormatUint(root, 10)
+	out, err := exec.Command("debugfs", "-R", "cat /var/www/html/index.html", spec).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "Hello from a Kiln-built web server")
+	out, err = exec.Command("debugfs", "-R", "stat /var/www/html/index.html", spec).Output()
+	require.NoError(t, err)
+	require.Regexp(t, `Mode:\s+0644`, string(out))
+	require.NotRegexp(t, `User:\s+0 `, string(out), "owned by www-data, not root")
+	out, err = exec.Command("debugfs", "-R", "cat /etc/nginx/sites-available/default", spec).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "listen 8080 default_server;", "the template was rendered with the parameters")
+}
