@@ -537,12 +537,14 @@ func showValue(v cty.Value) string {
 // addComponent resolves a component block and adds its steps to the image
 // where the block is.
 func (img *imageBlock) addComponent(d *decoder, b *hcl.Block) hcl.Diagnostics {
-	for _, u := range img.components {
-		if u.Name == b.Labels[0] {
-			return hcl.Diagnostics{errorDiag(b.DefRange, "Duplicate component",
-				fmt.Sprintf("Component %q is already used at %s. Use each component once; merge the parameters.", u.Name, at(hcl.Range{Filename: u.Range.Filename, Start: hcl.Pos{Line: u.Range.Line}})))}
-		}
+	if first, ok := img.componentSeen[b.Labels[0]]; ok {
+		return hcl.Diagnostics{errorDiag(b.DefRange, "Duplicate component",
+			fmt.Sprintf("Component %q is already used at %s. Use each component once; merge the parameters.", b.Labels[0], at(first)))}
 	}
+	if img.componentSeen == nil {
+		img.componentSeen = map[string]hcl.Range{}
+	}
+	img.componentSeen[b.Labels[0]] = b.DefRange
 	use, diags := d.decodeComponentRef(b)
 	if use == nil {
 		return diags

@@ -48,6 +48,7 @@ type imageBlock struct {
 
 	validateSteps []*stepBlock
 	components    []*componentUse
+	componentSeen map[string]hcl.Range
 }
 
 // decodeImageBlock decodes an image block and every block in it. Of a block
