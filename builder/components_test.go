@@ -265,3 +265,49 @@ func TestPackagesServiceUserActions(t *testing.T) {
 	_, err, log = runActions(t, tree, steps[3])
 	require.NoError(t, err, log)
 }
+
+// The guest wrapper applies retries, on_failure and per-attempt timeouts
+// inside the guest, and writes a file action's content there. It is run
+// here with busybox's sh, as strict as the guest's dash.
+func TestGuestScriptPolicy(t *testing.T) {
+	tree := testutil.BusyboxTree(t)
+	addApplets(t, tree, "base64", "mktemp", "timeout", "dirname", "chmod", "rm", "mkdir", "head")
+	flaky := shellStep("flaky", "n=$(cat /etc/count 2>/dev/null || echo 0)", "n=$((n+1))", "echo $n > /etc/count", "[ $n -ge 3 ]")
+	flaky.Retries, flaky.Timeout, flaky.OnFailure = 2, time.Minute, components.OnFailureAbort
+	tooFlaky := flaky
+	tooFlaky.Name, tooFlaky.Retries = "too-flaky", 0
+	cont := shellStep("continue", "exit 9")
+	cont.OnFailure, cont.Timeout = components.OnFailureContinue, time.Minute
+	slow := shellStep("slow", "echo x >> /etc/slow", "sleep 30")
+	slow.Timeout, slow.Retries, slow.OnFailure = time.Second, 1, components.OnFailureAbort
+	file := recipes.Step{Type: "file", Name: "file", Timeout: time.Minute, OnFailure: components.OnFailureAbort,
+		Action: components.Action{Kind: components.KindFile, File: &components.File{Destination: "/srv/www/index.html", Content: []byte("<p>\x00binary ok</p>\n"), Mode: 0o640}}}
+
+	guest, err := guestSteps(context.Background(), []recipes.Step{flaky, tooFlaky, cont, slow, file})
+	require.NoError(t, err)
+	require.Equal(t, 3*(time.Minute+5*time.Second)+10*time.Second, guest[0].Timeout, "the harness allows every attempt")
+	run := func(s Step) error {
+		s.Timeout = 2 * time.Minute
+		_, err := runSteps(context.Background(), tree, []Step{s}, &bytes.Buffer{})
+		return err
+	}
+	require.NoError(t, run(guest[0]))
+	count, _ := os.ReadFile(filepath.Join(tree, "etc/count"))
+	require.Equal(t, "3\n", string(count))
+	require.NoError(t, os.Remove(filepath.Join(tree, "etc/count")))
+	require.Error(t, run(guest[1]))
+	require.NoError(t, run(guest[2]), "on_failure = continue passes")
+	start := time.Now()
+	err = run(guest[3])
+	var se *StepError
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Contains(t, []int{124, 143}, se.ExitCode, "timeout's exit code (coreutils 124, busybox 143)")
+	require.Less(t, time.Since(start), 25*time.Second)
+	slowRuns, _ := os.ReadFile(filepath.Join(tree, "etc/slow"))
+	require.Equal(t, "x\nx\n", string(slowRuns))
+	require.NoError(t, run(guest[4]))
+	data, _ := os.ReadFile(filepath.Join(tree, "srv/www/index.html"))
+	require.Equal(t, "<p>\x00binary ok</p>\n", string(data))
+	fi, _ := os.Stat(filepath.Join(tree, "srv/www/index.html"))
+	require.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
+}
