@@ -321,6 +321,8 @@ func BasePackages() []string {
 	return []string{"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "initramfs-tools", "e2fsprogs", "cloud-guest-utils"}
 }
 
+// stepsFromRecipe turns shell steps into Steps. Build uses buildSteps and
+// guestSteps (builder/components.go), which handle every action and policy.
 func stepsFromRecipe(in []recipes.Step, prologue string) ([]Step, error) {
 	var out []Step
 	for _, s := range in {
