@@ -7,24 +7,26 @@ const ManifestSchemaVersion = 1
 
 // Manifest is manifest.json, the record of one published build.
 type Manifest struct {
-	SchemaVersion int                 `json:"schema_version"`
-	Name          string              `json:"name"`
-	Version       string              `json:"version"`
-	Build         int                 `json:"build"`
-	Created       time.Time           `json:"created"`
-	KilnVersion   string              `json:"kiln_version"`
-	Recipe        ManifestRecipe      `json:"recipe"`
-	Base          ManifestBase        `json:"base"`
-	Kernel        string              `json:"kernel"`
-	Packages      []Package           `json:"packages"`
-	Boot          ManifestBoot        `json:"boot"`
-	Disk          ManifestDisk        `json:"disk"`
-	Outputs       []Output            `json:"outputs"`
-	Tests         []TestResult        `json:"tests"`
-	Health        []Health            `json:"health"`
-	Stages        []StageTiming       `json:"stages"`
-	BuildSteps    []StepRecord        `json:"build_steps"`
-	Components    []ManifestComponent `json:"components"`
+	SchemaVersion int            `json:"schema_version"`
+	Name          string         `json:"name"`
+	Version       string         `json:"version"`
+	Build         int            `json:"build"`
+	Created       time.Time      `json:"created"`
+	KilnVersion   string         `json:"kiln_version"`
+	Recipe        ManifestRecipe `json:"recipe"`
+	Base          ManifestBase   `json:"base"`
+	Kernel        string         `json:"kernel"`
+	Packages      []Package      `json:"packages"`
+	Boot          ManifestBoot   `json:"boot"`
+	Disk          ManifestDisk   `json:"disk"`
+	Outputs       []Output       `json:"outputs"`
+	Tests         []TestResult   `json:"tests"`
+	Health        []Health       `json:"health"`
+	Stages        []StageTiming  `json:"stages"`
+	BuildSteps    []StepRecord   `json:"build_steps"`
+
+	// Components are the recipe's components, resolved (builder/components.go).
+	Components []ManifestComponent `json:"components"`
 }
 
 type ManifestRecipe struct {
@@ -114,10 +116,11 @@ type StageTiming struct {
 }
 
 type StepRecord struct {
-	Name     string  `json:"name"`
-	Seconds  float64 `json:"seconds"`
-	Attempts int     `json:"attempts,omitempty"`
-	Failed   bool    `json:"failed,omitempty"` // failed with on_failure = "continue"
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+
+	Attempts int  `json:"attempts,omitempty"` // with retries
+	Failed   bool `json:"failed,omitempty"`   // failed with on_failure = "continue"
 }
 
 // StageSeconds returns the recorded duration of a stage, or -1.
