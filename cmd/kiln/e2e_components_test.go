@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -71,4 +72,72 @@ func TestE2EWebServerComponents(t *testing.T) {
 	out, err = exec.Command("debugfs", "-R", "cat /etc/nginx/sites-available/default", spec).Output()
 	require.NoError(t, err)
 	require.Contains(t, string(out), "listen 8080 default_server;", "the template was rendered with the parameters")
+}
+
+// Every built-in component builds, validates and passes its own tests in
+// the booted guest, together; test-phase actions other than shell and the
+// on_failure policy work in the guest too.
+func TestE2EBuiltinComponents(t *testing.T) {
+	requireE2E(t)
+	recipe := filepath.Join(t.TempDir(), "builtins.hcl")
+	require.NoError(t, os.WriteFile(recipe, []byte(`
+image "builtins" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  boot { firmware = "uefi" }
+
+  component "apt-packages" {
+    version    = "1.x.x"
+    parameters = { packages = ["less"] }
+  }
+  component "users" {
+    version    = "1.0.x"
+    parameters = { name = "deploy", groups = ["adm"], sudo = true, authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln deploy@example"] }
+  }
+  component "sshd-hardening" {
+    version    = "1.x.x"
+    parameters = { allow_users = ["deploy"] }
+  }
+  component "system-settings" {
+    version    = "x.x.x"
+    parameters = { hostname = "kiln-box", timezone = "Europe/Paris", locale = "en_US.UTF-8" }
+  }
+  component "cloud-init-nocloud" {
+    version = "1.x.x"
+  }
+  component "qemu-guest-agent" {
+    version = "1.x.x"
+  }
+  component "serial-console" {
+    version = "1.x.x"
+  }
+
+  test "file" "guest-file" {
+    destination = "/tmp/kiln-guest-file"
+    content     = "placed in the guest\n"
+  }
+  test "shell" "guest-file-there" {
+    inline = ["grep -qx 'placed in the guest' /tmp/kiln-guest-file"]
+  }
+  test "shell" "optional" {
+    inline     = ["echo 'allowed to fail'", "exit 3"]
+    on_failure = "continue"
+  }
+  output { formats = ["raw"] }
+}
+`), 0o644))
+	m, _ := buildExample(t, t.TempDir(), recipe)
+	require.Len(t, m.Components, 7)
+	names := map[string]bool{}
+	for _, tr := range m.Tests {
+		names[tr.Name] = true
+		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
+		if tr.Name == "optional" {
+			require.Contains(t, tr.Output, "on_failure = continue")
+		}
+	}
+	for _, n := range []string{"apt-packages/installed", "users/user", "sshd-hardening/effective", "system-settings/settings",
+		"cloud-init-nocloud/ran", "qemu-guest-agent/binary", "serial-console/running", "guest-file-there"} {
+		require.True(t, names[n], "test %s ran", n)
+	}
 }

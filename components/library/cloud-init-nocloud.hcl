@@ -9,7 +9,8 @@ component "cloud-init-nocloud" {
   }
 
   build "packages" "cloud-init" {
-    install = ["cloud-init"]
+    # ifupdown: cloud-init's ENI renderer, as Debian 12's cloud images use.
+    install = ["cloud-init", "ifupdown"]
     timeout = "20m"
     retries = 2
   }

@@ -15,7 +15,7 @@ component "serial-console" {
 
   build "file" "baud" {
     destination = "/etc/systemd/system/serial-getty@${param.tty}.service.d/kiln-baud.conf"
-    content     = "[Service]\nExecStart=\nExecStart=-/sbin/agetty -o '-p -- \\u' --keep-baud ${param.baud} %I $TERM\n"
+    content     = "[Service]\nExecStart=\nExecStart=-/sbin/agetty --keep-baud ${param.baud} %I $TERM\n"
   }
   build "service" "enable" {
     enable = ["serial-getty@${param.tty}.service"]

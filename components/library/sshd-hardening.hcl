@@ -46,6 +46,7 @@ component "sshd-hardening" {
     # sshd -t needs host keys: make throwaway ones (generalisation removes them).
     inline = [
       "ssh-keygen -A >/dev/null",
+      "mkdir -p /run/sshd",
       "/usr/sbin/sshd -t",
       "rm -f /etc/ssh/ssh_host_*",
     ]
