@@ -27,12 +27,14 @@ type ManifestComponent struct {
 	Source     string         `json:"source"`     // "builtin" or the component file's path
 	SHA256     string         `json:"sha256"`     // of the component file
 	Parameters map[string]any `json:"parameters"`
+	// FilesSHA256 covers the files its steps read (see recipes.Component).
+	FilesSHA256 string `json:"files_sha256,omitempty"`
 }
 
 func manifestComponents(in []recipes.Component) []ManifestComponent {
 	out := []ManifestComponent{}
 	for _, c := range in {
-		out = append(out, ManifestComponent{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, SHA256: c.SHA256, Parameters: c.Parameters})
+		out = append(out, ManifestComponent{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, SHA256: c.SHA256, Parameters: c.Parameters, FilesSHA256: c.FilesSHA256})
 	}
 	return out
 }

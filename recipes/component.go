@@ -30,14 +30,24 @@ type Component struct {
 	SHA256     string // of the component file
 	Parameters map[string]any
 	Range      Range // the recipe's component block
+	// FilesSHA256 covers the files its steps read from disk (file sources,
+	// rendered; script files; the sha256 of downloads); "" when none.
+	FilesSHA256 string
 }
 
-// ComponentDigest lists the resolved components as NAME@VERSION+sha256:HEX,
-// in recipe order: what a build's input digest must include.
+// ComponentDigest lists the resolved components as NAME@VERSION+sha256:HEX
+// (HEX: the component file's SHA-256), followed by "+files:HEX" when its
+// steps read files from disk, in recipe order: what a build's input digest
+// must include. Parameters are not in it: they come from the recipe and its
+// variables.
 func (r *Recipe) ComponentDigest() []string {
 	out := []string{}
 	for _, c := range r.Image.Components {
-		out = append(out, fmt.Sprintf("%s@%s+sha256:%s", c.Name, c.Version, c.SHA256))
+		d := fmt.Sprintf("%s@%s+sha256:%s", c.Name, c.Version, c.SHA256)
+		if c.FilesSHA256 != "" {
+			d += "+files:" + c.FilesSHA256
+		}
+		out = append(out, d)
 	}
 	return out
 }
@@ -373,7 +383,35 @@ func (d *decoder) decodeComponentRef(block *hcl.Block) (*componentUse, hcl.Diagn
 			use.tests = append(use.tests, s)
 		}
 	}
+	use.FilesSHA256 = filesDigest(append(append(append([]*stepBlock{}, use.build...), use.validate...), use.tests...))
 	return use, diags
+}
+
+// filesDigest hashes what a component's steps read from disk, "" if nothing.
+func filesDigest(steps []*stepBlock) string {
+	h := sha256.New()
+	n := 0
+	for _, s := range steps {
+		a := s.Action
+		switch {
+		case a.Kind == components.KindFile && a.File != nil && a.File.Source != "":
+			fmt.Fprintf(h, "file %s %d\n", s.Name, len(a.File.Content))
+			h.Write(a.File.Content)
+		case a.Kind == components.KindShell && a.Shell != nil && a.Shell.Script != "":
+			data, _ := os.ReadFile(a.Shell.Script)
+			fmt.Fprintf(h, "script %s %d\n", s.Name, len(data))
+			h.Write(data)
+		case a.Kind == components.KindDownload && a.Download != nil:
+			fmt.Fprintf(h, "download %s %s\n", s.Name, strings.ToLower(a.Download.SHA256))
+		default:
+			continue
+		}
+		n++
+	}
+	if n == 0 {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // componentParams checks the recipe's parameters against the component's

@@ -240,6 +240,14 @@ func TestFileSourceOutsideAndTemplate(t *testing.T) {
   }`+"\n")
 	require.False(t, diags.HasErrors(), "%v", diags)
 	require.Equal(t, "port=81\na;b;\n", string(r.Image.Build[0].Action.File.Content))
+	digest := r.ComponentDigest()
+	require.Regexp(t, `^tpl@1\.0\.0\+sha256:[0-9a-f]{64}\+files:[0-9a-f]{64}$`, digest[0])
+	// Changing the template (not the component file) changes the digest.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "components", "files", "t.tmpl"), []byte("port=${param.port}\n"), 0o644))
+	r, diags, _ = recipeWith(t, dir, "  component \"tpl\" {\n    version    = \"1.0.0\"\n    parameters = { port = 81 }\n  }\n")
+	require.False(t, diags.HasErrors(), "%v", diags)
+	require.NotEqual(t, digest, r.ComponentDigest())
+	require.Equal(t, strings.Split(digest[0], "+files:")[0], strings.Split(r.ComponentDigest()[0], "+files:")[0])
 
 	for _, src := range []string{`"../secret"`, `"components/files/link"`} {
 		_, diags, path := recipeWith(t, dir, "  build \"file\" \"x\" {\n    destination = \"/x\"\n    source      = "+src+"\n  }\n")
@@ -252,5 +260,4 @@ func TestFileSourceOutsideAndTemplate(t *testing.T) {
 		require.False(t, diags.HasErrors(), "%v", diags)
 		require.Equal(t, "outside", string(r.Image.Build[0].Action.File.Content))
 	}
-	_ = strings.TrimSpace
 }
