@@ -282,6 +282,17 @@ func decodeParameter(b *hcl.Block) (*paramDecl, hcl.Diagnostics) {
 	return p, diags
 }
 
+// loadLibraryOnce loads the library at the first call, so that a recipe's
+// component_paths are checked even when it uses no component.
+func (d *decoder) loadLibraryOnce() hcl.Diagnostics {
+	if d.lib != nil {
+		return nil
+	}
+	lib, diags := loadLibrary(components.Builtin(), d.paths, d.pathsRange, d.files)
+	d.lib = lib
+	return diags
+}
+
 // resolve picks the newest version of name that sel selects.
 func (l *library) resolve(name string, sel semver.Selector) (*componentFile, []string) {
 	cands := l.byName[name]
@@ -320,11 +331,7 @@ type componentUse struct {
 // library and decodes the component's steps with its parameters' values.
 func (d *decoder) decodeComponentRef(block *hcl.Block) (*componentUse, hcl.Diagnostics) {
 	content, diags := block.Body.Content(componentRefSchema)
-	if d.lib == nil {
-		lib, dd := loadLibrary(components.Builtin(), d.paths, d.pathsRange, d.files)
-		d.lib = lib
-		diags = append(diags, dd...)
-	}
+	diags = append(diags, d.loadLibraryOnce()...)
 	name := block.Labels[0]
 	use := &componentUse{Component: Component{Name: name, Range: toRange(block.DefRange), Parameters: map[string]any{}}}
 	src := newDecoded("component", block.DefRange, content.Attributes)

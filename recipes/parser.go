@@ -143,6 +143,8 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 			fmt.Sprintf("A recipe describes exactly one image, and there is one at %s already. Move this image into a recipe file of its own.", at(imageBlocks[0].DefRange))))
 	}
 
+	diags = append(diags, d.loadLibraryOnce()...)
+
 	sortDiagnostics(diags, filename)
 	if diags.HasErrors() {
 		return nil, files, diags
