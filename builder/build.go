@@ -27,6 +27,7 @@ import (
 	"github.com/kiln-build/kiln/builder/artifact"
 	"github.com/kiln-build/kiln/builder/base"
 	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/recipes"
@@ -91,6 +92,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		Tests:         []TestResult{},
 		BuildSteps:    []StepRecord{},
 		Catalog:       CatalogSpec(img),
+		Components:    manifestComponents(img.Components),
 	}
 
 	staging, err := artifact.NewStaging(o.ImagesDir)
@@ -162,10 +164,14 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	}
 	m.InputsDigest = m.Inputs.Digest()
 
-	// 2. Build steps, in the tree.
-	if len(img.Build) > 0 {
-		done = stage("build", fmt.Sprintf("%d build step(s)", len(img.Build)))
-		steps, err := stepsFromRecipe(img.Build, "set -e\n")
+	// 2. Build steps, then validate steps, in the tree. The image's name is
+	// its hostname unless a step sets another.
+	if err := fsroot.WriteFile(tree, "/etc/hostname", []byte(img.Name+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if len(img.Build)+len(img.Validate) > 0 {
+		done = stage("build", fmt.Sprintf("%d build step(s), %d validate step(s)", len(img.Build), len(img.Validate)))
+		steps, err := buildSteps(ctx, append(append([]recipes.Step{}, img.Build...), img.Validate...))
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +272,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 
 	// 7. Test: boot a throwaway copy under each firmware the image claims and
 	// run the tests inside the guest.
-	tests, err := stepsFromRecipe(img.Tests, "set -e\n")
+	tests, err := guestSteps(ctx, img.Tests)
 	if err != nil {
 		return nil, err
 	}
@@ -357,6 +363,8 @@ func BasePackages() []string {
 	return []string{"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "initramfs-tools", "e2fsprogs", "cloud-guest-utils"}
 }
 
+// stepsFromRecipe turns shell steps into Steps. Build uses buildSteps and
+// guestSteps (builder/components.go), which handle every action and policy.
 func stepsFromRecipe(in []recipes.Step, prologue string) ([]Step, error) {
 	var out []Step
 	for _, s := range in {

@@ -76,27 +76,37 @@ func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) 
 	img := r.Image
 	in := &Inputs{
 		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: r.Variables,
-		Components: []string{},
+		Components: r.ComponentDigest(),
 		Base: BaseInputs{Type: img.Base.Type, Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
 			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
 	}
 	if in.Variables == nil {
 		in.Variables = map[string]any{}
 	}
-	for _, s := range append(append([]recipes.Step{}, img.Build...), img.Tests...) {
-		if s.Script == "" {
+	// The image's own steps; a component's files are in its digest.
+	for _, s := range append(append(append([]recipes.Step{}, img.Build...), img.Validate...), img.Tests...) {
+		var path string
+		var data []byte
+		switch {
+		case s.Component != "":
+			continue
+		case s.Script != "":
+			var err error
+			if data, err = os.ReadFile(s.Script); err != nil {
+				return nil, fmt.Errorf("step %q: %w", s.Name, err)
+			}
+			path = s.Script
+		case s.Action.File != nil && s.Action.File.Source != "":
+			// read when the recipe was loaded: what the build will write
+			path, data = s.Action.File.Source, s.Action.File.Content
+		default:
 			continue
 		}
-		data, err := os.ReadFile(s.Script)
-		if err != nil {
-			return nil, fmt.Errorf("step %q: %w", s.Name, err)
-		}
-		name := s.Script
-		if rel, err := filepath.Rel(r.Dir, s.Script); err == nil {
-			name = rel
+		if rel, err := filepath.Rel(r.Dir, path); err == nil {
+			path = rel
 		}
 		sum := sha256.Sum256(data)
-		in.Files[filepath.ToSlash(name)] = hex.EncodeToString(sum[:])
+		in.Files[filepath.ToSlash(path)] = hex.EncodeToString(sum[:])
 	}
 	return in, nil
 }

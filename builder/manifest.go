@@ -38,6 +38,9 @@ type Manifest struct {
 
 	// Parent is set for base "image" and base "file" builds (builder/parent.go).
 	Parent *ManifestParent `json:"parent,omitempty"`
+
+	// Components are the recipe's components, resolved (builder/components.go).
+	Components []ManifestComponent `json:"components"`
 }
 
 type ManifestRecipe struct {
@@ -129,6 +132,9 @@ type StageTiming struct {
 type StepRecord struct {
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
+
+	Attempts int  `json:"attempts,omitempty"` // with retries
+	Failed   bool `json:"failed,omitempty"`   // failed with on_failure = "continue"
 }
 
 // StageSeconds returns the recorded duration of a stage, or -1.

@@ -12,17 +12,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/fsroot"
-	"github.com/kiln-build/kiln/internal/run"
-	"github.com/kiln-build/kiln/internal/sandbox"
 )
 
 // Step is one build step to run in the tree.
 type Step struct {
 	Name    string
-	Script  []byte // executable text; a #! line picks the interpreter, else /bin/sh -e
+	Script  []byte // executable text; a #! line picks the interpreter, else /bin/sh -e; nil: only Files
 	Env     map[string]string
-	Timeout time.Duration
+	Timeout time.Duration // per attempt
+	// Files are placed into the tree by Kiln (through fsroot) before Script runs.
+	Files []components.Placed
+	// Retries is how many more times a failed attempt is tried.
+	Retries int
+	// Continue logs a failure (after the retries) and goes on with the next step.
+	Continue bool
 }
 
 // StepError reports a failed build step.
@@ -72,41 +77,27 @@ func runSteps(ctx context.Context, tree string, steps []Step, log io.Writer) (re
 	}()
 	for i, s := range steps {
 		start := time.Now()
-		path := fmt.Sprintf("%s/%02d-step", stepDir, i)
-		if err := fsroot.WriteFile(tree, path, s.Script, 0o755); err != nil {
-			return records, err
-		}
-		env := sandbox.DefaultEnv()
-		keys := make([]string, 0, len(s.Env))
-		for k := range s.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			env = append(env, k+"="+s.Env[k])
-		}
-		sctx, cancel := context.WithTimeout(ctx, s.Timeout)
 		fmt.Fprintf(log, "==> build step %q\n", s.Name)
-		args := []string{path}
-		if !bytes.HasPrefix(s.Script, []byte("#!")) {
-			args = []string{"/bin/sh", "-e", path}
+		var err error
+		attempts := 0
+		for attempts <= s.Retries {
+			attempts++
+			if err = runStep(ctx, tree, i, s, log); err == nil || ctx.Err() != nil {
+				break
+			}
+			if attempts <= s.Retries {
+				fmt.Fprintf(log, "==> build step %q: attempt %d failed (%v); retrying\n", s.Name, attempts, firstLine(err))
+			}
 		}
-		err := sandbox.Run(sctx, sandbox.Spec{Root: tree, Args: args, Env: env}, nil, log)
-		timedOut := sctx.Err() == context.DeadlineExceeded
-		cancel()
-		_ = fsroot.Remove(tree, path)
+		rec := StepRecord{Name: s.Name, Seconds: time.Since(start).Seconds(), Attempts: attempts}
 		if err != nil {
-			se := &StepError{Step: s.Name, ExitCode: -1, Err: err}
-			if re, ok := err.(*run.Error); ok {
-				se.ExitCode, se.Tail = re.ExitCode, re.Stderr
-				se.Err = re.Err
+			if !s.Continue || ctx.Err() != nil {
+				return records, err
 			}
-			if timedOut {
-				se.ExitCode, se.Err = -1, fmt.Errorf("timed out after %s", s.Timeout)
-			}
-			return records, se
+			fmt.Fprintf(log, "==> build step %q failed; on_failure = continue:\n%v\n", s.Name, err)
+			rec.Failed = true
 		}
-		records = append(records, StepRecord{Name: s.Name, Seconds: time.Since(start).Seconds()})
+		records = append(records, rec)
 	}
 	return records, nil
 }
@@ -149,7 +140,10 @@ func generalise(tree, hostname string) error {
 	if err := removeRegular(tree, "/var/lib/dbus/machine-id"); err != nil {
 		return err
 	}
-	if err := fsroot.WriteFile(tree, "/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil {
+	// Build writes the image's name before the build steps, which may change it.
+	if old, err := fsroot.ReadFile(tree, "/etc/hostname"); err == nil && strings.TrimSpace(string(old)) != "" {
+		hostname = strings.TrimSpace(string(old))
+	} else if err := fsroot.WriteFile(tree, "/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", hostname)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -31,8 +30,6 @@ var (
 	basePathArg          = arg{"path", `"disks/legacy.vmdk"`, true}
 	baseSHA256Arg        = arg{"sha256", `"<the 64 hex digits sha256sum prints>"`, true}
 )
-
-var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // DefaultParentSelector is the version selector of a base "image" block
 // without a version: the newest version.

@@ -18,6 +18,11 @@ import (
 type decoder struct {
 	ctx *hcl.EvalContext
 	dir string
+
+	files      *Files   // where component files and templates are recorded for diagnostics
+	lib        *library // the component library, loaded at the first component block
+	paths      []string // the kiln block's component_paths, absolute
+	pathsRange hcl.Range
 }
 
 // arg describes one argument for the diagnostics about its value: its name

@@ -15,7 +15,9 @@ var imageBlockSchema = &hcl.BodySchema{
 		{Type: "boot"},
 		{Type: "disk"},
 		{Type: "build", LabelNames: []string{"type", "name"}},
+		{Type: "validate", LabelNames: []string{"type", "name"}},
 		{Type: "test", LabelNames: []string{"type", "name"}},
+		{Type: "component", LabelNames: []string{"name"}},
 		{Type: "output"},
 		{Type: "catalog"}, {Type: "lifecycle"}, {Type: "distribute", LabelNames: []string{"name"}},
 	},
@@ -45,9 +47,12 @@ type imageBlock struct {
 	build  []*stepBlock
 	tests  []*stepBlock
 
-	catalog    *catalogBlock
-	lifecycle  *lifecycleBlock
-	distribute []*distributeBlock
+	catalog       *catalogBlock
+	lifecycle     *lifecycleBlock
+	distribute    []*distributeBlock
+	validateSteps []*stepBlock
+	components    []*componentUse
+	componentSeen map[string]hcl.Range
 }
 
 // decodeImageBlock decodes an image block and every block in it. Of a block
@@ -123,7 +128,9 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 			dist, dd := d.decodeDistributeBlock(b)
 			diags = append(diags, dd...)
 			img.distribute = append(img.distribute, dist)
-		case "build", "test":
+		case "component":
+			diags = append(diags, img.addComponent(d, b)...)
+		case "build", "validate", "test":
 			timeout := DefaultBuildTimeout
 			if b.Type == "test" {
 				timeout = DefaultTestTimeout
@@ -131,9 +138,11 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 			step, dd := d.decodeStepBlock(b, timeout)
 			diags = append(diags, dd...)
 			if step != nil {
-				diags = append(diags, step.validate()...)
+				diags = append(diags, step.validate(d)...)
 				if b.Type == "build" {
 					img.build = append(img.build, step)
+				} else if b.Type == "validate" {
+					img.validateSteps = append(img.validateSteps, step)
 				} else {
 					img.tests = append(img.tests, step)
 				}
@@ -163,6 +172,7 @@ func (img *imageBlock) validate() hcl.Diagnostics {
 	diags = append(diags, uniqueStepNames(img.build)...)
 	diags = append(diags, uniqueStepNames(img.tests)...)
 	diags = append(diags, uniqueDistributions(img.distribute)...)
+	diags = append(diags, uniqueStepNames(img.validateSteps)...)
 	diags = append(diags, checkBootMode(img.boot, img.disk)...)
 	return diags
 }
@@ -219,4 +229,5 @@ func (img *imageBlock) assemble() {
 	for _, s := range img.tests {
 		img.Tests = append(img.Tests, s.Step)
 	}
+	img.assembleComponents()
 }

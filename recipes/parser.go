@@ -85,6 +85,8 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 		}
 	}
 
+	var componentPaths []string
+	var pathsRange hcl.Range
 	// 1. The kiln block, first: a recipe for another format version is
 	// reported as just that.
 	for i, b := range kilnBlocks {
@@ -100,6 +102,7 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 		}
 		diags = append(append(diags, kd...), vd...)
 		r.RequiredVersion = k.RequiredVersion
+		componentPaths, pathsRange = k.ComponentPaths, k.pathsRange
 	}
 	if syntaxDiags.HasErrors() {
 		return nil, files, syntaxDiags
@@ -118,7 +121,13 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 	r.Variables = goValues(values)
 
 	// 3. The image, with var in scope.
-	d := &decoder{ctx: evalContext(values), dir: dir}
+	d := &decoder{ctx: evalContext(values), dir: dir, files: files, pathsRange: pathsRange}
+	for _, p := range componentPaths {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		d.paths = append(d.paths, p)
+	}
 	if len(imageBlocks) == 0 {
 		diags = append(diags, errorDiag(fileStart(filename), "Missing image block",
 			"A recipe describes one image: add an image \"NAME\" block with a version and a base block, such as\n  image \"debian-minimal\" {\n    version = \"1.0.0\"\n    base \"debian\" { suite = \"bookworm\" }\n  }"))
@@ -133,6 +142,8 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 		diags = append(diags, errorDiag(b.DefRange, "Duplicate image block",
 			fmt.Sprintf("A recipe describes exactly one image, and there is one at %s already. Move this image into a recipe file of its own.", at(imageBlocks[0].DefRange))))
 	}
+
+	diags = append(diags, d.loadLibraryOnce()...)
 
 	sortDiagnostics(diags, filename)
 	if diags.HasErrors() {

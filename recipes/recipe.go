@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiln-build/kiln/components"
 )
 
 // FormatVersion is the version of the recipe language this Kiln reads. A
@@ -62,8 +64,10 @@ type Image struct {
 	Base        Base
 	Boot        Boot
 	Disk        Disk
-	Build       []Step // in recipe order
-	Tests       []Step // in recipe order
+	Build       []Step      // in recipe order, components' build steps where the component block is
+	Validate    []Step      // after every build step: the image's validate steps and its components'
+	Tests       []Step      // in recipe order, components' test steps included
+	Components  []Component // in recipe order
 	Output      Output
 	Catalog     Catalog        // see catalog.go
 	Lifecycle   *Lifecycle     // nil without a lifecycle block
@@ -133,15 +137,21 @@ type Partition struct {
 	Range      Range
 }
 
-// Step is a build or test step. Exactly one of Inline and Script is set;
-// Script is an absolute path.
+// Step is a build, validate or test step. Type is its action kind
+// (shell, file, packages, service, user, download) and Action says what it
+// does. For shell steps exactly one of Inline and Script is set; Script is
+// an absolute path.
 type Step struct {
-	Type        string // "shell"
-	Name        string
+	Type        string
+	Name        string // "COMPONENT/STEP" for a component's steps
 	Inline      []string
 	Script      string
 	Environment map[string]string
-	Timeout     time.Duration
+	Timeout     time.Duration // per attempt
+	Retries     int           // extra attempts after a failure
+	OnFailure   string        // abort (default) or continue
+	Action      components.Action
+	Component   string // the component the step comes from; "" for the image's own steps
 	Range       Range
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/components"
 )
 
 func TestLoadValid(t *testing.T) {
@@ -57,17 +59,17 @@ func TestLoadValid(t *testing.T) {
 					Range: Range{f, 8, 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, Range: Range{f, 17, 3}}, img.Boot)
 				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 22, 3}}, img.Disk)
-				require.Equal(t, []Step{
-					{Type: "shell", Name: "packages", Inline: []string{"apt-get update", "apt-get install -y jq"},
+				require.Equal(t, shellSteps(
+					Step{Type: "shell", Name: "packages", Inline: []string{"apt-get update", "apt-get install -y jq"},
 						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Timeout: 45 * time.Minute, Range: Range{f, 28, 3}},
-					{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
+					Step{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
 						Timeout: 30 * time.Minute, Range: Range{f, 34, 3}},
-				}, img.Build)
-				require.Equal(t, []Step{
-					{Type: "shell", Name: "jq", Inline: []string{"jq --version"}, Environment: map[string]string{}, Timeout: 90 * time.Second, Range: Range{f, 38, 3}},
-					{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
+				), img.Build)
+				require.Equal(t, shellSteps(
+					Step{Type: "shell", Name: "jq", Inline: []string{"jq --version"}, Environment: map[string]string{}, Timeout: 90 * time.Second, Range: Range{f, 38, 3}},
+					Step{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
 						Timeout: 5 * time.Minute, Range: Range{f, 44, 3}},
-				}, img.Tests)
+				), img.Tests)
 				want := defaultOutput()
 				want.Range = Range{f, 48, 3}
 				require.Equal(t, want, img.Output)
@@ -187,4 +189,14 @@ func TestRequiredVersionConstraints(t *testing.T) {
 		_, err := parseConstraints(bad)
 		require.Error(t, err, "%q", bad)
 	}
+}
+
+// shellSteps fills in what every decoded shell step has: the default
+// failure policy and its action.
+func shellSteps(steps ...Step) []Step {
+	for i, s := range steps {
+		steps[i].OnFailure = components.OnFailureAbort
+		steps[i].Action = components.Action{Kind: components.KindShell, Shell: &components.Shell{Inline: s.Inline, Script: s.Script}}
+	}
+	return steps
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiln-build/kiln/components"
 )
 
 // stepSchemas maps each supported step type (a build or test block's first
@@ -44,7 +46,11 @@ type stepBlock struct {
 	src       *decoded
 	kind      string // "build" or "test"
 	nameRange hcl.Range
-	dir       string // the recipe's directory, for script paths
+	dir       string // the recipe's (or component's) directory, for script and source paths; "" for built-in components
+
+	// Raw values of action arguments that validateAction converts.
+	template, allowOutside bool
+	mode                   string
 }
 
 // decodeStepBlock decodes a build or test block; defaultTimeout applies
@@ -63,21 +69,33 @@ func (d *decoder) decodeStepBlock(block *hcl.Block, defaultTimeout time.Duration
 		src:  newDecoded(block.Type, block.DefRange, content.Attributes),
 		kind: block.Type, nameRange: block.LabelRanges[1], dir: d.dir,
 	}
+	d.getDuration(s.src, timeoutArg, &s.Timeout, &diags)
+	d.decodePolicy(s, &diags)
+	if typ != components.KindShell {
+		d.decodeAction(s, &diags)
+		return s, diags
+	}
 	d.getStrList(s.src, inlineArg, &s.Inline, nil, &diags)
 	d.getStr(s.src, scriptArg, &s.Script, &diags)
 	d.getStrMap(s.src, environmentArg, &s.Environment, &diags)
-	d.getDuration(s.src, timeoutArg, &s.Timeout, &diags)
 	return s, diags
 }
 
 // validate checks the decoded values, resolves the script's path against
 // the recipe's directory and checks that the script exists.
-func (s *stepBlock) validate() hcl.Diagnostics {
+func (s *stepBlock) validate(d *decoder) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if !stepNameRE.MatchString(s.Name) {
 		diags = append(diags, errorDiag(s.nameRange, "Invalid step name",
 			fmt.Sprintf("%q cannot name a step: use 1 to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit, such as \"install-curl\".", s.Name)))
 	}
+	diags = append(diags, s.validatePolicy()...)
+	if s.Type != components.KindShell {
+		return append(diags, s.validateAction(d)...)
+	}
+	defer func() {
+		s.Action = components.Action{Kind: components.KindShell, Shell: &components.Shell{Inline: s.Inline, Script: s.Script}}
+	}()
 	inline, hasInline := s.src.attrs["inline"], s.src.attrs["inline"] != nil
 	script, hasScript := s.src.attrs["script"], s.src.attrs["script"] != nil
 	switch {

@@ -10,15 +10,19 @@ import (
 
 // kilnBlockSchema is the kiln block: settings about the recipe itself.
 var kilnBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "required_version"}},
+	Attributes: []hcl.AttributeSchema{{Name: "required_version"}, {Name: "component_paths"}},
 }
 
 // kilnBlock is a decoded kiln block.
 type kilnBlock struct {
 	RequiredVersion string // "" when not set
+	ComponentPaths  []string
+	pathsRange      hcl.Range
 
 	def, versionRange hcl.Range
 }
+
+var componentPathsArg = arg{"component_paths", `["components"]`, false}
 
 var requiredVersionArg = arg{"required_version", `">= ` + FormatVersion + `"`, false}
 
@@ -32,6 +36,13 @@ func decodeKilnBlock(block *hcl.Block) (*kilnBlock, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		if ok {
 			k.RequiredVersion, k.versionRange = s, attr.Expr.Range()
+		}
+	}
+	if attr := content.Attributes["component_paths"]; attr != nil {
+		l, _, ok, d := (&decoder{}).strList(attr, componentPathsArg)
+		diags = append(diags, d...)
+		if ok {
+			k.ComponentPaths, k.pathsRange = l, attr.Expr.Range()
 		}
 	}
 	return k, diags

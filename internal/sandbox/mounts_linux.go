@@ -45,9 +45,9 @@ func setupMounts(root string) error {
 		if err := unix.Mknod(filepath.Join(dev, n.name), unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", n.name, err)
 		}
-		// mknod's mode is cut by the umask; apt's _apt user must write /dev/null.
-		if err := os.Chmod(filepath.Join(dev, n.name), 0o666); err != nil {
-			return err
+		// The umask took bits off: apt's _apt user must write /dev/null.
+		if err := unix.Chmod(filepath.Join(dev, n.name), 0o666); err != nil {
+			return fmt.Errorf("chmod /dev/%s: %w", n.name, err)
 		}
 	}
 	for _, d := range []string{"pts", "shm"} {
