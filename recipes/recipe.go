@@ -65,7 +65,8 @@ type Image struct {
 	Build       []Step // in recipe order
 	Tests       []Step // in recipe order
 	Output      Output
-	Range       Range // the image block's header
+	SkipHealth  []string // base health checks the recipe opts out of (names in HealthChecks)
+	Range       Range    // the image block's header
 }
 
 // Base is the image's base block: the distribution the image starts from.
