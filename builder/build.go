@@ -259,6 +259,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		report, err := TestImage(ctx, TestRequest{
 			Image: rawPath, RootOffset: layout.Root().Start, Firmware: f, Name: img.Name, Version: img.Version,
 			Tests: tests, WorkDir: staging.Work, ConsoleLog: filepath.Join(staging.Artifact, console), Log: log,
+			SkipHealth: img.SkipHealth,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("test: %w", err)
