@@ -43,6 +43,8 @@ type Options struct {
 	Logger          *slog.Logger
 	// LogCopy, when set, receives a copy of the build log as it is written.
 	LogCopy io.Writer
+	// OnError is OnErrorCleanup ("" means it) or OnErrorKeep.
+	OnError string
 }
 
 // Result is a published build.
@@ -56,6 +58,7 @@ type TestFailure struct {
 	Failed  []TestResult
 	Health  []string // failed base checks
 	LogsDir string
+	Kept    string // with --on-error=keep: what was kept and how to get in
 }
 
 func (e *TestFailure) Error() string {
@@ -67,6 +70,9 @@ func (e *TestFailure) Error() string {
 	msg := strings.Join(parts, "; ")
 	if e.LogsDir != "" {
 		msg += "\nlogs: " + e.LogsDir
+	}
+	if e.Kept != "" {
+		msg += "\n" + e.Kept
 	}
 	return msg
 }
@@ -105,6 +111,8 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	if o.LogCopy != nil {
 		log = io.MultiWriter(logFile, o.LogCopy)
 	}
+	tree := filepath.Join(staging.Work, "tree")
+	rawPath := filepath.Join(staging.Artifact, img.Name+".raw")
 	defer func() {
 		if err != nil {
 			if dir := keepLogs(o.ImagesDir, img.Name, img.Version, staging.Artifact); dir != "" {
@@ -113,6 +121,15 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 					tf.LogsDir = dir
 				} else {
 					err = fmt.Errorf("%w\nlogs: %s", err, dir)
+				}
+				if o.OnError == OnErrorKeep {
+					if kept := keepForDebugging(dir, tree, rawPath); kept != "" {
+						if tf != nil {
+							tf.Kept = kept
+						} else {
+							err = fmt.Errorf("%w\n%s", err, kept)
+						}
+					}
 				}
 			}
 		}
@@ -126,7 +143,6 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 			end(note)
 		}
 	}
-	tree := filepath.Join(staging.Work, "tree")
 
 	// 1. Base: a Debian tree with a kernel, systemd and the bootloader's packages.
 	done := stage("base", fmt.Sprintf("Debian %s (%s)", img.Base.Suite, img.Base.Variant))
@@ -212,7 +228,6 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 
 	// 6. Disk: partition table, filesystems and boot code; no loop devices, no mounts.
 	done = stage("disk", fmt.Sprintf("%s raw image, %d MiB", img.Disk.Table, layout.Size/disk.MiB))
-	rawPath := filepath.Join(staging.Artifact, img.Name+".raw")
 	mounts, err := disk.SplitTree(tree, layout, filepath.Join(staging.Work, "mounts"))
 	if err != nil {
 		return nil, fmt.Errorf("disk: %w", err)

@@ -91,6 +91,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
+	onError := fs.String("on-error", builder.OnErrorCleanup, "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -98,6 +99,10 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "kiln build: expected exactly one RECIPE argument")
 		fs.Usage()
+		return exitUsage
+	}
+	if *onError != builder.OnErrorCleanup && *onError != builder.OnErrorKeep {
+		fmt.Fprintf(stderr, "kiln build: --on-error %q: use cleanup or keep\n", *onError)
 		return exitUsage
 	}
 	r, code := loadRecipe(pos[0], &rf, stderr, stdout)
@@ -113,7 +118,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	opts := builder.Options{
 		ImagesDir: *images, CacheDir: *cache, KilnVersion: Version, RefreshBase: *refresh, Progress: rep,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnError: *onError,
 	}
 	if *verbose {
 		opts.LogCopy = stderr
