@@ -24,6 +24,7 @@ import (
 // Target is an image to boot outside a build (kiln test, kiln run): a disk
 // image file of any supported format, or a published artifact.
 type Target struct {
+	Source        string    // what was asked for: the image file or the artifact directory
 	Path          string    // the disk QEMU boots: raw, qcow2, vmdk, vhd or vhdx; never modified
 	Name, Version string    // from the manifest, else the file's name and "0.0.0"
 	Manifest      *Manifest // nil for an image that is not a Kiln artifact
@@ -57,7 +58,7 @@ func OpenTarget(ctx context.Context, arg, imagesDir, scratch string) (*Target, e
 	if err != nil {
 		return nil, &UsageError{fmt.Errorf("%s: no such image file or artifact directory", arg)}
 	}
-	t := &Target{}
+	t := &Target{Source: path}
 	if fi.IsDir() {
 		if path, err = fromArtifact(t, path); err != nil {
 			return nil, &UsageError{err}

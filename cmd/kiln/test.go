@@ -105,7 +105,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if fw == "" {
 			fw = strings.Join(target.Firmwares, " and ")
 		}
-		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Path, target.Name, target.Version, fw, len(steps))
+		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
 	}
 	rep, err := builder.Smoke(ctx, builder.SmokeRequest{Target: target, Firmware: *firmware, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log})
 	if err != nil {
@@ -121,7 +121,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		status, code = "failed", exitFailed
 	}
 	if *asJSON {
-		out := map[string]any{"status": status, "image": target.Path, "name": target.Name, "version": target.Version,
+		out := map[string]any{"status": status, "image": target.Source, "booted": target.Path, "name": target.Name, "version": target.Version,
 			"firmwares": target.Firmwares, "tests": rep.Results, "health": rep.Health, "exit_code": code}
 		if rep.Failure != nil {
 			out["error"] = rep.Failure.Error()
@@ -186,7 +186,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fw == "" {
 		fw = target.Firmwares[0]
 	}
-	fmt.Fprintf(stderr, "kiln: booting %s under %s on a throwaway overlay; Ctrl-A x quits, Ctrl-A c is the QEMU monitor\n", target.Path, fw)
+	fmt.Fprintf(stderr, "kiln: booting %s under %s on a throwaway overlay; Ctrl-A x quits, Ctrl-A c is the QEMU monitor\n", target.Source, fw)
 	stdin, restore, err := consoleInput()
 	if err != nil {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
