@@ -253,3 +253,50 @@ func TestKilnRunHelper(t *testing.T) {
 	}
 	os.Exit(run([]string{"run", "--timeout", "15m", img}, os.Stdout, os.Stderr))
 }
+
+// A build step that replaces /etc with a link to / (or above the tree) makes
+// the build fail with an error naming the path; nothing on the host changes.
+// With --on-error=keep the tree is kept outside the catalog, with the
+// command to get into it.
+func TestE2EHostileEtcLinkFailsBuild(t *testing.T) {
+	requireE2E(t)
+	hostFiles := []string{"/fstab", "/machine-id", "/hostname", "/hosts", "/resolv.conf", "/policy-rc.d",
+		"/etc/fstab", "/etc/machine-id", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
+	snapshot := func() map[string]string {
+		s := map[string]string{}
+		for _, p := range hostFiles {
+			if fi, err := os.Lstat(p); err == nil {
+				s[p] = fi.ModTime().String() + fi.Mode().String()
+			} else {
+				s[p] = "absent"
+			}
+		}
+		return s
+	}
+	for _, target := range []string{"/", "../../.."} {
+		t.Run(target, func(t *testing.T) {
+			images, dir := t.TempDir(), t.TempDir()
+			recipe := filepath.Join(dir, "hostile.hcl")
+			require.NoError(t, os.WriteFile(recipe, []byte(`
+image "hostile" {
+  version = "1.0.0"
+  base "debian" { suite = "bookworm" }
+  build "shell" "etc-to-root" { inline = ["rm -rf /etc && ln -s `+target+` /etc"] }
+}
+`), 0o644))
+			before := snapshot()
+			code, out, errOut := runKiln(t, "build", "--on-error=keep", "--images", images, "--cache", sharedCache(t), recipe)
+			require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			require.Contains(t, errOut, `refusing to write /etc/resolv.conf in the image tree: /etc is a symlink to "`+target+`"`)
+			require.Equal(t, before, snapshot(), "nothing was written on the host")
+			builds, _ := artifact.Builds(filepath.Join(images, "hostile", "1.0.0"))
+			require.Empty(t, builds)
+			kept, _ := filepath.Glob(filepath.Join(images, ".failed", "hostile-1.0.0-*", "tree"))
+			require.Len(t, kept, 1, "--on-error=keep kept the tree")
+			require.Contains(t, errOut, "chroot "+kept[0]+" /bin/bash")
+			link, err := os.Readlink(filepath.Join(kept[0], "etc"))
+			require.NoError(t, err)
+			require.Equal(t, target, link)
+		})
+	}
+}
