@@ -40,7 +40,8 @@ func readJUnit(t *testing.T, path string) junitSuite {
 }
 
 // A unit that fails at boot fails the base checks: the build exits 1, its
-// tests.xml has the failing health/failed-units case, nothing is published.
+// tests.xml has the failing health/failed-units case, nothing is published
+// (with --on-error=keep the booted disk is kept under .failed/).
 // The same recipe with skip_health = ["failed-units"] passes and records
 // the check as skipped.
 func TestE2EFailedUnitFailsHealthUnlessSkipped(t *testing.T) {
@@ -67,7 +68,7 @@ image "failing-unit" {
 		return p
 	}
 
-	code, out, errOut := runKiln(t, "build", "--images", images, "--cache", sharedCache(t), recipe(""))
+	code, out, errOut := runKiln(t, "build", "--on-error=keep", "--images", images, "--cache", sharedCache(t), recipe(""))
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, "failed systemd units")
 	require.Contains(t, errOut, "kiln-broken.service")
@@ -89,6 +90,10 @@ image "failing-unit" {
 		}
 	}
 	require.True(t, sawUnit)
+	// --on-error=keep kept the disk the tests booted, outside the catalog.
+	disk := filepath.Join(filepath.Dir(failed[0]), "disk.raw")
+	require.FileExists(t, disk)
+	require.Contains(t, errOut, "kiln run "+disk)
 
 	m, path := buildExample(t, images, recipe(`skip_health = ["failed-units"]`))
 	require.Equal(t, 1, m.Build)
