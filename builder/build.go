@@ -44,6 +44,8 @@ type Options struct {
 	Logger          *slog.Logger
 	// LogCopy, when set, receives a copy of the build log as it is written.
 	LogCopy io.Writer
+	// OnError is OnErrorCleanup ("" means it) or OnErrorKeep.
+	OnError string
 }
 
 // Result is a published build.
@@ -58,6 +60,7 @@ type TestFailure struct {
 	Failed  []TestResult
 	Health  []string // failed base checks
 	LogsDir string
+	Kept    string // with --on-error=keep: what was kept and how to get in
 }
 
 func (e *TestFailure) Error() string {
@@ -69,6 +72,9 @@ func (e *TestFailure) Error() string {
 	msg := strings.Join(parts, "; ")
 	if e.LogsDir != "" {
 		msg += "\nlogs: " + e.LogsDir
+	}
+	if e.Kept != "" {
+		msg += "\n" + e.Kept
 	}
 	return msg
 }
@@ -109,6 +115,8 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 	if o.LogCopy != nil {
 		log = io.MultiWriter(logFile, o.LogCopy)
 	}
+	tree := filepath.Join(staging.Work, "tree")
+	rawPath := filepath.Join(staging.Artifact, img.Name+".raw")
 	defer func() {
 		if err != nil {
 			if dir := keepLogs(o.ImagesDir, img.Name, img.Version, staging.Artifact); dir != "" {
@@ -117,6 +125,15 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 					tf.LogsDir = dir
 				} else {
 					err = fmt.Errorf("%w\nlogs: %s", err, dir)
+				}
+				if o.OnError == OnErrorKeep {
+					if kept := keepForDebugging(dir, tree, rawPath); kept != "" {
+						if tf != nil {
+							tf.Kept = kept
+						} else {
+							err = fmt.Errorf("%w\n%s", err, kept)
+						}
+					}
 				}
 			}
 		}
@@ -130,7 +147,6 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 			end(note)
 		}
 	}
-	tree := filepath.Join(staging.Work, "tree")
 
 	// 1. Base: a Debian tree with a kernel, systemd and the bootloader's
 	// packages, or the tree of a parent image or disk file (builder/parent.go).
@@ -243,7 +259,6 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 
 	// 6. Disk: partition table, filesystems and boot code; no loop devices, no mounts.
 	done = stage("disk", fmt.Sprintf("%s raw image, %d MiB", img.Disk.Table, layout.Size/disk.MiB))
-	rawPath := filepath.Join(staging.Artifact, img.Name+".raw")
 	mounts, err := disk.SplitTree(tree, layout, filepath.Join(staging.Work, "mounts"))
 	if err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
@@ -290,6 +305,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		report, err := TestImage(ctx, TestRequest{
 			Image: rawPath, RootOffset: layout.Root().Start, Firmware: f, Name: img.Name, Version: img.Version,
 			Tests: tests, WorkDir: staging.Work, ConsoleLog: filepath.Join(staging.Artifact, console), Log: log,
+			SkipHealth: img.SkipHealth,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("test: %w", err)
@@ -361,26 +377,6 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 // BasePackages are installed into every Debian base on top of its variant.
 func BasePackages() []string {
 	return []string{"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "initramfs-tools", "e2fsprogs", "cloud-guest-utils"}
-}
-
-// stepsFromRecipe turns shell steps into Steps. Build uses buildSteps and
-// guestSteps (builder/components.go), which handle every action and policy.
-func stepsFromRecipe(in []recipes.Step, prologue string) ([]Step, error) {
-	var out []Step
-	for _, s := range in {
-		var script []byte
-		if s.Script != "" {
-			data, err := os.ReadFile(s.Script)
-			if err != nil {
-				return nil, fmt.Errorf("step %q: %w", s.Name, err)
-			}
-			script = data
-		} else {
-			script = []byte("#!/bin/sh\n" + prologue + strings.Join(s.Inline, "\n") + "\n")
-		}
-		out = append(out, Step{Name: s.Name, Script: script, Env: s.Environment, Timeout: s.Timeout})
-	}
-	return out, nil
 }
 
 func manifestDisk(l *disk.Layout) ManifestDisk {

@@ -54,8 +54,8 @@ func addApplets(t *testing.T, tree string, applets ...string) {
 }
 
 // file: content lands with its mode and owner, placed by Kiln through
-// fsroot: a tree whose /etc is a symlink to the host's / still gets it
-// inside the tree.
+// fsroot: a link that climbs out of the tree is resolved inside it, and a
+// link to the root (/srv -> /) fails the step without writing on the host.
 func TestFileAction(t *testing.T) {
 	tree := testutil.BusyboxTree(t)
 	addApplets(t, tree, "chown")
@@ -69,7 +69,6 @@ func TestFileAction(t *testing.T) {
 	}
 	_, err, log := runActions(t, tree,
 		file("page", "/var/www/html/index.html", "<p>hi</p>\n", 0o640, "www-data"),
-		file("secret", "/srv/etc/kiln-secret", "s", 0o600, ""),
 		file("escape", "/etc/escape", "e", 0, ""),
 		shellStep("check", "ls -ln /dev/null | grep -q '^crw-rw-rw-'"),
 	)
@@ -84,9 +83,9 @@ func TestFileAction(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	require.Equal(t, uint32(33), st.Uid, "chowned inside the tree, by the tree's own user database")
 	require.Equal(t, uint32(33), st.Gid)
-	fi, err = os.Stat(filepath.Join(tree, "etc/kiln-secret"))
-	require.NoError(t, err, "/srv -> / resolves to the tree's root")
-	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	_, err, log = runActions(t, tree, file("secret", "/srv/etc/kiln-secret", "s", 0o600, ""))
+	require.ErrorContains(t, err, `refusing to write /srv/etc/kiln-secret in the image tree: /srv is a symlink to "/"`, log)
+	require.NoFileExists(t, filepath.Join(tree, "etc/kiln-secret"))
 	require.NoFileExists(t, "/etc/kiln-secret")
 	require.NoFileExists(t, "/tmp/kiln-escape")
 	fi, err = os.Lstat(filepath.Join(tree, "etc/escape"))

@@ -180,11 +180,12 @@ func linkInBoot(tree string) error {
 	if err := fsroot.WriteFile(tree, "/etc/kernel-img.conf", []byte("# kiln: /boot is a separate filesystem\nlink_in_boot = yes\n"), 0o644); err != nil {
 		return err
 	}
-	version, err := kernelVersion(tree)
+	boot, err := fsroot.ResolveForWrite(tree, "/boot/vmlinuz")
 	if err != nil {
 		return err
 	}
-	boot, err := fsroot.Resolve(tree, "/boot")
+	boot = filepath.Dir(boot)
+	version, err := kernelVersion(tree)
 	if err != nil {
 		return err
 	}

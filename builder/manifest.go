@@ -122,6 +122,8 @@ type Health struct {
 	BootSeconds   float64  `json:"boot_seconds"`
 	Accelerator   string   `json:"accelerator"`
 	Problems      []string `json:"problems"`
+	// Checks are the named base checks (see recipes.HealthChecks) with their status.
+	Checks []HealthCheck `json:"checks"`
 }
 
 type StageTiming struct {

@@ -28,6 +28,9 @@ type TestRequest struct {
 	// GrowBy enlarges the throwaway copy, as a bigger cloud disk would:
 	// images grow their root filesystem to fill it at boot.
 	GrowBy uint64
+	// SkipHealth names base health checks (recipes.HealthChecks) that are
+	// recorded as skipped instead of failing the boot.
+	SkipHealth []string
 }
 
 // TestReport is the outcome of one test boot.
@@ -113,20 +116,7 @@ func TestImage(ctx context.Context, t TestRequest) (*TestReport, error) {
 	if out.Health.ConsoleErrors == nil {
 		out.Health.ConsoleErrors = []string{}
 	}
-	if res.TimedOut {
-		out.Health.Problems = append(out.Health.Problems, fmt.Sprintf("the guest did not finish within %s (see serial.log)", total))
-	} else if !rep.Finished {
-		out.Health.Problems = append(out.Health.Problems, "the guest stopped before the test runner finished (see serial.log)")
-	}
-	if rep.TargetState != "" && !out.Health.MultiUser {
-		out.Health.Problems = append(out.Health.Problems, fmt.Sprintf("multi-user.target was not reached (state %q)", rep.TargetState))
-	}
-	if rep.FailedUnits != "" {
-		out.Health.Problems = append(out.Health.Problems, "failed systemd units:\n"+rep.FailedUnits)
-	}
-	if len(out.Health.ConsoleErrors) > 0 {
-		out.Health.Problems = append(out.Health.Problems, "kernel problems on the console:\n"+strings.Join(out.Health.ConsoleErrors, "\n"))
-	}
+	evaluateHealth(&out.Health, rep, res.TimedOut, total, t.SkipHealth)
 	ran := map[string]bool{}
 	for _, r := range rep.Results {
 		status := "fail"
@@ -161,11 +151,15 @@ func writeJUnit(path, suite string, results []TestResult, health []Health) error
 		Message string `xml:"message,attr"`
 		Text    string `xml:",chardata"`
 	}
+	type skipped struct {
+		Message string `xml:"message,attr"`
+	}
 	type testcase struct {
 		Name      string   `xml:"name,attr"`
 		Classname string   `xml:"classname,attr"`
 		Time      float64  `xml:"time,attr"`
 		Failure   *failure `xml:"failure,omitempty"`
+		Skipped   *skipped `xml:"skipped,omitempty"`
 		SystemOut string   `xml:"system-out,omitempty"`
 	}
 	type testsuite struct {
@@ -173,15 +167,25 @@ func writeJUnit(path, suite string, results []TestResult, health []Health) error
 		Name     string     `xml:"name,attr"`
 		Tests    int        `xml:"tests,attr"`
 		Failures int        `xml:"failures,attr"`
+		Skipped  int        `xml:"skipped,attr"`
 		Cases    []testcase `xml:"testcase"`
 	}
 	ts := testsuite{Name: suite}
 	for _, h := range health {
-		hc := testcase{Name: "base-health", Classname: suite + "." + h.Firmware, Time: h.BootSeconds}
-		if len(h.Problems) > 0 {
-			hc.Failure = &failure{Message: "base health checks failed", Text: strings.Join(h.Problems, "\n")}
+		for _, hc := range h.Checks {
+			c := testcase{Name: "health/" + hc.Name, Classname: suite + "." + h.Firmware}
+			switch hc.Status {
+			case "fail":
+				c.Failure = &failure{Message: "base health check failed", Text: hc.Detail}
+			case "skipped":
+				c.Skipped = &skipped{Message: "skipped by the recipe (skip_health)"}
+				c.SystemOut = hc.Detail
+			}
+			if hc.Name == checkFinished {
+				c.Time = h.BootSeconds
+			}
+			ts.Cases = append(ts.Cases, c)
 		}
-		ts.Cases = append(ts.Cases, hc)
 	}
 	for _, r := range results {
 		c := testcase{Name: r.Name, Classname: suite + "." + r.Firmware, Time: r.Seconds, SystemOut: r.Output}
@@ -194,6 +198,9 @@ func writeJUnit(path, suite string, results []TestResult, health []Health) error
 		ts.Tests++
 		if c.Failure != nil {
 			ts.Failures++
+		}
+		if c.Skipped != nil {
+			ts.Skipped++
 		}
 	}
 	data, err := xml.MarshalIndent(ts, "", "  ")

@@ -208,7 +208,7 @@ func mustResolve(tree, p string) string {
 }
 
 func removeGlob(tree, pattern string) error {
-	dir, err := fsroot.Resolve(tree, filepath.Dir(pattern))
+	dir, err := fsroot.ResolveForWrite(tree, filepath.Dir(pattern))
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func removeGlob(tree, pattern string) error {
 }
 
 func removeRegular(tree, p string) error {
-	h, err := fsroot.Resolve(tree, filepath.Dir(p))
+	h, err := fsroot.ResolveForWrite(tree, filepath.Dir(p))
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,7 @@ func removeRegular(tree, p string) error {
 // truncateLogs empties every regular file under /var/log, keeping the
 // directories and files that packages expect to exist.
 func truncateLogs(tree string) error {
-	logDir, err := fsroot.Resolve(tree, "/var/log")
+	logDir, err := fsroot.ResolveForWrite(tree, "/var/log")
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 
 // imageBlockSchema is the image block: the one image a recipe describes.
 var imageBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "version"}, {Name: "description"}},
+	Attributes: []hcl.AttributeSchema{{Name: "version"}, {Name: "description"}, {Name: "skip_health"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "base", LabelNames: []string{"type"}},
 		{Type: "boot"},
@@ -66,6 +66,7 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 	}
 	d.getStr(img.src, versionArg, &img.Version, &diags)
 	d.getStr(img.src, descriptionArg, &img.Description, &diags)
+	d.decodeSkipHealth(img, &diags)
 
 	first := map[string]*hcl.Block{}
 	once := func(b *hcl.Block) bool {

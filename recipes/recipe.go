@@ -72,6 +72,7 @@ type Image struct {
 	Catalog     Catalog        // see catalog.go
 	Lifecycle   *Lifecycle     // nil without a lifecycle block
 	Distribute  []Distribution // in recipe order
+	SkipHealth  []string       // base health checks the recipe opts out of (names in HealthChecks)
 	Range       Range          // the image block's header
 }
 

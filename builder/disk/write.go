@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
 	"github.com/kiln-build/kiln/internal/fat32"
+	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -276,7 +278,13 @@ func SplitTree(tree string, l *Layout, dest string) (map[string]string, error) {
 	}
 	sort.Slice(mounts, func(i, j int) bool { return strings.Count(mounts[i].Mount, "/") > strings.Count(mounts[j].Mount, "/") })
 	for _, p := range mounts {
-		src := filepath.Join(tree, filepath.FromSlash(strings.TrimPrefix(p.Mount, "/")))
+		// The mount point's parent is resolved inside the tree: a link such
+		// as /var -> / must not make the split move host directories.
+		parent, err := fsroot.ResolveForWrite(tree, path.Dir(p.Mount))
+		if err != nil {
+			return nil, err
+		}
+		src := filepath.Join(parent, path.Base(p.Mount))
 		fi, err := os.Lstat(src)
 		if errors.Is(err, os.ErrNotExist) {
 			if err := os.MkdirAll(src, 0o755); err != nil {

@@ -96,6 +96,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
 	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
+	onError := fs.String("on-error", builder.OnErrorCleanup, "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -103,6 +104,10 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "kiln build: expected exactly one RECIPE argument")
 		fs.Usage()
+		return exitUsage
+	}
+	if *onError != builder.OnErrorCleanup && *onError != builder.OnErrorKeep {
+		fmt.Fprintf(stderr, "kiln build: --on-error %q: use cleanup or keep\n", *onError)
 		return exitUsage
 	}
 	r, code := loadRecipe(pos[0], &rf, stderr, stdout)
@@ -122,6 +127,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(stdout, stderr, *rf.json, err, exitUsage)
 	}
 	opts.RefreshBase = *refresh
+	opts.OnError = *onError
 	if !*rf.json {
 		opts.Progress = progress.New(stderr)
 	}

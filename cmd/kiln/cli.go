@@ -37,6 +37,8 @@ func commands() []command {
 		{"build", "Build, boot-test and publish an image from a recipe", buildUsage, cmdBuild},
 		{"validate", "Check a recipe and report every problem in it", validateUsage, cmdValidate},
 		{"schedule", "Run pipelines of recipes on cron schedules, as a service", scheduleUsage, cmdSchedule},
+		{"test", "Smoke-test any disk image or artifact: base health checks plus your tests", testUsage, cmdTest},
+		{"run", "Boot a disk image or artifact on this terminal's serial console", runUsage, cmdRun},
 		{"convert", "Convert a disk image to raw, qcow2, VMDK, VHD, VHDX or OVA, natively", convertUsage, cmdConvert},
 		{"verify", "Check a disk image against a platform's import rules", verifyUsage, cmdVerify},
 		{"images", "The catalog: list, show, rm, deprecate, share, copy, prune builds", imagesUsage, cmdImages},

@@ -79,7 +79,7 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	}
 	data, _ := os.ReadFile(filepath.Join(res.Path, "tests.xml"))
 	require.NoError(t, xml.Unmarshal(data, &junit))
-	require.Equal(t, 3, junit.Tests)
+	require.Equal(t, 4+2, junit.Tests) // 4 health checks, 2 tests
 	require.Zero(t, junit.Failures)
 
 	// The manifest's checksums match the files: a zstd-compressed raw image

@@ -24,7 +24,53 @@ const maxLinks = 40
 // Resolve returns the host path for p (an absolute path inside the tree) with
 // every symlink along the way resolved inside root. The last component need
 // not exist; if it is a symlink it is resolved too.
-func Resolve(root, p string) (string, error) {
+func Resolve(root, p string) (string, error) { return resolve(root, p, false) }
+
+// ResolveForWrite is Resolve for a path Kiln is about to create, change or
+// remove. It refuses (with a *LinkError naming the path and the link) when a
+// symlink on the way points at the tree's root itself or climbs above it with
+// "..": such a link (a base or build step that did "ln -s / /etc") would make
+// Kiln write somewhere the image does not expect, so the build stops instead.
+func ResolveForWrite(root, p string) (string, error) { return resolve(root, p, true) }
+
+// LinkError reports a symlink that redirects a path Kiln writes.
+type LinkError struct {
+	Path   string // the path Kiln was writing, inside the tree
+	Link   string // the symlink, inside the tree
+	Target string // what the symlink points at
+	Reason string
+}
+
+func (e *LinkError) Error() string {
+	return fmt.Sprintf("refusing to write %s in the image tree: %s is a symlink to %q, which %s; a base or build step must not replace system directories with such links",
+		e.Path, e.Link, e.Target, e.Reason)
+}
+
+// hostile reports why a symlink at depth (its directory's number of
+// components below root) with target is refused, or "" when it is not.
+func hostile(depth int, target string) string {
+	if strings.HasPrefix(target, "/") {
+		depth = 0
+	}
+	for _, c := range strings.Split(target, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return "climbs above the tree's root"
+			}
+		default:
+			depth++
+		}
+	}
+	if depth == 0 {
+		return "points at the tree's root"
+	}
+	return ""
+}
+
+func resolve(root, p string, strict bool) (string, error) {
 	root = filepath.Clean(root)
 	rest := strings.Split(path.Clean("/"+p), "/")
 	var done []string // resolved components, relative to root
@@ -62,6 +108,11 @@ func Resolve(root, p string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if strict {
+			if why := hostile(len(done), target); why != "" {
+				return "", &LinkError{Path: path.Clean("/" + p), Link: "/" + path.Join(append(done, c)...), Target: target, Reason: why}
+			}
+		}
 		if strings.HasPrefix(target, "/") {
 			done = nil
 		}
@@ -70,11 +121,12 @@ func Resolve(root, p string) (string, error) {
 	return filepath.Join(root, filepath.Join(done...)), nil
 }
 
-// WriteFile writes data to p inside root, creating parent directories.
+// WriteFile writes data to p inside root, creating parent directories. Like
+// every function here that changes the tree, it resolves p with ResolveForWrite.
 // Existing components were resolved inside root and missing ones are created
 // as plain directories, so nothing is written outside the tree.
 func WriteFile(root, p string, data []byte, perm fs.FileMode) error {
-	host, err := Resolve(root, p)
+	host, err := ResolveForWrite(root, p)
 	if err != nil {
 		return err
 	}
@@ -86,7 +138,7 @@ func WriteFile(root, p string, data []byte, perm fs.FileMode) error {
 
 // MkdirAll creates directory p inside root and returns its host path.
 func MkdirAll(root, p string, perm fs.FileMode) (string, error) {
-	host, err := Resolve(root, p)
+	host, err := ResolveForWrite(root, p)
 	if err != nil {
 		return "", err
 	}
@@ -96,7 +148,7 @@ func MkdirAll(root, p string, perm fs.FileMode) (string, error) {
 // Remove removes p inside root (files or empty directories); a missing path is fine.
 // A symlink is removed itself, never its target.
 func Remove(root, p string) error {
-	dir, err := Resolve(root, path.Dir(path.Clean("/"+p)))
+	dir, err := parentForWrite(root, p)
 	if err != nil {
 		return err
 	}
@@ -109,11 +161,21 @@ func Remove(root, p string) error {
 
 // RemoveAll removes p and everything below it, inside root. Symlinks are not followed.
 func RemoveAll(root, p string) error {
-	dir, err := Resolve(root, path.Dir(path.Clean("/"+p)))
+	dir, err := parentForWrite(root, p)
 	if err != nil {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(dir, path.Base(path.Clean("/"+p))))
+}
+
+// parentForWrite resolves p's directory for a change to p, and names p in a *LinkError.
+func parentForWrite(root, p string) (string, error) {
+	dir, err := ResolveForWrite(root, path.Dir(path.Clean("/"+p)))
+	var le *LinkError
+	if errors.As(err, &le) {
+		le.Path = path.Clean("/" + p)
+	}
+	return dir, err
 }
 
 // ReadFile reads p inside root.

@@ -35,14 +35,40 @@ func TestResolveStaysInsideRoot(t *testing.T) {
 		require.NotContains(t, "..", rel[:min(2, len(rel))], in)
 	}
 
-	// Writing through the hostile links lands inside the tree, never on the host.
-	require.NoError(t, WriteFile(root, "/etc/hostile", []byte("x"), 0o644))
+	// Writing through a link to the root, or one that climbs above it, is
+	// refused with an error that names the path and the link; an absolute
+	// link to a host path is re-rooted and lands inside the tree.
+	err := WriteFile(root, "/etc/hostile", []byte("x"), 0o644)
+	var le *LinkError
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, "/etc/hostile", le.Path)
+	require.Equal(t, "/etc", le.Link)
+	require.ErrorContains(t, err, `/etc is a symlink to "/", which points at the tree's root`)
+	_, err = MkdirAll(root, "/var/lib/x", 0o755)
+	require.ErrorContains(t, err, `refusing to write /var/lib/x in the image tree: /var is a symlink to "../../../..", which climbs above the tree's root`)
+	require.ErrorAs(t, Remove(root, "/etc/machine-id"), &le)
+	require.ErrorAs(t, RemoveAll(root, "/var/x/y"), &le)
 	require.NoError(t, WriteFile(root, "/opt/secret", []byte("x"), 0o644))
-	require.FileExists(t, filepath.Join(root, "hostile"))
+	require.NoError(t, WriteFile(root, "/lib/ok", []byte("x"), 0o644))
+	require.FileExists(t, filepath.Join(root, "usr/lib/ok"))
+	require.NoFileExists(t, filepath.Join(root, "hostile"))
 	require.NoFileExists(t, "/hostile")
 	entries, err := os.ReadDir(outside)
 	require.NoError(t, err)
 	require.Empty(t, entries)
+}
+
+func TestHostileLinkRules(t *testing.T) {
+	for target, want := range map[string]string{
+		"/": "points at the tree's root", "../..": "climbs above the tree's root", ".": "", "..": "points at the tree's root",
+		"/run/systemd/resolve/stub-resolv.conf": "", "../run/x": "", "usr/lib": "", "../../../usr/lib": "climbs above the tree's root",
+		"//": "points at the tree's root", "/usr/..": "points at the tree's root",
+	} {
+		got := hostile(1, target) // a link in a directory one level below the root, like /etc/x
+		require.Equal(t, want, got, target)
+	}
+	require.Equal(t, "points at the tree's root", hostile(0, "."), "/x -> . is the root")
+	require.Equal(t, "", hostile(2, "."), "/usr/bin/X11 -> . is fine")
 }
 
 func TestSymlinkLoop(t *testing.T) {

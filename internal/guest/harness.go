@@ -32,7 +32,7 @@ var DebugfsCmd = "debugfs"
 // Test is one test to run in the guest.
 type Test struct {
 	Name    string
-	Script  []byte // a file to execute: with a #! line it runs as is, else with /bin/sh
+	Script  []byte // a file to execute: with a #! line, or an ELF executable, it runs as is, else with /bin/sh
 	Timeout time.Duration
 	Env     map[string]string // extra environment for this test
 }
@@ -106,7 +106,7 @@ for t in ` + harnessDir + `/tests/*; do
 	(
 		export KILN_TEST="$(cat ` + harnessDir + `/names/$idx)"
 		. ` + harnessDir + `/envs/$idx
-		if head -c2 "$t" | grep -q '^#!'; then
+		if head -c2 "$t" | grep -q '^#!' || [ "$(head -c4 "$t" | tail -c3)" = ELF ]; then
 			exec timeout -k 5 "$to" "$t"
 		else
 			exec timeout -k 5 "$to" /bin/sh "$t"

@@ -106,6 +106,10 @@ type Options struct {
 	// to its stdout (a stdio chardev, still logging to ConsoleLog) and Run
 	// copies that here. A slow writer slows the guest's console, nothing else.
 	Console io.Writer
+	// Stdin, with Console, makes ttyS0 interactive as -nographic does: QEMU
+	// reads keystrokes from it, multiplexed with its monitor (Ctrl-A x
+	// quits, Ctrl-A c switches to the monitor, Ctrl-C goes to the guest).
+	Stdin io.Reader
 
 	// Network adds a user-mode NIC (-nic user,model=virtio-net-pci).
 	Network bool
@@ -261,6 +265,9 @@ func (o Options) Cmdline() ([]string, error) {
 	switch {
 	case o.Console != nil:
 		console = "stdio,id=ttyS0"
+		if o.Stdin != nil {
+			console += ",mux=on,signal=off"
+		}
 		if o.ConsoleLog != "" {
 			console += ",logfile=" + optEscape(o.ConsoleLog) + ",logappend=off"
 		}
@@ -270,6 +277,9 @@ func (o Options) Cmdline() ([]string, error) {
 		console = "null,id=ttyS0"
 	}
 	args = append(args, "-chardev", console, "-serial", "chardev:ttyS0")
+	if o.Console != nil && o.Stdin != nil {
+		args = append(args, "-mon", "chardev=ttyS0,mode=readline")
+	}
 	for i, p := range o.ExtraSerials {
 		if p == "" {
 			return nil, fmt.Errorf("qemu: extra serial port %d (ttyS%d) has no file", i, i+1)
@@ -359,7 +369,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	watch := &stderrWatch{onFatal: func() { cancel(errKVMInternal) }}
 	start := time.Now()
-	err = run.Run(rctx, run.Cmd{Args: args, Stdout: o.Console, Stderr: watch})
+	err = run.Run(rctx, run.Cmd{Args: args, Stdin: o.Stdin, Stdout: o.Console, Stderr: watch})
 	res.Duration = time.Since(start)
 	if err == nil {
 		res.ExitCode = 0

@@ -1,0 +1,329 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/builder/formats"
+	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/internal/qemu"
+	"github.com/kiln-build/kiln/internal/semver"
+	"github.com/kiln-build/kiln/internal/sparse"
+)
+
+// Target is an image to boot outside a build (kiln test, kiln run): a disk
+// image file of any supported format, or a published artifact.
+type Target struct {
+	Source        string    // what was asked for: the image file or the artifact directory
+	Path          string    // the disk QEMU boots: raw, qcow2, vmdk, vhd or vhdx; never modified
+	Name, Version string    // from the manifest, else the file's name and "0.0.0"
+	Manifest      *Manifest // nil for an image that is not a Kiln artifact
+	// Firmwares are the firmwares the image boots under: the manifest's
+	// boot mode, else what its partitions show (see DetectFirmware).
+	Firmwares  []string
+	RootOffset uint64 // the ext4 root filesystem, for the harness
+	Table      string
+}
+
+// UsageError is a command-line mistake (exit code 2): a target that does not exist or cannot be resolved.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// OpenTarget resolves arg, which is a disk image file, an artifact directory
+// (images/<name>/<version>/<build>) or name@version[/build] in the catalog
+// imagesDir (version may be a selector such as 1.x.x; without /build the
+// newest build). A compressed raw image (.zst, .xz) is decompressed into
+// scratch, which must outlive the Target.
+func OpenTarget(ctx context.Context, arg, imagesDir, scratch string) (*Target, error) {
+	path := arg
+	fi, err := os.Stat(arg)
+	if err != nil && strings.Count(arg, "@") == 1 && !strings.HasPrefix(arg, "/") && !strings.HasPrefix(arg, ".") {
+		if path, err = resolveCatalog(arg, imagesDir); err != nil {
+			return nil, &UsageError{err}
+		}
+		fi, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("%s: no such image file or artifact directory", arg)}
+	}
+	t := &Target{Source: path}
+	if fi.IsDir() {
+		if path, err = fromArtifact(t, path); err != nil {
+			return nil, &UsageError{err}
+		}
+	} else {
+		base := filepath.Base(path)
+		for _, ext := range []string{".zst", ".xz", ".raw", ".qcow2", ".vmdk", ".vhd", ".vhdx", ".img"} {
+			base = strings.TrimSuffix(base, ext)
+		}
+		t.Name, t.Version = base, "0.0.0"
+	}
+	kind, err := formats.Detect(path)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "zstd", "xz":
+		raw := filepath.Join(scratch, "decompressed.raw")
+		if err := formats.Decompress(ctx, path, raw); err != nil {
+			return nil, fmt.Errorf("decompressing %s: %w", path, err)
+		}
+		path = raw
+	case "ova":
+		return nil, &UsageError{fmt.Errorf("%s is an OVA; unpack its VMDK disk and give that", path)}
+	}
+	t.Path = path
+	img, err := formats.Open(path)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	defer img.Close()
+	in, err := disk.Inspect(img, img.Size())
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("%s: %w", path, err)}
+	}
+	root, err := in.Root()
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("%s: %w; Kiln injects its test harness into the root filesystem", path, err)}
+	}
+	t.RootOffset, t.Table = root.Start, in.Table
+	if len(t.Firmwares) == 0 {
+		mbr := make([]byte, 512)
+		if _, err := img.ReadAt(mbr, 0); err != nil {
+			return nil, err
+		}
+		t.Firmwares = DetectFirmware(in, mbr)
+	}
+	return t, nil
+}
+
+// fromArtifact fills t from a published build directory and returns the
+// output to boot: the raw image if there is one, else the first disk format.
+func fromArtifact(t *Target, dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return "", fmt.Errorf("%s is a directory but not a Kiln artifact (no manifest.json)", dir)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", fmt.Errorf("%s: manifest.json: %w", dir, err)
+	}
+	t.Manifest, t.Name, t.Version = &m, m.Name, m.Version
+	switch m.Boot.Firmware {
+	case "hybrid":
+		t.Firmwares = []string{"uefi", "bios"}
+	case "uefi", "bios":
+		t.Firmwares = []string{m.Boot.Firmware}
+	}
+	pick := ""
+	for _, want := range []string{"raw", "qcow2", "vmdk", "vhd", "vhdx"} {
+		for _, o := range m.Outputs {
+			if o.Format == want && pick == "" {
+				pick = o.File
+			}
+		}
+	}
+	if pick == "" {
+		return "", fmt.Errorf("%s has no bootable disk output (raw, qcow2, vmdk, vhd or vhdx)", dir)
+	}
+	return filepath.Join(dir, pick), nil
+}
+
+// resolveCatalog finds name@version[/build] in the catalog.
+func resolveCatalog(arg, imagesDir string) (string, error) {
+	name, rest, _ := strings.Cut(arg, "@")
+	ver, buildStr, hasBuild := strings.Cut(rest, "/")
+	sel, err := semver.ParseSelector(ver)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", arg, err)
+	}
+	entries, err := os.ReadDir(filepath.Join(imagesDir, name))
+	if err != nil {
+		return "", fmt.Errorf("%s: no image %q in the catalog %s", arg, name, imagesDir)
+	}
+	var versions []semver.Version
+	for _, e := range entries {
+		if v, err := semver.Parse(e.Name()); err == nil && e.IsDir() {
+			versions = append(versions, v)
+		}
+	}
+	i := sel.Newest(versions)
+	if i < 0 {
+		return "", fmt.Errorf("%s: no version of %s in %s matches %s", arg, name, imagesDir, ver)
+	}
+	vdir := filepath.Join(imagesDir, name, versions[i].String())
+	builds, err := artifact.Builds(vdir)
+	if err != nil || len(builds) == 0 {
+		return "", fmt.Errorf("%s: %s has no published build", arg, vdir)
+	}
+	if hasBuild {
+		n, err := strconv.Atoi(buildStr)
+		if err != nil || n < 1 {
+			return "", fmt.Errorf("%s: build %q is not a build number", arg, buildStr)
+		}
+		return filepath.Join(vdir, strconv.Itoa(n)), nil
+	}
+	newest := builds[0]
+	for _, b := range builds {
+		newest = max(newest, b)
+	}
+	return filepath.Join(vdir, strconv.Itoa(newest)), nil
+}
+
+// DetectFirmware tells from a disk's partitions which firmwares boot it:
+// an EFI system partition means UEFI; a GPT BIOS boot partition, or boot
+// code in an MBR disk's first sector, means BIOS; both means a hybrid
+// image, tested under each. A disk that shows neither is tried under UEFI
+// when it is GPT and under BIOS when it is MBR.
+func DetectFirmware(in *disk.Inspected, mbr []byte) []string {
+	var uefi, bios bool
+	for _, p := range in.Partitions {
+		if strings.EqualFold(p.TypeGUID, parttype.ESP.GUID) || (in.Table == "mbr" && p.TypeMBR == parttype.ESP.MBR) {
+			uefi = true
+		}
+		if strings.EqualFold(p.TypeGUID, parttype.BIOS.GUID) {
+			bios = true
+		}
+	}
+	if in.Table == "mbr" && len(mbr) >= 440 && !allZero(mbr[:440]) {
+		bios = true
+	}
+	switch {
+	case uefi && bios:
+		return []string{"uefi", "bios"}
+	case uefi:
+		return []string{"uefi"}
+	case bios:
+		return []string{"bios"}
+	case in.Table == "gpt":
+		return []string{"uefi"}
+	}
+	return []string{"bios"}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// SmokeRequest is a kiln test run: the base health checks plus extra tests
+// on an image built by Kiln or by anything else.
+type SmokeRequest struct {
+	Target   *Target
+	Firmware string // "" = every firmware of the target
+	Tests    []Step
+	WorkDir  string // scratch; ConsoleLog files go here unless ConsoleDir is set
+	// ConsoleDir, when set, receives serial-<firmware>.log.
+	ConsoleDir string
+	Log        io.Writer
+}
+
+// SmokeReport is the outcome of a kiln test run.
+type SmokeReport struct {
+	Results []TestResult `json:"tests"`
+	Health  []Health     `json:"health"`
+	Failure *TestFailure `json:"-"`
+}
+
+// Smoke boots the target under each firmware with the tests injected into a
+// throwaway copy and returns the results; the image file is never changed
+// (its sha256 is checked before and after for raw images).
+func Smoke(ctx context.Context, r SmokeRequest) (*SmokeReport, error) {
+	firmwares := r.Target.Firmwares
+	if r.Firmware != "" {
+		firmwares = []string{r.Firmware}
+	}
+	if r.Log == nil {
+		r.Log = io.Discard
+	}
+	consoleDir := r.ConsoleDir
+	if consoleDir == "" {
+		consoleDir = r.WorkDir
+	}
+	before, err := sparse.SHA256(r.Target.Path)
+	if err != nil {
+		return nil, err
+	}
+	out := &SmokeReport{Results: []TestResult{}, Health: []Health{}}
+	var failures []*TestFailure
+	for _, f := range firmwares {
+		rep, err := TestImage(ctx, TestRequest{
+			Image: r.Target.Path, RootOffset: r.Target.RootOffset, Firmware: f, Name: r.Target.Name, Version: r.Target.Version,
+			Tests: r.Tests, WorkDir: r.WorkDir, ConsoleLog: filepath.Join(consoleDir, "serial-"+f+".log"), Log: r.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, rep.Results...)
+		out.Health = append(out.Health, rep.Health)
+		if fl := rep.failure(); fl != nil {
+			failures = append(failures, fl)
+		}
+	}
+	if after, err := sparse.SHA256(r.Target.Path); err != nil || after != before {
+		return nil, errors.New("the image changed while it was tested")
+	}
+	if len(failures) > 0 {
+		out.Failure = mergeFailures(failures)
+	}
+	return out, nil
+}
+
+// WriteJUnit writes results and health checks as JUnit XML (tests.xml).
+func WriteJUnit(path, suite string, results []TestResult, health []Health) error {
+	return writeJUnit(path, suite, results, health)
+}
+
+// RunRequest boots a target for a person on the serial console.
+type RunRequest struct {
+	Target   *Target
+	Firmware string    // "" = the target's first firmware
+	Stdin    io.Reader // keystrokes for ttyS0
+	Stdout   io.Writer // ttyS0
+	WorkDir  string    // the UEFI variables live here
+	Timeout  time.Duration
+}
+
+// RunTarget boots the target with its console on Stdin/Stdout until the
+// guest powers off or the user quits QEMU (Ctrl-A x). The disk is attached
+// with snapshot=on: writes go to a throwaway overlay, the image file is
+// never changed.
+func RunTarget(ctx context.Context, r RunRequest) (*qemu.Result, error) {
+	fw := r.Firmware
+	if fw == "" {
+		fw = r.Target.Firmwares[0]
+	}
+	kind, err := formats.Detect(r.Target.Path)
+	if err != nil {
+		return nil, err
+	}
+	opts := qemu.Options{
+		Firmware: qemu.BIOS,
+		Disks:    []qemu.Disk{{Path: r.Target.Path, Format: qemuFormat(kind), Snapshot: true}},
+		Console:  r.Stdout,
+		Stdin:    r.Stdin,
+		Network:  true,
+		Timeout:  r.Timeout,
+	}
+	if fw == "uefi" {
+		opts.Firmware = qemu.UEFI
+		opts.VarsFile = filepath.Join(r.WorkDir, "vars-uefi.fd")
+	}
+	return qemu.Run(ctx, opts)
+}

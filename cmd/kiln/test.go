@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/builder"
+	"golang.org/x/term"
+)
+
+const testUsage = `kiln test [flags] IMAGE_FILE|ARTIFACT
+
+Smoke-tests a disk image: boots a throwaway copy in QEMU under each firmware
+it supports, holds it to the base health checks (multi-user.target reached,
+no failed systemd units, no kernel panic, oops, BUG or call trace) and runs
+each --test script or executable inside it as root. The image is never changed.
+
+IMAGE_FILE is a raw (also .zst or .xz compressed), qcow2, VMDK, VHD or VHDX
+image, built by Kiln or by anything else. ARTIFACT is a published build
+directory (images/<name>/<version>/<build>) or name@version[/build] in the
+catalog (--images; version may be a selector such as 1.x.x).
+
+Firmware: --firmware, else the artifact's boot mode, else detected from the
+partitions (an EFI system partition means uefi, a BIOS boot partition or MBR
+boot code means bios, both means both).
+
+Exit codes: 0 every check and test passed, 1 a test or health check failed
+(or the image could not be booted), 2 usage error.`
+
+const runUsage = `kiln run [flags] IMAGE_FILE|ARTIFACT
+
+Boots an image in QEMU with its serial console on this terminal, like
+qemu -nographic: Ctrl-A x quits, Ctrl-A c switches to the QEMU monitor,
+Ctrl-C goes to the guest. The disk is attached through a throwaway overlay
+(snapshot=on), so the image is never changed. Arguments and firmware are
+chosen as for kiln test. KVM is used when it works, TCG otherwise.`
+
+func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("test", testUsage, stderr)
+	var tests multiFlag
+	fs.Var(&tests, "test", "a script or executable to run in the guest as root (repeatable)")
+	firmware := fs.String("firmware", "", "uefi or bios (default: from the manifest, else detected)")
+	images := fs.String("images", defaultImagesDir(), "catalog for name@version arguments (env KILN_IMAGES)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "time limit of each --test")
+	junit := fs.String("junit", "", "write the results as JUnit XML to this file")
+	logs := fs.String("logs", "", "keep the serial console of each boot (serial-<firmware>.log) in this directory")
+	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
+	verbose := fs.Bool("verbose", false, "copy the log (every command and its output) to stderr")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "kiln test: expected exactly one IMAGE_FILE or ARTIFACT argument")
+		fs.Usage()
+		return exitUsage
+	}
+	if *firmware != "" && *firmware != "uefi" && *firmware != "bios" {
+		return fail(stdout, stderr, *asJSON, fmt.Errorf("--firmware %q: use uefi or bios", *firmware), exitUsage)
+	}
+	var steps []builder.Step
+	seen := map[string]bool{}
+	for _, p := range tests {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fail(stdout, stderr, *asJSON, fmt.Errorf("--test: %w", err), exitUsage)
+		}
+		name := filepath.Base(p)
+		for i := 2; seen[name]; i++ {
+			name = fmt.Sprintf("%s-%d", filepath.Base(p), i)
+		}
+		seen[name] = true
+		steps = append(steps, builder.Step{Name: name, Script: data, Timeout: *timeout})
+	}
+	if *logs != "" {
+		if err := os.MkdirAll(*logs, 0o755); err != nil {
+			return fail(stdout, stderr, *asJSON, err, exitUsage)
+		}
+	}
+	if err := requireTools("debugfs", "qemu-system-x86_64"); err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitFailed)
+	}
+	scratch, err := os.MkdirTemp("", "kiln-test-")
+	if err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitFailed)
+	}
+	defer os.RemoveAll(scratch)
+	target, err := builder.OpenTarget(ctx, pos[0], *images, scratch)
+	if err != nil {
+		return targetError(stdout, stderr, *asJSON, err)
+	}
+	var log io.Writer = io.Discard
+	if *verbose {
+		log = stderr
+	}
+	if !*asJSON {
+		fw := *firmware
+		if fw == "" {
+			fw = strings.Join(target.Firmwares, " and ")
+		}
+		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
+	}
+	rep, err := builder.Smoke(ctx, builder.SmokeRequest{Target: target, Firmware: *firmware, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log})
+	if err != nil {
+		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), exitFailed)
+	}
+	if *junit != "" {
+		if err := builder.WriteJUnit(*junit, target.Name, rep.Results, rep.Health); err != nil {
+			return fail(stdout, stderr, *asJSON, err, exitFailed)
+		}
+	}
+	status, code := "passed", exitOK
+	if rep.Failure != nil {
+		status, code = "failed", exitFailed
+	}
+	if *asJSON {
+		out := map[string]any{"status": status, "image": target.Source, "booted": target.Path, "name": target.Name, "version": target.Version,
+			"firmwares": target.Firmwares, "tests": rep.Results, "health": rep.Health, "exit_code": code}
+		if rep.Failure != nil {
+			out["error"] = rep.Failure.Error()
+		}
+		writeJSON(stdout, out)
+		return code
+	}
+	for _, h := range rep.Health {
+		for _, c := range h.Checks {
+			fmt.Fprintf(stdout, "  health %-20s %s (%s)\n", c.Name, strings.ToUpper(c.Status), h.Firmware)
+		}
+	}
+	for _, t := range rep.Results {
+		fmt.Fprintf(stdout, "  test %-22s %s (%s, exit code %d, %.1fs)\n", t.Name, strings.ToUpper(t.Status), t.Firmware, t.ExitCode, t.Seconds)
+		if t.Status != "pass" && strings.TrimSpace(t.Output) != "" {
+			for _, l := range strings.Split(strings.TrimRight(t.Output, "\n"), "\n") {
+				fmt.Fprintf(stdout, "    | %s\n", l)
+			}
+		}
+	}
+	if rep.Failure != nil {
+		fmt.Fprintf(stderr, "kiln: %v\n", rep.Failure)
+	} else {
+		fmt.Fprintln(stdout, "passed")
+	}
+	return code
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", runUsage, stderr)
+	firmware := fs.String("firmware", "", "uefi or bios (default: from the manifest, else detected)")
+	images := fs.String("images", defaultImagesDir(), "catalog for name@version arguments (env KILN_IMAGES)")
+	timeout := fs.Duration("timeout", 0, "stop the guest after this long (default: no limit)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "kiln run: expected exactly one IMAGE_FILE or ARTIFACT argument")
+		fs.Usage()
+		return exitUsage
+	}
+	if *firmware != "" && *firmware != "uefi" && *firmware != "bios" {
+		fmt.Fprintf(stderr, "kiln run: --firmware %q: use uefi or bios\n", *firmware)
+		return exitUsage
+	}
+	if err := requireTools("qemu-system-x86_64"); err != nil {
+		fmt.Fprintf(stderr, "kiln: %v\n", err)
+		return exitFailed
+	}
+	scratch, err := os.MkdirTemp("", "kiln-run-")
+	if err != nil {
+		fmt.Fprintf(stderr, "kiln: %v\n", err)
+		return exitFailed
+	}
+	defer os.RemoveAll(scratch)
+	target, err := builder.OpenTarget(ctx, pos[0], *images, scratch)
+	if err != nil {
+		return targetError(stdout, stderr, false, err)
+	}
+	fw := *firmware
+	if fw == "" {
+		fw = target.Firmwares[0]
+	}
+	fmt.Fprintf(stderr, "kiln: booting %s under %s on a throwaway overlay; Ctrl-A x quits, Ctrl-A c is the QEMU monitor\n", target.Source, fw)
+	stdin, restore, err := consoleInput()
+	if err != nil {
+		fmt.Fprintf(stderr, "kiln: %v\n", err)
+		return exitFailed
+	}
+	res, err := builder.RunTarget(ctx, builder.RunRequest{Target: target, Firmware: fw, Stdin: stdin, Stdout: stdout, WorkDir: scratch, Timeout: *timeout})
+	restore()
+	if err != nil {
+		fmt.Fprintf(stderr, "\nkiln: %v\n", err)
+		return exitFailed
+	}
+	if res.TimedOut {
+		fmt.Fprintf(stderr, "\nkiln: stopped the guest after %s (--timeout)\n", *timeout)
+	}
+	return exitOK
+}
+
+// consoleInput returns what QEMU reads keystrokes from. A pipe or file is
+// passed as it is. A terminal is put in raw mode (so Ctrl-A and Ctrl-C reach
+// QEMU and the guest) and relayed through a pipe, so QEMU, which runs in its
+// own process group, never reads the terminal itself.
+func consoleInput() (io.Reader, func(), error) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return os.Stdin, func() {}, nil
+	}
+	state, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		_ = term.Restore(fd, state)
+		return nil, nil, err
+	}
+	go func() { _, _ = io.Copy(w, os.Stdin) }()
+	return r, func() {
+		_ = term.Restore(fd, state)
+		_ = w.Close()
+		_ = r.Close()
+	}, nil
+}
+
+func targetError(stdout, stderr io.Writer, asJSON bool, err error) int {
+	code := exitFailed
+	var ue *builder.UsageError
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
+	return fail(stdout, stderr, asJSON, err, code)
+}
+
+// requireTools names every missing host tool and its Debian package.
+func requireTools(tools ...string) error {
+	var missing, pkgs []string
+	for _, t := range tools {
+		for _, ht := range hostTools {
+			if ht[0] == t {
+				if _, err := exec.LookPath(t); err != nil {
+					missing, pkgs = append(missing, t), append(pkgs, ht[1])
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing host tools: %s\n  install them with: apt-get install %s (or run scripts/install-deps.sh)",
+			strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	}
+	return nil
+}
