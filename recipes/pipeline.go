@@ -55,7 +55,10 @@ type Pipeline struct {
 	MaxFailures int
 	Variables   map[string]string // given to the recipe as -var name=value
 	VarFiles    []string          // absolute paths, given as -var-file
-	Range       Range
+	// Lifecycle, when set, replaces the recipe's lifecycle rule for the
+	// builds this pipeline makes, and is applied after each of them.
+	Lifecycle *Lifecycle
+	Range     Range
 }
 
 // LoadOptions are the options to load p's recipe with; env is the
@@ -82,6 +85,7 @@ var pipelineSchema = &hcl.BodySchema{
 		{Name: "recipe"}, {Name: "schedule"}, {Name: "when"}, {Name: "time_zone"}, {Name: "max_failures"},
 		{Name: "variables"}, {Name: "var_files"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
 }
 
 var (
@@ -219,6 +223,16 @@ func (d *decoder) decodePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 				fmt.Sprintf("There is no file %s. var_files paths are relative to the pipelines file's directory (%s).", path, d.dir)))
 		}
 		p.VarFiles = append(p.VarFiles, path)
+	}
+	for _, lb := range content.Blocks {
+		lc, ld := d.decodeLifecycleBlock(lb)
+		diags = append(diags, ld...)
+		if p.Lifecycle != nil {
+			diags = append(diags, errorDiag(lb.DefRange, "Duplicate lifecycle block",
+				fmt.Sprintf("A pipeline has at most one lifecycle block, and there is one at %s already. Merge the two.", p.Lifecycle.Range)))
+			continue
+		}
+		p.Lifecycle = &lc.Lifecycle
 	}
 	return p, diags
 }

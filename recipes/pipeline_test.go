@@ -26,6 +26,7 @@ func TestLoadPipelines(t *testing.T) {
 	require.Equal(t, DefaultMaxFailures, n.MaxFailures)
 	require.Equal(t, time.Local, n.Location)
 	require.Equal(t, 2, n.Range.Line)
+	require.Nil(t, n.Lifecycle)
 
 	w := p.Pipelines[1]
 	require.Equal(t, WhenAlways, w.When)
@@ -33,6 +34,9 @@ func TestLoadPipelines(t *testing.T) {
 	require.Equal(t, "Europe/Berlin", w.Location.String())
 	require.Equal(t, map[string]string{"suite": "trixie", "release": "2.0.0"}, w.Variables)
 	require.Equal(t, []string{abs}, w.VarFiles)
+	require.NotNil(t, w.Lifecycle)
+	require.Equal(t, 3, w.Lifecycle.KeepLast)
+	require.Equal(t, 30*24*time.Hour, w.Lifecycle.DeprecateAfter)
 	o := w.LoadOptions([]string{"KILN_VAR_x=1"})
 	require.Equal(t, []string{"release=2.0.0", "suite=trixie"}, o.Vars, "sorted, as -var")
 	require.Equal(t, []string{abs}, o.VarFiles)

@@ -240,3 +240,18 @@ func TestImagesShareDeprecateShowRm(t *testing.T) {
 	assert.Contains(t, out, "copied web/1.0.0/1 to "+filepath.Join(other, "web", "1.0.0", "1"))
 	assert.Equal(t, []string{"web/1.0.0/1"}, itemIDs(listJSON(t, other)))
 }
+
+// A pipeline's run prunes the image it built and no other.
+func TestPipelinePrunesOnlyItsImage(t *testing.T) {
+	root := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, name := range []string{"web", "db"} {
+		for i := 0; i < 4; i++ {
+			fakeBuild(t, root, name, "1.0.0", now.Add(-time.Duration(4-i)*time.Hour), artifact.Spec{Lifecycle: &artifact.Lifecycle{KeepLast: 2}})
+		}
+	}
+	did, err := pruneImage(root, "web", now)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"delete web/1.0.0/1", "delete web/1.0.0/2"}, did)
+	assert.Equal(t, []string{"db/1.0.0/1", "db/1.0.0/2", "db/1.0.0/3", "db/1.0.0/4", "web/1.0.0/3", "web/1.0.0/4"}, itemIDs(listJSON(t, root)))
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/artifact"
 	"github.com/kiln-build/kiln/internal/cron"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/recipes"
@@ -106,6 +107,11 @@ func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string,
 		fmt.Fprint(stderr, b.String())
 		return "", fmt.Errorf("recipe: %s", firstDiagnostic(diags))
 	}
+	if p.Lifecycle != nil {
+		// The pipeline's rule replaces the recipe's; it is recorded in the
+		// manifest like the recipe's would be, so kiln images prune uses it.
+		r.Image.Lifecycle = p.Lifecycle
+	}
 	if p.When == recipes.WhenInputsChanged {
 		if res := upToDate(ctx, r, images, stderr); res != nil {
 			m := res.Newest
@@ -124,7 +130,38 @@ func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string,
 		return "", errors.New(oneLine(err.Error()))
 	}
 	m := res.Manifest
-	return fmt.Sprintf("published %s/%s/%d", m.Name, m.Version, m.Build), nil
+	out := fmt.Sprintf("published %s/%s/%d", m.Name, m.Version, m.Build)
+	if p.Lifecycle != nil {
+		pruned, err := pruneImage(images, m.Name, time.Now())
+		if err != nil {
+			return out, fmt.Errorf("published %s/%s/%d, then pruning failed: %s", m.Name, m.Version, m.Build, oneLine(err.Error()))
+		}
+		if len(pruned) > 0 {
+			out += "; pruned: " + strings.Join(pruned, ", ")
+		}
+	}
+	return out, nil
+}
+
+// pruneImage applies the lifecycle rule of one image's builds (see
+// artifact.Plan) and returns what it did, such as "delete web/1.0.0/3".
+func pruneImage(images, name string, now time.Time) ([]string, error) {
+	plan, err := artifact.Plan(images, now)
+	if err != nil {
+		return nil, err
+	}
+	var mine []artifact.Action
+	for _, a := range plan {
+		if a.Entry.Name == name {
+			mine = append(mine, a)
+		}
+	}
+	done, err := artifact.Apply(images, mine, now)
+	var out []string
+	for _, a := range done {
+		out = append(out, a.Do+" "+a.Entry.ID())
+	}
+	return out, err
 }
 
 // buildOptions are the builder options kiln build and kiln schedule share.

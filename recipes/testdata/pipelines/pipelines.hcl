@@ -12,4 +12,9 @@ pipeline "weekly-full" {
   max_failures = 0
   variables    = { suite = "trixie", release = "2.0.0" }
   var_files    = ["../valid/minimal.hcl"]
+
+  lifecycle {
+    keep_last       = 3
+    deprecate_after = "30d"
+  }
 }
