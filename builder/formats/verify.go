@@ -1,10 +1,12 @@
 package formats
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"sort"
+	"strings"
+
+	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/internal/parttype"
 )
 
 // Targets are the platforms kiln verify knows.
@@ -53,13 +55,10 @@ func Verify(path, target string) (VerifyReport, error) {
 			rep.Problems = append(rep.Problems, problems...)
 			return rep, nil
 		case "vmdk":
-			img, err := OpenVMDK(path)
-			if err != nil {
+			if rep.Subformat, err = vmdkSubformat(path); err != nil {
 				add("the VMDK cannot be read: %v", err)
 				return rep, nil
 			}
-			rep.Subformat = img.Subformat()
-			img.Close()
 			if rep.Subformat != "streamOptimized" {
 				add("vSphere imports a streamOptimized VMDK (or an OVA); this VMDK is %s (kiln convert %s --to vmdk)", rep.Subformat, path)
 			}
@@ -83,13 +82,10 @@ func Verify(path, target string) (VerifyReport, error) {
 		switch format {
 		case "raw", "vhd", "vhdx", "ova":
 		case "vmdk":
-			img, err := OpenVMDK(path)
-			if err != nil {
+			if rep.Subformat, err = vmdkSubformat(path); err != nil {
 				add("the VMDK cannot be read: %v", err)
 				return rep, nil
 			}
-			rep.Subformat = img.Subformat()
-			img.Close()
 			if rep.Subformat != "streamOptimized" {
 				add("VM Import takes VMDKs in the streamOptimized subformat; this one is %s", rep.Subformat)
 			}
@@ -113,11 +109,9 @@ func Verify(path, target string) (VerifyReport, error) {
 	return rep, nil
 }
 
-// espGUID is the EFI system partition type in GPT's on-disk byte order.
-var espGUID = []byte{0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B}
-
 // checkDisk opens the image as a virtual disk and checks it holds a
-// partition table; needUEFI also requires a GPT with an EFI system partition.
+// partition table (read with disk.Inspect, as Kiln reads any disk);
+// needUEFI also requires a GPT with an EFI system partition.
 func checkDisk(path string, needUEFI bool) []string {
 	img, err := Open(path)
 	if err != nil {
@@ -128,37 +122,30 @@ func checkDisk(path string, needUEFI bool) []string {
 	if img.Size() < 1<<20 {
 		problems = append(problems, fmt.Sprintf("the virtual disk is only %d bytes", img.Size()))
 	}
-	head := make([]byte, 34*512)
-	if _, err := img.ReadAt(head, 0); err != nil {
-		return append(problems, fmt.Sprintf("reading the partition table: %v", err))
+	in, err := disk.Inspect(img, img.Size())
+	if err != nil {
+		return append(problems, fmt.Sprintf("the disk has no readable partition table: %v", err))
 	}
-	if head[510] != 0x55 || head[511] != 0xAA {
-		problems = append(problems, "the disk has no partition table (no 0x55AA boot signature in its first sector)")
+	if !needUEFI {
+		return problems
 	}
-	gpt := bytes.Equal(head[512:520], []byte("EFI PART"))
-	if needUEFI {
-		if !gpt {
-			return append(problems, "UEFI (Hyper-V generation 2) needs a GPT disk with an EFI system partition; this disk has none")
-		}
-		entries := binary.LittleEndian.Uint64(head[512+72:])
-		count := binary.LittleEndian.Uint32(head[512+80:])
-		size := binary.LittleEndian.Uint32(head[512+84:])
-		if entries != 2 || size < 128 || size > 1024 || count > 1024 {
-			return append(problems, "the GPT header is not one Kiln can read")
-		}
-		table := make([]byte, int(count)*int(size))
-		if _, err := img.ReadAt(table, 1024); err != nil {
-			return append(problems, fmt.Sprintf("reading the GPT entries: %v", err))
-		}
-		found := false
-		for i := 0; i < int(count); i++ {
-			if bytes.Equal(table[i*int(size):i*int(size)+16], espGUID) {
-				found = true
-			}
-		}
-		if !found {
-			problems = append(problems, "UEFI (Hyper-V generation 2) needs an EFI system partition; the GPT has none")
+	if in.Table != "gpt" {
+		return append(problems, "UEFI (Hyper-V generation 2) needs a GPT disk with an EFI system partition; this disk has none")
+	}
+	for _, p := range in.Partitions {
+		if strings.EqualFold(p.TypeGUID, parttype.ESP.GUID) {
+			return problems
 		}
 	}
-	return problems
+	return append(problems, "UEFI (Hyper-V generation 2) needs an EFI system partition; the GPT has none")
+}
+
+// vmdkSubformat reads a VMDK's subformat.
+func vmdkSubformat(path string) (string, error) {
+	img, err := OpenVMDK(path)
+	if err != nil {
+		return "", err
+	}
+	defer img.Close()
+	return img.Subformat(), nil
 }
