@@ -32,7 +32,7 @@ fuzz: ## Fuzz the recipe parser, the size parser and every image format reader
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/units/
 	for f in FuzzOpenQCOW2 FuzzOpenVHD FuzzOpenVHDX; do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./builder/formats/ || exit 1; done
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./formats/ || exit 1; done
 
 bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
 	bash bench/disk-stage.sh

@@ -10,7 +10,7 @@
 // UEFI boots through the removable-media path EFI/BOOT/BOOTX64.EFI on the ESP,
 // so no NVRAM entry is needed.
 //
-// It does not write partition tables or filesystems (see builder/disk).
+// It does not write partition tables or filesystems (see disk).
 package bootloader
 
 import (

@@ -23,10 +23,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/bootloader"
-	"github.com/kiln-build/kiln/builder/artifact"
-	"github.com/kiln-build/kiln/builder/base"
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/sparse"
@@ -101,7 +101,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		Components:    manifestComponents(img.Components),
 	}
 
-	staging, err := artifact.NewStaging(o.ImagesDir)
+	staging, err := catalog.NewStaging(o.ImagesDir)
 	if err != nil {
 		return nil, fmt.Errorf("creating the staging directory: %w", err)
 	}
@@ -348,7 +348,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		if err != nil {
 			return err
 		}
-		if err := artifact.WriteInitialState(staging.Artifact, m.Catalog, m.Created); err != nil {
+		if err := catalog.WriteInitialState(staging.Artifact, m.Catalog, m.Created); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(staging.Artifact, "manifest.json"), append(data, '\n'), 0o644); err != nil {

@@ -8,15 +8,15 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/semver"
 	"github.com/kiln-build/kiln/recipes"
 )
 
 // CatalogSpec is what the recipe says about its builds' place in the
 // catalog, as recorded in manifest.json under "catalog".
-func CatalogSpec(img recipes.Image) artifact.Spec {
-	s := artifact.Spec{
+func CatalogSpec(img recipes.Image) catalog.Spec {
+	s := catalog.Spec{
 		Encrypted: img.Catalog.Encrypted, ProductCodes: img.Catalog.ProductCodes,
 		Visibility: img.Catalog.Visibility, SharedWith: img.Catalog.ShareWith,
 	}
@@ -27,8 +27,8 @@ func CatalogSpec(img recipes.Image) artifact.Spec {
 		s.SharedWith = nil
 	}
 	if lc := img.Lifecycle; lc != nil {
-		s.Lifecycle = &artifact.Lifecycle{KeepLast: lc.KeepLast,
-			DeprecateAfter: artifact.Age(lc.DeprecateAfter), DeleteAfter: artifact.Age(lc.DeleteAfter)}
+		s.Lifecycle = &catalog.Lifecycle{KeepLast: lc.KeepLast,
+			DeprecateAfter: catalog.Age(lc.DeprecateAfter), DeleteAfter: catalog.Age(lc.DeleteAfter)}
 	}
 	return s
 }
@@ -44,10 +44,10 @@ func distribute(path string, targets []recipes.Distribution, log io.Writer) ([]s
 	if _, err := fmt.Sscan(filepath.Base(path), &build); err != nil {
 		return nil, err
 	}
-	e := artifact.Entry{Name: filepath.Base(filepath.Dir(filepath.Dir(path))), Version: v, Build: build, Dir: path}
+	e := catalog.Entry{Name: filepath.Base(filepath.Dir(filepath.Dir(path))), Version: v, Build: build, Dir: path}
 	var out []string
 	for _, t := range targets {
-		copy, copied, err := artifact.Distribute(e, t.Images, time.Now())
+		copy, copied, err := catalog.Distribute(e, t.Images, time.Now())
 		if err != nil {
 			return out, fmt.Errorf("distribute %q: %w", t.Name, err)
 		}

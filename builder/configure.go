@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/bootloader"
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/recipes"
 )

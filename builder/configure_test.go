@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )

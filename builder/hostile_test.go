@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/recipes"

@@ -12,9 +12,9 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/bootloader"
-	"github.com/kiln-build/kiln/builder/artifact"
-	"github.com/kiln-build/kiln/builder/base"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/recipes"
 )
 
@@ -163,7 +163,7 @@ func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersio
 // and its directory, or (nil, "", nil) when there is none.
 func Newest(imagesDir, name, version string) (*Manifest, string, error) {
 	vdir := filepath.Join(imagesDir, name, version)
-	builds, err := artifact.Builds(vdir)
+	builds, err := catalog.Builds(vdir)
 	if err != nil || len(builds) == 0 {
 		return nil, "", err
 	}

@@ -3,7 +3,7 @@ package builder
 import (
 	"time"
 
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 )
 
 // ManifestSchemaVersion is bumped whenever manifest.json changes incompatibly.
@@ -34,7 +34,7 @@ type Manifest struct {
 	Inputs       *Inputs `json:"inputs,omitempty"`
 	// Catalog is the recipe's catalog, lifecycle rule and the like; kiln
 	// images reads it (see docs/catalog.md).
-	Catalog artifact.Spec `json:"catalog"`
+	Catalog catalog.Spec `json:"catalog"`
 
 	// Parent is set for base "image" and base "file" builds (builder/parent.go).
 	Parent *ManifestParent `json:"parent,omitempty"`

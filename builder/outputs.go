@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kiln-build/kiln/builder/formats"
+	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/recipes"
 )

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/kiln-build/kiln/builder/formats"
+	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 

@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kiln-build/kiln/builder/base"
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/base"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/recipes"
 )

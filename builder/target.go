@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-build/kiln/builder/artifact"
-	"github.com/kiln-build/kiln/builder/disk"
-	"github.com/kiln-build/kiln/builder/formats"
+	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/disk"
+	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/parttype"
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/semver"
@@ -164,7 +164,7 @@ func resolveCatalog(arg, imagesDir string) (string, error) {
 		return "", fmt.Errorf("%s: no version of %s in %s matches %s", arg, name, imagesDir, ver)
 	}
 	vdir := filepath.Join(imagesDir, name, versions[i].String())
-	builds, err := artifact.Builds(vdir)
+	builds, err := catalog.Builds(vdir)
 	if err != nil || len(builds) == 0 {
 		return "", fmt.Errorf("%s: %s has no published build", arg, vdir)
 	}

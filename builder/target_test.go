@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/parttype"
 	"github.com/stretchr/testify/require"
 )

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/disk"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kiln-build/kiln/builder/formats"
+	"github.com/kiln-build/kiln/formats"
 )
 
 const convertUsage = `kiln convert [flags] IN --to FORMAT [-o OUT]

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/builder"
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
 )
@@ -92,14 +92,14 @@ image "twin" {
 	}
 	sort.Ints(numbers)
 	require.Equal(t, []int{1, 2}, numbers)
-	builds, err := artifact.Builds(filepath.Join(images, "twin", "1.0.0"))
+	builds, err := catalog.Builds(filepath.Join(images, "twin", "1.0.0"))
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 2}, builds)
 	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
 	require.Empty(t, staging, "no staging directory is left")
 
 	// Both builds were distributed, byte for byte, with their numbers.
-	builds, err = artifact.Builds(filepath.Join(mirror, "twin", "1.0.0"))
+	builds, err = catalog.Builds(filepath.Join(mirror, "twin", "1.0.0"))
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 2}, builds)
 	for _, b := range []string{"1", "2"} {
@@ -131,8 +131,8 @@ func TestE2EBuildKilledWhilePublishing(t *testing.T) {
 	bin := kilnBinary(t)
 	images := t.TempDir()
 	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	fakeBuild(t, images, "killed", "1.0.0", earlier, artifact.Spec{})
-	fakeBuild(t, images, "killed", "1.0.0", earlier, artifact.Spec{})
+	fakeBuild(t, images, "killed", "1.0.0", earlier, catalog.Spec{})
+	fakeBuild(t, images, "killed", "1.0.0", earlier, catalog.Spec{})
 	before := listJSON(t, images)
 	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2"}, itemIDs(before))
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/builder"
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
 )
@@ -72,7 +72,7 @@ image "failing-unit" {
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, "failed systemd units")
 	require.Contains(t, errOut, "kiln-broken.service")
-	builds, err := artifact.Builds(filepath.Join(images, "failing-unit", "1.0.0"))
+	builds, err := catalog.Builds(filepath.Join(images, "failing-unit", "1.0.0"))
 	require.NoError(t, err)
 	require.Empty(t, builds, "nothing is published")
 	failed, _ := filepath.Glob(filepath.Join(images, ".failed", "failing-unit-1.0.0-*", "tests.xml"))
@@ -294,7 +294,7 @@ image "hostile" {
 			require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 			require.Contains(t, errOut, `refusing to write /etc/resolv.conf in the image tree: /etc is a symlink to "`+target+`"`)
 			require.Equal(t, before, snapshot(), "nothing was written on the host")
-			builds, _ := artifact.Builds(filepath.Join(images, "hostile", "1.0.0"))
+			builds, _ := catalog.Builds(filepath.Join(images, "hostile", "1.0.0"))
 			require.Empty(t, builds)
 			kept, _ := filepath.Glob(filepath.Join(images, ".failed", "hostile-1.0.0-*", "tree"))
 			require.Len(t, kept, 1, "--on-error=keep kept the tree")

@@ -11,9 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/builder"
-	"github.com/kiln-build/kiln/builder/base"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 

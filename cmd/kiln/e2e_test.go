@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/builder"
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
@@ -179,7 +179,7 @@ image "failing" {
 	code, out, errOut := runKiln(t, "build", "--images", images, "--cache", sharedCache(t), recipe)
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, `test "fails" failed (exit code 3)`)
-	builds, err := artifact.Builds(filepath.Join(images, "failing", "1.0.0"))
+	builds, err := catalog.Builds(filepath.Join(images, "failing", "1.0.0"))
 	require.NoError(t, err)
 	require.Empty(t, builds, "nothing is published")
 	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 )
 
 const imagesUsage = `kiln images <subcommand> [flags] [arguments]
@@ -94,13 +94,13 @@ type listItem struct {
 	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
 }
 
-func item(e artifact.Entry, info artifact.Info, now time.Time) listItem {
+func item(e catalog.Entry, info catalog.Info, now time.Time) listItem {
 	return listItem{ID: e.ID(), Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: e.Dir, Created: info.Created,
 		Visibility: e.State.EffectiveVisibility(), SharedWith: e.State.SharedWith,
 		Deprecated: e.State.Deprecated(now), DeprecatedAt: e.State.DeprecatedAt}
 }
 
-func deprecationText(s artifact.State, now time.Time) string {
+func deprecationText(s catalog.State, now time.Time) string {
 	switch {
 	case s.DeprecatedAt == nil:
 		return "-"
@@ -123,14 +123,14 @@ func imagesList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kiln images list: takes no arguments (use --name)")
 		return exitUsage
 	}
-	es, err := artifact.List(*root, *name)
+	es, err := catalog.List(*root, *name)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
 	now := time.Now()
 	items := []listItem{}
 	for _, e := range es {
-		info, err := artifact.ReadInfo(e.Dir)
+		info, err := catalog.ReadInfo(e.Dir)
 		if err != nil {
 			return imagesErr(stderr, err)
 		}
@@ -164,17 +164,17 @@ func imagesShow(args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	ref, err := artifact.ParseRef(arg)
+	ref, err := catalog.ParseRef(arg)
 	if err != nil {
 		fmt.Fprintf(stderr, "kiln images show: %v\n", err)
 		return exitUsage
 	}
 	now := time.Now()
-	e, err := artifact.Select(*root, ref, *incDep, now)
+	e, err := catalog.Select(*root, ref, *incDep, now)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
-	info, err := artifact.ReadInfo(e.Dir)
+	info, err := catalog.ReadInfo(e.Dir)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -202,7 +202,7 @@ func imagesShow(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func ageText(a artifact.Age) string {
+func ageText(a catalog.Age) string {
 	if a == 0 {
 		return "-"
 	}
@@ -210,8 +210,8 @@ func ageText(a artifact.Age) string {
 }
 
 // exactRef parses NAME@VERSION or NAME@VERSION/BUILD (no wildcard).
-func exactRef(arg string) (artifact.Ref, error) {
-	ref, err := artifact.ParseRef(arg)
+func exactRef(arg string) (catalog.Ref, error) {
+	ref, err := catalog.ParseRef(arg)
 	if err != nil {
 		return ref, err
 	}
@@ -223,12 +223,12 @@ func exactRef(arg string) (artifact.Ref, error) {
 
 // exactBuilds lists the builds an exact ref names (every build of the
 // version without a build number), deprecated or not.
-func exactBuilds(root string, ref artifact.Ref) ([]artifact.Entry, error) {
-	all, err := artifact.List(root, ref.Name)
+func exactBuilds(root string, ref catalog.Ref) ([]catalog.Entry, error) {
+	all, err := catalog.List(root, ref.Name)
 	if err != nil {
 		return nil, err
 	}
-	var out []artifact.Entry
+	var out []catalog.Entry
 	for _, e := range all {
 		if ref.Selector.Matches(e.Version) && (ref.Build == 0 || e.Build == ref.Build) {
 			out = append(out, e)
@@ -262,7 +262,7 @@ func imagesRm(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
-	if err := artifact.Remove(*root, es[0]); err != nil {
+	if err := catalog.Remove(*root, es[0]); err != nil {
 		return imagesErr(stderr, err)
 	}
 	fmt.Fprintf(stdout, "removed %s\n", es[0].ID())
@@ -308,11 +308,11 @@ func imagesDeprecate(args []string, stdout, stderr io.Writer) int {
 		return imagesErr(stderr, err)
 	}
 	for _, e := range es {
-		var st artifact.State
+		var st catalog.State
 		if *undo {
-			st, err = artifact.Undeprecate(e, now)
+			st, err = catalog.Undeprecate(e, now)
 		} else {
-			st, err = artifact.Deprecate(e, at, now)
+			st, err = catalog.Deprecate(e, at, now)
 		}
 		if err != nil {
 			return imagesErr(stderr, err)
@@ -349,7 +349,7 @@ func imagesShare(args []string, stdout, stderr io.Writer) int {
 		return imagesErr(stderr, err)
 	}
 	for _, e := range es {
-		st, err := artifact.Share(e, artifact.ShareChange{Add: add, Remove: remove, Public: *public, Private: *private}, time.Now())
+		st, err := catalog.Share(e, catalog.ShareChange{Add: add, Remove: remove, Public: *public, Private: *private}, time.Now())
 		if err != nil {
 			return imagesErr(stderr, err)
 		}
@@ -373,15 +373,15 @@ func imagesCopy(args []string, stdout, stderr io.Writer) int {
 	if *to == "" {
 		return usageErr(stderr, fs, errors.New("--to DIR is required"))
 	}
-	ref, err := artifact.ParseRef(arg)
+	ref, err := catalog.ParseRef(arg)
 	if err != nil {
 		return usageErr(stderr, fs, err)
 	}
-	e, err := artifact.Select(*root, ref, *incDep, time.Now())
+	e, err := catalog.Select(*root, ref, *incDep, time.Now())
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
-	out, copied, err := artifact.Distribute(e, *to, time.Now())
+	out, copied, err := catalog.Distribute(e, *to, time.Now())
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -405,14 +405,14 @@ func imagesPrune(args []string, stdout, stderr io.Writer) int {
 		return usageErr(stderr, fs, errors.New("takes no arguments"))
 	}
 	now := time.Now()
-	plan, err := artifact.Plan(*root, now)
+	plan, err := catalog.Plan(*root, now)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
 	done := plan
 	var applyErr error
 	if !*dry {
-		done, applyErr = artifact.Apply(*root, plan, now)
+		done, applyErr = catalog.Apply(*root, plan, now)
 	}
 	if *asJSON {
 		type action struct {

@@ -12,16 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // fakeBuild publishes a build the way kiln build does (manifest.json with
 // created, catalog and outputs; catalog.json), without building an image.
-func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec artifact.Spec) int {
+func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec catalog.Spec) int {
 	t.Helper()
-	s, err := artifact.NewStaging(root)
+	s, err := catalog.NewStaging(root)
 	require.NoError(t, err)
 	defer s.Discard()
 	disk := []byte(fmt.Sprintf("disk %s %s %v", name, version, created))
@@ -32,7 +32,7 @@ func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec
 		if err := os.WriteFile(filepath.Join(s.Artifact, "manifest.json"), data, 0o644); err != nil {
 			return err
 		}
-		return artifact.WriteInitialState(s.Artifact, spec, created)
+		return catalog.WriteInitialState(s.Artifact, spec, created)
 	})
 	require.NoError(t, err)
 	return n
@@ -62,8 +62,8 @@ func itemIDs(items []listItem) []string {
 func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	root := t.TempDir()
 	created := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	fakeBuild(t, root, "web", "1.0.0", created, artifact.Spec{})
-	fakeBuild(t, root, "web", "1.0.0", created, artifact.Spec{})
+	fakeBuild(t, root, "web", "1.0.0", created, catalog.Spec{})
+	fakeBuild(t, root, "web", "1.0.0", created, catalog.Spec{})
 	before := listJSON(t, root)
 	require.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2"}, itemIDs(before))
 
@@ -81,7 +81,7 @@ func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	code, out, errOut := runKiln(t, "images", "show", "--images", root, "web@1.x.x")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "web/1.0.0/2")
-	assert.Equal(t, 3, fakeBuild(t, root, "web", "1.0.0", created, artifact.Spec{}), "the next build publishes")
+	assert.Equal(t, 3, fakeBuild(t, root, "web", "1.0.0", created, catalog.Spec{}), "the next build publishes")
 	assert.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2", "web/1.0.0/3"}, itemIDs(listJSON(t, root)))
 	left, _ := os.ReadDir(filepath.Join(root, ".staging"))
 	assert.Empty(t, left, "the killed build's staging directory was swept")
@@ -92,7 +92,7 @@ func TestImagesPublishChild(t *testing.T) {
 	if root == "" {
 		t.Skip("helper for TestImagesKilledPublishLeavesEarlierBuilds")
 	}
-	s, err := artifact.NewStaging(root)
+	s, err := catalog.NewStaging(root)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(s.Artifact, "web.raw"), []byte("half"), 0o644))
 	_, _, err = s.Publish("web", "1.0.0", func(build int) error {
@@ -115,14 +115,14 @@ func TestImagesPruneDryRunMatchesPrune(t *testing.T) {
 	root := t.TempDir()
 	day := 24 * time.Hour
 	now := time.Now().UTC().Truncate(time.Second)
-	rule := &artifact.Lifecycle{KeepLast: 2, DeprecateAfter: artifact.Age(30 * day), DeleteAfter: artifact.Age(60 * day)}
+	rule := &catalog.Lifecycle{KeepLast: 2, DeprecateAfter: catalog.Age(30 * day), DeleteAfter: catalog.Age(60 * day)}
 	for i := 0; i < 10; i++ { // web: one build every 10 days, 100 to 10 days old
-		fakeBuild(t, root, "web", "1."+strconv.Itoa(i/4)+".0", now.Add(-time.Duration(100-10*i)*day), artifact.Spec{Lifecycle: rule})
+		fakeBuild(t, root, "web", "1."+strconv.Itoa(i/4)+".0", now.Add(-time.Duration(100-10*i)*day), catalog.Spec{Lifecycle: rule})
 	}
 	for i := 0; i < 5; i++ {
-		fakeBuild(t, root, "db", "1.0.0", now.Add(-time.Duration(5-i)*day), artifact.Spec{Lifecycle: &artifact.Lifecycle{KeepLast: 3}})
+		fakeBuild(t, root, "db", "1.0.0", now.Add(-time.Duration(5-i)*day), catalog.Spec{Lifecycle: &catalog.Lifecycle{KeepLast: 3}})
 	}
-	fakeBuild(t, root, "kept", "1.0.0", now.Add(-900*day), artifact.Spec{})
+	fakeBuild(t, root, "kept", "1.0.0", now.Add(-900*day), catalog.Spec{})
 	before := listJSON(t, root)
 
 	code, dry, errOut := runKiln(t, "images", "prune", "--dry-run", "--images", root)
@@ -169,9 +169,9 @@ func TestImagesPruneDryRunMatchesPrune(t *testing.T) {
 func TestImagesShareDeprecateShowRm(t *testing.T) {
 	root := t.TempDir()
 	now := time.Now().UTC().Truncate(time.Second)
-	fakeBuild(t, root, "web", "1.0.0", now, artifact.Spec{})
-	fakeBuild(t, root, "web", "1.1.0", now, artifact.Spec{})
-	fakeBuild(t, root, "vault", "1.0.0", now, artifact.Spec{Encrypted: true, Visibility: "shared", SharedWith: []string{"ops"}})
+	fakeBuild(t, root, "web", "1.0.0", now, catalog.Spec{})
+	fakeBuild(t, root, "web", "1.1.0", now, catalog.Spec{})
+	fakeBuild(t, root, "vault", "1.0.0", now, catalog.Spec{Encrypted: true, Visibility: "shared", SharedWith: []string{"ops"}})
 	kiln := func(args ...string) (int, string, string) {
 		return runKiln(t, append(append([]string{"images"}, args...), "--images", root)...)
 	}
@@ -213,7 +213,7 @@ func TestImagesShareDeprecateShowRm(t *testing.T) {
 	assert.Equal(t, 2, code)
 
 	var shown struct {
-		State artifact.State
+		State catalog.State
 	}
 	code, out, _ = kiln("show", "--json", "web@1.1.0/1")
 	require.Equal(t, 0, code)
@@ -247,7 +247,7 @@ func TestPipelinePrunesOnlyItsImage(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, name := range []string{"web", "db"} {
 		for i := 0; i < 4; i++ {
-			fakeBuild(t, root, name, "1.0.0", now.Add(-time.Duration(4-i)*time.Hour), artifact.Spec{Lifecycle: &artifact.Lifecycle{KeepLast: 2}})
+			fakeBuild(t, root, name, "1.0.0", now.Add(-time.Duration(4-i)*time.Hour), catalog.Spec{Lifecycle: &catalog.Lifecycle{KeepLast: 2}})
 		}
 	}
 	did, err := pruneImage(root, "web", now)

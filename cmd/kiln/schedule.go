@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/kiln-build/kiln/builder"
-	"github.com/kiln-build/kiln/builder/artifact"
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/cron"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/recipes"
@@ -144,19 +144,19 @@ func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string,
 }
 
 // pruneImage applies the lifecycle rule of one image's builds (see
-// artifact.Plan) and returns what it did, such as "delete web/1.0.0/3".
+// catalog.Plan) and returns what it did, such as "delete web/1.0.0/3".
 func pruneImage(images, name string, now time.Time) ([]string, error) {
-	plan, err := artifact.Plan(images, now)
+	plan, err := catalog.Plan(images, now)
 	if err != nil {
 		return nil, err
 	}
-	var mine []artifact.Action
+	var mine []catalog.Action
 	for _, a := range plan {
 		if a.Entry.Name == name {
 			mine = append(mine, a)
 		}
 	}
-	done, err := artifact.Apply(images, mine, now)
+	done, err := catalog.Apply(images, mine, now)
 	var out []string
 	for _, a := range done {
 		out = append(out, a.Do+" "+a.Entry.ID())

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-build/kiln/builder/artifact"
-	"github.com/kiln-build/kiln/builder/disk"
-	"github.com/kiln-build/kiln/builder/formats"
+	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/disk"
+	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
@@ -80,23 +80,23 @@ type publishedDisk struct {
 
 // selectParent picks the cataloged build b names and the output to read:
 // the raw image first (compressed or not), else the first disk format.
-func selectParent(b ImageBase) (artifact.Entry, publishedDisk, error) {
-	ref, err := artifact.ParseRef(b.Name + "@" + b.Selector)
+func selectParent(b ImageBase) (catalog.Entry, publishedDisk, error) {
+	ref, err := catalog.ParseRef(b.Name + "@" + b.Selector)
 	if err != nil {
-		return artifact.Entry{}, publishedDisk{}, err
+		return catalog.Entry{}, publishedDisk{}, err
 	}
-	e, err := artifact.Select(b.Root, ref, b.IncludeDeprecated, time.Now())
+	e, err := catalog.Select(b.Root, ref, b.IncludeDeprecated, time.Now())
 	if err != nil {
 		// The recipe's spelling of the CLI's flag.
-		return artifact.Entry{}, publishedDisk{}, errors.New(strings.Replace(err.Error(), "pass --include-deprecated", "set include_deprecated = true in the base block", 1))
+		return catalog.Entry{}, publishedDisk{}, errors.New(strings.Replace(err.Error(), "pass --include-deprecated", "set include_deprecated = true in the base block", 1))
 	}
 	data, err := os.ReadFile(filepath.Join(e.Dir, "manifest.json"))
 	if err != nil {
-		return artifact.Entry{}, publishedDisk{}, fmt.Errorf("parent %s: %w", e.ID(), err)
+		return catalog.Entry{}, publishedDisk{}, fmt.Errorf("parent %s: %w", e.ID(), err)
 	}
 	var m parentManifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return artifact.Entry{}, publishedDisk{}, fmt.Errorf("parent %s: reading its manifest: %w", e.ID(), err)
+		return catalog.Entry{}, publishedDisk{}, fmt.Errorf("parent %s: reading its manifest: %w", e.ID(), err)
 	}
 	// The raw image first (compressed or not), else the first disk format.
 	rank := map[string]int{"raw": 0, "qcow2": 1, "vmdk": 2, "vhdx": 3, "vhd": 4}
@@ -108,7 +108,7 @@ func selectParent(b ImageBase) (artifact.Entry, publishedDisk, error) {
 		}
 	}
 	if best < 0 {
-		return artifact.Entry{}, publishedDisk{}, fmt.Errorf("parent %s publishes no disk image Kiln can read (raw, qcow2, vmdk, vhdx or vhd)", e.ID())
+		return catalog.Entry{}, publishedDisk{}, fmt.Errorf("parent %s publishes no disk image Kiln can read (raw, qcow2, vmdk, vhdx or vhd)", e.ID())
 	}
 	return e, m.Outputs[best], nil
 }

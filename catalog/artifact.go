@@ -8,7 +8,7 @@
 // directories of dead builds are swept at the next build.
 //
 // It does not decide what a build contains or how long builds are kept.
-package artifact
+package catalog
 
 import (
 	"errors"

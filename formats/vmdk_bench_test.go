@@ -19,7 +19,7 @@ import (
 // (KILN_VMDK_BENCH_RUNS, default 3), and logs medians and sizes. It
 // asserts nothing about time.
 //
-//	KILN_VMDK_BENCH=/path/disk.raw go test -v -run VMDKBench ./builder/formats/
+//	KILN_VMDK_BENCH=/path/disk.raw go test -v -run VMDKBench ./formats/
 func TestVMDKBenchAgainstQemu(t *testing.T) {
 	raw := os.Getenv("KILN_VMDK_BENCH")
 	if raw == "" {

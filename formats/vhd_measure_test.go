@@ -20,7 +20,7 @@ import (
 // nothing about time. Run it with
 //
 //	KILN_VHD_MEASURE=/path/a.raw,/path/b.raw [KILN_VHD_MEASURE_DIR=dir] \
-//	    go test ./builder/formats/ -run VHDMeasure -v -timeout 1h
+//	    go test ./formats/ -run VHDMeasure -v -timeout 1h
 //
 // Each is timed twice: as is (qemu-img convert's default cache mode for the
 // target, "unsafe", never flushes) and made durable (Kiln: fdatasync;

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kiln-build/kiln/builder/disk"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/parttype"
 )
 
