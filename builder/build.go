@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"log/slog"
 	"os"
@@ -207,7 +208,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 
 	// 3. Configure: plan the disk, then write what depends on it into the tree.
 	done = stage("configure", "layout, fstab and bootloader configuration")
-	fw := disk.Firmware(img.Boot.Firmware)
+	fw := platform.Firmware(img.Boot.Firmware)
 	layout, err := planDisk(img, tree)
 	if err != nil {
 		return nil, fmt.Errorf("disk layout: %w", err)
@@ -292,7 +293,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (res *Result, err 
 		return nil, err
 	}
 	firmwares := []string{img.Boot.Firmware}
-	if fw == disk.Hybrid {
+	if fw == platform.Hybrid {
 		firmwares = []string{"uefi", "bios"}
 	}
 	var failures []*TestFailure

@@ -3,6 +3,7 @@ package builder
 import (
 	"fmt"
 	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,8 +23,8 @@ func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
 	d := img.Disk
 	spec := disk.Spec{
 		Size:      d.Size,
-		Table:     disk.Table(d.Table),
-		Firmware:  disk.Firmware(img.Boot.Firmware),
+		Table:     platform.Table(d.Table),
+		Firmware:  platform.Firmware(img.Boot.Firmware),
 		ESPSize:   d.ESPSize,
 		IDs:       disk.IDs{Name: img.Name, Version: img.Version, Seed: d.Seed},
 		DiskGUID:  d.GUID,
@@ -85,9 +86,9 @@ func ext4Need(content uint64) uint64 {
 // autoSize is the disk size for size = "auto": fixed partitions as declared,
 // the partition that takes the rest sized for its content plus headroom
 // percent, the partition table's room, rounded up to 1 MiB.
-func autoSize(t disk.Table, parts []disk.PartSpec, usage map[string]uint64, headroom int) uint64 {
+func autoSize(t platform.Table, parts []disk.PartSpec, usage map[string]uint64, headroom int) uint64 {
 	total := uint64(disk.MiB) // alignment before the first partition
-	if t == disk.GPT {
+	if t == platform.GPT {
 		total += disk.MiB // backup table
 	}
 	for _, p := range parts {

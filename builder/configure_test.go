@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"github.com/kiln-build/kiln/platform"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,12 +38,12 @@ func TestAutoSize(t *testing.T) {
 		{Size: 1024 * disk.MiB, FS: "ext4", Mount: "/var"},
 		{FS: "ext4", Mount: "/"},
 	}
-	got := autoSize(disk.GPT, parts, usage, 20)
+	got := autoSize(platform.GPT, parts, usage, 20)
 	root := ext4Need(600 * disk.MiB) // 500 MiB + 20%
 	want := 2*disk.MiB + disk.MiB + 256*disk.MiB + 1024*disk.MiB + (root+disk.MiB-1)/disk.MiB*disk.MiB
 	require.Equal(t, want, got)
 	require.Zero(t, got%disk.MiB)
-	require.Equal(t, got-disk.MiB, autoSize(disk.MBR, parts, usage, 20), "MBR needs no backup table")
+	require.Equal(t, got-disk.MiB, autoSize(platform.MBR, parts, usage, 20), "MBR needs no backup table")
 }
 
 func image(firmware, table string, d recipes.Disk) recipes.Image {

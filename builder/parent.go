@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/base"
-	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -94,7 +94,7 @@ type requirement struct {
 // install them behind the recipe's back: the error names the packages, and
 // a build step can install them (the build steps run before this check).
 func checkImportedTree(tree string, img recipes.Image) error {
-	fw := disk.Firmware(img.Boot.Firmware)
+	fw := platform.Firmware(img.Boot.Firmware)
 	reqs := []requirement{
 		{[]string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd"}, "systemd-sysv", "the init system the test boot waits for"},
 		{[]string{"/usr/bin/grub-mkimage"}, "grub-common", "making the bootloader"},

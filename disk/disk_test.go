@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -17,7 +18,7 @@ import (
 )
 
 func TestPlanGPTUEFI(t *testing.T) {
-	l, err := Plan(Spec{Size: 2 << 30, Table: GPT, Firmware: UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.0"}})
+	l, err := Plan(Spec{Size: 2 << 30, Table: platform.GPT, Firmware: platform.UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.0"}})
 	require.NoError(t, err)
 	require.Len(t, l.Partitions, 2)
 	esp, root := l.Partitions[0], l.Partitions[1]
@@ -31,9 +32,9 @@ func TestPlanGPTUEFI(t *testing.T) {
 		require.Zero(t, p.Size%MiB)
 	}
 	// Identifiers are derived, stable and distinct.
-	l2, _ := Plan(Spec{Size: 2 << 30, Table: GPT, Firmware: UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.0"}})
+	l2, _ := Plan(Spec{Size: 2 << 30, Table: platform.GPT, Firmware: platform.UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.0"}})
 	require.Equal(t, l, l2)
-	l3, _ := Plan(Spec{Size: 2 << 30, Table: GPT, Firmware: UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.1"}})
+	l3, _ := Plan(Spec{Size: 2 << 30, Table: platform.GPT, Firmware: platform.UEFI, ESPSize: 256 * MiB, IDs: IDs{Name: "x", Version: "1.0.1"}})
 	require.NotEqual(t, l.Partitions[1].FSUUID, l3.Partitions[1].FSUUID)
 	require.NotEqual(t, esp.GUID, root.GUID)
 
@@ -41,7 +42,7 @@ func TestPlanGPTUEFI(t *testing.T) {
 	require.Contains(t, fstab, "UUID="+root.FSUUID+"\t/\text4\tdefaults,errors=remount-ro\t0\t1\n")
 	require.Contains(t, fstab, "UUID="+esp.FSUUID+"\t/boot/efi\tvfat\tdefaults,umask=0077\t0\t2\n")
 
-	_, err = Plan(Spec{Size: 257 * MiB, Table: GPT, ESPSize: 256 * MiB})
+	_, err = Plan(Spec{Size: 257 * MiB, Table: platform.GPT, ESPSize: 256 * MiB})
 	require.ErrorContains(t, err, "raise disk.size")
 }
 
@@ -73,7 +74,7 @@ func smallTree(t *testing.T) string {
 }
 
 func writeTestImage(t *testing.T, tree, path string) *Layout {
-	l, err := Plan(Spec{Size: 512 * MiB, Table: GPT, ESPSize: 64 * MiB, IDs: IDs{Name: "disk-test", Version: "1.0.0"}})
+	l, err := Plan(Spec{Size: 512 * MiB, Table: platform.GPT, ESPSize: 64 * MiB, IDs: IDs{Name: "disk-test", Version: "1.0.0"}})
 	require.NoError(t, err)
 	err = Write(context.Background(), path, l, Content{
 		Tree: tree, SourceDate: 1700000000, Log: io.Discard,
@@ -137,7 +138,7 @@ func TestWriteIsReproducible(t *testing.T) {
 func TestWriteRefusesExistingFile(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "disk.raw")
 	require.NoError(t, os.WriteFile(img, []byte("earlier build"), 0o644))
-	l, err := Plan(Spec{Size: 512 * MiB, Table: GPT, ESPSize: 64 * MiB})
+	l, err := Plan(Spec{Size: 512 * MiB, Table: platform.GPT, ESPSize: 64 * MiB})
 	require.NoError(t, err)
 	require.Error(t, Write(context.Background(), img, l, Content{Tree: t.TempDir()}))
 	data, _ := os.ReadFile(img)

@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"encoding/json"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -89,7 +90,7 @@ func TestInspectGPTCustomLayout(t *testing.T) {
 func TestInspectMBR(t *testing.T) {
 	testutil.Require(t, "mke2fs", "sfdisk", "blkid")
 	img := filepath.Join(t.TempDir(), "disk.raw")
-	l, err := Plan(Spec{Size: 1 << 30, Table: MBR, Firmware: Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "mbr"}})
+	l, err := Plan(Spec{Size: 1 << 30, Table: platform.MBR, Firmware: platform.Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "mbr"}})
 	require.NoError(t, err)
 	require.NoError(t, Write(context.Background(), img, l, Content{Tree: smallTree(t), Log: io.Discard, ESP: []File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: []byte("x")}}}))
 	in := judgeInspect(t, img)

@@ -3,30 +3,10 @@ package disk
 import (
 	"fmt"
 	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 	"strconv"
 	"strings"
 )
-
-// Table is a partition table format.
-type Table string
-
-const (
-	GPT Table = "gpt"
-	MBR Table = "mbr"
-)
-
-// Firmware is the boot mode an image supports.
-type Firmware string
-
-const (
-	UEFI   Firmware = "uefi"
-	BIOS   Firmware = "bios"
-	Hybrid Firmware = "hybrid"
-)
-
-// HasUEFI and HasBIOS report which firmware an image boots under.
-func (f Firmware) HasUEFI() bool { return f == UEFI || f == Hybrid }
-func (f Firmware) HasBIOS() bool { return f == BIOS || f == Hybrid }
 
 // Partition is one planned partition. Offsets and sizes are bytes.
 type Partition struct {
@@ -49,8 +29,8 @@ type Partition struct {
 // Layout is a whole disk.
 type Layout struct {
 	Size       uint64
-	Table      Table
-	Firmware   Firmware
+	Table      platform.Table
+	Firmware   platform.Firmware
 	DiskGUID   string // GPT
 	Signature  uint32 // MBR disk signature (also written on GPT disks' protective MBR)
 	Partitions []Partition
@@ -72,8 +52,8 @@ type PartSpec struct {
 // Spec is what a recipe asks for.
 type Spec struct {
 	Size       uint64 // whole disk; 0 = auto (see Content sizes)
-	Table      Table
-	Firmware   Firmware
+	Table      platform.Table
+	Firmware   platform.Firmware
 	ESPSize    uint64     // for the default layout
 	Partitions []PartSpec // nil: the default layout for Table and Firmware
 	IDs        IDs
@@ -89,9 +69,9 @@ const (
 
 // DefaultPartitions is the layout used when a recipe declares none: what
 // each firmware needs, then a root filesystem filling the disk.
-func DefaultPartitions(t Table, f Firmware, espSize uint64) []PartSpec {
+func DefaultPartitions(t platform.Table, f platform.Firmware, espSize uint64) []PartSpec {
 	var ps []PartSpec
-	if t == GPT && f.HasBIOS() {
+	if t == platform.GPT && f.HasBIOS() {
 		ps = append(ps, PartSpec{Label: "BIOS", Size: biosBootSize, Role: RoleBIOS, Type: parttype.BIOS})
 	}
 	if f.HasUEFI() {
@@ -102,11 +82,11 @@ func DefaultPartitions(t Table, f Firmware, espSize uint64) []PartSpec {
 
 // Plan places the partitions on the disk, 1 MiB aligned, and derives every identifier.
 func Plan(s Spec) (*Layout, error) {
-	if s.Table != GPT && s.Table != MBR {
+	if s.Table != platform.GPT && s.Table != platform.MBR {
 		return nil, fmt.Errorf("unknown partition table %q", s.Table)
 	}
 	if s.Firmware == "" {
-		s.Firmware = UEFI
+		s.Firmware = platform.UEFI
 	}
 	parts := s.Partitions
 	if parts == nil {
@@ -124,7 +104,7 @@ func Plan(s Spec) (*Layout, error) {
 		l.Signature = s.Signature
 	}
 	end := size
-	if s.Table == GPT {
+	if s.Table == platform.GPT {
 		end -= gptBackup
 	}
 	var fixed uint64
@@ -178,7 +158,7 @@ func Plan(s Spec) (*Layout, error) {
 			}
 		}
 		// BIOS boots from the MBR's code; some firmware wants an active partition.
-		part.Bootable = s.Table == MBR && (p.Mount == "/boot" || (p.Mount == "/" && !hasMount(parts, "/boot")))
+		part.Bootable = s.Table == platform.MBR && (p.Mount == "/boot" || (p.Mount == "/" && !hasMount(parts, "/boot")))
 		l.Partitions = append(l.Partitions, part)
 		start += sz
 	}
@@ -197,8 +177,8 @@ func hasMount(ps []PartSpec, m string) bool {
 // Check reports a layout that cannot boot or cannot be written. The recipe
 // package runs the same rules with source positions; this is the last line
 // of defence for callers that build a Spec by hand.
-func Check(t Table, f Firmware, parts []PartSpec) error {
-	if t == MBR && len(parts) > 4 {
+func Check(t platform.Table, f platform.Firmware, parts []PartSpec) error {
+	if t == platform.MBR && len(parts) > 4 {
 		return fmt.Errorf("an MBR holds at most 4 primary partitions, the layout has %d", len(parts))
 	}
 	rests, roots := 0, 0
@@ -209,7 +189,7 @@ func Check(t Table, f Firmware, parts []PartSpec) error {
 		if p.Mount == "/" {
 			roots++
 		}
-		if p.Role == RoleBIOS && t != GPT {
+		if p.Role == RoleBIOS && t != platform.GPT {
 			return fmt.Errorf("a BIOS boot partition exists only on GPT; on MBR GRUB uses the gap before the first partition")
 		}
 	}
@@ -222,7 +202,7 @@ func Check(t Table, f Firmware, parts []PartSpec) error {
 	if f.HasUEFI() && findRole(parts, RoleESP) == nil {
 		return fmt.Errorf("booting under UEFI needs an EFI system partition (type esp, vfat)")
 	}
-	if t == GPT && f.HasBIOS() && findRole(parts, RoleBIOS) == nil {
+	if t == platform.GPT && f.HasBIOS() && findRole(parts, RoleBIOS) == nil {
 		return fmt.Errorf("legacy BIOS on GPT needs a BIOS boot partition (type bios, 1MiB)")
 	}
 	return nil

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,16 +18,16 @@ func roles(l *Layout) []Role {
 
 func TestDefaultLayoutsForEveryBootMode(t *testing.T) {
 	cases := []struct {
-		table Table
-		fw    Firmware
+		table platform.Table
+		fw    platform.Firmware
 		want  []Role
 	}{
-		{GPT, UEFI, []Role{RoleESP, RoleRoot}},
-		{GPT, BIOS, []Role{RoleBIOS, RoleRoot}},
-		{GPT, Hybrid, []Role{RoleBIOS, RoleESP, RoleRoot}},
-		{MBR, BIOS, []Role{RoleRoot}},
-		{MBR, UEFI, []Role{RoleESP, RoleRoot}},
-		{MBR, Hybrid, []Role{RoleESP, RoleRoot}},
+		{platform.GPT, platform.UEFI, []Role{RoleESP, RoleRoot}},
+		{platform.GPT, platform.BIOS, []Role{RoleBIOS, RoleRoot}},
+		{platform.GPT, platform.Hybrid, []Role{RoleBIOS, RoleESP, RoleRoot}},
+		{platform.MBR, platform.BIOS, []Role{RoleRoot}},
+		{platform.MBR, platform.UEFI, []Role{RoleESP, RoleRoot}},
+		{platform.MBR, platform.Hybrid, []Role{RoleESP, RoleRoot}},
 	}
 	for _, c := range cases {
 		l, err := Plan(Spec{Size: 2 << 30, Table: c.table, Firmware: c.fw, ESPSize: 256 * MiB, IDs: IDs{Name: "n"}})
@@ -39,7 +40,7 @@ func TestDefaultLayoutsForEveryBootMode(t *testing.T) {
 			require.Equal(t, prevEnd, p.Start, "partitions are contiguous from 1 MiB")
 			prevEnd = p.Start + p.Size
 		}
-		if c.table == MBR {
+		if c.table == platform.MBR {
 			require.Equal(t, uint64(2<<30), prevEnd, "MBR needs no backup table")
 			require.True(t, l.Root().Bootable)
 			if esp := l.Find(RoleESP); esp != nil {
@@ -59,13 +60,13 @@ func TestLayoutRules(t *testing.T) {
 		s    Spec
 		want string
 	}{
-		"five on mbr":   {Spec{Table: MBR, Firmware: BIOS, Partitions: []PartSpec{data("a"), data("b"), data("c"), data("d"), root}}, "at most 4 primary"},
-		"two rests":     {Spec{Table: GPT, Firmware: UEFI, Partitions: []PartSpec{esp, {Label: "x", FS: "ext4", Mount: "/var"}, root}}, "only one partition may take the rest"},
-		"no esp":        {Spec{Table: GPT, Firmware: UEFI, Partitions: []PartSpec{root}}, "needs an EFI system partition"},
-		"no bios boot":  {Spec{Table: GPT, Firmware: BIOS, Partitions: []PartSpec{root}}, "needs a BIOS boot partition"},
-		"bios on mbr":   {Spec{Table: MBR, Firmware: BIOS, Partitions: []PartSpec{{Label: "b", Size: MiB, Role: RoleBIOS}, root}}, "exists only on GPT"},
-		"no root":       {Spec{Table: GPT, Firmware: UEFI, Partitions: []PartSpec{esp}}, "exactly one partition mounted at /"},
-		"does not fit":  {Spec{Size: 100 * MiB, Table: GPT, Firmware: UEFI, Partitions: []PartSpec{{Label: "ESP", Size: 200 * MiB, Role: RoleESP, FS: "vfat"}, root}}, "raise disk.size"},
+		"five on mbr":   {Spec{Table: platform.MBR, Firmware: platform.BIOS, Partitions: []PartSpec{data("a"), data("b"), data("c"), data("d"), root}}, "at most 4 primary"},
+		"two rests":     {Spec{Table: platform.GPT, Firmware: platform.UEFI, Partitions: []PartSpec{esp, {Label: "x", FS: "ext4", Mount: "/var"}, root}}, "only one partition may take the rest"},
+		"no esp":        {Spec{Table: platform.GPT, Firmware: platform.UEFI, Partitions: []PartSpec{root}}, "needs an EFI system partition"},
+		"no bios boot":  {Spec{Table: platform.GPT, Firmware: platform.BIOS, Partitions: []PartSpec{root}}, "needs a BIOS boot partition"},
+		"bios on mbr":   {Spec{Table: platform.MBR, Firmware: platform.BIOS, Partitions: []PartSpec{{Label: "b", Size: MiB, Role: RoleBIOS}, root}}, "exists only on GPT"},
+		"no root":       {Spec{Table: platform.GPT, Firmware: platform.UEFI, Partitions: []PartSpec{esp}}, "exactly one partition mounted at /"},
+		"does not fit":  {Spec{Size: 100 * MiB, Table: platform.GPT, Firmware: platform.UEFI, Partitions: []PartSpec{{Label: "ESP", Size: 200 * MiB, Role: RoleESP, FS: "vfat"}, root}}, "raise disk.size"},
 		"unknown table": {Spec{Table: "apm"}, "unknown partition table"},
 	}
 	for name, c := range cases {
@@ -85,7 +86,7 @@ func TestCHS(t *testing.T) {
 }
 
 func TestFstabSwapAndExtraMounts(t *testing.T) {
-	l, err := Plan(Spec{Size: 4 << 30, Table: GPT, Firmware: UEFI, IDs: IDs{Name: "n"}, Partitions: []PartSpec{
+	l, err := Plan(Spec{Size: 4 << 30, Table: platform.GPT, Firmware: platform.UEFI, IDs: IDs{Name: "n"}, Partitions: []PartSpec{
 		{Label: "ESP", Size: 128 * MiB, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi", MountOpts: "umask=0077"},
 		{Label: "boot", Size: 512 * MiB, Type: parttype.Linux, FS: "ext4", Mount: "/boot"},
 		{Label: "swap", Size: 256 * MiB, Type: parttype.Swap, FS: "swap"},

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -15,7 +16,7 @@ import (
 )
 
 func customLayout() Spec {
-	return Spec{Size: 2 << 30, Table: GPT, Firmware: Hybrid, IDs: IDs{Name: "custom", Version: "1.0.0", Seed: "s"}, Partitions: []PartSpec{
+	return Spec{Size: 2 << 30, Table: platform.GPT, Firmware: platform.Hybrid, IDs: IDs{Name: "custom", Version: "1.0.0", Seed: "s"}, Partitions: []PartSpec{
 		{Label: "BIOS", Size: MiB, Role: RoleBIOS, Type: parttype.BIOS},
 		{Label: "ESP", Size: 64 * MiB, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi"},
 		{Label: "boot", Size: 128 * MiB, Type: parttype.Linux, FS: "ext4", Mount: "/boot"},
@@ -92,7 +93,7 @@ func TestMBRLayoutJudged(t *testing.T) {
 	testutil.Require(t, "mke2fs", "e2fsck", "sfdisk")
 	tree := smallTree(t)
 	img := filepath.Join(t.TempDir(), "disk.raw")
-	l, err := Plan(Spec{Size: 1 << 30, Table: MBR, Firmware: Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "mbr"}, Signature: 0x1a2b3c4d})
+	l, err := Plan(Spec{Size: 1 << 30, Table: platform.MBR, Firmware: platform.Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "mbr"}, Signature: 0x1a2b3c4d})
 	require.NoError(t, err)
 	require.NoError(t, Write(context.Background(), img, l, Content{Tree: tree, Log: io.Discard, ESP: []File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: []byte("x")}}}))
 	out, err := exec.Command("sfdisk", "--verify", img).CombinedOutput()
@@ -113,8 +114,8 @@ func TestMBRLayoutJudged(t *testing.T) {
 func TestEveryLayoutIsReproducible(t *testing.T) {
 	testutil.Require(t, "mke2fs", "debugfs")
 	specs := map[string]Spec{
-		"gpt-hybrid": {Size: 1 << 30, Table: GPT, Firmware: Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "r"}},
-		"mbr-bios":   {Size: 1 << 30, Table: MBR, Firmware: BIOS, IDs: IDs{Name: "r"}},
+		"gpt-hybrid": {Size: 1 << 30, Table: platform.GPT, Firmware: platform.Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "r"}},
+		"mbr-bios":   {Size: 1 << 30, Table: platform.MBR, Firmware: platform.BIOS, IDs: IDs{Name: "r"}},
 		"custom":     customLayout(),
 	}
 	for name, spec := range specs {

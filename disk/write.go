@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path"
@@ -95,7 +96,7 @@ func writeTable(f *os.File, l *Layout) error {
 	if err != nil {
 		return err
 	}
-	if l.Table == MBR {
+	if l.Table == platform.MBR {
 		t := &mbr.Table{LogicalSectorSize: SectorSize, PhysicalSectorSize: SectorSize}
 		for _, p := range l.Partitions {
 			mp := &mbr.Partition{Bootable: p.Bootable, Type: mbr.Type(p.Type.MBR), Start: uint32(p.Start / SectorSize), Size: uint32(p.Size / SectorSize)}

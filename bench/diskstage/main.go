@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 
@@ -17,7 +18,7 @@ func main() {
 	efi := flag.String("efi", "", "file to place at EFI/BOOT/BOOTX64.EFI")
 	size := flag.Uint64("size-mib", 2048, "disk size in MiB")
 	flag.Parse()
-	l, err := disk.Plan(disk.Spec{Size: *size * disk.MiB, Table: disk.GPT, ESPSize: 256 * disk.MiB, IDs: disk.IDs{Name: "bench", Version: "1.0.0"}})
+	l, err := disk.Plan(disk.Spec{Size: *size * disk.MiB, Table: platform.GPT, ESPSize: 256 * disk.MiB, IDs: disk.IDs{Name: "bench", Version: "1.0.0"}})
 	if err == nil {
 		err = disk.Write(context.Background(), *out, l, disk.Content{Tree: *tree, Log: io.Discard, SourceDate: 1700000000,
 			ESP: []disk.File{{Path: "EFI/BOOT/BOOTX64.EFI", HostPath: *efi}}})
