@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path"
@@ -23,30 +23,6 @@ import (
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
-// Parent describes the disk a base "image" or base "file" tree came from;
-// the manifest records it. SHA256 is the digest a rebuild must compare to
-// know whether its base changed.
-type Parent struct {
-	Kind    string // "image" or "file"
-	Name    string // image: the parent's name, version and build
-	Version string
-	Build   int
-	SHA256  string // of the file as published (image) or as given (file)
-	Path    string // the file read
-	Format  string // raw, qcow2, vmdk, vhd or vhdx
-	// Compression is "zstd" or "xz" when the file was a compressed raw image.
-	Compression string
-	// Extracted lists the filesystems the tree was made of, "/" first.
-	Extracted []ExtractedFS
-}
-
-// ExtractedFS is one ext4 filesystem of the parent disk copied into the tree.
-type ExtractedFS struct {
-	Mount     string `json:"mount"` // "/", "/boot", ...
-	Partition int    `json:"partition"`
-	UUID      string `json:"uuid"` // the filesystem's
-}
-
 // ImageBase is a base "image": a build from the catalog under Root.
 type ImageBase struct {
 	Root              string // the catalog (the build's --images)
@@ -61,42 +37,21 @@ type FileBase struct {
 	SHA256 string // lowercase hex
 }
 
-// parentManifest is the part of a published manifest.json a child reads.
-type parentManifest struct {
-	Name    string          `json:"name"`
-	Version string          `json:"version"`
-	Build   int             `json:"build"`
-	Outputs []publishedDisk `json:"outputs"`
-}
-
-// publishedDisk is the output of a parent build that a child reads.
-type publishedDisk struct {
-	File               string `json:"file"`
-	Format             string `json:"format"`
-	SHA256             string `json:"sha256"`
-	Compression        string `json:"compression"`
-	UncompressedSHA256 string `json:"uncompressed_sha256"`
-}
-
 // selectParent picks the cataloged build b names and the output to read:
 // the raw image first (compressed or not), else the first disk format.
-func selectParent(b ImageBase) (catalog.Entry, publishedDisk, error) {
+func selectParent(b ImageBase) (catalog.Entry, manifest.Output, error) {
 	ref, err := catalog.ParseRef(b.Name + "@" + b.Selector)
 	if err != nil {
-		return catalog.Entry{}, publishedDisk{}, err
+		return catalog.Entry{}, manifest.Output{}, err
 	}
 	e, err := catalog.Select(b.Root, ref, b.IncludeDeprecated, time.Now())
 	if err != nil {
 		// The recipe's spelling of the CLI's flag.
-		return catalog.Entry{}, publishedDisk{}, errors.New(strings.Replace(err.Error(), "pass --include-deprecated", "set include_deprecated = true in the base block", 1))
+		return catalog.Entry{}, manifest.Output{}, errors.New(strings.Replace(err.Error(), "pass --include-deprecated", "set include_deprecated = true in the base block", 1))
 	}
-	data, err := os.ReadFile(filepath.Join(e.Dir, "manifest.json"))
+	m, err := manifest.Read(e.Dir)
 	if err != nil {
-		return catalog.Entry{}, publishedDisk{}, fmt.Errorf("parent %s: %w", e.ID(), err)
-	}
-	var m parentManifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return catalog.Entry{}, publishedDisk{}, fmt.Errorf("parent %s: reading its manifest: %w", e.ID(), err)
+		return catalog.Entry{}, manifest.Output{}, fmt.Errorf("parent %s: reading its manifest: %w", e.ID(), err)
 	}
 	// The raw image first (compressed or not), else the first disk format.
 	rank := map[string]int{"raw": 0, "qcow2": 1, "vmdk": 2, "vhdx": 3, "vhd": 4}
@@ -108,7 +63,7 @@ func selectParent(b ImageBase) (catalog.Entry, publishedDisk, error) {
 		}
 	}
 	if best < 0 {
-		return catalog.Entry{}, publishedDisk{}, fmt.Errorf("parent %s publishes no disk image Kiln can read (raw, qcow2, vmdk, vhdx or vhd)", e.ID())
+		return catalog.Entry{}, manifest.Output{}, fmt.Errorf("parent %s publishes no disk image Kiln can read (raw, qcow2, vmdk, vhdx or vhd)", e.ID())
 	}
 	return e, m.Outputs[best], nil
 }
@@ -123,12 +78,12 @@ func ImageDigest(b ImageBase) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return ParentDigest(&Parent{Kind: "image", Name: e.Name, Version: e.Version.String(), Build: e.Build, SHA256: out.SHA256}), nil
+	return ParentDigest(&manifest.Parent{Kind: "image", Name: e.Name, Version: e.Version.String(), Build: e.Build, SHA256: out.SHA256}), nil
 }
 
 // ParentDigest is the base digest of an imported parent: its identity and
 // its disk's sha256.
-func ParentDigest(p *Parent) string {
+func ParentDigest(p *manifest.Parent) string {
 	if p.Kind == "image" {
 		return fmt.Sprintf("image %s/%s/%d sha256:%s", p.Name, p.Version, p.Build, p.SHA256)
 	}
@@ -138,13 +93,13 @@ func ParentDigest(p *Parent) string {
 // ImportImage selects a cataloged build, checks its disk against the
 // sha256 its manifest records, and extracts its filesystems into tree.
 // scratch is an empty work directory the caller removes.
-func ImportImage(ctx context.Context, b ImageBase, tree, scratch string, log io.Writer) (*Parent, error) {
+func ImportImage(ctx context.Context, b ImageBase, tree, scratch string, log io.Writer) (*manifest.Parent, error) {
 	e, out, err := selectParent(b)
 	if err != nil {
 		return nil, err
 	}
 	file := filepath.Join(e.Dir, out.File)
-	p := &Parent{Kind: "image", Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: file, Format: out.Format, Compression: out.Compression}
+	p := &manifest.Parent{Kind: "image", Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: file, Format: out.Format, Compression: out.Compression}
 	if p.SHA256, err = checkSHA256(file, out.SHA256); err != nil {
 		return nil, fmt.Errorf("parent %s: %w; the published artifact was changed or damaged, rebuild the parent", e.ID(), err)
 	}
@@ -168,8 +123,8 @@ func ImportImage(ctx context.Context, b ImageBase, tree, scratch string, log io.
 
 // ImportFile checks a disk image file against its expected sha256, then
 // reads its partition table and extracts its filesystems into tree.
-func ImportFile(ctx context.Context, b FileBase, tree, scratch string, log io.Writer) (*Parent, error) {
-	p := &Parent{Kind: "file", Path: b.Path}
+func ImportFile(ctx context.Context, b FileBase, tree, scratch string, log io.Writer) (*manifest.Parent, error) {
+	p := &manifest.Parent{Kind: "file", Path: b.Path}
 	var err error
 	if p.SHA256, err = checkSHA256(b.Path, b.SHA256); err != nil {
 		return nil, fmt.Errorf("base file %s: %w; if the file is the one you mean, put its sha256 in the recipe", b.Path, err)
@@ -211,7 +166,7 @@ func checkSHA256(file, want string) (string, error) {
 // importDisk opens file as a virtual disk, makes it a raw file debugfs can
 // read, finds the root filesystem and the ext4 filesystems its /etc/fstab
 // mounts, and extracts them into tree.
-func importDisk(ctx context.Context, p *Parent, file, tree, scratch string, log io.Writer) error {
+func importDisk(ctx context.Context, p *manifest.Parent, file, tree, scratch string, log io.Writer) error {
 	img, err := formats.Open(file)
 	if err != nil {
 		return fmt.Errorf("cannot read it as a disk image: %w", err)
@@ -251,7 +206,7 @@ func importDisk(ctx context.Context, p *Parent, file, tree, scratch string, log 
 		return fmt.Errorf("root filesystem (partition %d): %w", root.Number, err)
 	}
 	uuid, _ := ext4UUID(img, root.Start)
-	p.Extracted = append(p.Extracted, ExtractedFS{Mount: "/", Partition: root.Number, UUID: uuid})
+	p.Extracted = append(p.Extracted, manifest.ExtractedFS{Mount: "/", Partition: root.Number, UUID: uuid})
 
 	mounts, err := fstabMounts(tree)
 	if err != nil {
@@ -284,7 +239,7 @@ func importDisk(ctx context.Context, p *Parent, file, tree, scratch string, log 
 			return fmt.Errorf("%s filesystem (partition %d): %w", m.dir, found.Number, err)
 		}
 		u, _ := ext4UUID(img, found.Start)
-		p.Extracted = append(p.Extracted, ExtractedFS{Mount: m.dir, Partition: found.Number, UUID: u})
+		p.Extracted = append(p.Extracted, manifest.ExtractedFS{Mount: m.dir, Partition: found.Number, UUID: u})
 	}
 	_ = fsroot.RemoveAll(tree, "/lost+found")
 	return nil

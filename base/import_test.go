@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"os/exec"
@@ -108,7 +109,7 @@ func TestImportFileHandmadeDisk(t *testing.T) {
 			require.Len(t, p.Extracted, 3)
 			require.Equal(t, "/", p.Extracted[0].Mount)
 			require.Equal(t, 4, p.Extracted[0].Partition)
-			require.Equal(t, ExtractedFS{Mount: "/boot", Partition: 2, UUID: bootUUID}, p.Extracted[1])
+			require.Equal(t, manifest.ExtractedFS{Mount: "/boot", Partition: 2, UUID: bootUUID}, p.Extracted[1])
 			require.Equal(t, "/var", p.Extracted[2].Mount)
 			require.Equal(t, 3, p.Extracted[2].Partition)
 			data, err := os.ReadFile(filepath.Join(tree, "var/lib/app/state"))
@@ -207,7 +208,7 @@ func TestImportImageSelectsFromTheCatalog(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "base.raw"), data, 0o644))
 		sum := fileSHA256(t, raw)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(fmt.Sprintf(
-			`{"name":"base","version":%q,"build":%d,"outputs":[{"file":"base.raw","format":"raw","sha256":%q}]}`, version, build, sum)), 0o644))
+			`{"schema_version":1,"name":"base","version":%q,"build":%d,"outputs":[{"file":"base.raw","format":"raw","sha256":%q}]}`, version, build, sum)), 0o644))
 		if deprecated {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"deprecated_at":"2020-01-01T00:00:00Z"}`), 0o644))
 		}

@@ -2,10 +2,9 @@ package builder
 
 import (
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
@@ -15,8 +14,8 @@ import (
 
 // CatalogSpec is what the recipe says about its builds' place in the
 // catalog, as recorded in manifest.json under "catalog".
-func CatalogSpec(img recipes.Image) catalog.Spec {
-	s := catalog.Spec{
+func CatalogSpec(img recipes.Image) manifest.Catalog {
+	s := manifest.Catalog{
 		Encrypted: img.Catalog.Encrypted, ProductCodes: img.Catalog.ProductCodes,
 		Visibility: img.Catalog.Visibility, SharedWith: img.Catalog.ShareWith,
 	}
@@ -27,8 +26,8 @@ func CatalogSpec(img recipes.Image) catalog.Spec {
 		s.SharedWith = nil
 	}
 	if lc := img.Lifecycle; lc != nil {
-		s.Lifecycle = &catalog.Lifecycle{KeepLast: lc.KeepLast,
-			DeprecateAfter: catalog.Age(lc.DeprecateAfter), DeleteAfter: catalog.Age(lc.DeleteAfter)}
+		s.Lifecycle = &manifest.Lifecycle{KeepLast: lc.KeepLast,
+			DeprecateAfter: manifest.Age(lc.DeprecateAfter), DeleteAfter: manifest.Age(lc.DeleteAfter)}
 	}
 	return s
 }
@@ -57,19 +56,7 @@ func distribute(path string, targets []recipes.Distribution, log io.Writer) ([]s
 	return out, nil
 }
 
-// PublishPauseEnv names a test-only hook: when set to a path, a build that
-// reaches the publish window (the version's lock held, its build number
-// taken, manifest.json written, not yet renamed into the catalog) creates
-// that file and waits 10 minutes, so that tests can kill it there. See
-// docs/testing.md.
-const PublishPauseEnv = "KILN_TEST_PAUSE_IN_PUBLISH"
-
-func pauseInPublish() {
-	path := os.Getenv(PublishPauseEnv)
-	if path == "" {
-		return
-	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644); err == nil {
-		time.Sleep(10 * time.Minute)
-	}
+// catalogInitialState writes the build's first catalog.json into staging.
+func catalogInitialState(s *state) error {
+	return catalog.WriteInitialState(s.staging.Artifact, s.m.Catalog, s.m.Created)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"io/fs"
 	"os"
@@ -19,22 +20,10 @@ import (
 	"github.com/kiln-build/kiln/recipes"
 )
 
-// ManifestComponent records a component the recipe used, resolved.
-type ManifestComponent struct {
-	Name       string         `json:"name"`
-	Constraint string         `json:"constraint"` // as the recipe wrote it, e.g. 1.x.x
-	Version    string         `json:"version"`    // what it resolved to
-	Source     string         `json:"source"`     // "builtin" or the component file's path
-	SHA256     string         `json:"sha256"`     // of the component file
-	Parameters map[string]any `json:"parameters"`
-	// FilesSHA256 covers the files its steps read (see recipes.Component).
-	FilesSHA256 string `json:"files_sha256,omitempty"`
-}
-
-func manifestComponents(in []recipes.Component) []ManifestComponent {
-	out := []ManifestComponent{}
+func manifestComponents(in []recipes.Component) []manifest.Component {
+	out := []manifest.Component{}
 	for _, c := range in {
-		out = append(out, ManifestComponent{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, SHA256: c.SHA256, Parameters: c.Parameters, FilesSHA256: c.FilesSHA256})
+		out = append(out, manifest.Component{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, SHA256: c.SHA256, Parameters: c.Parameters, FilesSHA256: c.FilesSHA256})
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/kiln-build/kiln/manifest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +24,7 @@ import (
 )
 
 // runActions compiles steps as Build does and runs them in tree.
-func runActions(t *testing.T, tree string, steps ...recipes.Step) ([]StepRecord, error, string) {
+func runActions(t *testing.T, tree string, steps ...recipes.Step) ([]manifest.StepRecord, error, string) {
 	t.Helper()
 	for i := range steps {
 		if steps[i].Timeout == 0 {

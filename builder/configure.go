@@ -209,12 +209,3 @@ func biosCoreLocation(l *disk.Layout) (lba, room uint64) {
 	first := l.Partitions[0].Start / disk.SectorSize
 	return 1, first - 1
 }
-
-func mergeFailures(fs []*TestFailure) *TestFailure {
-	out := &TestFailure{}
-	for _, f := range fs {
-		out.Failed = append(out.Failed, f.Failed...)
-		out.Health = append(out.Health, f.Health...)
-	}
-	return out
-}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,66 +18,14 @@ import (
 	"github.com/kiln-build/kiln/recipes"
 )
 
-// Inputs are everything a build's result depends on, as far as Kiln can
-// name it. Their digest is recorded in manifest.json as inputs_digest, and
-// `kiln build --if-changed` skips a build whose inputs digest equals that of
-// the newest published build of the same image name and version.
-//
-// Not inputs: the time of the build, SOURCE_DATE_EPOCH, the catalog and cache
-// directories, and anything a build step downloads by itself (a step that
-// fetches a URL is not rebuilt when the URL's content changes).
-type Inputs struct {
-	KilnVersion  string `json:"kiln_version"`
-	RecipeSHA256 string `json:"recipe_sha256"`
-	// Files maps every file the recipe references (build and test scripts),
-	// by its path relative to the recipe's directory, to its sha256.
-	Files map[string]string `json:"files"`
-	// Variables are the final values of the recipe's variables; they are
-	// hashed as JSON with sorted keys.
-	Variables map[string]any `json:"variables"`
-	// Components are the digests of the resolved components the recipe
-	// uses, in order. Filled by the component library's resolver; empty
-	// while recipes have no components.
-	Components []string   `json:"components"`
-	Base       BaseInputs `json:"base"`
-}
-
-// BaseInputs identify what a build starts from.
-type BaseInputs struct {
-	Type string `json:"type"`
-	// Debian: the suite, what is installed, where from, and the archive's
-	// InRelease digest (base.ReleaseDigest), which changes whenever the
-	// archive publishes anything.
-	Suite         string   `json:"suite,omitempty"`
-	Variant       string   `json:"variant,omitempty"`
-	Arch          string   `json:"arch,omitempty"`
-	Mirror        string   `json:"mirror,omitempty"`
-	Components    []string `json:"components,omitempty"`
-	Packages      []string `json:"packages,omitempty"`
-	ReleaseSHA256 string   `json:"release_sha256,omitempty"`
-	// Digest is the input digest of a base that is not Debian, such as the
-	// sha256 of a parent image; set by the code that resolves such bases.
-	Digest string `json:"digest,omitempty"`
-}
-
-// Digest is the hex sha256 of the inputs' JSON (which has sorted map keys).
-func (in *Inputs) Digest() string {
-	data, err := json.Marshal(in)
-	if err != nil { // only unsupported variable values; they cannot come from a recipe
-		data = []byte(fmt.Sprintf("%#v", in))
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
-
 // RecipeInputs collects the inputs of r for a Debian base at mirror (already
 // resolved: not empty) whose archive has the given InRelease digest.
-func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) (*Inputs, error) {
+func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) (*manifest.Inputs, error) {
 	img := r.Image
-	in := &Inputs{
+	in := &manifest.Inputs{
 		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: r.Variables,
 		Components: r.ComponentDigest(),
-		Base: BaseInputs{Type: img.Base.Type, Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Base: manifest.BaseInputs{Type: img.Base.Type, Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
 			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
 	}
 	if in.Variables == nil {
@@ -129,7 +77,7 @@ func debianPackages(extra []string) []string {
 // ResolveInputs collects r's inputs before a build: it resolves the mirror
 // (the recipe's, else the host's apt sources) and reads the archive's
 // InRelease digest, which needs the network.
-func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*Inputs, error) {
+func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*manifest.Inputs, error) {
 	switch b := r.Image.Base; b.Type {
 	case "image", "file":
 		in, err := RecipeInputs(r, kilnVersion, "", "")
@@ -138,7 +86,7 @@ func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersio
 		}
 		if b.Type == "file" {
 			// The recipe pins the file by its sha256, which the build checks.
-			in.Base.Digest = base.ParentDigest(&base.Parent{Kind: "file", SHA256: b.SHA256})
+			in.Base.Digest = base.ParentDigest(&manifest.Parent{Kind: "file", SHA256: b.SHA256})
 		} else if in.Base.Digest, err = base.ImageDigest(base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}); err != nil {
 			return nil, err
 		}
@@ -161,31 +109,27 @@ func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersio
 
 // Newest returns the newest published build of name/version in the catalog
 // and its directory, or (nil, "", nil) when there is none.
-func Newest(imagesDir, name, version string) (*Manifest, string, error) {
+func Newest(imagesDir, name, version string) (*manifest.Manifest, string, error) {
 	vdir := filepath.Join(imagesDir, name, version)
 	builds, err := catalog.Builds(vdir)
 	if err != nil || len(builds) == 0 {
 		return nil, "", err
 	}
 	dir := filepath.Join(vdir, strconv.Itoa(builds[len(builds)-1]))
-	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	m, err := manifest.Read(dir)
 	if err != nil {
 		return nil, "", err
 	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", filepath.Join(dir, "manifest.json"), err)
-	}
-	return &m, dir, nil
+	return m, dir, nil
 }
 
 // UpToDateResult says whether a recipe needs building.
 type UpToDateResult struct {
 	UpToDate bool
-	Digest   string    // the recipe's inputs digest now
-	Newest   *Manifest // the newest build of the same name and version, if any
-	Path     string    // its directory
-	Reason   string    // why a build is needed
+	Digest   string             // the recipe's inputs digest now
+	Newest   *manifest.Manifest // the newest build of the same name and version, if any
+	Path     string             // its directory
+	Reason   string             // why a build is needed
 }
 
 // ErrInputsUnknown wraps the reason the inputs could not be resolved.

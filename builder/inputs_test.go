@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,26 +58,26 @@ func TestInputsDigest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, d0, again.Digest(), "same inputs, same digest")
 
-	changed := map[string]func() *Inputs{
-		"kiln version": func() *Inputs { in, _ := ResolveInputs(ctx, r, "", "1.2.4"); return in },
-		"script": func() *Inputs {
+	changed := map[string]func() *manifest.Inputs{
+		"kiln version": func() *manifest.Inputs { in, _ := ResolveInputs(ctx, r, "", "1.2.4"); return in },
+		"script": func() *manifest.Inputs {
 			r2 := writeRecipe(t, t.TempDir(), mirror, "#!/bin/sh\necho two\n")
 			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			return in
 		},
-		"archive": func() *Inputs {
+		"archive": func() *manifest.Inputs {
 			r2 := writeRecipe(t, t.TempDir(), fakeArchive(t, "Suite: bookworm\nDate: 2\n"), "#!/bin/sh\necho one\n")
 			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			in.Base.Mirror = mirror // only the Release file differs
 			return in
 		},
-		"variable": func() *Inputs {
+		"variable": func() *manifest.Inputs {
 			r2, _, diags := recipes.Load(r.Path, recipes.LoadOptions{Vars: []string{"greeting=bye"}})
 			require.False(t, diags.HasErrors())
 			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			return in
 		},
-		"components": func() *Inputs {
+		"components": func() *manifest.Inputs {
 			in, _ := ResolveInputs(ctx, r, "", "1.2.3")
 			in.Components = []string{"sha256:abc"}
 			return in
@@ -108,7 +109,7 @@ func TestCheckUpToDate(t *testing.T) {
 	publish := func(build int, digest string) {
 		dir := filepath.Join(images, "inputs", "1.0.0", itoa(build))
 		require.NoError(t, os.MkdirAll(dir, 0o755))
-		data, _ := json.Marshal(Manifest{Name: "inputs", Version: "1.0.0", Build: build, InputsDigest: digest})
+		data, _ := json.Marshal(manifest.Manifest{SchemaVersion: manifest.SchemaVersion, Name: "inputs", Version: "1.0.0", Build: build, InputsDigest: digest})
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644))
 	}
 	publish(1, res.Digest)

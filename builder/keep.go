@@ -6,12 +6,6 @@ import (
 	"path/filepath"
 )
 
-// On-error policies (kiln build --on-error).
-const (
-	OnErrorCleanup = "cleanup" // remove everything but the logs (the default)
-	OnErrorKeep    = "keep"    // also keep the tree or the disk, to look inside
-)
-
 // keepForDebugging moves what a person needs to look into a failure out of
 // staging into dir (under <images>/.failed/, never the catalog): the tree
 // when the build failed before the disk was written, else the raw disk

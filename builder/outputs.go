@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ type outputRequest struct {
 // each against the rules of the platform it is for, reads each back to
 // prove it holds the same disk, and finally compresses (or drops) the raw
 // image. It returns the manifest entries in the recipe's order.
-func writeOutputs(ctx context.Context, r outputRequest) ([]Output, error) {
+func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, error) {
 	src, err := formats.OpenRaw(r.Raw)
 	if err != nil {
 		return nil, err
@@ -39,7 +40,7 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	var outs []Output
+	var outs []manifest.Output
 	for _, f := range r.Output.Formats {
 		if f == "raw" {
 			continue // last: the other formats are made from it
@@ -54,7 +55,7 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]Output, error) {
 		}
 		outs = append(outs, o)
 	}
-	raw := Output{File: filepath.Base(r.Raw), Format: "raw", VirtualSize: uint64(src.Size()), SHA256: rawSum, Checks: []string{}}
+	raw := manifest.Output{File: filepath.Base(r.Raw), Format: "raw", VirtualSize: uint64(src.Size()), SHA256: rawSum, Checks: []string{}}
 	for _, t := range []string{"qemu", "aws"} {
 		if err := verifyFor(r.Raw, t, &raw); err != nil {
 			return nil, err
@@ -91,7 +92,7 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]Output, error) {
 		fi, _ := os.Stat(r.Raw)
 		raw.Size = fi.Size()
 	}
-	var ordered []Output
+	var ordered []manifest.Output
 	for _, f := range r.Output.Formats {
 		if f == "raw" {
 			ordered = append(ordered, raw)
@@ -111,8 +112,8 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]Output, error) {
 	return ordered, nil
 }
 
-func writeOne(ctx context.Context, r outputRequest, src formats.Source, format string) (Output, error) {
-	o := Output{Format: format, VirtualSize: uint64(src.Size()), Checks: []string{}}
+func writeOne(ctx context.Context, r outputRequest, src formats.Source, format string) (manifest.Output, error) {
+	o := manifest.Output{Format: format, VirtualSize: uint64(src.Size()), Checks: []string{}}
 	opts := formats.Options{}
 	var write func(context.Context, *os.File, formats.Source, formats.Options) error
 	switch format {
@@ -168,7 +169,7 @@ func writeOne(ctx context.Context, r outputRequest, src formats.Source, format s
 }
 
 // targetsFor are the platform checks each output is held to.
-func targetsFor(o Output) []string {
+func targetsFor(o manifest.Output) []string {
 	switch o.Format {
 	case "vhd":
 		if o.Subformat == "fixed" {
@@ -188,7 +189,7 @@ func targetsFor(o Output) []string {
 	return []string{"qemu"}
 }
 
-func verifyFor(path, target string, o *Output) error {
+func verifyFor(path, target string, o *manifest.Output) error {
 	rep, err := formats.Verify(path, target)
 	if err != nil {
 		return fmt.Errorf("verifying %s for %s: %w", filepath.Base(path), target, err)
@@ -202,7 +203,7 @@ func verifyFor(path, target string, o *Output) error {
 
 // checkOutput runs the platform checks and reads the file back: its virtual
 // disk must hash like the raw image (a fixed VHD's extra tail is zeros).
-func checkOutput(ctx context.Context, path string, o *Output, rawSum string, rawSize int64) error {
+func checkOutput(ctx context.Context, path string, o *manifest.Output, rawSum string, rawSize int64) error {
 	for _, t := range targetsFor(*o) {
 		if err := verifyFor(path, t, o); err != nil {
 			return err

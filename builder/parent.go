@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
@@ -15,44 +16,14 @@ import (
 	"github.com/kiln-build/kiln/recipes"
 )
 
-// ManifestParent records the disk a base "image" or base "file" tree was
-// extracted from. SHA256 is the base's digest: a rebuild whose parent has
-// another sha256 has a changed base.
-type ManifestParent struct {
-	Kind        string             `json:"kind"` // image or file
-	Name        string             `json:"name,omitempty"`
-	Version     string             `json:"version,omitempty"`
-	Build       int                `json:"build,omitempty"`
-	SHA256      string             `json:"sha256"`
-	Path        string             `json:"path"`
-	Format      string             `json:"format"`
-	Compression string             `json:"compression,omitempty"`
-	Extracted   []base.ExtractedFS `json:"extracted"`
-}
-
-// BaseDigest is what identifies the build's base for change detection: the
-// parent disk's sha256 for image and file bases, the archive's Release
-// digest for Debian bases.
-func (m *Manifest) BaseDigest() string {
-	if m.Parent != nil {
-		return m.Parent.SHA256
-	}
-	return m.Base.ReleaseSHA256
-}
-
-// digest is the parent's base digest for Inputs (base.ParentDigest).
-func (p *ManifestParent) digest() string {
-	return base.ParentDigest(&base.Parent{Kind: p.Kind, Name: p.Name, Version: p.Version, Build: p.Build, SHA256: p.SHA256})
-}
-
 // importBase fills tree from the recipe's base "image" or base "file".
-func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work string, log io.Writer) (*ManifestParent, error) {
+func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work string, log io.Writer) (*manifest.Parent, error) {
 	scratch := filepath.Join(work, "import")
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(scratch)
-	var p *base.Parent
+	var p *manifest.Parent
 	var err error
 	switch b.Type {
 	case "image":
@@ -65,8 +36,7 @@ func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work strin
 	if err != nil {
 		return nil, err
 	}
-	return &ManifestParent{Kind: p.Kind, Name: p.Name, Version: p.Version, Build: p.Build, SHA256: p.SHA256,
-		Path: p.Path, Format: p.Format, Compression: p.Compression, Extracted: p.Extracted}, nil
+	return p, nil
 }
 
 // baseDescription is the base stage's progress line.

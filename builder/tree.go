@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ const stepDir = "/var/lib/kiln-build"
 // runSteps runs build steps in order. While they run, services are kept from
 // starting (policy-rc.d) and the host's resolv.conf gives them DNS; both are
 // undone afterwards, whatever happens.
-func runSteps(ctx context.Context, tree string, steps []Step, log io.Writer) (records []StepRecord, err error) {
+func runSteps(ctx context.Context, tree string, steps []Step, log io.Writer) (records []manifest.StepRecord, err error) {
 	if len(steps) == 0 {
 		return nil, nil
 	}
@@ -89,7 +90,7 @@ func runSteps(ctx context.Context, tree string, steps []Step, log io.Writer) (re
 				fmt.Fprintf(log, "==> build step %q: attempt %d failed (%v); retrying\n", s.Name, attempts, firstLine(err))
 			}
 		}
-		rec := StepRecord{Name: s.Name, Seconds: time.Since(start).Seconds(), Attempts: attempts}
+		rec := manifest.StepRecord{Name: s.Name, Seconds: time.Since(start).Seconds(), Attempts: attempts}
 		if err != nil {
 			if !s.Continue || ctx.Err() != nil {
 				return records, err
@@ -255,19 +256,19 @@ func truncateLogs(tree string) error {
 }
 
 // installedPackages reads dpkg's status database.
-func installedPackages(tree string) ([]Package, error) {
+func installedPackages(tree string) ([]manifest.Package, error) {
 	data, err := fsroot.ReadFile(tree, "/var/lib/dpkg/status")
 	if err != nil {
 		return nil, fmt.Errorf("reading the package database: %w", err)
 	}
-	var out []Package
-	var cur Package
+	var out []manifest.Package
+	var cur manifest.Package
 	var installed bool
 	flush := func() {
 		if cur.Name != "" && installed {
 			out = append(out, cur)
 		}
-		cur, installed = Package{}, false
+		cur, installed = manifest.Package{}, false
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,7 @@ var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 // publishBuild publishes a build with a manifest (created, spec) and one
 // output file, as kiln build does.
-func publishBuild(t *testing.T, root, name, version string, created time.Time, spec Spec) Entry {
+func publishBuild(t *testing.T, root, name, version string, created time.Time, spec manifest.Catalog) Entry {
 	t.Helper()
 	s, err := NewStaging(root)
 	require.NoError(t, err)
@@ -29,10 +30,9 @@ func publishBuild(t *testing.T, root, name, version string, created time.Time, s
 	disk := []byte("disk of " + name + " " + version + " " + created.String())
 	require.NoError(t, os.WriteFile(filepath.Join(s.Artifact, name+".raw"), disk, 0o644))
 	n, dir, err := s.Publish(name, version, func(build int) error {
-		m := map[string]any{"name": name, "version": version, "build": build, "created": created, "catalog": spec,
-			"outputs": []map[string]any{{"file": name + ".raw", "format": "raw", "sha256": sha(disk)}}}
-		data, _ := json.Marshal(m)
-		if err := os.WriteFile(filepath.Join(s.Artifact, "manifest.json"), data, 0o644); err != nil {
+		m := &manifest.Manifest{SchemaVersion: manifest.SchemaVersion, Name: name, Version: version, Build: build, Created: created, Catalog: spec,
+			Outputs: []manifest.Output{{File: name + ".raw", Format: "raw", SHA256: sha(disk)}}}
+		if err := m.Write(s.Artifact); err != nil {
 			return err
 		}
 		return WriteInitialState(s.Artifact, spec, created)
@@ -66,11 +66,11 @@ func listIDs(t *testing.T, root string) []string {
 
 func TestRemoveNeverReusesTheNumber(t *testing.T) {
 	root := t.TempDir()
-	a := publishBuild(t, root, "web", "1.0.0", now, Spec{})
-	b := publishBuild(t, root, "web", "1.0.0", now, Spec{})
+	a := publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
+	b := publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	require.NoError(t, Remove(root, b))
 	assert.Equal(t, []string{"web/1.0.0/1"}, listIDs(t, root))
-	c := publishBuild(t, root, "web", "1.0.0", now, Spec{})
+	c := publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	assert.Equal(t, 3, c.Build, "build 2 was removed, its number is not handed out again")
 	require.NoError(t, Remove(root, a))
 	assert.Equal(t, []string{"web/1.0.0/3"}, listIDs(t, root))
@@ -83,7 +83,7 @@ func TestRemoveNeverReusesTheNumber(t *testing.T) {
 // data in .trash, never in the catalog; the next staging sweeps it.
 func TestInterruptedRemoveIsSwept(t *testing.T) {
 	root := t.TempDir()
-	e := publishBuild(t, root, "web", "1.0.0", now, Spec{})
+	e := publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	require.NoError(t, os.MkdirAll(filepath.Join(root, trashDir), 0o755))
 	require.NoError(t, os.Rename(e.Dir, filepath.Join(root, trashDir, "web-1.0.0-1-dead")))
 	assert.Empty(t, listIDs(t, root))
@@ -96,9 +96,9 @@ func TestInterruptedRemoveIsSwept(t *testing.T) {
 
 func TestVisibilityRules(t *testing.T) {
 	root := t.TempDir()
-	plain := publishBuild(t, root, "web", "1.0.0", now.Add(-24*time.Hour), Spec{})
-	enc := publishBuild(t, root, "vault", "1.0.0", now, Spec{Encrypted: true})
-	paid := publishBuild(t, root, "paid", "1.0.0", now, Spec{ProductCodes: []string{"abc123"}})
+	plain := publishBuild(t, root, "web", "1.0.0", now.Add(-24*time.Hour), manifest.Catalog{})
+	enc := publishBuild(t, root, "vault", "1.0.0", now, manifest.Catalog{Encrypted: true})
+	paid := publishBuild(t, root, "paid", "1.0.0", now, manifest.Catalog{ProductCodes: []string{"abc123"}})
 
 	st, err := Share(plain, ShareChange{Add: []string{"bob", "alice"}}, now)
 	require.NoError(t, err)
@@ -156,23 +156,23 @@ func TestVisibilityRules(t *testing.T) {
 func TestPrunePlanMatchesResult(t *testing.T) {
 	root := t.TempDir()
 	day := units.Day
-	keep3 := &Lifecycle{KeepLast: 3, DeprecateAfter: Age(30 * day), DeleteAfter: Age(90 * day)}
-	onlyKeep := &Lifecycle{KeepLast: 2}
-	ageOnly := &Lifecycle{DeprecateAfter: Age(10 * day), DeleteAfter: Age(20 * day)}
+	keep3 := &manifest.Lifecycle{KeepLast: 3, DeprecateAfter: manifest.Age(30 * day), DeleteAfter: manifest.Age(90 * day)}
+	onlyKeep := &manifest.Lifecycle{KeepLast: 2}
+	ageOnly := &manifest.Lifecycle{DeprecateAfter: manifest.Age(10 * day), DeleteAfter: manifest.Age(20 * day)}
 	for i := 0; i < 8; i++ { // web: 8 builds over two versions, one every 20 days
 		v := "1.0.0"
 		if i >= 4 {
 			v = "1.1.0"
 		}
-		publishBuild(t, root, "web", v, now.Add(-time.Duration(150-20*i)*day), Spec{Lifecycle: keep3})
+		publishBuild(t, root, "web", v, now.Add(-time.Duration(150-20*i)*day), manifest.Catalog{Lifecycle: keep3})
 	}
 	for i := 0; i < 4; i++ {
-		publishBuild(t, root, "db", "2.0.0", now.Add(-time.Duration(40-i)*day), Spec{Lifecycle: onlyKeep})
+		publishBuild(t, root, "db", "2.0.0", now.Add(-time.Duration(40-i)*day), manifest.Catalog{Lifecycle: onlyKeep})
 	}
 	for i := 0; i < 3; i++ { // every build too old: the newest survives, deprecated
-		publishBuild(t, root, "old", "1.0.0", now.Add(-time.Duration(100-i)*day), Spec{Lifecycle: ageOnly})
+		publishBuild(t, root, "old", "1.0.0", now.Add(-time.Duration(100-i)*day), manifest.Catalog{Lifecycle: ageOnly})
 	}
-	publishBuild(t, root, "norule", "1.0.0", now.Add(-1000*day), Spec{})
+	publishBuild(t, root, "norule", "1.0.0", now.Add(-1000*day), manifest.Catalog{})
 	// web's oldest surviving build is deprecated already: not deprecated again.
 	_, err := Deprecate(mustEntry(t, root, "web@1.1.0/1"), now.Add(-time.Hour), now)
 	require.NoError(t, err)
@@ -232,22 +232,22 @@ func snapshot(t *testing.T, root string) map[string]bool {
 }
 
 func TestLifecycleValidate(t *testing.T) {
-	assert.NoError(t, Lifecycle{KeepLast: 1}.Validate())
-	assert.Error(t, Lifecycle{}.Validate())
-	assert.Error(t, Lifecycle{KeepLast: -1}.Validate())
-	assert.Error(t, Lifecycle{DeprecateAfter: Age(units.Day), DeleteAfter: Age(units.Day)}.Validate())
-	data, err := json.Marshal(Lifecycle{KeepLast: 5, DeprecateAfter: Age(90 * units.Day)})
+	assert.NoError(t, manifest.Lifecycle{KeepLast: 1}.Validate())
+	assert.Error(t, manifest.Lifecycle{}.Validate())
+	assert.Error(t, manifest.Lifecycle{KeepLast: -1}.Validate())
+	assert.Error(t, manifest.Lifecycle{DeprecateAfter: manifest.Age(units.Day), DeleteAfter: manifest.Age(units.Day)}.Validate())
+	data, err := json.Marshal(manifest.Lifecycle{KeepLast: 5, DeprecateAfter: manifest.Age(90 * units.Day)})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"keep_last":5,"deprecate_after":"90d"}`, string(data))
-	var back Lifecycle
+	var back manifest.Lifecycle
 	require.NoError(t, json.Unmarshal(data, &back))
-	assert.Equal(t, Age(90*units.Day), back.DeprecateAfter)
+	assert.Equal(t, manifest.Age(90*units.Day), back.DeprecateAfter)
 }
 
 func TestDistribute(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	publishBuild(t, src, "web", "1.0.0", now, Spec{})
-	e := publishBuild(t, src, "web", "1.0.0", now, Spec{Visibility: Shared, SharedWith: []string{"alice"}})
+	publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{})
+	e := publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{Visibility: Shared, SharedWith: []string{"alice"}})
 
 	out, copied, err := Distribute(e, dst, now)
 	require.NoError(t, err)
@@ -269,8 +269,8 @@ func TestDistribute(t *testing.T) {
 	assert.False(t, copied)
 
 	// A different build 1 at the destination: a conflict, nothing changes.
-	publishBuild(t, dst, "web", "1.0.0", now.Add(time.Hour), Spec{}) // gets 3
-	other := publishBuild(t, src, "web", "1.0.0", now, Spec{})       // src build 3
+	publishBuild(t, dst, "web", "1.0.0", now.Add(time.Hour), manifest.Catalog{}) // gets 3
+	other := publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{})       // src build 3
 	_, _, err = Distribute(other, dst, now)
 	assert.ErrorContains(t, err, "already holds a different web/1.0.0/3")
 
@@ -289,8 +289,8 @@ func TestDistribute(t *testing.T) {
 // earlier builds; the next build publishes with the next number.
 func TestKilledPublishLeavesNoHalfEntry(t *testing.T) {
 	root := t.TempDir()
-	publishBuild(t, root, "web", "1.0.0", now, Spec{})
-	publishBuild(t, root, "web", "1.0.0", now, Spec{})
+	publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
+	publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	ready := filepath.Join(t.TempDir(), "in-finalize")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPublishChild$")
 	cmd.Env = append(os.Environ(), "KILN_ARTIFACT_PUBLISH_CHILD="+root, "KILN_ARTIFACT_READY="+ready)
@@ -300,7 +300,7 @@ func TestKilledPublishLeavesNoHalfEntry(t *testing.T) {
 	_ = cmd.Wait()
 
 	assert.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2"}, listIDs(t, root))
-	e := publishBuild(t, root, "web", "1.0.0", now, Spec{})
+	e := publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	assert.Equal(t, 3, e.Build)
 	staging, _ := os.ReadDir(filepath.Join(root, stagingDir))
 	assert.Empty(t, staging, "the killed build's staging was swept")

@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -99,7 +100,7 @@ func Distribute(e Entry, dest string, now time.Time) (out Entry, copied bool, er
 
 // verifyCopy reads every copied file back and checks it against its
 // source's sha256, and every output against its manifest's.
-func verifyCopy(dir string, sums map[string]string, info Info) error {
+func verifyCopy(dir string, sums map[string]string, info *manifest.Manifest) error {
 	for rel, want := range sums {
 		got, err := sparse.SHA256(filepath.Join(dir, rel))
 		if err != nil {

@@ -1,11 +1,9 @@
 package catalog
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/units"
@@ -22,96 +20,28 @@ const (
 // deprecated at the latest, as public AMIs are after two years.
 const PublicDeprecation = 2 * 365 * units.Day
 
-// Spec is what a recipe says about a build's place in the catalog. It is
-// recorded in manifest.json under "catalog" and never changes after
-// publishing; State holds what does.
-type Spec struct {
-	// Encrypted and ProductCodes mark builds that can never be public.
-	Encrypted    bool     `json:"encrypted,omitempty"`
-	ProductCodes []string `json:"product_codes,omitempty"`
-	// Visibility and SharedWith are the state the build is published with.
-	Visibility string     `json:"visibility,omitempty"`
-	SharedWith []string   `json:"shared_with,omitempty"`
-	Lifecycle  *Lifecycle `json:"lifecycle,omitempty"`
-}
-
-// CanBePublic says why a build cannot be made public, or returns nil.
-func (s Spec) CanBePublic() error {
-	switch {
-	case s.Encrypted && len(s.ProductCodes) > 0:
-		return errors.New("it is encrypted and carries product codes; such an image can only be private or shared with named principals")
-	case s.Encrypted:
-		return errors.New("it is encrypted; an encrypted image can only be private or shared with named principals")
-	case len(s.ProductCodes) > 0:
-		return fmt.Errorf("it carries product code(s) %v; such an image can only be private or shared with named principals", s.ProductCodes)
-	}
-	return nil
-}
-
-// Lifecycle is a retention rule for the builds of one image (see Plan). It
-// is shared by recipes and pipelines. Zero fields are unset.
-type Lifecycle struct {
-	// KeepLast protects the newest KeepLast builds from every rule; without
-	// DeleteAfter, the builds after them are deleted.
-	KeepLast int `json:"keep_last,omitempty"`
-	// DeprecateAfter deprecates builds older than this.
-	DeprecateAfter Age `json:"deprecate_after,omitempty"`
-	// DeleteAfter deletes builds older than this.
-	DeleteAfter Age `json:"delete_after,omitempty"`
-}
-
-// Age is a duration written as "90d" in JSON.
-type Age time.Duration
-
-func (a Age) MarshalText() ([]byte, error) { return []byte(units.FormatAge(time.Duration(a))), nil }
-
-func (a *Age) UnmarshalText(b []byte) error {
-	d, err := units.ParseAge(string(b))
-	*a = Age(d)
-	return err
-}
-
-func (a Age) String() string { return units.FormatAge(time.Duration(a)) }
-
-// Info is what the catalog reads from a build's manifest.json.
-type Info struct {
-	Name    string    `json:"name"`
-	Version string    `json:"version"`
-	Build   int       `json:"build"`
-	Created time.Time `json:"created"`
-	Outputs []struct {
-		File   string `json:"file"`
-		Format string `json:"format"`
-		SHA256 string `json:"sha256"`
-	} `json:"outputs"`
-	Catalog Spec `json:"catalog"`
-}
-
 // ReadInfo reads a build directory's manifest.json. A build without one (or
 // without a creation time) is dated by its directory's modification time.
-func ReadInfo(dir string) (Info, error) {
-	var in Info
-	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return in, err
+func ReadInfo(dir string) (*manifest.Manifest, error) {
+	m, err := manifest.Read(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m = &manifest.Manifest{}
+	case err != nil:
+		return nil, err
 	}
-	if err == nil {
-		if err := json.Unmarshal(data, &in); err != nil {
-			return in, fmt.Errorf("%s: %w", filepath.Join(dir, "manifest.json"), err)
-		}
-	}
-	if in.Created.IsZero() {
+	if m.Created.IsZero() {
 		if fi, err := os.Stat(dir); err == nil {
-			in.Created = fi.ModTime().UTC()
+			m.Created = fi.ModTime().UTC()
 		}
 	}
-	return in, nil
+	return m, nil
 }
 
 // InitialState is the state a build is published with: the visibility its
 // recipe asks for (a public build is deprecated PublicDeprecation after
 // created) and a first history entry.
-func InitialState(spec Spec, created time.Time) State {
+func InitialState(spec manifest.Catalog, created time.Time) State {
 	s := State{Visibility: spec.Visibility, SharedWith: spec.SharedWith}
 	if s.Visibility == "" {
 		s.Visibility = Private
@@ -125,6 +55,6 @@ func InitialState(spec Spec, created time.Time) State {
 }
 
 // WriteInitialState writes InitialState into a staged artifact directory.
-func WriteInitialState(dir string, spec Spec, created time.Time) error {
+func WriteInitialState(dir string, spec manifest.Catalog, created time.Time) error {
 	return writeState(dir, InitialState(spec, created))
 }

@@ -2,22 +2,10 @@ package catalog
 
 import (
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"sort"
 	"time"
 )
-
-// Validate reports a rule that does nothing or contradicts itself.
-func (l Lifecycle) Validate() error {
-	switch {
-	case l.KeepLast < 0:
-		return fmt.Errorf("keep_last is %d: it counts builds, 1 or more", l.KeepLast)
-	case l.KeepLast == 0 && l.DeprecateAfter <= 0 && l.DeleteAfter <= 0:
-		return fmt.Errorf("the rule does nothing: set keep_last, deprecate_after or delete_after")
-	case l.DeprecateAfter > 0 && l.DeleteAfter > 0 && l.DeleteAfter <= l.DeprecateAfter:
-		return fmt.Errorf("delete_after (%s) must be longer than deprecate_after (%s): a build is deprecated before it is deleted", l.DeleteAfter, l.DeprecateAfter)
-	}
-	return nil
-}
 
 // Action is one step of a prune: deprecate or delete one build.
 type Action struct {
@@ -53,7 +41,7 @@ func Plan(root string, now time.Time) ([]Action, error) {
 	}
 	type build struct {
 		e    Entry
-		info Info
+		info *manifest.Manifest
 	}
 	byName := map[string][]build{}
 	var names []string
@@ -80,7 +68,7 @@ func Plan(root string, now time.Time) ([]Action, error) {
 			}
 			return a.e.Build > b.e.Build
 		})
-		var rule *Lifecycle
+		var rule *manifest.Lifecycle
 		for _, b := range bs {
 			if b.info.Catalog.Lifecycle != nil {
 				rule = b.info.Catalog.Lifecycle

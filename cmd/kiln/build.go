@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kiln-build/kiln/boottest"
 	"io"
 	"os"
 	"os/exec"
@@ -96,7 +97,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
 	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
-	onError := fs.String("on-error", builder.OnErrorCleanup, "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
+	onError := fs.String("on-error", string(builder.OnErrorCleanup), "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -106,7 +107,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return exitUsage
 	}
-	if *onError != builder.OnErrorCleanup && *onError != builder.OnErrorKeep {
+	if oe := builder.OnError(*onError); oe != builder.OnErrorCleanup && oe != builder.OnErrorKeep {
 		fmt.Fprintf(stderr, "kiln build: --on-error %q: use cleanup or keep\n", *onError)
 		return exitUsage
 	}
@@ -127,7 +128,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(stdout, stderr, *rf.json, err, exitUsage)
 	}
 	opts.RefreshBase = *refresh
-	opts.OnError = *onError
+	opts.OnError = builder.OnError(*onError)
 	if !*rf.json {
 		opts.Progress = progress.New(stderr)
 	}
@@ -148,7 +149,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "  %s: %s (sha256 %s)\n", o.Format, o.File, o.SHA256)
 	}
 	for _, t := range m.Tests {
-		fmt.Fprintf(stdout, "  test %-20s %s (%s, %.1fs)\n", t.Name, strings.ToUpper(t.Status), t.Firmware, t.Seconds)
+		fmt.Fprintf(stdout, "  test %-20s %s (%s, %.1fs)\n", t.Name, strings.ToUpper(string(t.Status)), t.Firmware, t.Seconds)
 	}
 	for _, h := range m.Health {
 		fmt.Fprintf(stdout, "  health: multi-user reached under %s, guest ran %.0fs (%s)\n", h.Firmware, h.BootSeconds, h.Accelerator)
@@ -160,7 +161,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func fail(stdout, stderr io.Writer, asJSON bool, err error, code int) int {
-	var tf *builder.TestFailure
+	var tf *boottest.Failure
 	if errors.As(err, &tf) {
 		code = exitFailed
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
@@ -47,10 +48,10 @@ func TestE2EChainedAndImportedBases(t *testing.T) {
 	require.NoError(t, err)
 	imported, importedDir := buildExample(t, images, "../../examples/file-base.hcl", "disk="+vmdk, "sha256="+sum)
 	require.NotNil(t, imported.Parent)
-	require.Equal(t, builder.ManifestParent{Kind: "file", SHA256: sum, Path: vmdk, Format: "vmdk", Extracted: imported.Parent.Extracted}, *imported.Parent)
+	require.Equal(t, manifest.Parent{Kind: "file", SHA256: sum, Path: vmdk, Format: "vmdk", Extracted: imported.Parent.Extracted}, *imported.Parent)
 	require.Equal(t, "/", imported.Parent.Extracted[0].Mount)
 	requirePassed(t, imported, []string{"customised", "booted-under-bios"})
-	require.Equal(t, "bios", imported.Health[0].Firmware)
+	require.Equal(t, platform.BootBIOS, imported.Health[0].Firmware)
 	// The imported image was re-laid out for BIOS and still has what its
 	// ancestors added.
 	img := filepath.Join(importedDir, imported.Outputs[0].File)
@@ -80,11 +81,11 @@ func TestE2EChainedAndImportedBases(t *testing.T) {
 
 // requirePassed checks that the build ran exactly the named tests, all
 // passing, and every boot was healthy.
-func requirePassed(t *testing.T, m *builder.Manifest, names []string) {
+func requirePassed(t *testing.T, m *manifest.Manifest, names []string) {
 	t.Helper()
 	var got []string
 	for _, tr := range m.Tests {
-		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
+		require.Equal(t, manifest.Pass, tr.Status, "%s: %s", tr.Name, tr.Output)
 		got = append(got, tr.Name)
 	}
 	require.Equal(t, names, got)

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/builder"
 	"github.com/stretchr/testify/require"
 )
 
 // buildExample builds an example with kiln build --json and returns the manifest.
-func buildExample(t *testing.T, images, recipe string, vars ...string) (*builder.Manifest, string) {
+func buildExample(t *testing.T, images, recipe string, vars ...string) (*manifest.Manifest, string) {
 	t.Helper()
 	args := []string{"build", "--json", "--images", images, "--cache", sharedCache(t)}
 	for _, v := range vars {
@@ -26,6 +29,7 @@ func buildExample(t *testing.T, images, recipe string, vars ...string) (*builder
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	var res struct{ Path string }
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	markBuilt(recipe)
 	return readManifest(t, res.Path), res.Path
 }
 
@@ -39,13 +43,10 @@ func TestE2EBootMatrix(t *testing.T) {
 	} {
 		t.Run(c.firmware+"-"+c.table, func(t *testing.T) {
 			m, dir := buildExample(t, images, "../../examples/boot-matrix.hcl", "firmware="+c.firmware, "table="+c.table)
-			require.Equal(t, c.firmware, m.Boot.Firmware)
-			require.Equal(t, c.table, m.Boot.PartitionTable)
-			want := []string{c.firmware}
-			if c.firmware == "hybrid" {
-				want = []string{"uefi", "bios"}
-			}
-			var booted []string
+			require.Equal(t, platform.Firmware(c.firmware), m.Boot.Firmware)
+			require.Equal(t, platform.Table(c.table), m.Boot.PartitionTable)
+			want := platform.Firmware(c.firmware).Boots()
+			var booted []platform.Boot
 			for _, h := range m.Health {
 				booted = append(booted, h.Firmware)
 				require.True(t, h.MultiUser, "%s: multi-user reached", h.Firmware)
@@ -54,20 +55,20 @@ func TestE2EBootMatrix(t *testing.T) {
 			require.Equal(t, want, booted)
 			require.Len(t, m.Tests, 3*len(want))
 			for _, tr := range m.Tests {
-				require.Equal(t, "pass", tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
+				require.Equal(t, manifest.Pass, tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
 			}
 			img := filepath.Join(dir, m.Outputs[0].File)
 			checkDisk(t, img, m)
 			// A copy on a disk 1 GiB larger grows its root partition and filesystem at boot.
 			if c.firmware != "hybrid" {
-				checkGrows(t, img, m, c.firmware)
+				checkGrows(t, img, m, platform.Boot(c.firmware))
 			}
 		})
 	}
 }
 
-func checkGrows(t *testing.T, img string, m *builder.Manifest, firmware string) {
-	var root builder.ManifestPartition
+func checkGrows(t *testing.T, img string, m *manifest.Manifest, firmware platform.Boot) {
+	var root manifest.Partition
 	for _, p := range m.Disk.Partitions {
 		if p.Mount == "/" {
 			root = p
@@ -75,7 +76,7 @@ func checkGrows(t *testing.T, img string, m *builder.Manifest, firmware string) 
 	}
 	const grow = 1 << 30
 	work := t.TempDir()
-	test := builder.Step{Name: "grown", Timeout: 2 * time.Minute, Script: []byte(fmt.Sprintf(`#!/bin/sh
+	test := guest.Test{Name: "grown", Timeout: 2 * time.Minute, Script: []byte(fmt.Sprintf(`#!/bin/sh
 set -e
 part=$(findmnt -n -o SOURCE /)
 size=$(lsblk -bno SIZE "$part")
@@ -84,14 +85,14 @@ echo "partition $size bytes, filesystem $fs bytes"
 test "$size" -ge %d
 test "$fs" -ge %d
 `, root.Size+grow-(2<<20), root.Size+grow-(200<<20)))}
-	rep, err := builder.TestImage(context.Background(), builder.TestRequest{
+	rep, err := boottest.Boot(context.Background(), boottest.Request{
 		Image: img, RootOffset: root.Start, Firmware: firmware, Name: m.Name, Version: m.Version,
-		Tests: []builder.Step{test}, WorkDir: work, ConsoleLog: filepath.Join(work, "serial.log"), Log: io.Discard, GrowBy: grow,
+		Tests: []guest.Test{test}, WorkDir: work, ConsoleLog: filepath.Join(work, "serial.log"), Log: io.Discard, GrowBy: grow,
 	})
 	require.NoError(t, err)
 	require.Len(t, rep.Results, 1)
 	console, _ := os.ReadFile(filepath.Join(work, "serial.log"))
-	require.Equal(t, "pass", rep.Results[0].Status, "%s\nconsole tail:\n%s", rep.Results[0].Output, tail(string(console), 40))
+	require.Equal(t, manifest.Pass, rep.Results[0].Status, "%s\nconsole tail:\n%s", rep.Results[0].Output, tail(string(console), 40))
 }
 
 // A declared layout with separate /boot and /var plus swap boots under both
@@ -102,7 +103,7 @@ func TestE2ECustomLayout(t *testing.T) {
 	require.Len(t, m.Health, 2)
 	require.Len(t, m.Tests, 6)
 	for _, tr := range m.Tests {
-		require.Equal(t, "pass", tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
+		require.Equal(t, manifest.Pass, tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
 	}
 	var labels []string
 	for _, p := range m.Disk.Partitions {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
@@ -124,15 +124,14 @@ image "twin" {
 
 // A real kiln build SIGKILLed in its publish window (the version's lock
 // held, build number taken, manifest written; held there by the test-only
-// KILN_TEST_PAUSE_IN_PUBLISH hook) leaves kiln images list showing exactly
+// testhook.InPublish, set by this test binary run as kiln) leaves kiln images list showing exactly
 // the earlier builds, and the next kiln build publishes.
 func TestE2EBuildKilledWhilePublishing(t *testing.T) {
 	requireE2E(t)
-	bin := kilnBinary(t)
 	images := t.TempDir()
 	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	fakeBuild(t, images, "killed", "1.0.0", earlier, catalog.Spec{})
-	fakeBuild(t, images, "killed", "1.0.0", earlier, catalog.Spec{})
+	fakeBuild(t, images, "killed", "1.0.0", earlier, manifest.Catalog{})
+	fakeBuild(t, images, "killed", "1.0.0", earlier, manifest.Catalog{})
 	before := listJSON(t, images)
 	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2"}, itemIDs(before))
 
@@ -147,8 +146,10 @@ image "killed" {
 }
 `), 0o644))
 	paused := filepath.Join(t.TempDir(), "paused")
-	cmd := exec.Command(bin, "build", "--images", images, "--cache", sharedCache(t), recipe)
-	cmd.Env = append(os.Environ(), builder.PublishPauseEnv+"="+paused)
+	self, err := os.Executable() // this test binary, run as kiln with the publish hook set (main_test.go)
+	require.NoError(t, err)
+	cmd := exec.Command(self, "build", "--images", images, "--cache", sharedCache(t), recipe)
+	cmd.Env = append(os.Environ(), pauseInPublishEnv+"="+paused)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	require.NoError(t, cmd.Start())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,10 +38,10 @@ func TestE2EWebServerComponents(t *testing.T) {
 	require.EqualValues(t, 8080, site.Parameters["port"])
 	require.Equal(t, "x.x.x", m.Components[byName["serial-console"]].Constraint)
 
-	tests := map[string]string{}
+	tests := map[string]manifest.Status{}
 	for _, tr := range m.Tests {
 		tests[tr.Name] = tr.Status
-		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
+		require.Equal(t, manifest.Pass, tr.Status, "%s: %s", tr.Name, tr.Output)
 	}
 	for _, name := range []string{"apt-packages/installed", "static-site/serves-page", "serial-console/running", "nginx-running"} {
 		require.Contains(t, tests, name)
@@ -131,7 +132,7 @@ image "builtins" {
 	names := map[string]bool{}
 	for _, tr := range m.Tests {
 		names[tr.Name] = true
-		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
+		require.Equal(t, manifest.Pass, tr.Status, "%s: %s", tr.Name, tr.Output)
 		if tr.Name == "optional" {
 			require.Contains(t, tr.Output, "on_failure = continue")
 		}

@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -11,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
 )
@@ -25,7 +28,7 @@ func TestE2EFormatsBootAndRoundTrip(t *testing.T) {
 	raw := filepath.Join(dir, m.Outputs[0].File)
 	rawSum, err := sparse.SHA256(raw)
 	require.NoError(t, err)
-	var root builder.ManifestPartition
+	var root manifest.Partition
 	for _, p := range m.Disk.Partitions {
 		if p.Mount == "/" {
 			root = p
@@ -87,15 +90,15 @@ func TestE2EFormatsBootAndRoundTrip(t *testing.T) {
 
 			// It boots from this very file (through a qcow2 overlay holding
 			// only the injected test harness) and its tests pass.
-			rep, err := builder.TestImage(context.Background(), builder.TestRequest{
-				Image: out, RootOffset: root.Start, Firmware: "uefi", Name: m.Name, Version: m.Version,
-				Tests:   []builder.Step{{Name: "booted", Timeout: time.Minute, Script: []byte("#!/bin/sh\nset -e\ntest -d /sys/firmware/efi\nfindmnt -n -o FSTYPE / | grep -qx ext4\n")}},
+			rep, err := boottest.Boot(context.Background(), boottest.Request{
+				Image: out, RootOffset: root.Start, Firmware: platform.BootUEFI, Name: m.Name, Version: m.Version,
+				Tests:   []guest.Test{{Name: "booted", Timeout: time.Minute, Script: []byte("#!/bin/sh\nset -e\ntest -d /sys/firmware/efi\nfindmnt -n -o FSTYPE / | grep -qx ext4\n")}},
 				WorkDir: t.TempDir(), ConsoleLog: filepath.Join(work, name+".serial.log"), Log: io.Discard,
 			})
 			require.NoError(t, err)
 			require.Empty(t, rep.Health.Problems)
 			require.Len(t, rep.Results, 1)
-			require.Equal(t, "pass", rep.Results[0].Status, rep.Results[0].Output)
+			require.Equal(t, manifest.Pass, rep.Results[0].Status, rep.Results[0].Output)
 			os.Remove(out)
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"encoding/xml"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -12,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/stretchr/testify/require"
@@ -101,9 +102,9 @@ image "failing-unit" {
 	require.Contains(t, m.Health[0].FailedUnits, "kiln-broken.service", "the unit really failed")
 	for _, c := range m.Health[0].Checks {
 		if c.Name == "failed-units" {
-			require.Equal(t, "skipped", c.Status)
+			require.Equal(t, manifest.Skipped, c.Status)
 		} else {
-			require.Equal(t, "pass", c.Status, c.Name)
+			require.Equal(t, manifest.Pass, c.Status, c.Name)
 		}
 	}
 	s = readJUnit(t, filepath.Join(path, "tests.xml"))
@@ -136,9 +137,9 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 
 	type result struct {
 		Status    string
-		Firmwares []string
-		Tests     []builder.TestResult
-		Health    []builder.Health
+		Firmwares []platform.Boot
+		Tests     []manifest.TestResult
+		Health    []manifest.Health
 		ExitCode  int `json:"exit_code"`
 	}
 	kilnTest := func(want int, args ...string) result {
@@ -155,9 +156,9 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 		junit := filepath.Join(t.TempDir(), "tests.xml")
 		r := kilnTest(0, "--junit", junit, "--test", envTest, "debian-minimal@1.x.x")
 		require.Equal(t, "passed", r.Status)
-		require.Equal(t, []string{"uefi"}, r.Firmwares, "from the manifest")
+		require.Equal(t, []platform.Boot{platform.BootUEFI}, r.Firmwares, "from the manifest")
 		require.Len(t, r.Tests, 1)
-		require.Equal(t, "pass", r.Tests[0].Status)
+		require.Equal(t, manifest.Pass, r.Tests[0].Status)
 		require.Contains(t, r.Tests[0].Output, "KILN_IMAGE=debian-minimal KILN_VERSION=1.0.0 KILN_TEST=env-is-set uid=0")
 		require.Len(t, r.Health, 1)
 		require.True(t, r.Health[0].MultiUser)
@@ -173,7 +174,7 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 	t.Run("foreign-qcow2", func(t *testing.T) {
 		r := kilnTest(0, "--test", envTest, qcow2)
 		require.Equal(t, "passed", r.Status)
-		require.Equal(t, []string{"uefi"}, r.Firmwares, "detected from the ESP")
+		require.Equal(t, []platform.Boot{platform.BootUEFI}, r.Firmwares, "detected from the ESP")
 		require.Contains(t, r.Tests[0].Output, "KILN_IMAGE=foreign KILN_VERSION=0.0.0")
 		require.True(t, r.Health[0].MultiUser)
 		sum, err := sparse.SHA256(qcow2)
@@ -185,7 +186,7 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 		r := kilnTest(1, "--test", failing, raw)
 		require.Equal(t, "failed", r.Status)
 		require.Len(t, r.Tests, 1)
-		require.Equal(t, "fail", r.Tests[0].Status)
+		require.Equal(t, manifest.Fail, r.Tests[0].Status)
 		require.Equal(t, 7, r.Tests[0].ExitCode)
 		require.Contains(t, r.Tests[0].Output, "this test fails on purpose")
 		require.Empty(t, r.Health[0].Problems, "the base checks still pass")

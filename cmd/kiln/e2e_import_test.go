@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,5 +90,5 @@ image "handmade" {
 	require.Equal(t, "raw", m.Parent.Format)
 	require.Equal(t, sum, m.Parent.SHA256)
 	requirePassed(t, m, []string{"handmade-content", "grub-installed"})
-	require.Equal(t, "bios", m.Health[0].Firmware)
+	require.Equal(t, platform.BootBIOS, m.Health[0].Firmware)
 }

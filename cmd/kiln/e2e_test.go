@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
@@ -23,25 +24,34 @@ import (
 // KILN_E2E=1 (make test) and fail instead of skipping when KILN_REQUIRE_QEMU=1.
 func requireE2E(t *testing.T) {
 	t.Helper()
-	if testing.Short() || (os.Getenv("KILN_E2E") != "1" && !testutil.Strict()) {
+	if !e2eEnabled() {
 		t.Skip("end-to-end build; set KILN_E2E=1 (make test does)")
 	}
 	testutil.RequireRoot(t)
 	testutil.Require(t, "mmdebstrap", "mke2fs", "e2fsck", "debugfs", "qemu-system-x86_64", "qemu-img", "sgdisk", "sfdisk", "fsck.vfat", "unshare", "zstd", "xz")
 }
 
-func readManifest(t *testing.T, dir string) *builder.Manifest {
+// e2eEnabled says whether the end-to-end tests run.
+func e2eEnabled() bool {
+	return !testing.Short() && (os.Getenv("KILN_E2E") == "1" || testutil.Strict())
+}
+
+func readManifest(t *testing.T, dir string) *manifest.Manifest {
 	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	require.NoError(t, err)
-	var m builder.Manifest
+	var m manifest.Manifest
 	require.NoError(t, json.Unmarshal(data, &m))
 	return &m
 }
 
-// The example builds, boots, passes its tests, and a second build reuses the base.
+// The example builds, boots, passes its tests, and a second build reuses
+// the base. With SOURCE_DATE_EPOCH set, the two builds (one from a fresh
+// bootstrap, one from the cache, minutes apart) write the same raw disk,
+// byte for byte, and the manifest has exactly the keys of the golden one.
 func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	requireE2E(t)
 	images, cache := t.TempDir(), t.TempDir() // a fresh cache: the first build must bootstrap
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 
 	code, out, errOut := runKiln(t, "build", "--json", "--images", images, "--cache", cache, "../../examples/debian-minimal.hcl")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -54,6 +64,7 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	require.Equal(t, filepath.Join(images, "debian-minimal", "1.0.0", "1"), res.Path)
 
 	m := readManifest(t, res.Path)
+	requireGoldenKeys(t, res.Path)
 	require.Equal(t, 1, m.SchemaVersion)
 	require.Equal(t, 1, m.Build)
 	require.False(t, m.Base.CacheHit)
@@ -61,14 +72,14 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	require.NotEmpty(t, m.Kernel)
 	require.NotEmpty(t, m.Packages)
 	require.Len(t, m.Health, 1)
-	require.Equal(t, "uefi", m.Health[0].Firmware)
+	require.Equal(t, platform.BootUEFI, m.Health[0].Firmware)
 	require.True(t, m.Health[0].MultiUser, "multi-user.target reached")
 	require.Empty(t, m.Health[0].FailedUnits)
 	require.Empty(t, m.Health[0].Problems)
 	require.Len(t, m.Tests, 2)
 	for _, tr := range m.Tests {
-		require.Equal(t, "pass", tr.Status, "%s: %s", tr.Name, tr.Output)
-		require.Equal(t, "uefi", tr.Firmware)
+		require.Equal(t, manifest.Pass, tr.Status, "%s: %s", tr.Name, tr.Output)
+		require.Equal(t, platform.BootUEFI, tr.Firmware)
 	}
 	for _, f := range []string{"serial.log", "build.log", "tests.xml"} {
 		require.FileExists(t, filepath.Join(res.Path, f))
@@ -120,6 +131,7 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	first, second := m.StageSeconds("base"), m2.StageSeconds("base")
 	t.Logf("base stage: first %.1fs, second %.1fs", first, second)
 	require.Less(t, second, first/5)
+	require.Equal(t, raw.UncompressedSHA256, m2.Outputs[0].UncompressedSHA256, "SOURCE_DATE_EPOCH builds of one recipe write the same raw disk")
 	// Build 1 is untouched.
 	sum, err = sparse.SHA256(filepath.Join(filepath.Dir(res.Path), "1", raw.File))
 	require.NoError(t, err)
@@ -129,7 +141,7 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 // checkDisk runs the independent checkers on a published image: the
 // partition table (sgdisk -v for GPT, sfdisk --verify for MBR), fsck.vfat on
 // every FAT partition and e2fsck on every ext4 one.
-func checkDisk(t *testing.T, img string, m *builder.Manifest) {
+func checkDisk(t *testing.T, img string, m *manifest.Manifest) {
 	if m.Boot.PartitionTable == "mbr" {
 		out, err := exec.Command("sfdisk", "--verify", img).CombinedOutput()
 		require.NoError(t, err, string(out))
@@ -188,6 +200,13 @@ image "failing" {
 	require.Len(t, failed, 1)
 	data, _ := os.ReadFile(failed[0])
 	require.Contains(t, string(data), "expected failure output")
+	// The recipe's boot mode is the default, hybrid: it booted twice, and a
+	// console log of each boot is kept.
+	for _, fw := range []string{"uefi", "bios"} {
+		console, err := os.ReadFile(filepath.Join(filepath.Dir(failed[0]), "serial-"+fw+".log"))
+		require.NoError(t, err, "the %s boot's console log is kept", fw)
+		require.Contains(t, string(console), "Linux version", "the %s console shows the kernel booting", fw)
+	}
 }
 
 // decompressed returns a raw copy of a compressed image, via zstd -d / xz -d.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -94,7 +95,7 @@ type listItem struct {
 	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
 }
 
-func item(e catalog.Entry, info catalog.Info, now time.Time) listItem {
+func item(e catalog.Entry, info *manifest.Manifest, now time.Time) listItem {
 	return listItem{ID: e.ID(), Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: e.Dir, Created: info.Created,
 		Visibility: e.State.EffectiveVisibility(), SharedWith: e.State.SharedWith,
 		Deprecated: e.State.Deprecated(now), DeprecatedAt: e.State.DeprecatedAt}
@@ -202,7 +203,7 @@ func imagesShow(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func ageText(a catalog.Age) string {
+func ageText(a manifest.Age) string {
 	if a == 0 {
 		return "-"
 	}

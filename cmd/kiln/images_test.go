@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 
 // fakeBuild publishes a build the way kiln build does (manifest.json with
 // created, catalog and outputs; catalog.json), without building an image.
-func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec catalog.Spec) int {
+func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec manifest.Catalog) int {
 	t.Helper()
 	s, err := catalog.NewStaging(root)
 	require.NoError(t, err)
@@ -27,7 +28,7 @@ func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec
 	disk := []byte(fmt.Sprintf("disk %s %s %v", name, version, created))
 	require.NoError(t, os.WriteFile(filepath.Join(s.Artifact, name+".raw"), disk, 0o644))
 	n, _, err := s.Publish(name, version, func(build int) error {
-		data, _ := json.Marshal(map[string]any{"name": name, "version": version, "build": build, "created": created, "catalog": spec,
+		data, _ := json.Marshal(map[string]any{"schema_version": manifest.SchemaVersion, "name": name, "version": version, "build": build, "created": created, "catalog": spec,
 			"outputs": []map[string]any{{"file": name + ".raw", "format": "raw", "sha256": fmt.Sprintf("%x", sha256.Sum256(disk))}}})
 		if err := os.WriteFile(filepath.Join(s.Artifact, "manifest.json"), data, 0o644); err != nil {
 			return err
@@ -62,8 +63,8 @@ func itemIDs(items []listItem) []string {
 func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	root := t.TempDir()
 	created := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	fakeBuild(t, root, "web", "1.0.0", created, catalog.Spec{})
-	fakeBuild(t, root, "web", "1.0.0", created, catalog.Spec{})
+	fakeBuild(t, root, "web", "1.0.0", created, manifest.Catalog{})
+	fakeBuild(t, root, "web", "1.0.0", created, manifest.Catalog{})
 	before := listJSON(t, root)
 	require.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2"}, itemIDs(before))
 
@@ -81,7 +82,7 @@ func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	code, out, errOut := runKiln(t, "images", "show", "--images", root, "web@1.x.x")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "web/1.0.0/2")
-	assert.Equal(t, 3, fakeBuild(t, root, "web", "1.0.0", created, catalog.Spec{}), "the next build publishes")
+	assert.Equal(t, 3, fakeBuild(t, root, "web", "1.0.0", created, manifest.Catalog{}), "the next build publishes")
 	assert.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2", "web/1.0.0/3"}, itemIDs(listJSON(t, root)))
 	left, _ := os.ReadDir(filepath.Join(root, ".staging"))
 	assert.Empty(t, left, "the killed build's staging directory was swept")
@@ -115,14 +116,14 @@ func TestImagesPruneDryRunMatchesPrune(t *testing.T) {
 	root := t.TempDir()
 	day := 24 * time.Hour
 	now := time.Now().UTC().Truncate(time.Second)
-	rule := &catalog.Lifecycle{KeepLast: 2, DeprecateAfter: catalog.Age(30 * day), DeleteAfter: catalog.Age(60 * day)}
+	rule := &manifest.Lifecycle{KeepLast: 2, DeprecateAfter: manifest.Age(30 * day), DeleteAfter: manifest.Age(60 * day)}
 	for i := 0; i < 10; i++ { // web: one build every 10 days, 100 to 10 days old
-		fakeBuild(t, root, "web", "1."+strconv.Itoa(i/4)+".0", now.Add(-time.Duration(100-10*i)*day), catalog.Spec{Lifecycle: rule})
+		fakeBuild(t, root, "web", "1."+strconv.Itoa(i/4)+".0", now.Add(-time.Duration(100-10*i)*day), manifest.Catalog{Lifecycle: rule})
 	}
 	for i := 0; i < 5; i++ {
-		fakeBuild(t, root, "db", "1.0.0", now.Add(-time.Duration(5-i)*day), catalog.Spec{Lifecycle: &catalog.Lifecycle{KeepLast: 3}})
+		fakeBuild(t, root, "db", "1.0.0", now.Add(-time.Duration(5-i)*day), manifest.Catalog{Lifecycle: &manifest.Lifecycle{KeepLast: 3}})
 	}
-	fakeBuild(t, root, "kept", "1.0.0", now.Add(-900*day), catalog.Spec{})
+	fakeBuild(t, root, "kept", "1.0.0", now.Add(-900*day), manifest.Catalog{})
 	before := listJSON(t, root)
 
 	code, dry, errOut := runKiln(t, "images", "prune", "--dry-run", "--images", root)
@@ -169,9 +170,9 @@ func TestImagesPruneDryRunMatchesPrune(t *testing.T) {
 func TestImagesShareDeprecateShowRm(t *testing.T) {
 	root := t.TempDir()
 	now := time.Now().UTC().Truncate(time.Second)
-	fakeBuild(t, root, "web", "1.0.0", now, catalog.Spec{})
-	fakeBuild(t, root, "web", "1.1.0", now, catalog.Spec{})
-	fakeBuild(t, root, "vault", "1.0.0", now, catalog.Spec{Encrypted: true, Visibility: "shared", SharedWith: []string{"ops"}})
+	fakeBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
+	fakeBuild(t, root, "web", "1.1.0", now, manifest.Catalog{})
+	fakeBuild(t, root, "vault", "1.0.0", now, manifest.Catalog{Encrypted: true, Visibility: "shared", SharedWith: []string{"ops"}})
 	kiln := func(args ...string) (int, string, string) {
 		return runKiln(t, append(append([]string{"images"}, args...), "--images", root)...)
 	}
@@ -247,7 +248,7 @@ func TestPipelinePrunesOnlyItsImage(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, name := range []string{"web", "db"} {
 		for i := 0; i < 4; i++ {
-			fakeBuild(t, root, name, "1.0.0", now.Add(-time.Duration(4-i)*time.Hour), catalog.Spec{Lifecycle: &catalog.Lifecycle{KeepLast: 2}})
+			fakeBuild(t, root, name, "1.0.0", now.Add(-time.Duration(4-i)*time.Hour), manifest.Catalog{Lifecycle: &manifest.Lifecycle{KeepLast: 2}})
 		}
 	}
 	did, err := pruneImage(root, "web", now)

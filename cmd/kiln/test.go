@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -11,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-build/kiln/builder"
 	"golang.org/x/term"
 )
 
@@ -62,10 +65,11 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if *firmware != "" && *firmware != "uefi" && *firmware != "bios" {
+	boot, err := bootFlag(*firmware)
+	if err != nil {
 		return fail(stdout, stderr, *asJSON, fmt.Errorf("--firmware %q: use uefi or bios", *firmware), exitUsage)
 	}
-	var steps []builder.Step
+	var steps []guest.Test
 	seen := map[string]bool{}
 	for _, p := range tests {
 		data, err := os.ReadFile(p)
@@ -77,7 +81,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			name = fmt.Sprintf("%s-%d", filepath.Base(p), i)
 		}
 		seen[name] = true
-		steps = append(steps, builder.Step{Name: name, Script: data, Timeout: *timeout})
+		steps = append(steps, guest.Test{Name: name, Script: data, Timeout: *timeout})
 	}
 	if *logs != "" {
 		if err := os.MkdirAll(*logs, 0o755); err != nil {
@@ -92,7 +96,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
 	defer os.RemoveAll(scratch)
-	target, err := builder.OpenTarget(ctx, pos[0], *images, scratch)
+	target, err := boottest.OpenTarget(ctx, pos[0], *images, scratch)
 	if err != nil {
 		return targetError(stdout, stderr, *asJSON, err)
 	}
@@ -101,18 +105,22 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log = stderr
 	}
 	if !*asJSON {
-		fw := *firmware
+		fw := string(boot)
 		if fw == "" {
-			fw = strings.Join(target.Firmwares, " and ")
+			names := make([]string, len(target.Firmwares))
+			for i, b := range target.Firmwares {
+				names[i] = string(b)
+			}
+			fw = strings.Join(names, " and ")
 		}
 		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
 	}
-	rep, err := builder.Smoke(ctx, builder.SmokeRequest{Target: target, Firmware: *firmware, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log})
+	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log})
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), exitFailed)
 	}
 	if *junit != "" {
-		if err := builder.WriteJUnit(*junit, target.Name, rep.Results, rep.Health); err != nil {
+		if err := boottest.WriteJUnit(*junit, target.Name, rep.Results, rep.Health); err != nil {
 			return fail(stdout, stderr, *asJSON, err, exitFailed)
 		}
 	}
@@ -131,12 +139,12 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, h := range rep.Health {
 		for _, c := range h.Checks {
-			fmt.Fprintf(stdout, "  health %-20s %s (%s)\n", c.Name, strings.ToUpper(c.Status), h.Firmware)
+			fmt.Fprintf(stdout, "  health %-20s %s (%s)\n", c.Name, strings.ToUpper(string(c.Status)), h.Firmware)
 		}
 	}
 	for _, t := range rep.Results {
-		fmt.Fprintf(stdout, "  test %-22s %s (%s, exit code %d, %.1fs)\n", t.Name, strings.ToUpper(t.Status), t.Firmware, t.ExitCode, t.Seconds)
-		if t.Status != "pass" && strings.TrimSpace(t.Output) != "" {
+		fmt.Fprintf(stdout, "  test %-22s %s (%s, exit code %d, %.1fs)\n", t.Name, strings.ToUpper(string(t.Status)), t.Firmware, t.ExitCode, t.Seconds)
+		if t.Status != manifest.Pass && strings.TrimSpace(t.Output) != "" {
 			for _, l := range strings.Split(strings.TrimRight(t.Output, "\n"), "\n") {
 				fmt.Fprintf(stdout, "    | %s\n", l)
 			}
@@ -164,7 +172,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if *firmware != "" && *firmware != "uefi" && *firmware != "bios" {
+	fw, err := bootFlag(*firmware)
+	if err != nil {
 		fmt.Fprintf(stderr, "kiln run: --firmware %q: use uefi or bios\n", *firmware)
 		return exitUsage
 	}
@@ -178,11 +187,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer os.RemoveAll(scratch)
-	target, err := builder.OpenTarget(ctx, pos[0], *images, scratch)
+	target, err := boottest.OpenTarget(ctx, pos[0], *images, scratch)
 	if err != nil {
 		return targetError(stdout, stderr, false, err)
 	}
-	fw := *firmware
 	if fw == "" {
 		fw = target.Firmwares[0]
 	}
@@ -192,7 +200,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 		return exitFailed
 	}
-	res, err := builder.RunTarget(ctx, builder.RunRequest{Target: target, Firmware: fw, Stdin: stdin, Stdout: stdout, WorkDir: scratch, Timeout: *timeout})
+	res, err := boottest.RunTarget(ctx, boottest.RunRequest{Target: target, Firmware: fw, Stdin: stdin, Stdout: stdout, WorkDir: scratch, Timeout: *timeout})
 	restore()
 	if err != nil {
 		fmt.Fprintf(stderr, "\nkiln: %v\n", err)
@@ -232,7 +240,7 @@ func consoleInput() (io.Reader, func(), error) {
 
 func targetError(stdout, stderr io.Writer, asJSON bool, err error) int {
 	code := exitFailed
-	var ue *builder.UsageError
+	var ue *boottest.UsageError
 	if errors.As(err, &ue) {
 		code = exitUsage
 	}
@@ -256,4 +264,12 @@ func requireTools(tools ...string) error {
 			strings.Join(missing, ", "), strings.Join(pkgs, " "))
 	}
 	return nil
+}
+
+// bootFlag reads --firmware: "" (every firmware of the image), uefi or bios.
+func bootFlag(s string) (platform.Boot, error) {
+	if s == "" {
+		return "", nil
+	}
+	return platform.ParseBoot(s)
 }

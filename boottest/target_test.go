@@ -1,7 +1,8 @@
-package builder
+package boottest
 
 import (
 	"context"
+	"github.com/kiln-build/kiln/platform"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,15 +22,15 @@ func TestDetectFirmware(t *testing.T) {
 	for _, c := range []struct {
 		in   disk.Inspected
 		mbr  []byte
-		want []string
+		want []platform.Boot
 	}{
-		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{esp, root}}, zero, []string{"uefi"}},
-		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{biosBoot, root}}, code, []string{"bios"}},
-		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{biosBoot, esp, root}}, code, []string{"uefi", "bios"}},
-		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{root}}, zero, []string{"uefi"}},
-		{disk.Inspected{Table: "mbr", Partitions: []disk.Found{{TypeMBR: 0x83, FS: "ext4"}}}, code, []string{"bios"}},
-		{disk.Inspected{Table: "mbr", Partitions: []disk.Found{{TypeMBR: 0xEF, FS: "vfat"}, {TypeMBR: 0x83, FS: "ext4"}}}, code, []string{"uefi", "bios"}},
-		{disk.Inspected{Table: "mbr", Partitions: []disk.Found{{TypeMBR: 0xEF, FS: "vfat"}, {TypeMBR: 0x83, FS: "ext4"}}}, zero, []string{"uefi"}},
+		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{esp, root}}, zero, []platform.Boot{"uefi"}},
+		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{biosBoot, root}}, code, []platform.Boot{"bios"}},
+		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{biosBoot, esp, root}}, code, []platform.Boot{"uefi", "bios"}},
+		{disk.Inspected{Table: "gpt", Partitions: []disk.Found{root}}, zero, []platform.Boot{"uefi"}},
+		{disk.Inspected{Table: "mbr", Partitions: []disk.Found{{TypeMBR: 0x83, FS: "ext4"}}}, code, []platform.Boot{"bios"}},
+		{disk.Inspected{Table: "mbr", Partitions: []disk.Found{{TypeMBR: 0xEF, FS: "vfat"}, {TypeMBR: 0x83, FS: "ext4"}}}, code, []platform.Boot{"uefi", "bios"}},
+		{disk.Inspected{Table: "mbr", Partitions: []disk.Found{{TypeMBR: 0xEF, FS: "vfat"}, {TypeMBR: 0x83, FS: "ext4"}}}, zero, []platform.Boot{"uefi"}},
 	} {
 		require.Equal(t, c.want, DetectFirmware(&c.in, c.mbr), "%+v", c.in)
 	}

@@ -1,7 +1,8 @@
-package builder
+package boottest
 
 import (
 	"encoding/xml"
+	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,7 +15,7 @@ import (
 
 func TestHealthChecksAreNamedAndSkippable(t *testing.T) {
 	rep := guest.Report{Finished: true, TargetState: "active", FailedUnits: "broken.service loaded failed failed"}
-	h := Health{Firmware: "uefi", MultiUser: true}
+	h := manifest.Health{Firmware: "uefi", MultiUser: true}
 	evaluateHealth(&h, rep, false, time.Minute, nil)
 	require.Len(t, h.Problems, 1)
 	require.Contains(t, h.Problems[0], "broken.service")
@@ -24,20 +25,20 @@ func TestHealthChecksAreNamedAndSkippable(t *testing.T) {
 	}
 	require.Equal(t, append([]string{checkFinished}, recipes.HealthChecks...), names, "every check the recipe may skip is reported")
 
-	skipped := Health{Firmware: "uefi", MultiUser: true}
+	skipped := manifest.Health{Firmware: "uefi", MultiUser: true}
 	evaluateHealth(&skipped, rep, false, time.Minute, []string{"failed-units"})
 	require.Empty(t, skipped.Problems)
-	require.Equal(t, "skipped", skipped.Checks[2].Status)
+	require.Equal(t, manifest.Skipped, skipped.Checks[2].Status)
 	require.Contains(t, skipped.Checks[2].Detail, "broken.service")
 
 	// A guest that never finished fails whatever the recipe skips.
-	dead := Health{Firmware: "bios"}
+	dead := manifest.Health{Firmware: "bios"}
 	evaluateHealth(&dead, guest.Report{}, true, time.Minute, recipes.HealthChecks)
 	require.Len(t, dead.Problems, 1)
 	require.Contains(t, dead.Problems[0], "did not finish within 1m0s")
 
 	path := filepath.Join(t.TempDir(), "tests.xml")
-	require.NoError(t, writeJUnit(path, "img", []TestResult{{Name: "t1", Firmware: "uefi", Status: "pass"}}, []Health{h, skipped}))
+	require.NoError(t, WriteJUnit(path, "img", []manifest.TestResult{{Name: "t1", Firmware: "uefi", Status: "pass"}}, []manifest.Health{h, skipped}))
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	var ts struct {

@@ -1,10 +1,11 @@
-package builder
+package boottest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,19 +19,18 @@ import (
 	"github.com/kiln-build/kiln/internal/parttype"
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/semver"
-	"github.com/kiln-build/kiln/internal/sparse"
 )
 
 // Target is an image to boot outside a build (kiln test, kiln run): a disk
 // image file of any supported format, or a published artifact.
 type Target struct {
-	Source        string    // what was asked for: the image file or the artifact directory
-	Path          string    // the disk QEMU boots: raw, qcow2, vmdk, vhd or vhdx; never modified
-	Name, Version string    // from the manifest, else the file's name and "0.0.0"
-	Manifest      *Manifest // nil for an image that is not a Kiln artifact
+	Source        string             // what was asked for: the image file or the artifact directory
+	Path          string             // the disk QEMU boots: raw, qcow2, vmdk, vhd or vhdx; never modified
+	Name, Version string             // from the manifest, else the file's name and "0.0.0"
+	Manifest      *manifest.Manifest // nil for an image that is not a Kiln artifact
 	// Firmwares are the firmwares the image boots under: the manifest's
 	// boot mode, else what its partitions show (see DetectFirmware).
-	Firmwares  []string
+	Firmwares  []platform.Boot
 	RootOffset uint64 // the ext4 root filesystem, for the harness
 	Table      string
 }
@@ -112,21 +112,15 @@ func OpenTarget(ctx context.Context, arg, imagesDir, scratch string) (*Target, e
 // fromArtifact fills t from a published build directory and returns the
 // output to boot: the raw image if there is one, else the first disk format.
 func fromArtifact(t *Target, dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
+	if _, err := os.Stat(filepath.Join(dir, manifest.FileName)); err != nil {
 		return "", fmt.Errorf("%s is a directory but not a Kiln artifact (no manifest.json)", dir)
 	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return "", fmt.Errorf("%s: manifest.json: %w", dir, err)
+	m, err := manifest.Read(dir)
+	if err != nil {
+		return "", err
 	}
-	t.Manifest, t.Name, t.Version = &m, m.Name, m.Version
-	switch m.Boot.Firmware {
-	case "hybrid":
-		t.Firmwares = []string{"uefi", "bios"}
-	case "uefi", "bios":
-		t.Firmwares = []string{m.Boot.Firmware}
-	}
+	t.Manifest, t.Name, t.Version = m, m.Name, m.Version
+	t.Firmwares = m.Boot.Firmware.Boots()
 	pick := ""
 	for _, want := range []string{"raw", "qcow2", "vmdk", "vhd", "vhdx"} {
 		for _, o := range m.Outputs {
@@ -187,30 +181,26 @@ func resolveCatalog(arg, imagesDir string) (string, error) {
 // code in an MBR disk's first sector, means BIOS; both means a hybrid
 // image, tested under each. A disk that shows neither is tried under UEFI
 // when it is GPT and under BIOS when it is MBR.
-func DetectFirmware(in *disk.Inspected, mbr []byte) []string {
+func DetectFirmware(in *disk.Inspected, mbr []byte) []platform.Boot {
 	var uefi, bios bool
 	for _, p := range in.Partitions {
-		if strings.EqualFold(p.TypeGUID, parttype.ESP.GUID) || (in.Table == "mbr" && p.TypeMBR == parttype.ESP.MBR) {
+		if strings.EqualFold(p.TypeGUID, parttype.ESP.GUID) || (in.Table == string(platform.MBR) && p.TypeMBR == parttype.ESP.MBR) {
 			uefi = true
 		}
 		if strings.EqualFold(p.TypeGUID, parttype.BIOS.GUID) {
 			bios = true
 		}
 	}
-	if in.Table == "mbr" && len(mbr) >= 440 && !allZero(mbr[:440]) {
+	if in.Table == string(platform.MBR) && len(mbr) >= 440 && !allZero(mbr[:440]) {
 		bios = true
 	}
 	switch {
 	case uefi && bios:
-		return []string{"uefi", "bios"}
-	case uefi:
-		return []string{"uefi"}
-	case bios:
-		return []string{"bios"}
-	case in.Table == "gpt":
-		return []string{"uefi"}
+		return platform.Hybrid.Boots()
+	case uefi, !bios && in.Table == string(platform.GPT):
+		return []platform.Boot{platform.BootUEFI}
 	}
-	return []string{"bios"}
+	return []platform.Boot{platform.BootBIOS}
 }
 
 func allZero(b []byte) bool {
@@ -226,77 +216,50 @@ func allZero(b []byte) bool {
 // on an image built by Kiln or by anything else.
 type SmokeRequest struct {
 	Target   *Target
-	Firmware string // "" = every firmware of the target
-	Tests    []Step
+	Firmware platform.Boot // "" = every firmware of the target
+	Tests    []guest.Test
 	WorkDir  string // scratch; ConsoleLog files go here unless ConsoleDir is set
 	// ConsoleDir, when set, receives serial-<firmware>.log.
 	ConsoleDir string
 	Log        io.Writer
 }
 
-// SmokeReport is the outcome of a kiln test run.
-type SmokeReport struct {
-	Results []TestResult `json:"tests"`
-	Health  []Health     `json:"health"`
-	Failure *TestFailure `json:"-"`
-}
-
 // Smoke boots the target under each firmware with the tests injected into a
 // throwaway copy and returns the results; the image file is never changed
-// (its sha256 is checked before and after for raw images).
-func Smoke(ctx context.Context, r SmokeRequest) (*SmokeReport, error) {
-	firmwares := r.Target.Firmwares
+// (its sha256 is checked before and after).
+func Smoke(ctx context.Context, r SmokeRequest) (*Outcome, error) {
+	boots := r.Target.Firmwares
 	if r.Firmware != "" {
-		firmwares = []string{r.Firmware}
-	}
-	if r.Log == nil {
-		r.Log = io.Discard
+		boots = []platform.Boot{r.Firmware}
 	}
 	consoleDir := r.ConsoleDir
 	if consoleDir == "" {
 		consoleDir = r.WorkDir
 	}
-	before, err := sparse.SHA256(r.Target.Path)
-	if err != nil {
-		return nil, err
+	consoles := map[platform.Boot]string{}
+	for _, b := range boots {
+		consoles[b] = filepath.Join(consoleDir, ConsoleLog(b, 2))
 	}
-	out := &SmokeReport{Results: []TestResult{}, Health: []Health{}}
-	var failures []*TestFailure
-	for _, f := range firmwares {
-		rep, err := TestImage(ctx, TestRequest{
-			Image: r.Target.Path, RootOffset: r.Target.RootOffset, Firmware: f, Name: r.Target.Name, Version: r.Target.Version,
-			Tests: r.Tests, WorkDir: r.WorkDir, ConsoleLog: filepath.Join(consoleDir, "serial-"+f+".log"), Log: r.Log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		out.Results = append(out.Results, rep.Results...)
-		out.Health = append(out.Health, rep.Health)
-		if fl := rep.failure(); fl != nil {
-			failures = append(failures, fl)
-		}
-	}
-	if after, err := sparse.SHA256(r.Target.Path); err != nil || after != before {
-		return nil, errors.New("the image changed while it was tested")
-	}
-	if len(failures) > 0 {
-		out.Failure = mergeFailures(failures)
-	}
-	return out, nil
+	return Run(ctx, Suite{Image: r.Target.Path, RootOffset: r.Target.RootOffset, Name: r.Target.Name, Version: r.Target.Version,
+		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log})
 }
 
-// WriteJUnit writes results and health checks as JUnit XML (tests.xml).
-func WriteJUnit(path, suite string, results []TestResult, health []Health) error {
-	return writeJUnit(path, suite, results, health)
+// ConsoleLog is the name of a boot's console log among boots of one image:
+// serial.log when it is the only boot, serial-<firmware>.log otherwise.
+func ConsoleLog(b platform.Boot, boots int) string {
+	if boots == 1 {
+		return "serial.log"
+	}
+	return "serial-" + string(b) + ".log"
 }
 
 // RunRequest boots a target for a person on the serial console.
 type RunRequest struct {
 	Target   *Target
-	Firmware string    // "" = the target's first firmware
-	Stdin    io.Reader // keystrokes for ttyS0
-	Stdout   io.Writer // ttyS0
-	WorkDir  string    // the UEFI variables live here
+	Firmware platform.Boot // "" = the target's first firmware
+	Stdin    io.Reader     // keystrokes for ttyS0
+	Stdout   io.Writer     // ttyS0
+	WorkDir  string        // the UEFI variables live here
 	Timeout  time.Duration
 }
 
@@ -321,7 +284,7 @@ func RunTarget(ctx context.Context, r RunRequest) (*qemu.Result, error) {
 		Network:  true,
 		Timeout:  r.Timeout,
 	}
-	if fw == "uefi" {
+	if fw == platform.BootUEFI {
 		opts.Firmware = qemu.UEFI
 		opts.VarsFile = filepath.Join(r.WorkDir, "vars-uefi.fd")
 	}

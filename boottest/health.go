@@ -1,19 +1,13 @@
-package builder
+package boottest
 
 import (
 	"fmt"
+	"github.com/kiln-build/kiln/manifest"
 	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/guest"
 )
-
-// HealthCheck is the outcome of one named base health check of one boot.
-type HealthCheck struct {
-	Name   string `json:"name"`
-	Status string `json:"status"` // pass, fail or skipped (the recipe opted out)
-	Detail string `json:"detail,omitempty"`
-}
 
 // checkFinished is the one check no recipe can skip: without it no other
 // result can be trusted.
@@ -21,13 +15,13 @@ const checkFinished = "finished"
 
 // evaluateHealth fills h.Checks and h.Problems from what the guest reported.
 // Checks named in skip are recorded as skipped and never fail the boot.
-func evaluateHealth(h *Health, rep guest.Report, timedOut bool, budget time.Duration, skip []string) {
+func evaluateHealth(h *manifest.Health, rep guest.Report, timedOut bool, budget time.Duration, skip []string) {
 	skipped := map[string]bool{}
 	for _, s := range skip {
 		skipped[s] = true
 	}
 	add := func(name string, failed bool, detail string) {
-		c := HealthCheck{Name: name, Status: "pass"}
+		c := manifest.HealthCheck{Name: name, Status: "pass"}
 		switch {
 		case name != checkFinished && skipped[name]:
 			c.Status = "skipped"

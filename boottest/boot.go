@@ -1,0 +1,305 @@
+package boottest
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/qemu"
+	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
+)
+
+// Request describes one boot of an image under one firmware.
+type Request struct {
+	Image      string // raw, qcow2, VMDK, VHD or VHDX; never modified (see prepareBootDisk)
+	RootOffset uint64 // byte offset of the ext4 root partition
+	Firmware   platform.Boot
+	Name       string
+	Version    string
+	Tests      []guest.Test
+	WorkDir    string
+	ConsoleLog string
+	Log        io.Writer
+	// GrowBy enlarges the throwaway copy, as a bigger cloud disk would:
+	// images grow their root filesystem to fill it at boot.
+	GrowBy uint64
+	// SkipHealth names base health checks (recipes.HealthChecks) that are
+	// recorded as skipped instead of failing the boot.
+	SkipHealth []string
+}
+
+// Report is the outcome of one boot.
+type Report struct {
+	Results []manifest.TestResult
+	Health  manifest.Health
+}
+
+// Failure returns what failed in the boot, or nil when everything passed.
+func (r *Report) Failure() *Failure {
+	var failed []manifest.TestResult
+	for _, t := range r.Results {
+		if t.Status != manifest.Pass {
+			failed = append(failed, t)
+		}
+	}
+	if len(failed) == 0 && len(r.Health.Problems) == 0 {
+		return nil
+	}
+	var problems []string
+	for _, p := range r.Health.Problems {
+		problems = append(problems, string(r.Health.Firmware)+": "+p)
+	}
+	return &Failure{Failed: failed, Health: problems}
+}
+
+// Failure is returned when an image booted but failed its tests or health
+// checks.
+type Failure struct {
+	Failed  []manifest.TestResult
+	Health  []string // failed base checks, "firmware: problem"
+	LogsDir string   // where the build kept its logs
+	Kept    string   // with --on-error=keep: what was kept and how to get in
+}
+
+func (e *Failure) Error() string {
+	var parts []string
+	for _, t := range e.Failed {
+		parts = append(parts, fmt.Sprintf("test %q failed (exit code %d)", t.Name, t.ExitCode))
+	}
+	parts = append(parts, e.Health...)
+	msg := strings.Join(parts, "; ")
+	if e.LogsDir != "" {
+		msg += "\nlogs: " + e.LogsDir
+	}
+	if e.Kept != "" {
+		msg += "\n" + e.Kept
+	}
+	return msg
+}
+
+// Suite is several boots of one image: one per firmware in Boots, each
+// with the same tests, its console in Consoles[firmware].
+type Suite struct {
+	Image, Name, Version string
+	RootOffset           uint64
+	Boots                []platform.Boot
+	Consoles             map[platform.Boot]string
+	Tests                []guest.Test
+	SkipHealth           []string
+	WorkDir              string
+	Log                  io.Writer
+	// Booted, when set, is called after each boot with its report (the
+	// build's progress line and JUnit file).
+	Booted func(b platform.Boot, r *Report) error
+}
+
+// Outcome is what a Suite found. Failure is nil when every boot passed.
+type Outcome struct {
+	Results []manifest.TestResult `json:"tests"`
+	Health  []manifest.Health     `json:"health"`
+	Failure *Failure              `json:"-"`
+}
+
+// Run boots the image under each firmware in turn with the tests injected
+// into a throwaway copy, and proves by its sha256 that the image itself did
+// not change.
+func Run(ctx context.Context, s Suite) (*Outcome, error) {
+	if s.Log == nil {
+		s.Log = io.Discard
+	}
+	before, err := sparse.SHA256(s.Image)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{Results: []manifest.TestResult{}, Health: []manifest.Health{}}
+	var failed []*Failure
+	for _, b := range s.Boots {
+		rep, err := Boot(ctx, Request{Image: s.Image, RootOffset: s.RootOffset, Firmware: b, Name: s.Name, Version: s.Version,
+			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth})
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, rep.Results...)
+		out.Health = append(out.Health, rep.Health)
+		if f := rep.Failure(); f != nil {
+			failed = append(failed, f)
+		}
+		if s.Booted != nil {
+			if err := s.Booted(b, rep); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if after, err := sparse.SHA256(s.Image); err != nil || after != before {
+		return nil, fmt.Errorf("the image changed while it was tested (sha256 %s, then %s)", before, after)
+	}
+	if len(failed) > 0 {
+		out.Failure = &Failure{}
+		for _, f := range failed {
+			out.Failure.Failed = append(out.Failure.Failed, f.Failed...)
+			out.Failure.Health = append(out.Failure.Health, f.Health...)
+		}
+	}
+	return out, nil
+}
+
+// bootBudget bounds the time from QEMU start to multi-user.target.
+const bootBudget = 5 * time.Minute
+
+// Boot boots a throwaway copy of an image with the test harness injected
+// into its root filesystem and collects the results of that one boot.
+func Boot(ctx context.Context, t Request) (*Report, error) {
+	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests}
+	names := make([]string, len(t.Tests))
+	total := bootBudget + time.Minute
+	for i, s := range t.Tests {
+		names[i] = s.Name
+		total += s.Timeout + 10*time.Second
+	}
+	work, err := os.MkdirTemp(t.WorkDir, "test-"+string(t.Firmware)+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	bootDisk, bootFormat, err := prepareBootDisk(ctx, t.Image, work, t.GrowBy, func(raw string) error {
+		return guest.Inject(ctx, raw, t.RootOffset, suite, t.Log)
+	})
+	if err != nil {
+		return nil, err
+	}
+	resultsPath := filepath.Join(t.WorkDir, "results-"+string(t.Firmware)+".log")
+	opts := qemu.Options{
+		Firmware:     qemu.BIOS,
+		Disks:        []qemu.Disk{{Path: bootDisk, Format: bootFormat}},
+		ConsoleLog:   t.ConsoleLog,
+		ExtraSerials: []string{resultsPath},
+		Timeout:      total,
+	}
+	if t.Firmware == platform.BootUEFI {
+		opts.Firmware = qemu.UEFI
+		opts.VarsFile = filepath.Join(work, "vars-uefi.fd")
+	}
+	opts.Accel = qemu.DetectAccel(ctx)
+	if cmd, err := opts.Cmdline(); err == nil {
+		fmt.Fprintf(t.Log, "+ %s\n", strings.Join(cmd, " "))
+	}
+	res, err := qemu.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	data, _ := os.ReadFile(resultsPath)
+	console, _ := os.ReadFile(t.ConsoleLog)
+	rep := guest.Parse(data, names)
+	out := &Report{Health: manifest.Health{
+		Firmware:      t.Firmware,
+		MultiUser:     rep.TargetState == "active",
+		FailedUnits:   rep.FailedUnits,
+		ConsoleErrors: guest.ConsoleProblems(console),
+		Problems:      []string{},
+		BootSeconds:   res.Duration.Seconds(),
+		Accelerator:   opts.Accel,
+	}}
+	if out.Health.ConsoleErrors == nil {
+		out.Health.ConsoleErrors = []string{}
+	}
+	evaluateHealth(&out.Health, rep, res.TimedOut, total, t.SkipHealth)
+	ran := map[string]bool{}
+	for _, r := range rep.Results {
+		status := manifest.Fail
+		if r.Passed {
+			status = manifest.Pass
+		}
+		ran[r.Name] = true
+		out.Results = append(out.Results, manifest.TestResult{Name: r.Name, Firmware: t.Firmware, Status: status, ExitCode: r.ExitCode,
+			Seconds: r.Duration.Seconds(), Output: excerpt(r.Output, 2048)})
+	}
+	for _, n := range names {
+		if !ran[n] {
+			out.Results = append(out.Results, manifest.TestResult{Name: n, Firmware: t.Firmware, Status: manifest.Fail, ExitCode: -1, Output: "did not run"})
+		}
+	}
+	if out.Results == nil {
+		out.Results = []manifest.TestResult{}
+	}
+	return out, nil
+}
+
+func excerpt(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return "…" + s[len(s)-max:]
+}
+
+// WriteJUnit writes the results as JUnit XML (tests.xml), which CI systems display.
+func WriteJUnit(path, suite string, results []manifest.TestResult, health []manifest.Health) error {
+	type failure struct {
+		Message string `xml:"message,attr"`
+		Text    string `xml:",chardata"`
+	}
+	type skipped struct {
+		Message string `xml:"message,attr"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Time      float64  `xml:"time,attr"`
+		Failure   *failure `xml:"failure,omitempty"`
+		Skipped   *skipped `xml:"skipped,omitempty"`
+		SystemOut string   `xml:"system-out,omitempty"`
+	}
+	type testsuite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Skipped  int        `xml:"skipped,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	ts := testsuite{Name: suite}
+	for _, h := range health {
+		for _, hc := range h.Checks {
+			c := testcase{Name: "health/" + hc.Name, Classname: suite + "." + string(h.Firmware)}
+			switch hc.Status {
+			case manifest.Fail:
+				c.Failure = &failure{Message: "base health check failed", Text: hc.Detail}
+			case manifest.Skipped:
+				c.Skipped = &skipped{Message: "skipped by the recipe (skip_health)"}
+				c.SystemOut = hc.Detail
+			}
+			if hc.Name == checkFinished {
+				c.Time = h.BootSeconds
+			}
+			ts.Cases = append(ts.Cases, c)
+		}
+	}
+	for _, r := range results {
+		c := testcase{Name: r.Name, Classname: suite + "." + string(r.Firmware), Time: r.Seconds, SystemOut: r.Output}
+		if r.Status != manifest.Pass {
+			c.Failure = &failure{Message: fmt.Sprintf("exit code %d", r.ExitCode), Text: r.Output}
+		}
+		ts.Cases = append(ts.Cases, c)
+	}
+	for _, c := range ts.Cases {
+		ts.Tests++
+		if c.Failure != nil {
+			ts.Failures++
+		}
+		if c.Skipped != nil {
+			ts.Skipped++
+		}
+	}
+	data, err := xml.MarshalIndent(ts, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte(xml.Header), append(data, '\n')...), 0o644)
+}

@@ -1,0 +1,294 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/base"
+	"github.com/kiln-build/kiln/bootloader"
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/disk"
+	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/internal/testhook"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+// stages is the pipeline, top to bottom.
+var stages = []stage{
+	{name: "base", describe: func(s *state) string { return baseDescription(s.img.Base) }, run: stageBase},
+	{name: "build", skip: func(s *state) bool { return len(s.img.Build)+len(s.img.Validate) == 0 },
+		describe: func(s *state) string {
+			return fmt.Sprintf("%d build step(s), %d validate step(s)", len(s.img.Build), len(s.img.Validate))
+		}, run: stageBuild},
+	{name: "configure", describe: func(*state) string { return "layout, fstab and bootloader configuration" }, run: stageConfigure},
+	{name: "generalise", describe: func(*state) string { return "machine-id, SSH host keys, caches, logs" }, run: stageGeneralise},
+	{name: "bootloader", describe: func(s *state) string { return "GRUB for " + string(s.m.Boot.Firmware) }, run: stageBootloader},
+	{name: "disk", describe: func(s *state) string {
+		return fmt.Sprintf("%s raw image, %d MiB", s.m.Boot.PartitionTable, s.layout.Size/disk.MiB)
+	}, run: stageDisk},
+	{name: "test", describe: describeTest, run: stageTest},
+	{name: "outputs", describe: func(s *state) string { return strings.Join(s.img.Output.Formats, ", ") }, run: stageOutputs},
+	{name: "publish", describe: func(s *state) string { return "catalog " + s.opts.ImagesDir }, run: stagePublish},
+	{name: "distribute", skip: func(s *state) bool { return len(s.img.Distribute) == 0 },
+		describe: func(s *state) string { return fmt.Sprintf("%d other catalog(s)", len(s.img.Distribute)) }, run: stageDistribute},
+}
+
+// stageBase makes the root tree: a Debian tree with a kernel, systemd and
+// the bootloader's packages, or the tree of a parent image or disk file
+// (parent.go). It records the inputs digest, which needs the base's
+// identity.
+func stageBase(ctx context.Context, s *state) (string, error) {
+	img := s.img
+	if img.Base.Type == "image" || img.Base.Type == "file" {
+		p, err := importBase(ctx, img.Base, s.opts.ImagesDir, s.tree, s.staging.Work, s.log)
+		if err != nil {
+			return "", err
+		}
+		s.m.Parent = p
+		s.m.Base = manifest.Base{Type: string(img.Base.Type), Components: []string{}}
+		if s.m.Inputs, err = RecipeInputs(s.recipe, s.opts.KilnVersion, "", ""); err != nil {
+			return "", err
+		}
+		s.m.Inputs.Base.Digest = base.ParentDigest(p)
+		s.m.InputsDigest = s.m.Inputs.Digest()
+		return "extracted", nil
+	}
+	deb := base.Debian{
+		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Components: img.Base.Components,
+		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
+	}
+	b, err := base.Prepare(ctx, deb, s.tree, base.Options{CacheDir: s.opts.CacheDir, Refresh: s.opts.RefreshBase, Log: s.log, Logger: s.opts.Logger})
+	if err != nil {
+		return "", err
+	}
+	s.m.Base = manifest.Base{Type: string(img.Base.Type), Suite: img.Base.Suite, Mirror: b.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
+	if s.m.Inputs, err = RecipeInputs(s.recipe, s.opts.KilnVersion, b.Mirror, b.ReleaseSHA256); err != nil {
+		return "", err
+	}
+	s.m.InputsDigest = s.m.Inputs.Digest()
+	if b.CacheHit {
+		return "cached", nil
+	}
+	return "bootstrapped", nil
+}
+
+// stageBuild runs the build steps, then the validate steps, in the tree.
+// The image's name is its hostname unless a step sets another, so it is
+// written first (also when there are no steps: see stageConfigure).
+func stageBuild(ctx context.Context, s *state) (string, error) {
+	if err := writeHostname(s); err != nil {
+		return "", err
+	}
+	steps, err := buildSteps(ctx, append(append([]recipes.Step{}, s.img.Build...), s.img.Validate...))
+	if err != nil {
+		return "", err
+	}
+	records, err := runSteps(ctx, s.tree, steps, s.log)
+	s.m.BuildSteps = append(s.m.BuildSteps, records...)
+	return "", err
+}
+
+func writeHostname(s *state) error {
+	return fsroot.WriteFile(s.tree, "/etc/hostname", []byte(s.img.Name+"\n"), 0o644)
+}
+
+// stageConfigure plans the disk, then writes what depends on it into the
+// tree, and records what the tree holds.
+func stageConfigure(_ context.Context, s *state) (string, error) {
+	if len(s.img.Build)+len(s.img.Validate) == 0 {
+		if err := writeHostname(s); err != nil {
+			return "", err
+		}
+	}
+	if s.m.Parent != nil {
+		if err := checkImportedTree(s.tree, s.img); err != nil {
+			return "", err
+		}
+	}
+	var err error
+	if s.layout, err = planDisk(s.img, s.tree); err != nil {
+		return "", fmt.Errorf("disk layout: %w", err)
+	}
+	if s.bootCfg, err = configureTree(s.tree, s.layout, s.img); err != nil {
+		return "", err
+	}
+	if s.m.Packages, err = installedPackages(s.tree); err != nil {
+		return "", err
+	}
+	s.m.Kernel, err = kernelVersion(s.tree)
+	return "", err
+}
+
+// stageGeneralise removes everything machine-specific or secret.
+func stageGeneralise(_ context.Context, s *state) (string, error) {
+	if err := generalise(s.tree, s.img.Name); err != nil {
+		return "", err
+	}
+	if s.opts.SourceDateEpoch > 0 {
+		return "", disk.SetTreeTimes(s.tree, s.opts.SourceDateEpoch)
+	}
+	return "", nil
+}
+
+// stageBootloader builds GRUB with the target's own grub-mkimage, for each
+// firmware the image boots under.
+func stageBootloader(ctx context.Context, s *state) (string, error) {
+	fw := s.m.Boot.Firmware
+	if fw.HasUEFI() {
+		efi, err := bootloader.EFIImage(ctx, s.tree, s.bootCfg, s.log)
+		if err != nil {
+			return "", err
+		}
+		s.esp = append(s.esp, disk.File{Path: "EFI/BOOT/BOOTX64.EFI", Data: efi})
+	}
+	if fw.HasBIOS() {
+		var err error
+		if s.coreImg, err = bootloader.CoreImage(ctx, s.tree, s.bootCfg, s.log); err != nil {
+			return "", err
+		}
+		if s.bootImg, err = bootloader.BootImage(s.tree); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
+}
+
+// stageDisk writes the partition table, the filesystems and the boot code
+// into a sparse raw file: no loop devices, no mounts. The tree is gone
+// afterwards.
+func stageDisk(ctx context.Context, s *state) (string, error) {
+	mountsDir := filepath.Join(s.staging.Work, "mounts")
+	mounts, err := disk.SplitTree(s.tree, s.layout, mountsDir)
+	if err != nil {
+		return "", err
+	}
+	if err := disk.Write(ctx, s.raw, s.layout, disk.Content{Tree: s.tree, Mounts: mounts, SourceDate: s.opts.SourceDateEpoch, Log: s.log, ESP: s.esp}); err != nil {
+		return "", err
+	}
+	if s.m.Boot.Firmware.HasBIOS() {
+		lba, room := biosCoreLocation(s.layout)
+		if err := bootloader.EmbedBIOSFile(s.raw, s.bootImg, s.coreImg, lba, room); err != nil {
+			return "", fmt.Errorf("bootloader: %w", err)
+		}
+	}
+	if err := os.RemoveAll(s.tree); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(mountsDir); err != nil {
+		return "", err
+	}
+	if s.rawSum, err = sparse.SHA256(s.raw); err != nil {
+		return "", err
+	}
+	s.m.Disk = manifestDisk(s.layout)
+	return "", nil
+}
+
+func describeTest(s *state) string {
+	names := make([]string, len(s.files.boots))
+	for i, b := range s.files.boots {
+		names[i] = string(b)
+	}
+	return fmt.Sprintf("boot under %s and run %d test(s)", strings.Join(names, " and "), len(s.img.Tests))
+}
+
+// stageTest boots a throwaway copy under each firmware the image claims
+// and runs the tests inside the guest; boottest proves the image itself
+// did not change.
+func stageTest(ctx context.Context, s *state) (string, error) {
+	steps, err := guestSteps(ctx, s.img.Tests)
+	if err != nil {
+		return "", err
+	}
+	tests := make([]guest.Test, len(steps))
+	for i, st := range steps {
+		tests[i] = guest.Test{Name: st.Name, Script: st.Script, Timeout: st.Timeout, Env: st.Env}
+	}
+	consoles := map[platform.Boot]string{}
+	for b, name := range s.files.consoles {
+		consoles[b] = filepath.Join(s.staging.Artifact, name)
+	}
+	out, err := boottest.Run(ctx, boottest.Suite{
+		Image: s.raw, Name: s.img.Name, Version: s.img.Version, RootOffset: s.layout.Root().Start,
+		Boots: s.files.boots, Consoles: consoles, Tests: tests, SkipHealth: s.img.SkipHealth,
+		WorkDir: s.staging.Work, Log: s.log,
+		Booted: func(b platform.Boot, r *boottest.Report) error {
+			s.m.Tests = append(s.m.Tests, r.Results...)
+			s.m.Health = append(s.m.Health, r.Health)
+			verdict := fmt.Sprintf("%d passed", len(r.Results))
+			if r.Failure() != nil {
+				verdict = "failed"
+			}
+			fmt.Fprintf(s.log, "=== boot under %s: %s\n", b, verdict)
+			return boottest.WriteJUnit(filepath.Join(s.staging.Artifact, s.files.junit), s.img.Name, s.m.Tests, s.m.Health)
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	if out.Failure != nil {
+		return "", out.Failure
+	}
+	return fmt.Sprintf("%d passed", len(out.Results)), nil
+}
+
+// stageOutputs writes every requested format, checked against its
+// platform's rules and read back; the raw image is compressed last.
+func stageOutputs(ctx context.Context, s *state) (string, error) {
+	var err error
+	s.m.Outputs, err = writeOutputs(ctx, outputRequest{Raw: s.raw, Dir: s.staging.Artifact, Name: s.img.Name,
+		Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log})
+	return "", err
+}
+
+// stagePublish numbers the build under the version's lock, writes the
+// manifest (once, from the state) and the catalog state, and renames the
+// staging directory into the catalog.
+func stagePublish(_ context.Context, s *state) (string, error) {
+	build, path, err := s.staging.Publish(s.img.Name, s.img.Version, func(build int) error {
+		s.m.Build = build
+		s.m.Created = time.Now().UTC().Truncate(time.Second)
+		s.m.Stages = append(s.m.Stages, manifest.StageTiming{Stage: "publish", Seconds: time.Since(s.stageStart).Seconds()})
+		if err := catalogInitialState(s); err != nil {
+			return err
+		}
+		if err := s.m.Write(s.staging.Artifact); err != nil {
+			return err
+		}
+		if testhook.InPublish != nil {
+			testhook.InPublish()
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	s.published = path
+	return fmt.Sprintf("%s/%s/%d", s.img.Name, s.img.Version, build), nil
+}
+
+// stageDistribute copies the published build to the recipe's other catalogs.
+func stageDistribute(_ context.Context, s *state) (string, error) {
+	var err error
+	s.copies, err = distribute(s.published, s.img.Distribute, s.log)
+	return "", err
+}
+
+func manifestDisk(l *disk.Layout) manifest.Disk {
+	d := manifest.Disk{Size: l.Size, GUID: l.DiskGUID}
+	for _, p := range l.Partitions {
+		d.Partitions = append(d.Partitions, manifest.Partition{Number: p.Number, Label: p.Label, TypeGUID: p.Type.GUID, GUID: p.GUID,
+			Start: p.Start, Size: p.Size, Filesystem: p.FS, FSUUID: p.FSUUID, Mount: p.Mount})
+	}
+	return d
+}
