@@ -18,7 +18,7 @@ variable "table" {
 image "boot-matrix" {
   version = "1.0.0"
 
-  base "debian" { suite = "bookworm" }
+  base "debian" { suite = "trixie" }
   boot { firmware = var.firmware }
   disk {
     size  = "2GiB"

@@ -6,7 +6,7 @@ kiln { required_version = ">= 0.1" }
 image "custom-layout" {
   version = "1.0.0"
 
-  base "debian" { suite = "bookworm" }
+  base "debian" { suite = "trixie" }
   boot { firmware = "hybrid" }
 
   disk {

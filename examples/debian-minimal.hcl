@@ -3,7 +3,7 @@
 kiln { required_version = ">= 0.1" }
 
 variable "suite" {
-  default     = "bookworm"
+  default     = "trixie"
   description = "Debian suite to bootstrap"
 }
 

@@ -8,7 +8,7 @@ kiln {
   component_paths  = ["components"]
 }
 
-variable "suite" { default = "bookworm" }
+variable "suite" { default = "trixie" }
 
 image "web-server" {
   version = "1.0.0"
