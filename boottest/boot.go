@@ -138,7 +138,11 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 			}
 		}
 	}
-	if after, err := sparse.SHA256(s.Image); err != nil || after != before {
+	after, err := sparse.SHA256(s.Image)
+	if err != nil {
+		return nil, fmt.Errorf("reading the image back after the test: %w", err)
+	}
+	if after != before {
 		return nil, fmt.Errorf("the image changed while it was tested (sha256 %s, then %s)", before, after)
 	}
 	if len(failed) > 0 {
