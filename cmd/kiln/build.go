@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"github.com/kiln-build/kiln/boottest"
+	krun "github.com/kiln-build/kiln/internal/run"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/kiln-build/kiln/builder"
@@ -173,30 +173,11 @@ func fail(stdout, stderr io.Writer, asJSON bool, err error, code int) int {
 	return code
 }
 
-// hostTools are the programs a build needs, with the Debian package of each.
-var hostTools = [][2]string{
-	{"mmdebstrap", "mmdebstrap"}, {"unshare", "util-linux"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}, {"e2fsck", "e2fsprogs"},
-	{"qemu-system-x86_64", "qemu-system-x86"}, {"cp", "coreutils"},
-}
-
 // checkHost reports every missing host tool at once.
 func checkHost() error {
-	var missing []string
-	pkgs := map[string]bool{}
-	var pkgList []string
-	for _, t := range hostTools {
-		if _, err := exec.LookPath(t[0]); err != nil {
-			missing = append(missing, t[0])
-			if !pkgs[t[1]] {
-				pkgs[t[1]] = true
-				pkgList = append(pkgList, t[1])
-			}
-		}
-	}
 	var problems []string
-	if len(missing) > 0 {
-		problems = append(problems, fmt.Sprintf("missing host tools: %s\n  install them with: apt-get install %s (or run scripts/install-deps.sh)",
-			strings.Join(missing, ", "), strings.Join(pkgList, " ")))
+	if err := krun.Require(krun.BuildTools...); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if os.Geteuid() != 0 {
 		problems = append(problems, "kiln build must run as root: it bootstraps Debian and runs build steps in a chroot")

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"github.com/kiln-build/kiln/boottest"
 	"github.com/kiln-build/kiln/internal/guest"
+	krun "github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -88,7 +88,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(stdout, stderr, *asJSON, err, exitUsage)
 		}
 	}
-	if err := requireTools("debugfs", "qemu-system-x86_64"); err != nil {
+	if err := krun.Require("debugfs", "qemu-system-x86_64"); err != nil {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
 	scratch, err := os.MkdirTemp("", "kiln-test-")
@@ -177,7 +177,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kiln run: --firmware %q: use uefi or bios\n", *firmware)
 		return exitUsage
 	}
-	if err := requireTools("qemu-system-x86_64"); err != nil {
+	if err := krun.Require("qemu-system-x86_64"); err != nil {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 		return exitFailed
 	}
@@ -245,25 +245,6 @@ func targetError(stdout, stderr io.Writer, asJSON bool, err error) int {
 		code = exitUsage
 	}
 	return fail(stdout, stderr, asJSON, err, code)
-}
-
-// requireTools names every missing host tool and its Debian package.
-func requireTools(tools ...string) error {
-	var missing, pkgs []string
-	for _, t := range tools {
-		for _, ht := range hostTools {
-			if ht[0] == t {
-				if _, err := exec.LookPath(t); err != nil {
-					missing, pkgs = append(missing, t), append(pkgs, ht[1])
-				}
-			}
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("missing host tools: %s\n  install them with: apt-get install %s (or run scripts/install-deps.sh)",
-			strings.Join(missing, ", "), strings.Join(pkgs, " "))
-	}
-	return nil
 }
 
 // bootFlag reads --firmware: "" (every firmware of the image), uefi or bios.

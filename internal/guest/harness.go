@@ -137,7 +137,7 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 		"unit":   []byte(unit),
 		"runner": []byte(runner),
 		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_FIRMWARE=%s KILN_BOOT_TIMEOUT=%d\n",
-			shellQuote(s.Image), shellQuote(s.Version), shellQuote(s.Firmware), int(bootTimeout.Seconds()))),
+			run.QuoteArg(s.Image), run.QuoteArg(s.Version), run.QuoteArg(s.Firmware), int(bootTimeout.Seconds()))),
 	}
 	for i, t := range s.Tests {
 		idx := fmt.Sprintf("%03d", i)
@@ -216,9 +216,7 @@ func envFile(env map[string]string) []byte {
 	var b strings.Builder
 	b.WriteString(":\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
+		fmt.Fprintf(&b, "export %s=%s\n", k, run.QuoteArg(env[k]))
 	}
 	return []byte(b.String())
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -2,6 +2,8 @@ package progress
 
 import (
 	"bytes"
+	"io"
+	"os"
 	"regexp"
 	"testing"
 
@@ -17,8 +19,26 @@ func TestPlainLines(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`^\[base\] bootstrapping Debian bookworm\n\[base\] done in [0-9.]+[mµn]?s \(cache hit\)\npublished x/1.0.0/1\n$`), b.String())
 }
 
+// Quiet (the --json face) writes nothing to stdout or stderr, where the
+// JSON document goes.
 func TestQuiet(t *testing.T) {
-	var q Quiet
-	q.Start("a", "b")("c")
-	q.Info("x")
+	var r Reporter = Quiet{}
+	stdout, stderr := os.Stdout, os.Stderr
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	os.Stdout, os.Stderr = pw, pw
+	r.Start("base", "bootstrapping")("done")
+	r.Info("published %s", "x")
+	os.Stdout, os.Stderr = stdout, stderr
+	require.NoError(t, pw.Close())
+	out, err := io.ReadAll(pr)
+	require.NoError(t, err)
+	require.Empty(t, out, "Quiet printed something")
+}
+
+// In CI, even a terminal gets plain lines, never a spinner.
+func TestNewIsPlainInCI(t *testing.T) {
+	t.Setenv("CI", "true")
+	_, plain := New(os.Stderr).(*Plain)
+	require.True(t, plain)
 }

@@ -131,12 +131,15 @@ func Run(ctx context.Context, c Cmd) error {
 func Quote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = quoteArg(a)
+		q[i] = QuoteArg(a)
 	}
 	return strings.Join(q, " ")
 }
 
-func quoteArg(s string) string {
+// QuoteArg quotes one word for a POSIX shell: as it is when it holds only
+// characters no shell treats specially, else in single quotes. It is the one
+// shell quoter: generated scripts and logged command lines both use it.
+func QuoteArg(s string) string {
 	if s == "" {
 		return "''"
 	}

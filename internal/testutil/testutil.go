@@ -5,6 +5,7 @@
 package testutil
 
 import (
+	"github.com/kiln-build/kiln/internal/run"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,16 +18,11 @@ func Strict() bool { return os.Getenv("KILN_REQUIRE_QEMU") == "1" }
 // Require skips (or, in strict mode, fails) the test unless every tool is on PATH.
 func Require(t testing.TB, tools ...string) {
 	t.Helper()
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
+	err := run.Require(tools...)
+	if err == nil {
 		return
 	}
-	msg := "missing host tools " + joinQuoted(missing) + " (run scripts/install-deps.sh)"
+	msg := err.Error()
 	if Strict() {
 		t.Fatal(msg)
 	}
@@ -71,15 +67,4 @@ func BusyboxTree(t testing.TB) string {
 		}
 	}
 	return root
-}
-
-func joinQuoted(s []string) string {
-	out := ""
-	for i, v := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += "'" + v + "'"
-	}
-	return out
 }
