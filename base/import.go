@@ -46,8 +46,11 @@ func selectParent(b ImageBase) (catalog.Entry, manifest.Output, error) {
 	}
 	e, err := catalog.Select(b.Root, ref, b.IncludeDeprecated, time.Now())
 	if err != nil {
-		// The recipe's spelling of the CLI's flag.
-		return catalog.Entry{}, manifest.Output{}, errors.New(strings.Replace(err.Error(), "pass --include-deprecated", "set include_deprecated = true in the base block", 1))
+		var nm *catalog.NoMatchError
+		if errors.As(err, &nm) {
+			nm.Hint = "set include_deprecated = true in the base block" // the recipe's spelling of the CLI's flag
+		}
+		return catalog.Entry{}, manifest.Output{}, err
 	}
 	m, err := manifest.Read(e.Dir)
 	if err != nil {

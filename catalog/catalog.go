@@ -230,11 +230,25 @@ func Select(root string, r Ref, includeDeprecated bool, now time.Time) (Entry, e
 		best = e // List is ordered, so the last match is the newest
 	}
 	if best == nil {
-		msg := fmt.Sprintf("no build of %s in the catalog %s matches %s", r.Name, root, r)
-		if skipped > 0 {
-			msg += fmt.Sprintf(" (%d deprecated build(s) were skipped; pass --include-deprecated to consider them)", skipped)
-		}
-		return Entry{}, errors.New(msg)
+		return Entry{}, &NoMatchError{Ref: r, Root: root, SkippedDeprecated: skipped, Hint: "pass --include-deprecated"}
 	}
 	return *best, nil
+}
+
+// NoMatchError is Select's error when no build matches a ref. Hint says how
+// to let deprecated builds be picked, in the caller's words (a flag for the
+// CLI, an attribute for a recipe).
+type NoMatchError struct {
+	Ref               Ref
+	Root              string
+	SkippedDeprecated int
+	Hint              string
+}
+
+func (e *NoMatchError) Error() string {
+	msg := fmt.Sprintf("no build of %s in the catalog %s matches %s", e.Ref.Name, e.Root, e.Ref)
+	if e.SkippedDeprecated > 0 {
+		msg += fmt.Sprintf(" (%d deprecated build(s) were skipped; %s to consider them)", e.SkippedDeprecated, e.Hint)
+	}
+	return msg
 }
