@@ -13,6 +13,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -211,32 +212,7 @@ func raiseLastBuild(vdir string, n int) error {
 	if lastBuild(vdir) >= n {
 		return nil
 	}
-	return writeFileAtomic(filepath.Join(vdir, lastBuildFile), []byte(strconv.Itoa(n)+"\n"))
-}
-
-// writeFileAtomic replaces path with data: a reader sees the old content or
-// the new one, never a mix, and a crash leaves one of the two.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(filepath.Join(vdir, lastBuildFile), []byte(strconv.Itoa(n)+"\n"), 0o644)
 }
 
 // Builds lists the published build numbers of a version directory, ascending.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,7 +97,7 @@ func writeState(dir string, s State) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, StateFile), append(data, '\n'))
+	return atomicfile.Write(filepath.Join(dir, StateFile), append(data, '\n'), 0o644)
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)

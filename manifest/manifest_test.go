@@ -76,7 +76,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	a, _ := m.Encode()
 	b, _ := back.Encode()
 	require.True(t, bytes.Equal(a, b))
-	left, _ := filepath.Glob(filepath.Join(dir, ".manifest-*"))
+	left, _ := filepath.Glob(filepath.Join(dir, ".manifest.json-*"))
 	require.Empty(t, left, "no temporary file is left")
 }
 
