@@ -300,28 +300,36 @@ func imagesDeprecate(args []string, stdout, stderr io.Writer) int {
 		}
 		at = t
 	}
+	return eachExactBuild(*root, arg, fs, stderr, func(e catalog.Entry) error {
+		if *undo {
+			if _, err := catalog.Undeprecate(e, now); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: not deprecated\n", e.ID())
+			return nil
+		}
+		st, err := catalog.Deprecate(e, at, now)
+		if err == nil {
+			fmt.Fprintf(stdout, "%s: deprecated %s\n", e.ID(), deprecationText(st, now))
+		}
+		return err
+	})
+}
+
+// eachExactBuild applies change to every build that NAME@VERSION[/BUILD]
+// names, in order, and stops at the first error.
+func eachExactBuild(root, arg string, fs *flag.FlagSet, stderr io.Writer, change func(catalog.Entry) error) int {
 	ref, err := exactRef(arg)
 	if err != nil {
 		return usageErr(stderr, fs, err)
 	}
-	es, err := exactBuilds(*root, ref)
+	es, err := exactBuilds(root, ref)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
 	for _, e := range es {
-		var st catalog.State
-		if *undo {
-			st, err = catalog.Undeprecate(e, now)
-		} else {
-			st, err = catalog.Deprecate(e, at, now)
-		}
-		if err != nil {
+		if err := change(e); err != nil {
 			return imagesErr(stderr, err)
-		}
-		if *undo {
-			fmt.Fprintf(stdout, "%s: not deprecated\n", e.ID())
-		} else {
-			fmt.Fprintf(stdout, "%s: deprecated %s\n", e.ID(), deprecationText(st, now))
 		}
 	}
 	return exitOK
@@ -341,26 +349,18 @@ func imagesShare(args []string, stdout, stderr io.Writer) int {
 	if len(add) == 0 && len(remove) == 0 && !*public && !*private {
 		return usageErr(stderr, fs, errors.New("say what to change: --add, --remove, --public or --private"))
 	}
-	ref, err := exactRef(arg)
-	if err != nil {
-		return usageErr(stderr, fs, err)
-	}
-	es, err := exactBuilds(*root, ref)
-	if err != nil {
-		return imagesErr(stderr, err)
-	}
-	for _, e := range es {
+	return eachExactBuild(*root, arg, fs, stderr, func(e catalog.Entry) error {
 		st, err := catalog.Share(e, catalog.ShareChange{Add: add, Remove: remove, Public: *public, Private: *private}, time.Now())
 		if err != nil {
-			return imagesErr(stderr, err)
+			return err
 		}
 		vis := st.EffectiveVisibility()
 		if len(st.SharedWith) > 0 {
 			vis += " (" + strings.Join(st.SharedWith, ", ") + ")"
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", e.ID(), vis)
-	}
-	return exitOK
+		return nil
+	})
 }
 
 func imagesCopy(args []string, stdout, stderr io.Writer) int {
