@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,19 +37,13 @@ func TestE2EConcurrentBuildsGetDistinctNumbers(t *testing.T) {
 	requireE2E(t)
 	bin := kilnBinary(t)
 	images, mirror := t.TempDir(), t.TempDir()
-	recipe := filepath.Join(t.TempDir(), "twin.hcl")
-	require.NoError(t, os.WriteFile(recipe, []byte(`
-image "twin" {
-  version = "1.0.0"
-  base "debian" { suite = "bookworm" }
+	recipe := bookwormRecipe(t, "twin", `
   boot { firmware = "uefi" }
   disk { size = "2GiB" }
   output { compress = "none" }
   catalog { share_with = ["alice"] }
   lifecycle { keep_last = 1 }
-  distribute "mirror" { images = "`+mirror+`" }
-}
-`), 0o644))
+  distribute "mirror" { images = "`+mirror+`" }`)
 
 	type result struct {
 		code           int
@@ -129,22 +122,12 @@ image "twin" {
 func TestE2EBuildKilledWhilePublishing(t *testing.T) {
 	requireE2E(t)
 	images := t.TempDir()
-	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	fakeBuild(t, images, "killed", "1.0.0", earlier, manifest.Catalog{})
-	fakeBuild(t, images, "killed", "1.0.0", earlier, manifest.Catalog{})
-	before := listJSON(t, images)
-	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2"}, itemIDs(before))
+	before := twoEarlierBuilds(t, images, "killed")
 
-	recipe := filepath.Join(t.TempDir(), "killed.hcl")
-	require.NoError(t, os.WriteFile(recipe, []byte(`
-image "killed" {
-  version = "1.0.0"
-  base "debian" { suite = "bookworm" }
+	recipe := bookwormRecipe(t, "killed", `
   boot { firmware = "uefi" }
   disk { size = "2GiB" }
-  output { compress = "none" }
-}
-`), 0o644))
+  output { compress = "none" }`)
 	paused := filepath.Join(t.TempDir(), "paused")
 	self, err := os.Executable() // this test binary, run as kiln with the publish hook set (main_test.go)
 	require.NoError(t, err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/kiln-build/kiln/manifest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -80,11 +79,7 @@ func TestE2EWebServerComponents(t *testing.T) {
 // on_failure policy work in the guest too.
 func TestE2EBuiltinComponents(t *testing.T) {
 	requireE2E(t)
-	recipe := filepath.Join(t.TempDir(), "builtins.hcl")
-	require.NoError(t, os.WriteFile(recipe, []byte(`
-image "builtins" {
-  version = "1.0.0"
-  base "debian" { suite = "bookworm" }
+	recipe := bookwormRecipe(t, "builtins", `
   boot { firmware = "uefi" }
 
   component "apt-packages" {
@@ -124,9 +119,7 @@ image "builtins" {
     inline     = ["echo 'allowed to fail'", "exit 3"]
     on_failure = "continue"
   }
-  output { formats = ["raw"] }
-}
-`), 0o644))
+  output { formats = ["raw"] }`)
 	m, _ := buildExample(t, t.TempDir(), recipe)
 	require.Len(t, m.Components, 7)
 	names := map[string]bool{}

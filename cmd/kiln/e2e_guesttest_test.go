@@ -281,15 +281,9 @@ func TestE2EHostileEtcLinkFailsBuild(t *testing.T) {
 	}
 	for _, target := range []string{"/", "../../.."} {
 		t.Run(target, func(t *testing.T) {
-			images, dir := t.TempDir(), t.TempDir()
-			recipe := filepath.Join(dir, "hostile.hcl")
-			require.NoError(t, os.WriteFile(recipe, []byte(`
-image "hostile" {
-  version = "1.0.0"
-  base "debian" { suite = "bookworm" }
-  build "shell" "etc-to-root" { inline = ["rm -rf /etc && ln -s `+target+` /etc"] }
-}
-`), 0o644))
+			images := t.TempDir()
+			recipe := bookwormRecipe(t, "hostile", `
+  build "shell" "etc-to-root" { inline = ["rm -rf /etc && ln -s `+target+` /etc"] }`)
 			before := snapshot()
 			code, out, errOut := runKiln(t, "build", "--on-error=keep", "--images", images, "--cache", sharedCache(t), recipe)
 			require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)

@@ -177,17 +177,10 @@ func checkDisk(t *testing.T, img string, m *manifest.Manifest) {
 func TestE2EFailingTestPublishesNothing(t *testing.T) {
 	requireE2E(t)
 	images := t.TempDir()
-	dir := t.TempDir()
-	recipe := filepath.Join(dir, "failing.hcl")
-	require.NoError(t, os.WriteFile(recipe, []byte(`
-image "failing" {
-  version = "1.0.0"
-  base "debian" { suite = "bookworm" }
+	recipe := bookwormRecipe(t, "failing", `
   disk { size = "2GiB" }
   test "shell" "passes" { inline = ["true"] }
-  test "shell" "fails" { inline = ["echo 'expected failure output'", "exit 3"] }
-}
-`), 0o644))
+  test "shell" "fails" { inline = ["echo 'expected failure output'", "exit 3"] }`)
 	code, out, errOut := runKiln(t, "build", "--images", images, "--cache", sharedCache(t), recipe)
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, `test "fails" failed (exit code 3)`)
@@ -207,6 +200,17 @@ image "failing" {
 		require.NoError(t, err, "the %s boot's console log is kept", fw)
 		require.Contains(t, string(console), "Linux version", "the %s console shows the kernel booting", fw)
 	}
+}
+
+// bookwormRecipe writes a recipe for image NAME, version 1.0.0, on a
+// Debian 12 base (the suite these tests build besides the examples'
+// trixie), with body inside the image block, and returns its path.
+func bookwormRecipe(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name+".hcl")
+	text := "image \"" + name + "\" {\n  version = \"1.0.0\"\n  base \"debian\" { suite = \"bookworm\" }\n" + strings.TrimPrefix(body, "\n") + "\n}\n"
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+	return p
 }
 
 // decompressed returns a raw copy of a compressed image, via zstd -d / xz -d.

@@ -39,6 +39,18 @@ func fakeBuild(t *testing.T, root, name, version string, created time.Time, spec
 	return n
 }
 
+// twoEarlierBuilds publishes builds 1 and 2 of NAME 1.0.0, an hour old,
+// and returns the catalog's listing of them.
+func twoEarlierBuilds(t *testing.T, root, name string) []listItem {
+	t.Helper()
+	earlier := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	fakeBuild(t, root, name, "1.0.0", earlier, manifest.Catalog{})
+	fakeBuild(t, root, name, "1.0.0", earlier, manifest.Catalog{})
+	before := listJSON(t, root)
+	require.Equal(t, []string{name + "/1.0.0/1", name + "/1.0.0/2"}, itemIDs(before))
+	return before
+}
+
 func listJSON(t *testing.T, root string, extra ...string) []listItem {
 	t.Helper()
 	code, out, errOut := runKiln(t, append([]string{"images", "list", "--json", "--images", root}, extra...)...)
@@ -62,11 +74,7 @@ func itemIDs(items []listItem) []string {
 // number.
 func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	root := t.TempDir()
-	created := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	fakeBuild(t, root, "web", "1.0.0", created, manifest.Catalog{})
-	fakeBuild(t, root, "web", "1.0.0", created, manifest.Catalog{})
-	before := listJSON(t, root)
-	require.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2"}, itemIDs(before))
+	before := twoEarlierBuilds(t, root, "web")
 
 	ready := filepath.Join(t.TempDir(), "in-finalize")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestImagesPublishChild$")
@@ -82,7 +90,7 @@ func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	code, out, errOut := runKiln(t, "images", "show", "--images", root, "web@1.x.x")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "web/1.0.0/2")
-	assert.Equal(t, 3, fakeBuild(t, root, "web", "1.0.0", created, manifest.Catalog{}), "the next build publishes")
+	assert.Equal(t, 3, fakeBuild(t, root, "web", "1.0.0", time.Now().UTC().Truncate(time.Second), manifest.Catalog{}), "the next build publishes")
 	assert.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2", "web/1.0.0/3"}, itemIDs(listJSON(t, root)))
 	left, _ := os.ReadDir(filepath.Join(root, ".staging"))
 	assert.Empty(t, left, "the killed build's staging directory was swept")
