@@ -79,12 +79,12 @@ func debianPackages(extra []string) []string {
 // InRelease digest, which needs the network.
 func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*manifest.Inputs, error) {
 	switch b := r.Image.Base; b.Type {
-	case "image", "file":
+	case recipes.BaseImage, recipes.BaseFile:
 		in, err := RecipeInputs(r, kilnVersion, "", "")
 		if err != nil {
 			return nil, err
 		}
-		if b.Type == "file" {
+		if b.Type == recipes.BaseFile {
 			// The recipe pins the file by its sha256, which the build checks.
 			in.Base.Digest = base.ParentDigest(&manifest.Parent{Kind: "file", SHA256: b.SHA256})
 		} else if in.Base.Digest, err = base.ImageDigest(base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}); err != nil {

@@ -46,9 +46,10 @@ func (e *StepError) Unwrap() error { return e.Err }
 // stepDir holds step scripts while they run; it is removed afterwards.
 const stepDir = "/var/lib/kiln-build"
 
-// runSteps runs build steps (compiled by components.BuildSteps) in order. While they run, services are kept from
-// starting (policy-rc.d) and the host's resolv.conf gives them DNS; both are
-// undone afterwards, whatever happens.
+// runSteps runs build steps (compiled by components.BuildSteps) in order.
+// While they run, services are kept from starting (policy-rc.d) and the
+// host's resolv.conf gives them DNS; both are undone afterwards, whatever
+// happens.
 func runSteps(ctx context.Context, tree string, steps []components.Step, log io.Writer) (records []manifest.StepRecord, err error) {
 	if len(steps) == 0 {
 		return nil, nil
