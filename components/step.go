@@ -36,17 +36,11 @@ type Placed struct {
 // to place and a script to run, with the step's policy. Downloads are
 // fetched here.
 func BuildSteps(ctx context.Context, in []recipes.Step) ([]Step, error) {
-	var out []Step
-	for _, s := range in {
-		st, err := compile(ctx, s.Action)
-		if err != nil {
-			return nil, fmt.Errorf("step %q: %w", s.Name, err)
-		}
+	return compileAll(ctx, in, "step", func(s recipes.Step, st Step) Step {
 		st.Name, st.Env, st.Timeout = s.Name, s.Environment, s.Timeout
 		st.Retries, st.Continue = s.Retries, s.OnFailure == recipes.Continue
-		out = append(out, st)
-	}
-	return out, nil
+		return st
+	})
 }
 
 // GuestSteps compiles test steps for the guest, which runs each once. A
@@ -55,19 +49,28 @@ func BuildSteps(ctx context.Context, in []recipes.Step) ([]Step, error) {
 // script (files embedded) that applies the policy inside the guest, with a
 // timeout that allows every attempt.
 func GuestSteps(ctx context.Context, in []recipes.Step) ([]Step, error) {
-	var out []Step
-	for _, s := range in {
-		w, err := compile(ctx, s.Action)
-		if err != nil {
-			return nil, fmt.Errorf("test %q: %w", s.Name, err)
-		}
+	return compileAll(ctx, in, "test", func(s recipes.Step, w Step) Step {
 		st := Step{Name: s.Name, Script: w.Script, Env: s.Environment, Timeout: s.Timeout}
 		plain := s.Action.Kind == recipes.KindShell && s.Retries == 0 && s.OnFailure != recipes.Continue
 		if !plain {
 			st.Script = guestScript(w, s.Policy)
 			st.Timeout = time.Duration(s.Retries+1)*(s.Timeout+5*time.Second) + 10*time.Second
 		}
-		out = append(out, st)
+		return st
+	})
+}
+
+// compileAll compiles each step's action and lets finish make the Step
+// from the step and its compiled action. Errors name the step as what
+// ("step" or "test").
+func compileAll(ctx context.Context, in []recipes.Step, what string, finish func(recipes.Step, Step) Step) ([]Step, error) {
+	var out []Step
+	for _, s := range in {
+		w, err := compile(ctx, s.Action)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", what, s.Name, err)
+		}
+		out = append(out, finish(s, w))
 	}
 	return out, nil
 }
