@@ -117,7 +117,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		Version:       img.Version,
 		KilnVersion:   o.KilnVersion,
 		Recipe:        manifest.Recipe{Path: r.Path, SHA256: r.SHA256, Variables: r.Variables},
-		Boot:          manifest.Boot{Firmware: img.Boot.Firmware, PartitionTable: img.Disk.Table, Bootloader: "grub"},
+		Boot:          manifest.Boot{Firmware: platform.Firmware(img.Boot.Firmware), PartitionTable: platform.Table(img.Disk.Table), Bootloader: "grub"},
 		Tests:         []manifest.TestResult{},
 		BuildSteps:    []manifest.StepRecord{},
 		Catalog:       CatalogSpec(img),
@@ -202,7 +202,7 @@ type artifactFiles struct {
 
 func newArtifactFiles(img recipes.Image) artifactFiles {
 	f := artifactFiles{buildLog: "build.log", junit: "tests.xml", consoles: map[platform.Boot]string{}}
-	f.boots = img.Boot.Firmware.Boots()
+	f.boots = platform.Firmware(img.Boot.Firmware).Boots()
 	for _, b := range f.boots {
 		f.consoles[b] = boottest.ConsoleLog(b, len(f.boots))
 	}
