@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/guest"
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/sparse"
@@ -24,7 +25,7 @@ type Request struct {
 	Firmware   platform.Boot
 	Name       string
 	Version    string
-	Tests      []guest.Test
+	Tests      []components.Step
 	WorkDir    string
 	ConsoleLog string
 	Log        io.Writer
@@ -92,7 +93,7 @@ type Suite struct {
 	RootOffset           uint64
 	Boots                []platform.Boot
 	Consoles             map[platform.Boot]string
-	Tests                []guest.Test
+	Tests                []components.Step
 	SkipHealth           []string
 	WorkDir              string
 	Log                  io.Writer

@@ -3,7 +3,7 @@ package boottest
 import (
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"io"
@@ -217,7 +217,7 @@ func allZero(b []byte) bool {
 type SmokeRequest struct {
 	Target   *Target
 	Firmware platform.Boot // "" = every firmware of the target
-	Tests    []guest.Test
+	Tests    []components.Step
 	WorkDir  string // scratch; ConsoleLog files go here unless ConsoleDir is set
 	// ConsoleDir, when set, receives serial-<firmware>.log.
 	ConsoleDir string

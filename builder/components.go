@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"io/fs"
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/sandbox"
 
 	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
 
@@ -28,45 +27,8 @@ func manifestComponents(in []recipes.Component) []manifest.Component {
 	return out
 }
 
-// buildSteps compiles recipe steps (build or validate) for runSteps: files
-// to place and a script to run in the tree. Downloads are fetched here.
-func buildSteps(ctx context.Context, in []recipes.Step) ([]Step, error) {
-	var out []Step
-	for _, s := range in {
-		w, err := components.Compile(ctx, s.Action)
-		if err != nil {
-			return nil, fmt.Errorf("step %q: %w", s.Name, err)
-		}
-		out = append(out, Step{Name: s.Name, Script: w.Script, Files: w.Files, Env: s.Environment, Timeout: s.Timeout,
-			Retries: s.Retries, Continue: s.OnFailure == components.OnFailureContinue})
-	}
-	return out, nil
-}
-
-// guestSteps compiles test steps for the guest. A plain shell step runs as
-// written; any other action, or a step with retries or on_failure =
-// "continue", runs through a self-contained wrapper script (files embedded)
-// that applies the policy inside the guest.
-func guestSteps(ctx context.Context, in []recipes.Step) ([]Step, error) {
-	var out []Step
-	for _, s := range in {
-		w, err := components.Compile(ctx, s.Action)
-		if err != nil {
-			return nil, fmt.Errorf("test %q: %w", s.Name, err)
-		}
-		st := Step{Name: s.Name, Script: w.Script, Env: s.Environment, Timeout: s.Timeout}
-		plain := s.Action.Kind == components.KindShell && s.Retries == 0 && s.OnFailure != components.OnFailureContinue
-		if !plain {
-			st.Script = components.GuestScript(w, components.Policy{Timeout: s.Timeout, Retries: s.Retries, OnFailure: s.OnFailure})
-			st.Timeout = time.Duration(s.Retries+1)*(s.Timeout+5*time.Second) + 10*time.Second
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
 // runStep places a step's files and runs its script once.
-func runStep(ctx context.Context, tree string, i int, s Step, log io.Writer) error {
+func runStep(ctx context.Context, tree string, i int, s components.Step, log io.Writer) error {
 	for _, f := range s.Files {
 		if err := placeFile(tree, f); err != nil {
 			return &StepError{Step: s.Name, ExitCode: -1, Err: fmt.Errorf("placing %s: %w", f.Path, err)}

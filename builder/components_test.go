@@ -31,10 +31,10 @@ func runActions(t *testing.T, tree string, steps ...recipes.Step) ([]manifest.St
 			steps[i].Timeout = time.Minute
 		}
 		if steps[i].OnFailure == "" {
-			steps[i].OnFailure = components.OnFailureAbort
+			steps[i].OnFailure = recipes.Abort
 		}
 	}
-	compiled, err := buildSteps(context.Background(), steps)
+	compiled, err := components.BuildSteps(context.Background(), steps)
 	if err != nil {
 		return nil, err, ""
 	}
@@ -44,8 +44,8 @@ func runActions(t *testing.T, tree string, steps ...recipes.Step) ([]manifest.St
 }
 
 func shellStep(name string, lines ...string) recipes.Step {
-	return recipes.Step{Type: "shell", Name: name, Inline: lines,
-		Action: components.Action{Kind: components.KindShell, Shell: &components.Shell{Inline: lines}}}
+	return recipes.Step{Name: name,
+		Action: recipes.Action{Kind: recipes.KindShell, Shell: &recipes.Shell{Inline: lines}}}
 }
 
 func addApplets(t *testing.T, tree string, applets ...string) {
@@ -65,8 +65,8 @@ func TestFileAction(t *testing.T) {
 	require.NoError(t, os.Symlink("/", filepath.Join(tree, "srv")))
 	require.NoError(t, os.Symlink("../../../../../../tmp/kiln-escape", filepath.Join(tree, "etc/escape")))
 	file := func(name, dest, content string, mode uint32, owner string) recipes.Step {
-		return recipes.Step{Type: "file", Name: name, Action: components.Action{Kind: components.KindFile,
-			File: &components.File{Destination: dest, Content: []byte(content), Mode: mode, Owner: owner, Group: owner}}}
+		return recipes.Step{Name: name, Action: recipes.Action{Kind: recipes.KindFile,
+			File: &recipes.File{Destination: dest, Content: []byte(content), Mode: mode, Owner: owner, Group: owner}}}
 	}
 	_, err, log := runActions(t, tree,
 		file("page", "/var/www/html/index.html", "<p>hi</p>\n", 0o640, "www-data"),
@@ -112,8 +112,8 @@ func TestDownloadAction(t *testing.T) {
 	local := filepath.Join(t.TempDir(), "tool")
 	require.NoError(t, os.WriteFile(local, body, 0o644))
 	dl := func(name, url, path, sha, dest string) recipes.Step {
-		return recipes.Step{Type: "download", Name: name, Action: components.Action{Kind: components.KindDownload,
-			Download: &components.Download{URL: url, Path: path, SHA256: sha, Destination: dest, Mode: 0o755}}}
+		return recipes.Step{Name: name, Action: recipes.Action{Kind: recipes.KindDownload,
+			Download: &recipes.Download{URL: url, Path: path, SHA256: sha, Destination: dest, Mode: 0o755}}}
 	}
 	_, err, log := runActions(t, tree,
 		dl("http", srv.URL+"/tool", "", hexsum, "/usr/local/bin/tool"),
@@ -170,7 +170,7 @@ func TestStepRetriesAndTimeoutPerAttempt(t *testing.T) {
 func TestStepOnFailureContinue(t *testing.T) {
 	tree := testutil.BusyboxTree(t)
 	bad := shellStep("optional", "echo 'optional broke' >&2", "exit 7")
-	bad.OnFailure = components.OnFailureContinue
+	bad.OnFailure = recipes.Continue
 	bad.Retries = 1
 	recs, err, log := runActions(t, tree, bad, shellStep("after", "echo yes > /etc/after"))
 	require.NoError(t, err)
@@ -211,18 +211,18 @@ func TestPackagesServiceUserActions(t *testing.T) {
 	tree := debianTree(t)
 	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln me@host"
 	steps := []recipes.Step{
-		{Type: "packages", Name: "pkgs", Retries: 2, Timeout: 10 * time.Minute, Action: components.Action{Kind: components.KindPackages,
-			Packages: &components.Packages{Install: []string{"hello"}, Remove: []string{"e2fsprogs-l10n-does-not-exist"}, Update: true}}},
+		{Name: "pkgs", Policy: recipes.Policy{Retries: 2, Timeout: 10 * time.Minute}, Action: recipes.Action{Kind: recipes.KindPackages,
+			Packages: &recipes.Packages{Install: []string{"hello"}, Remove: []string{"e2fsprogs-l10n-does-not-exist"}, Update: true}}},
 	}
 	// Removing a package that does not exist fails: drop it, install only.
 	steps[0].Action.Packages.Remove = nil
 	steps = append(steps,
-		recipes.Step{Type: "packages", Name: "remove", Action: components.Action{Kind: components.KindPackages,
-			Packages: &components.Packages{Remove: []string{"hello"}}}},
-		recipes.Step{Type: "service", Name: "units", Action: components.Action{Kind: components.KindService,
-			Service: &components.Service{Enable: []string{"systemd-networkd.service"}, Mask: []string{"apt-daily.timer"}, Disable: []string{"e2scrub_reap.service"}}}},
-		recipes.Step{Type: "user", Name: "deploy", Action: components.Action{Kind: components.KindUser,
-			User: &components.User{Name: "deploy", Groups: []string{"web", "adm"}, AuthorizedKeys: []string{key}, Sudo: true}}},
+		recipes.Step{Name: "remove", Action: recipes.Action{Kind: recipes.KindPackages,
+			Packages: &recipes.Packages{Remove: []string{"hello"}}}},
+		recipes.Step{Name: "units", Action: recipes.Action{Kind: recipes.KindService,
+			Service: &recipes.Service{Enable: []string{"systemd-networkd.service"}, Mask: []string{"apt-daily.timer"}, Disable: []string{"e2scrub_reap.service"}}}},
+		recipes.Step{Name: "deploy", Action: recipes.Action{Kind: recipes.KindUser,
+			User: &recipes.User{Name: "deploy", Groups: []string{"web", "adm"}, AuthorizedKeys: []string{key}, Sudo: true}}},
 	)
 	// The hello package is installed by the first step: check it in between.
 	_, err, log := runActions(t, tree, steps[0])
@@ -273,22 +273,22 @@ func TestGuestScriptPolicy(t *testing.T) {
 	tree := testutil.BusyboxTree(t)
 	addApplets(t, tree, "base64", "mktemp", "timeout", "dirname", "chmod", "rm", "mkdir", "head")
 	flaky := shellStep("flaky", "n=$(cat /etc/count 2>/dev/null || echo 0)", "n=$((n+1))", "echo $n > /etc/count", "[ $n -ge 3 ]")
-	flaky.Retries, flaky.Timeout, flaky.OnFailure = 2, time.Minute, components.OnFailureAbort
+	flaky.Retries, flaky.Timeout, flaky.OnFailure = 2, time.Minute, recipes.Abort
 	tooFlaky := flaky
 	tooFlaky.Name, tooFlaky.Retries = "too-flaky", 0
 	cont := shellStep("continue", "exit 9")
-	cont.OnFailure, cont.Timeout = components.OnFailureContinue, time.Minute
+	cont.OnFailure, cont.Timeout = recipes.Continue, time.Minute
 	slow := shellStep("slow", "echo x >> /etc/slow", "sleep 30")
-	slow.Timeout, slow.Retries, slow.OnFailure = time.Second, 1, components.OnFailureAbort
-	file := recipes.Step{Type: "file", Name: "file", Timeout: time.Minute, OnFailure: components.OnFailureAbort,
-		Action: components.Action{Kind: components.KindFile, File: &components.File{Destination: "/srv/www/index.html", Content: []byte("<p>\x00binary ok</p>\n"), Mode: 0o640}}}
+	slow.Timeout, slow.Retries, slow.OnFailure = time.Second, 1, recipes.Abort
+	file := recipes.Step{Name: "file", Policy: recipes.Policy{Timeout: time.Minute, OnFailure: recipes.Abort},
+		Action: recipes.Action{Kind: recipes.KindFile, File: &recipes.File{Destination: "/srv/www/index.html", Content: []byte("<p>\x00binary ok</p>\n"), Mode: 0o640}}}
 
-	guest, err := guestSteps(context.Background(), []recipes.Step{flaky, tooFlaky, cont, slow, file})
+	guest, err := components.GuestSteps(context.Background(), []recipes.Step{flaky, tooFlaky, cont, slow, file})
 	require.NoError(t, err)
 	require.Equal(t, 3*(time.Minute+5*time.Second)+10*time.Second, guest[0].Timeout, "the harness allows every attempt")
-	run := func(s Step) error {
+	run := func(s components.Step) error {
 		s.Timeout = 2 * time.Minute
-		_, err := runSteps(context.Background(), tree, []Step{s}, &bytes.Buffer{})
+		_, err := runSteps(context.Background(), tree, []components.Step{s}, &bytes.Buffer{})
 		return err
 	}
 	require.NoError(t, run(guest[0]))

@@ -23,8 +23,8 @@ func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
 	d := img.Disk
 	spec := disk.Spec{
 		Size:      d.Size,
-		Table:     platform.Table(d.Table),
-		Firmware:  platform.Firmware(img.Boot.Firmware),
+		Table:     d.Table,
+		Firmware:  img.Boot.Firmware,
 		ESPSize:   d.ESPSize,
 		IDs:       disk.IDs{Name: img.Name, Version: img.Version, Seed: d.Seed},
 		DiskGUID:  d.GUID,

@@ -46,7 +46,7 @@ func TestAutoSize(t *testing.T) {
 	require.Equal(t, got-disk.MiB, autoSize(platform.MBR, parts, usage, 20), "MBR needs no backup table")
 }
 
-func image(firmware, table string, d recipes.Disk) recipes.Image {
+func image(firmware platform.Firmware, table platform.Table, d recipes.Disk) recipes.Image {
 	d.Table = table
 	if d.ESPSize == 0 {
 		d.ESPSize = 64 * disk.MiB

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/testutil"
@@ -72,7 +73,7 @@ func testImage(t *testing.T, diskBlock string) recipes.Image {
   base "debian" { suite = "bookworm" }
   boot { firmware = "uefi" }
   `+diskBlock+`
-}`), recipes.LoadOptions{})
+}`), recipes.LoadOptions{Library: components.Builtin()})
 	require.False(t, diags.HasErrors(), diags.Error())
 	return r.Image
 }
@@ -180,7 +181,7 @@ func TestBuildStepLinkingEtcToRootFailsTheBuild(t *testing.T) {
 			tree := testutil.BusyboxTree(t)
 			before := snapshotHost(t)
 			var log bytes.Buffer
-			steps := []Step{{Name: "hostile", Script: []byte("rm -rf /etc && ln -s " + target + " /etc\n"), Timeout: time.Minute}}
+			steps := []components.Step{{Name: "hostile", Script: []byte("rm -rf /etc && ln -s " + target + " /etc\n"), Timeout: time.Minute}}
 			_, err := runSteps(context.Background(), tree, steps, &log)
 			require.Error(t, err, log.String())
 			require.ErrorContains(t, err, `refusing to write /etc/resolv.conf in the image tree: /etc is a symlink to "`+target+`"`)

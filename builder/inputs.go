@@ -25,7 +25,7 @@ func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) 
 	in := &manifest.Inputs{
 		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: r.Variables,
 		Components: r.ComponentDigest(),
-		Base: manifest.BaseInputs{Type: img.Base.Type, Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Base: manifest.BaseInputs{Type: string(img.Base.Type), Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
 			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
 	}
 	if in.Variables == nil {
@@ -38,12 +38,12 @@ func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) 
 		switch {
 		case s.Component != "":
 			continue
-		case s.Script != "":
+		case s.Action.Shell != nil && s.Action.Shell.Script != "":
 			var err error
-			if data, err = os.ReadFile(s.Script); err != nil {
+			if data, err = os.ReadFile(s.Action.Shell.Script); err != nil {
 				return nil, fmt.Errorf("step %q: %w", s.Name, err)
 			}
-			path = s.Script
+			path = s.Action.Shell.Script
 		case s.Action.File != nil && s.Action.File.Source != "":
 			// read when the recipe was loaded: what the build will write
 			path, data = s.Action.File.Source, s.Action.File.Content
@@ -79,12 +79,12 @@ func debianPackages(extra []string) []string {
 // InRelease digest, which needs the network.
 func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*manifest.Inputs, error) {
 	switch b := r.Image.Base; b.Type {
-	case "image", "file":
+	case recipes.BaseImage, recipes.BaseFile:
 		in, err := RecipeInputs(r, kilnVersion, "", "")
 		if err != nil {
 			return nil, err
 		}
-		if b.Type == "file" {
+		if b.Type == recipes.BaseFile {
 			// The recipe pins the file by its sha256, which the build checks.
 			in.Base.Digest = base.ParentDigest(&manifest.Parent{Kind: "file", SHA256: b.SHA256})
 		} else if in.Base.Digest, err = base.ImageDigest(base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ image "inputs" {
   test "shell" "ok" { inline = ["echo ${var.greeting}"] }
 }
 `), 0o644))
-	r, _, diags := recipes.Load(path, recipes.LoadOptions{})
+	r, _, diags := recipes.Load(path, recipes.LoadOptions{Library: components.Builtin()})
 	require.False(t, diags.HasErrors(), diags.Error())
 	return r
 }
@@ -72,7 +73,7 @@ func TestInputsDigest(t *testing.T) {
 			return in
 		},
 		"variable": func() *manifest.Inputs {
-			r2, _, diags := recipes.Load(r.Path, recipes.LoadOptions{Vars: []string{"greeting=bye"}})
+			r2, _, diags := recipes.Load(r.Path, recipes.LoadOptions{Library: components.Builtin(), Vars: []string{"greeting=bye"}})
 			require.False(t, diags.HasErrors())
 			in, _ := ResolveInputs(ctx, r2, "", "1.2.3")
 			return in

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,9 +25,9 @@ func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work strin
 	var p *manifest.Parent
 	var err error
 	switch b.Type {
-	case "image":
+	case recipes.BaseImage:
 		p, err = base.ImportImage(ctx, base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}, tree, scratch, log)
-	case "file":
+	case recipes.BaseFile:
 		p, err = base.ImportFile(ctx, base.FileBase{Path: b.Path, SHA256: b.SHA256}, tree, scratch, log)
 	default:
 		return nil, fmt.Errorf("unknown base type %q", b.Type)
@@ -42,9 +41,9 @@ func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work strin
 // baseDescription is the base stage's progress line.
 func baseDescription(b recipes.Base) string {
 	switch b.Type {
-	case "image":
+	case recipes.BaseImage:
 		return fmt.Sprintf("image %s@%s from the catalog", b.Name, b.VersionSelector)
-	case "file":
+	case recipes.BaseFile:
 		return "disk image " + filepath.Base(b.Path)
 	}
 	return fmt.Sprintf("Debian %s (%s)", b.Suite, b.Variant)
@@ -64,7 +63,7 @@ type requirement struct {
 // install them behind the recipe's back: the error names the packages, and
 // a build step can install them (the build steps run before this check).
 func checkImportedTree(tree string, img recipes.Image) error {
-	fw := platform.Firmware(img.Boot.Firmware)
+	fw := img.Boot.Firmware
 	reqs := []requirement{
 		{[]string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd"}, "systemd-sysv", "the init system the test boot waits for"},
 		{[]string{"/usr/bin/grub-mkimage"}, "grub-common", "making the bootloader"},

@@ -11,9 +11,9 @@ import (
 	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
-	"github.com/kiln-build/kiln/internal/guest"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
@@ -47,7 +47,7 @@ var stages = []stage{
 // identity.
 func stageBase(ctx context.Context, s *state) (string, error) {
 	img := s.img
-	if img.Base.Type == "image" || img.Base.Type == "file" {
+	if img.Base.Type == recipes.BaseImage || img.Base.Type == recipes.BaseFile {
 		p, err := importBase(ctx, img.Base, s.opts.ImagesDir, s.tree, s.staging.Work, s.log)
 		if err != nil {
 			return "", err
@@ -89,7 +89,7 @@ func stageBuild(ctx context.Context, s *state) (string, error) {
 	if err := writeHostname(s); err != nil {
 		return "", err
 	}
-	steps, err := buildSteps(ctx, append(append([]recipes.Step{}, s.img.Build...), s.img.Validate...))
+	steps, err := components.BuildSteps(ctx, append(append([]recipes.Step{}, s.img.Build...), s.img.Validate...))
 	if err != nil {
 		return "", err
 	}
@@ -206,13 +206,9 @@ func describeTest(s *state) string {
 // and runs the tests inside the guest; boottest proves the image itself
 // did not change.
 func stageTest(ctx context.Context, s *state) (string, error) {
-	steps, err := guestSteps(ctx, s.img.Tests)
+	tests, err := components.GuestSteps(ctx, s.img.Tests)
 	if err != nil {
 		return "", err
-	}
-	tests := make([]guest.Test, len(steps))
-	for i, st := range steps {
-		tests[i] = guest.Test{Name: st.Name, Script: st.Script, Timeout: st.Timeout, Env: st.Env}
 	}
 	consoles := map[platform.Boot]string{}
 	for b, name := range s.files.consoles {

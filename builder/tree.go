@@ -17,20 +17,6 @@ import (
 	"github.com/kiln-build/kiln/internal/fsroot"
 )
 
-// Step is one build step to run in the tree.
-type Step struct {
-	Name    string
-	Script  []byte // executable text; a #! line picks the interpreter, else /bin/sh -e; nil: only Files
-	Env     map[string]string
-	Timeout time.Duration // per attempt
-	// Files are placed into the tree by Kiln (through fsroot) before Script runs.
-	Files []components.Placed
-	// Retries is how many more times a failed attempt is tried.
-	Retries int
-	// Continue logs a failure (after the retries) and goes on with the next step.
-	Continue bool
-}
-
 // StepError reports a failed build step.
 type StepError struct {
 	Step     string
@@ -60,10 +46,11 @@ func (e *StepError) Unwrap() error { return e.Err }
 // stepDir holds step scripts while they run; it is removed afterwards.
 const stepDir = "/var/lib/kiln-build"
 
-// runSteps runs build steps in order. While they run, services are kept from
-// starting (policy-rc.d) and the host's resolv.conf gives them DNS; both are
-// undone afterwards, whatever happens.
-func runSteps(ctx context.Context, tree string, steps []Step, log io.Writer) (records []manifest.StepRecord, err error) {
+// runSteps runs build steps (compiled by components.BuildSteps) in order.
+// While they run, services are kept from starting (policy-rc.d) and the
+// host's resolv.conf gives them DNS; both are undone afterwards, whatever
+// happens.
+func runSteps(ctx context.Context, tree string, steps []components.Step, log io.Writer) (records []manifest.StepRecord, err error) {
 	if len(steps) == 0 {
 		return nil, nil
 	}

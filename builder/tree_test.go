@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +19,7 @@ import (
 func TestFailingStepReportsNameCodeAndTail(t *testing.T) {
 	tree := testutil.BusyboxTree(t)
 	var log bytes.Buffer
-	steps := []Step{
+	steps := []components.Step{
 		{Name: "ok", Script: []byte("echo first > /etc/first\n"), Timeout: time.Minute},
 		{Name: "breaks", Script: []byte("echo 'line before failure'\necho 'the reason' >&2\nexit 42\n"), Timeout: time.Minute},
 		{Name: "never", Script: []byte("echo never > /etc/never\n"), Timeout: time.Minute},
@@ -41,7 +42,7 @@ func TestFailingStepReportsNameCodeAndTail(t *testing.T) {
 
 func TestStepTimeout(t *testing.T) {
 	tree := testutil.BusyboxTree(t)
-	_, err := runSteps(context.Background(), tree, []Step{{Name: "slow", Script: []byte("sleep 30\n"), Timeout: 300 * time.Millisecond}}, &bytes.Buffer{})
+	_, err := runSteps(context.Background(), tree, []components.Step{{Name: "slow", Script: []byte("sleep 30\n"), Timeout: 300 * time.Millisecond}}, &bytes.Buffer{})
 	var se *StepError
 	require.True(t, errors.As(err, &se), "%v", err)
 	require.Contains(t, err.Error(), "timed out after 300ms")

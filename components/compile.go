@@ -12,43 +12,29 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/kiln-build/kiln/recipes"
 )
-
-// Placed is a file Kiln writes into the tree itself (through fsroot, never
-// through a path the tree controls) before the step's script runs.
-type Placed struct {
-	Path string // absolute, inside the image
-	Data []byte
-	Mode uint32
-}
-
-// Work is an action made runnable: files to place, then a script to run
-// (chrooted in the tree during a build, or in the booted guest). Script is
-// nil when placing the files is all there is to do.
-type Work struct {
-	Files  []Placed
-	Script []byte // with a #! line it runs as is, else with /bin/sh -e
-}
 
 // MaxDownload bounds what a download action fetches (it is held in memory).
 const MaxDownload = 1 << 30
 
-// Compile turns an action into Work. Download actions are fetched here, on
-// the host, and their SHA-256 is checked.
-func Compile(ctx context.Context, a Action) (Work, error) {
+// compile turns an action into the Files and Script of a Step. Download
+// actions are fetched here, on the host, and their SHA-256 is checked.
+func compile(ctx context.Context, a recipes.Action) (Step, error) {
 	switch a.Kind {
-	case KindShell:
+	case recipes.KindShell:
 		if a.Shell.Script != "" {
 			data, err := os.ReadFile(a.Shell.Script)
 			if err != nil {
-				return Work{}, err
+				return Step{}, err
 			}
-			return Work{Script: data}, nil
+			return Step{Script: data}, nil
 		}
-		return Work{Script: []byte("#!/bin/sh\nset -e\n" + strings.Join(a.Shell.Inline, "\n") + "\n")}, nil
-	case KindFile:
+		return Step{Script: []byte("#!/bin/sh\nset -e\n" + strings.Join(a.Shell.Inline, "\n") + "\n")}, nil
+	case recipes.KindFile:
 		f := a.File
-		w := Work{Files: []Placed{{Path: f.Destination, Data: f.Content, Mode: modeOr(f.Mode, 0o644)}}}
+		w := Step{Files: []Placed{{Path: f.Destination, Data: f.Content, Mode: modeOr(f.Mode, 0o644)}}}
 		if f.Owner != "" || f.Group != "" {
 			owner := f.Owner
 			if owner == "" {
@@ -63,20 +49,20 @@ func Compile(ctx context.Context, a Action) (Work, error) {
 			w.Script = []byte("#!/bin/sh\nset -e\nchown -- " + Quote(spec) + " " + Quote(f.Destination) + "\n")
 		}
 		return w, nil
-	case KindPackages:
-		return Work{Script: packagesScript(a.Packages)}, nil
-	case KindService:
-		return Work{Script: serviceScript(a.Service)}, nil
-	case KindUser:
-		return userWork(a.User), nil
-	case KindDownload:
+	case recipes.KindPackages:
+		return Step{Script: packagesScript(a.Packages)}, nil
+	case recipes.KindService:
+		return Step{Script: serviceScript(a.Service)}, nil
+	case recipes.KindUser:
+		return userStep(a.User), nil
+	case recipes.KindDownload:
 		data, err := fetch(ctx, a.Download)
 		if err != nil {
-			return Work{}, err
+			return Step{}, err
 		}
-		return Work{Files: []Placed{{Path: a.Download.Destination, Data: data, Mode: modeOr(a.Download.Mode, 0o644)}}}, nil
+		return Step{Files: []Placed{{Path: a.Download.Destination, Data: data, Mode: modeOr(a.Download.Mode, 0o644)}}}, nil
 	}
-	return Work{}, fmt.Errorf("unknown action kind %q", a.Kind)
+	return Step{}, fmt.Errorf("unknown action kind %q", a.Kind)
 }
 
 func modeOr(m, def uint32) uint32 {
@@ -97,7 +83,7 @@ func quoteAll(list []string) string {
 	return strings.Join(q, " ")
 }
 
-func packagesScript(p *Packages) []byte {
+func packagesScript(p *recipes.Packages) []byte {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\nset -e\nexport DEBIAN_FRONTEND=noninteractive\n")
 	if len(p.Install) > 0 {
@@ -114,7 +100,7 @@ func packagesScript(p *Packages) []byte {
 	return []byte(b.String())
 }
 
-func serviceScript(s *Service) []byte {
+func serviceScript(s *recipes.Service) []byte {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\nset -e\n")
 	if len(s.Enable) > 0 {
@@ -129,7 +115,7 @@ func serviceScript(s *Service) []byte {
 	return []byte(b.String())
 }
 
-func userWork(u *User) Work {
+func userStep(u *recipes.User) Step {
 	var b strings.Builder
 	name := Quote(u.Name)
 	b.WriteString("#!/bin/sh\nset -e\n")
@@ -166,7 +152,7 @@ func userWork(u *User) Work {
 		b.WriteString("KILN_KEYS_EOF\n")
 		fmt.Fprintf(&b, "chown %s:\"$gid\" \"$home/.ssh/authorized_keys\"\nchmod 600 \"$home/.ssh/authorized_keys\"\n", name)
 	}
-	w := Work{Script: []byte(b.String())}
+	w := Step{Script: []byte(b.String())}
 	if u.Sudo {
 		w.Files = append(w.Files, Placed{Path: "/etc/sudoers.d/kiln-" + u.Name, Data: []byte(u.Name + " ALL=(ALL:ALL) NOPASSWD: ALL\n"), Mode: 0o440})
 	}
@@ -174,7 +160,7 @@ func userWork(u *User) Work {
 }
 
 // fetch reads a download's bytes and checks their SHA-256.
-func fetch(ctx context.Context, d *Download) ([]byte, error) {
+func fetch(ctx context.Context, d *recipes.Download) ([]byte, error) {
 	var data []byte
 	var err error
 	src := d.Path
@@ -233,11 +219,11 @@ func readLimited(open func() (io.ReadCloser, error)) ([]byte, error) {
 	return data, nil
 }
 
-// GuestScript makes w self-contained for the guest: the files are embedded
-// (base64) and written first, then the script runs. retries and
-// continueOnFailure implement the step's policy inside the guest; each
-// attempt is bounded by timeout.
-func GuestScript(w Work, p Policy) []byte {
+// guestScript makes w self-contained for the guest: its files are embedded
+// (base64) and written first, then its script runs. p's retries and
+// on_failure are applied inside the guest; each attempt is bounded by p's
+// timeout.
+func guestScript(w Step, p recipes.Policy) []byte {
 	var b bytes.Buffer
 	b.WriteString("#!/bin/sh\n# generated by kiln\n")
 	for _, f := range w.Files {
@@ -259,7 +245,7 @@ func GuestScript(w Work, p Policy) []byte {
 	fmt.Fprintf(&b, "t=$(mktemp)\nbase64 -d > \"$t\" <<'KILN_DATA_EOF'\n%s\nKILN_DATA_EOF\nchmod 755 \"$t\"\n", wrap76(base64.StdEncoding.EncodeToString(script)))
 	fmt.Fprintf(&b, "n=0\nwhile :; do\n\ttimeout -k 5 %d %s\n\trc=$?\n\t[ $rc -eq 0 ] && { rm -f \"$t\"; exit 0; }\n", secs, run)
 	fmt.Fprintf(&b, "\tn=$((n+1))\n\t[ $n -gt %d ] && break\n\techo \"kiln: attempt $n failed with exit code $rc; retrying\"\ndone\nrm -f \"$t\"\n", p.Retries)
-	if p.OnFailure == OnFailureContinue {
+	if p.OnFailure == recipes.Continue {
 		b.WriteString("echo \"kiln: failed with exit code $rc; on_failure = continue\"\nexit 0\n")
 	} else {
 		b.WriteString("exit $rc\n")

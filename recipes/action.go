@@ -11,9 +11,90 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
-
-	"github.com/kiln-build/kiln/components"
 )
+
+// ActionKind is what a step does: its block's first label.
+type ActionKind string
+
+const (
+	KindShell    ActionKind = "shell"
+	KindFile     ActionKind = "file"
+	KindPackages ActionKind = "packages"
+	KindService  ActionKind = "service"
+	KindUser     ActionKind = "user"
+	KindDownload ActionKind = "download"
+)
+
+// ActionKinds lists every action kind, in the order the documentation gives
+// them.
+var ActionKinds = []ActionKind{KindShell, KindFile, KindPackages, KindService, KindUser, KindDownload}
+
+// Action is what one step does. Kind says which one of the pointers is set.
+type Action struct {
+	Kind     ActionKind
+	Shell    *Shell
+	File     *File
+	Packages *Packages
+	Service  *Service
+	User     *User
+	Download *Download
+}
+
+// Shell runs commands: Inline lines with /bin/sh -e, or the Script file (an
+// absolute host path; a #! line picks the interpreter). Exactly one is set.
+type Shell struct {
+	Inline []string
+	Script string
+}
+
+// File writes one file. Content is the file's bytes: the source is read
+// (and, for templates, rendered) when the recipe is loaded.
+type File struct {
+	Destination string // absolute path inside the image
+	Content     []byte
+	Source      string // the host path it came from, for messages; "" for inline content
+	Mode        uint32 // permission bits, 0644 when unset
+	Owner       string // user name or number; "" keeps root
+	Group       string // group name or number; "" is the owner's group (root)
+}
+
+// Packages installs and removes packages with the base's package manager.
+type Packages struct {
+	Install []string
+	Remove  []string
+	Update  bool // run apt-get update first (default true)
+}
+
+// Service enables, disables or masks systemd units.
+type Service struct {
+	Enable  []string
+	Disable []string
+	Mask    []string
+}
+
+// User creates (or updates) a user, its groups, its SSH authorized keys and
+// its sudo rights.
+type User struct {
+	Name           string
+	UID            int // 0 = let useradd choose
+	Groups         []string
+	Shell          string // "" = /bin/bash when present, else /bin/sh
+	Home           string // "" = /home/NAME
+	System         bool
+	AuthorizedKeys []string
+	Sudo           bool // passwordless sudo through /etc/sudoers.d
+}
+
+// Download fetches a URL (http, https or file) or reads a host path, checks
+// its SHA-256 and writes it into the image. The build fetches it on the
+// host: the image never sees the network for it.
+type Download struct {
+	URL         string // http://, https:// or file://
+	Path        string // an absolute host path (from source = "..."); exclusive with URL
+	SHA256      string // hex, required
+	Destination string
+	Mode        uint32 // 0644 when unset
+}
 
 // Every step, whatever its action, takes these.
 var policyAttrs = []hcl.AttributeSchema{{Name: "timeout"}, {Name: "retries"}, {Name: "on_failure"}}
@@ -28,12 +109,11 @@ func actionSchema(names ...string) *hcl.BodySchema {
 
 func init() {
 	shellStepSchema.Attributes = append(shellStepSchema.Attributes, hcl.AttributeSchema{Name: "retries"}, hcl.AttributeSchema{Name: "on_failure"})
-	stepSchemas[components.KindFile] = actionSchema("destination", "source", "content", "template", "mode", "owner", "group", "allow_outside")
-	stepSchemas[components.KindPackages] = actionSchema("install", "remove", "update")
-	stepSchemas[components.KindService] = actionSchema("enable", "disable", "mask")
-	stepSchemas[components.KindUser] = actionSchema("name", "uid", "groups", "shell", "home", "system", "authorized_keys", "sudo")
-	stepSchemas[components.KindDownload] = actionSchema("url", "source", "sha256", "destination", "mode", "allow_outside")
-	supportedStepTypes = append([]string{}, components.Kinds...)
+	stepSchemas[KindFile] = actionSchema("destination", "source", "content", "template", "mode", "owner", "group", "allow_outside")
+	stepSchemas[KindPackages] = actionSchema("install", "remove", "update")
+	stepSchemas[KindService] = actionSchema("enable", "disable", "mask")
+	stepSchemas[KindUser] = actionSchema("name", "uid", "groups", "shell", "home", "system", "authorized_keys", "sudo")
+	stepSchemas[KindDownload] = actionSchema("url", "source", "sha256", "destination", "mode", "allow_outside")
 }
 
 var (
@@ -74,9 +154,9 @@ var (
 
 // decodePolicy reads timeout, retries and on_failure, which every step takes.
 func (d *decoder) decodePolicy(s *stepBlock, diags *hcl.Diagnostics) {
-	s.OnFailure = components.OnFailureAbort
+	s.OnFailure = Abort
 	d.getInt(s.src, retriesArg, &s.Retries, diags)
-	d.getStr(s.src, onFailureArg, &s.OnFailure, diags)
+	getName(d, s.src, onFailureArg, &s.OnFailure, diags)
 }
 
 // validatePolicy checks retries and on_failure.
@@ -86,7 +166,7 @@ func (s *stepBlock) validatePolicy() hcl.Diagnostics {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid retries",
 			fmt.Sprintf("retries is how many times a failed step is tried again: a whole number from 0 to 100, such as retries = %s.", retriesArg.example)))
 	}
-	if a, ok := s.src.valid("on_failure"); ok && s.OnFailure != components.OnFailureAbort && s.OnFailure != components.OnFailureContinue {
+	if a, ok := s.src.valid("on_failure"); ok && s.OnFailure != Abort && s.OnFailure != Continue {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid on_failure",
 			fmt.Sprintf("%q is not a failure policy. Write on_failure = \"abort\" (the default: the build fails) or on_failure = \"continue\" (the failure is logged and the build goes on).", s.OnFailure)))
 	}
@@ -95,10 +175,10 @@ func (s *stepBlock) validatePolicy() hcl.Diagnostics {
 
 // decodeAction reads the arguments of a step whose type is not shell.
 func (d *decoder) decodeAction(s *stepBlock, diags *hcl.Diagnostics) {
-	a := components.Action{Kind: s.Type}
-	switch s.Type {
-	case components.KindFile:
-		f := &components.File{}
+	a := Action{Kind: s.Action.Kind}
+	switch a.Kind {
+	case KindFile:
+		f := &File{}
 		var content string
 		d.getStr(s.src, destinationArg, &f.Destination, diags)
 		d.getStr(s.src, sourceArg, &f.Source, diags)
@@ -110,20 +190,20 @@ func (d *decoder) decodeAction(s *stepBlock, diags *hcl.Diagnostics) {
 		d.getBool(s.src, allowOutsideArg, &s.allowOutside, diags)
 		f.Content = []byte(content)
 		a.File = f
-	case components.KindPackages:
-		p := &components.Packages{Update: true}
+	case KindPackages:
+		p := &Packages{Update: true}
 		d.getStrList(s.src, installArg, &p.Install, nil, diags)
 		d.getStrList(s.src, removeArg, &p.Remove, nil, diags)
 		d.getBool(s.src, updateArg, &p.Update, diags)
 		a.Packages = p
-	case components.KindService:
-		sv := &components.Service{}
+	case KindService:
+		sv := &Service{}
 		d.getStrList(s.src, enableArg, &sv.Enable, nil, diags)
 		d.getStrList(s.src, disableArg, &sv.Disable, nil, diags)
 		d.getStrList(s.src, maskArg, &sv.Mask, nil, diags)
 		a.Service = sv
-	case components.KindUser:
-		u := &components.User{}
+	case KindUser:
+		u := &User{}
 		d.getStr(s.src, userNameArg, &u.Name, diags)
 		d.getInt(s.src, uidArg, &u.UID, diags)
 		d.getStrList(s.src, groupsArg, &u.Groups, nil, diags)
@@ -133,8 +213,8 @@ func (d *decoder) decodeAction(s *stepBlock, diags *hcl.Diagnostics) {
 		d.getStrList(s.src, keysArg, &u.AuthorizedKeys, nil, diags)
 		d.getBool(s.src, sudoArg, &u.Sudo, diags)
 		a.User = u
-	case components.KindDownload:
-		dl := &components.Download{}
+	case KindDownload:
+		dl := &Download{}
 		d.getStr(s.src, urlArg, &dl.URL, diags)
 		d.getStr(s.src, sourceArg, &dl.Path, diags)
 		d.getStr(s.src, sha256Arg, &dl.SHA256, diags)
@@ -173,16 +253,16 @@ func (s *stepBlock) validateAction(d *decoder) hcl.Diagnostics {
 		ax, ay := s.src.attrs[x], s.src.attrs[y]
 		switch {
 		case ax != nil && ay != nil:
-			add(ay.NameRange, fmt.Sprintf("Both %s and %s are set", x, y), fmt.Sprintf("A %s step takes either %s or %s, not both. Remove one (%s is at %s).", s.Type, x, y, x, at(ax.NameRange)))
+			add(ay.NameRange, fmt.Sprintf("Both %s and %s are set", x, y), fmt.Sprintf("A %s step takes either %s or %s, not both. Remove one (%s is at %s).", s.Action.Kind, x, y, x, at(ax.NameRange)))
 		case ax == nil && ay == nil:
-			add(s.src.def, fmt.Sprintf("Missing %s or %s", x, y), fmt.Sprintf("A %s step needs either %s or %s.", s.Type, x, y))
+			add(s.src.def, fmt.Sprintf("Missing %s or %s", x, y), fmt.Sprintf("A %s step needs either %s or %s.", s.Action.Kind, x, y))
 		default:
 			return true
 		}
 		return false
 	}
-	switch s.Type {
-	case components.KindFile:
+	switch s.Action.Kind {
+	case KindFile:
 		f := s.Action.File
 		checkDest(f.Destination)
 		mode(&f.Mode)
@@ -210,7 +290,7 @@ func (s *stepBlock) validateAction(d *decoder) hcl.Diagnostics {
 				add(a.Expr.Range(), "Invalid "+x.arg.name, fmt.Sprintf("%q is not a user or group name or number. Write %s = %s.", x.v, x.arg.name, x.arg.example))
 			}
 		}
-	case components.KindPackages:
+	case KindPackages:
 		p := s.Action.Packages
 		if len(p.Install)+len(p.Remove) == 0 {
 			add(s.src.def, "No packages", fmt.Sprintf("A packages step needs install = %s, remove = %s, or both.", installArg.example, removeArg.example))
@@ -226,7 +306,7 @@ func (s *stepBlock) validateAction(d *decoder) hcl.Diagnostics {
 				add(r, "Invalid package name", fmt.Sprintf("%q is not a Debian package name (lowercase letters, digits, + - . and an optional =VERSION or /SUITE).", name))
 			}
 		}
-	case components.KindService:
+	case KindService:
 		sv := s.Action.Service
 		if len(sv.Enable)+len(sv.Disable)+len(sv.Mask) == 0 {
 			add(s.src.def, "No units", fmt.Sprintf("A service step needs enable = %s, disable, mask, or several of them.", enableArg.example))
@@ -243,7 +323,7 @@ func (s *stepBlock) validateAction(d *decoder) hcl.Diagnostics {
 				}
 			}
 		}
-	case components.KindUser:
+	case KindUser:
 		u := s.Action.User
 		if a, ok := s.src.valid("name"); ok && !unixNameRE.MatchString(u.Name) {
 			add(a.Expr.Range(), "Invalid user name", fmt.Sprintf("%q cannot name a user: use lowercase letters, digits, _ and -, starting with a letter or _, at most 32 characters, such as %s.", u.Name, userNameArg.example))
@@ -271,7 +351,7 @@ func (s *stepBlock) validateAction(d *decoder) hcl.Diagnostics {
 				add(a.Expr.Range(), "Invalid "+n, fmt.Sprintf("%q is not a clean absolute path.", v))
 			}
 		}
-	case components.KindDownload:
+	case KindDownload:
 		dl := s.Action.Download
 		checkDest(dl.Destination)
 		mode(&dl.Mode)

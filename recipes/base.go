@@ -9,16 +9,24 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// baseSchemas maps each supported base type (the base block's label) to the
-// schema of its body.
-var baseSchemas = map[string]*hcl.BodySchema{
-	"debian": debianBaseSchema,
-	"image":  imageBaseSchema,
-	"file":   fileBaseSchema,
+// BaseKind is what an image starts from: the base block's label.
+type BaseKind string
+
+const (
+	BaseDebian BaseKind = "debian" // a Debian tree bootstrapped by mmdebstrap
+	BaseImage  BaseKind = "image"  // a Kiln image from the catalog
+	BaseFile   BaseKind = "file"   // a disk image file
+)
+
+// baseSchemas maps each supported base type to the schema of its body.
+var baseSchemas = map[BaseKind]*hcl.BodySchema{
+	BaseDebian: debianBaseSchema,
+	BaseImage:  imageBaseSchema,
+	BaseFile:   fileBaseSchema,
 }
 
-// supportedBaseTypes lists baseSchemas' keys for messages.
-var supportedBaseTypes = []string{"debian", "image", "file"}
+// BaseKinds lists every base type, in documentation order.
+var BaseKinds = []BaseKind{BaseDebian, BaseImage, BaseFile}
 
 // debianBaseSchema is base "debian": a Debian tree bootstrapped by mmdebstrap.
 var debianBaseSchema = &hcl.BodySchema{
@@ -55,18 +63,18 @@ type baseBlock struct {
 // decodeBaseBlock decodes a base block. It returns nil for an unsupported
 // base type, whose body it does not read.
 func (d *decoder) decodeBaseBlock(block *hcl.Block) (*baseBlock, hcl.Diagnostics) {
-	typ := block.Labels[0]
+	typ := BaseKind(block.Labels[0])
 	schema, ok := baseSchemas[typ]
 	if !ok {
 		return nil, hcl.Diagnostics{errorDiag(block.LabelRanges[0], "Unsupported base type",
-			fmt.Sprintf("Kiln cannot build from a %q base. Supported base types: %s; write base %q { ... }.", typ, quoteList(supportedBaseTypes), supportedBaseTypes[0]))}
+			fmt.Sprintf("Kiln cannot build from a %q base. Supported base types: %s; write base %q { ... }.", typ, quoteList(BaseKinds), BaseKinds[0]))}
 	}
 	content, diags := block.Body.Content(schema)
 	b := &baseBlock{
 		Base: Base{Type: typ, Variant: DefaultVariant, Arch: DefaultArch, Components: defaultComponents(), Packages: []string{}, Range: toRange(block.DefRange)},
 		src:  newDecoded("base", block.DefRange, content.Attributes),
 	}
-	if typ != "debian" {
+	if typ != BaseDebian {
 		d.decodeImportBase(b, &diags)
 		return b, diags
 	}
@@ -81,7 +89,7 @@ func (d *decoder) decodeBaseBlock(block *hcl.Block) (*baseBlock, hcl.Diagnostics
 
 // validate checks the decoded values.
 func (b *baseBlock) validate() hcl.Diagnostics {
-	if b.Type != "debian" {
+	if b.Type != BaseDebian {
 		return b.validateImport()
 	}
 	var diags hcl.Diagnostics

@@ -40,12 +40,12 @@ const DefaultParentSelector = "x.x.x"
 func (d *decoder) decodeImportBase(b *baseBlock, diags *hcl.Diagnostics) {
 	b.Variant, b.Components, b.Packages = "", nil, nil
 	switch b.Type {
-	case "image":
+	case BaseImage:
 		b.VersionSelector = DefaultParentSelector
 		d.getStr(b.src, parentNameArg, &b.Name, diags)
 		d.getStr(b.src, parentVersionArg, &b.VersionSelector, diags)
 		d.getBool(b.src, includeDeprecatedArg, &b.IncludeDeprecated, diags)
-	case "file":
+	case BaseFile:
 		b.dir = d.dir
 		d.getStr(b.src, basePathArg, &b.Path, diags)
 		d.getStr(b.src, baseSHA256Arg, &b.SHA256, diags)
@@ -58,7 +58,7 @@ func (d *decoder) decodeImportBase(b *baseBlock, diags *hcl.Diagnostics) {
 func (b *baseBlock) validateImport() hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	switch b.Type {
-	case "image":
+	case BaseImage:
 		if a, ok := b.src.valid("name"); ok && !imageNameRE.MatchString(b.Name) {
 			diags = append(diags, errorDiag(a.Expr.Range(), "Invalid image name",
 				fmt.Sprintf("%q cannot name a cataloged image: image names are 1 to 63 lowercase letters, digits, dots, dashes and underscores, such as %s.", b.Name, parentNameArg.example)))
@@ -69,7 +69,7 @@ func (b *baseBlock) validateImport() hcl.Diagnostics {
 					fmt.Sprintf("%q selects no version: write an exact version such as \"1.2.0\" or one with x wildcards such as %s (the newest 1.y.z) or \"1.2.x\"; leave version out for the newest version.", b.VersionSelector, parentVersionArg.example)))
 			}
 		}
-	case "file":
+	case BaseFile:
 		if a, ok := b.src.valid("sha256"); ok {
 			if !sha256RE.MatchString(b.SHA256) {
 				diags = append(diags, errorDiag(a.Expr.Range(), "Invalid sha256",

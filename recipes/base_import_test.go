@@ -27,9 +27,9 @@ image "child" {
     sha256 = "`+sum+`"
   }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), diags.Error())
-	require.Equal(t, "file", r.Image.Base.Type)
+	require.Equal(t, BaseFile, r.Image.Base.Type)
 	require.Equal(t, filepath.Join(dir, "disk.vmdk"), r.Image.Base.Path, "relative to the recipe's directory")
 	require.Equal(t, strings.ToLower(sum), r.Image.Base.SHA256)
 
@@ -38,10 +38,10 @@ image "child" {
   version = "1.0.0"
   base "image" { name = "debian-base" }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), diags.Error())
 	b := r.Image.Base
-	require.Equal(t, "image", b.Type)
+	require.Equal(t, BaseImage, b.Type)
 	require.Equal(t, "debian-base", b.Name)
 	require.Equal(t, "x.x.x", b.VersionSelector)
 	require.False(t, b.IncludeDeprecated)
@@ -55,7 +55,7 @@ image "child" {
     include_deprecated = true
   }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), diags.Error())
 	require.Equal(t, "1.x.x", r.Image.Base.VersionSelector)
 	require.True(t, r.Image.Base.IncludeDeprecated)

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 // bootBlockSchema is the boot block: how the image boots.
@@ -16,10 +18,6 @@ var (
 	firmwareArg      = arg{"firmware", `"uefi"`, false}
 	kernelCmdlineArg = arg{"kernel_cmdline", `["console=ttyS0", "quiet"]`, false}
 )
-
-// firmwares are the firmware values the language knows; which of them can be
-// built is up to bootModes.
-var firmwares = []string{"uefi", "bios", "hybrid"}
 
 // bootBlock is a decoded boot block.
 type bootBlock struct {
@@ -35,7 +33,7 @@ func (d *decoder) decodeBootBlock(block *hcl.Block) (*bootBlock, hcl.Diagnostics
 	content, diags := block.Body.Content(bootBlockSchema)
 	b := &bootBlock{Boot: defaultBoot(), src: newDecoded("boot", block.DefRange, content.Attributes)}
 	b.Range = toRange(block.DefRange)
-	d.getStr(b.src, firmwareArg, &b.Firmware, &diags)
+	getName(d, b.src, firmwareArg, &b.Firmware, &diags)
 	d.getStrList(b.src, kernelCmdlineArg, &b.KernelCmdline, &b.cmdlineRanges, &diags)
 	return b, diags
 }
@@ -44,9 +42,9 @@ func (d *decoder) decodeBootBlock(block *hcl.Block) (*bootBlock, hcl.Diagnostics
 // with the disk's partition table is checkBootMode's business.
 func (b *bootBlock) validate() hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	if a, ok := b.src.valid("firmware"); ok && !contains(firmwares, b.Firmware) {
+	if a, ok := b.src.valid("firmware"); ok && !b.Firmware.Valid() {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid firmware",
-			fmt.Sprintf("%q is not a firmware. Use %s; the default is %q.", b.Firmware, quoteList(firmwares), DefaultFirmware)))
+			fmt.Sprintf("%q is not a firmware. Use %s; the default is %q.", b.Firmware, quoteList(platform.Firmwares), DefaultFirmware)))
 	}
 	for i, arg := range b.KernelCmdline {
 		if strings.TrimSpace(arg) == "" || strings.ContainsAny(arg, "\r\n") {

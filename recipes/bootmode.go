@@ -5,28 +5,33 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
 	"github.com/kiln-build/kiln/internal/units"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // bootMode is a firmware and partition table combination.
-type bootMode struct{ firmware, table string }
+type bootMode struct {
+	firmware platform.Firmware
+	table    platform.Table
+}
 
 // bootModes holds every boot mode Kiln can build, with what its default
 // layout needs. mbr+bios puts GRUB's core image in the gap before the first
 // partition; the others use an ESP and/or a BIOS boot partition.
 var bootModes = map[bootMode]layoutNeeds{
-	{"uefi", "gpt"}:   {esp: true, overhead: gptOverhead},
-	{"bios", "gpt"}:   {biosBoot: true, overhead: gptOverhead},
-	{"hybrid", "gpt"}: {esp: true, biosBoot: true, overhead: gptOverhead},
-	{"uefi", "mbr"}:   {esp: true, overhead: mbrOverhead},
-	{"bios", "mbr"}:   {overhead: mbrOverhead},
-	{"hybrid", "mbr"}: {esp: true, overhead: mbrOverhead},
+	{platform.UEFI, platform.GPT}:   {esp: true, overhead: gptOverhead},
+	{platform.BIOS, platform.GPT}:   {biosBoot: true, overhead: gptOverhead},
+	{platform.Hybrid, platform.GPT}: {esp: true, biosBoot: true, overhead: gptOverhead},
+	{platform.UEFI, platform.MBR}:   {esp: true, overhead: mbrOverhead},
+	{platform.BIOS, platform.MBR}:   {overhead: mbrOverhead},
+	{platform.Hybrid, platform.MBR}: {esp: true, overhead: mbrOverhead},
 }
 
 // Names of firmwares for messages.
-var (
-	firmwareNames = map[string]string{"uefi": "UEFI firmware", "bios": "BIOS firmware", "hybrid": "hybrid BIOS and UEFI firmware"}
-)
+var firmwareNames = map[platform.Firmware]string{
+	platform.UEFI: "UEFI firmware", platform.BIOS: "BIOS firmware", platform.Hybrid: "hybrid BIOS and UEFI firmware",
+}
 
 // What a partition table spends outside the partitions: GPT the first MiB
 // (alignment, protective MBR, primary table) and a MiB for the backup
@@ -95,13 +100,13 @@ func (n layoutNeeds) check(boot *bootBlock, disk *diskBlock, mode bootMode) hcl.
 func checkBootMode(boot *bootBlock, disk *diskBlock) hcl.Diagnostics {
 	mode := bootMode{DefaultFirmware, DefaultTable}
 	if boot != nil {
-		if !contains(firmwares, boot.Firmware) {
+		if !boot.Firmware.Valid() {
 			return nil // reported as an invalid value
 		}
 		mode.firmware = boot.Firmware
 	}
 	if disk != nil {
-		if !contains(partitionTables, disk.Table) {
+		if !disk.Table.Valid() {
 			return nil
 		}
 		mode.table = disk.Table
@@ -138,7 +143,7 @@ func (n layoutNeeds) checkPartitions(boot *bootBlock, disk *diskBlock, mode boot
 		diags = append(diags, errorDiag(subject, "Missing BIOS boot partition",
 			"Legacy BIOS on a GPT disk keeps GRUB's core image in a BIOS boot partition: add partition \"BIOS\" { type = \"bios\" size = \"1MiB\" } before the others."))
 	}
-	if mode.table == "mbr" && len(disk.partitions) > 4 {
+	if mode.table == platform.MBR && len(disk.partitions) > 4 {
 		diags = append(diags, errorDiag(disk.partitions[4].src.def, "Too many partitions for MBR",
 			fmt.Sprintf("An MBR disk holds at most 4 primary partitions; this layout has %d. Remove some, or use table = \"gpt\".", len(disk.partitions))))
 	}
@@ -148,13 +153,13 @@ func (n layoutNeeds) checkPartitions(boot *bootBlock, disk *diskBlock, mode boot
 		}
 		typeAttr, _ := p.src.valid("type")
 		switch {
-		case mode.table == "mbr" && p.typ.Alias == "bios":
+		case mode.table == platform.MBR && p.typ.Alias == "bios":
 			diags = append(diags, errorDiag(rangeOf(typeAttr, p.src.def), "BIOS boot partition on MBR",
 				"On an MBR disk GRUB uses the gap before the first partition; remove this partition."))
-		case mode.table == "mbr" && p.TypeMBR == 0:
+		case mode.table == platform.MBR && p.TypeMBR == 0:
 			diags = append(diags, errorDiag(rangeOf(typeAttr, p.src.def), "Type has no MBR form",
 				fmt.Sprintf("%q is a GPT type GUID; on an MBR disk use an alias or an MBR type byte such as \"0x83\".", p.Type)))
-		case mode.table == "gpt" && p.TypeGUID == "":
+		case mode.table == platform.GPT && p.TypeGUID == "":
 			diags = append(diags, errorDiag(rangeOf(typeAttr, p.src.def), "Type has no GPT form",
 				fmt.Sprintf("%q is an MBR type byte; on a GPT disk use an alias or a type GUID.", p.Type)))
 		}

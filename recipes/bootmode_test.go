@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 func bootRecipe(firmware, table, size string) []byte {
@@ -49,11 +51,11 @@ func TestBootModes(t *testing.T) {
 		{"hybrid", "gpt", "322MiB", []string{"8: Disk too small for its partitions"}},
 		{"uefi", "mbr", "321MiB", []string{}}, // MBR needs no backup table
 	} {
-		r, _, diags := Parse("r.hcl", bootRecipe(tc.firmware, tc.table, tc.size), LoadOptions{})
+		r, _, diags := Parse("r.hcl", bootRecipe(tc.firmware, tc.table, tc.size), LoadOptions{Library: testLibrary})
 		require.Equal(t, tc.want, summaries(diags), "%s on %s, %s", tc.firmware, tc.table, tc.size)
 		if len(tc.want) == 0 {
-			require.Equal(t, tc.firmware, r.Image.Boot.Firmware)
-			require.Equal(t, tc.table, r.Image.Disk.Table)
+			require.Equal(t, platform.Firmware(tc.firmware), r.Image.Boot.Firmware)
+			require.Equal(t, platform.Table(tc.table), r.Image.Disk.Table)
 		}
 	}
 }
@@ -63,10 +65,10 @@ func TestDefaultBootModeIsHybridGPT(t *testing.T) {
   version = "1.0.0"
   base "debian" { suite = "bookworm" }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
-	require.Equal(t, "hybrid", r.Image.Boot.Firmware)
-	require.Equal(t, "gpt", r.Image.Disk.Table)
+	require.Equal(t, platform.Hybrid, r.Image.Boot.Firmware)
+	require.Equal(t, platform.GPT, r.Image.Disk.Table)
 	require.True(t, r.Image.Disk.Grow)
 	require.Empty(t, r.Image.Disk.Partitions)
 }

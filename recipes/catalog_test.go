@@ -28,7 +28,7 @@ func TestCatalogLifecycleDistribute(t *testing.T) {
   distribute "us" { images = "/srv/us/images" }
 }
 `)
-	r, _, diags := Parse(filepath.Join(dir, "r.hcl"), src, LoadOptions{})
+	r, _, diags := Parse(filepath.Join(dir, "r.hcl"), src, LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
 	img := r.Image
 	assert.Equal(t, "shared", img.Catalog.Visibility, "share_with without visibility means shared")
@@ -47,7 +47,7 @@ func TestCatalogLifecycleDistribute(t *testing.T) {
   version = "1.0.0"
   base "debian" { suite = "bookworm" }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
 	assert.Equal(t, "private", r.Image.Catalog.Visibility)
 	assert.Nil(t, r.Image.Lifecycle)

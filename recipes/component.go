@@ -17,7 +17,6 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 
-	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/semver"
 )
 
@@ -108,7 +107,8 @@ type library struct {
 	byName map[string][]*componentFile
 }
 
-// loadLibrary reads the built-in library and each directory of paths.
+// loadLibrary reads the built-in library (nil: none) and each directory of
+// paths.
 func loadLibrary(builtin fs.FS, paths []string, pathsRange hcl.Range, files *Files) (*library, hcl.Diagnostics) {
 	lib := &library{byName: map[string][]*componentFile{}}
 	var diags hcl.Diagnostics
@@ -122,10 +122,15 @@ func loadLibrary(builtin fs.FS, paths []string, pathsRange hcl.Range, files *Fil
 		}
 		lib.byName[c.Name] = append(lib.byName[c.Name], c)
 	}
-	names, _ := fs.Glob(builtin, "*.hcl")
+	var names []string
+	if builtin != nil {
+		names, _ = fs.Glob(builtin, "*.hcl") // the pattern is valid
+	}
 	for _, n := range names {
 		src, err := fs.ReadFile(builtin, n)
 		if err != nil {
+			diags = append(diags, errorDiag(fileStart("builtin/"+n), "Cannot read built-in component",
+				fmt.Sprintf("%v. This is a bug in Kiln: please report it.", err)))
 			continue
 		}
 		c, dd := parseComponentFile("builtin/"+n, "", src, files)
@@ -288,7 +293,7 @@ func (d *decoder) loadLibraryOnce() hcl.Diagnostics {
 	if d.lib != nil {
 		return nil
 	}
-	lib, diags := loadLibrary(components.Builtin(), d.paths, d.pathsRange, d.files)
+	lib, diags := loadLibrary(d.builtin, d.paths, d.pathsRange, d.files)
 	d.lib = lib
 	return diags
 }
@@ -390,35 +395,49 @@ func (d *decoder) decodeComponentRef(block *hcl.Block) (*componentUse, hcl.Diagn
 			use.tests = append(use.tests, s)
 		}
 	}
-	use.FilesSHA256 = filesDigest(append(append(append([]*stepBlock{}, use.build...), use.validate...), use.tests...))
-	return use, diags
+	if diags.HasErrors() {
+		return use, diags // paths may be unresolved: there is nothing to digest
+	}
+	var dd hcl.Diagnostics
+	use.FilesSHA256, dd = filesDigest(append(append(append([]*stepBlock{}, use.build...), use.validate...), use.tests...))
+	return use, append(diags, dd...)
 }
 
-// filesDigest hashes what a component's steps read from disk, "" if nothing.
-func filesDigest(steps []*stepBlock) string {
+// filesDigest hashes what a component's steps read from disk, "" if
+// nothing. A script that cannot be read is reported, not hashed as empty.
+func filesDigest(steps []*stepBlock) (string, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
 	h := sha256.New()
 	n := 0
 	for _, s := range steps {
 		a := s.Action
 		switch {
-		case a.Kind == components.KindFile && a.File != nil && a.File.Source != "":
+		case a.Kind == KindFile && a.File != nil && a.File.Source != "":
 			fmt.Fprintf(h, "file %s %d\n", s.Name, len(a.File.Content))
 			h.Write(a.File.Content)
-		case a.Kind == components.KindShell && a.Shell != nil && a.Shell.Script != "":
-			data, _ := os.ReadFile(a.Shell.Script)
+		case a.Kind == KindShell && a.Shell != nil && a.Shell.Script != "":
+			data, err := os.ReadFile(a.Shell.Script)
+			if err != nil {
+				r := s.src.def
+				if attr := s.src.attrs["script"]; attr != nil {
+					r = attr.Expr.Range()
+				}
+				diags = append(diags, errorDiag(r, "Cannot read script", fmt.Sprintf("%v. Check the file's permissions.", err)))
+				continue
+			}
 			fmt.Fprintf(h, "script %s %d\n", s.Name, len(data))
 			h.Write(data)
-		case a.Kind == components.KindDownload && a.Download != nil:
+		case a.Kind == KindDownload && a.Download != nil:
 			fmt.Fprintf(h, "download %s %s\n", s.Name, strings.ToLower(a.Download.SHA256))
 		default:
 			continue
 		}
 		n++
 	}
-	if n == 0 {
-		return ""
+	if n == 0 || diags.HasErrors() {
+		return "", diags
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // componentParams checks the recipe's parameters against the component's

@@ -9,8 +9,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kiln-build/kiln/components"
 )
 
 // writeComponent writes a component file NAME-VERSION.hcl into dir.
@@ -29,7 +27,7 @@ func recipeWith(t *testing.T, dir, blocks string) (*Recipe, hcl.Diagnostics, str
 	src := "kiln { component_paths = [\"components\"] }\nimage \"c\" {\n  version = \"1.0.0\"\n  base \"debian\" { suite = \"bookworm\" }\n" + blocks + "}\n"
 	path := filepath.Join(dir, "r.hcl")
 	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
-	r, _, diags := Load(path, LoadOptions{})
+	r, _, diags := Load(path, LoadOptions{Library: testLibrary})
 	return r, diags, path
 }
 
@@ -137,7 +135,7 @@ func TestComponentParameterErrors(t *testing.T) {
 	// Valid parameters reach the steps and the manifest's record.
 	r, diags, _ := recipeWith(t, dir, "  component \"app\" {\n    version    = \"1.0.0\"\n    parameters = { name = \"web\", port = 8080, packages = [\"a\", \"b\"] }\n  }\n")
 	require.False(t, diags.HasErrors(), "%v", diags)
-	require.Equal(t, []string{"echo web:8080:fast:true:a,b"}, r.Image.Build[0].Inline)
+	require.Equal(t, []string{"echo web:8080:fast:true:a,b"}, r.Image.Build[0].Action.Shell.Inline)
 	require.Equal(t, "app/show", r.Image.Build[0].Name)
 	require.Equal(t, "app", r.Image.Build[0].Component)
 	require.Equal(t, map[string]any{"name": "web", "port": int64(8080), "mode": "fast", "enabled": true, "packages": []any{"a", "b"}}, r.Image.Components[0].Parameters)
@@ -146,7 +144,7 @@ func TestComponentParameterErrors(t *testing.T) {
 // Every built-in component parses, and can be used with only its required
 // parameters; the recipe's components override nothing silently.
 func TestBuiltinLibrary(t *testing.T) {
-	lib, diags := loadLibrary(components.Builtin(), nil, hcl.Range{}, nil)
+	lib, diags := loadLibrary(testLibrary, nil, hcl.Range{}, nil)
 	require.False(t, diags.HasErrors(), "%v", diags)
 	want := []string{"apt-packages", "cloud-init-nocloud", "qemu-guest-agent", "serial-console", "sshd-hardening", "system-settings", "users"}
 	require.Equal(t, want, lib.names())
@@ -260,4 +258,19 @@ func TestFileSourceOutsideAndTemplate(t *testing.T) {
 		require.False(t, diags.HasErrors(), "%v", diags)
 		require.Equal(t, "outside", string(r.Image.Build[0].Action.File.Content))
 	}
+}
+
+// A script the digest cannot read is reported at its script argument, not
+// hashed as empty content.
+func TestFilesDigestReportsUnreadableScript(t *testing.T) {
+	src := newDecoded("build", hcl.Range{Filename: "c.hcl"}, nil)
+	missing := filepath.Join(t.TempDir(), "gone.sh")
+	sum, diags := filesDigest([]*stepBlock{{
+		Step: Step{Name: "c/s", Action: Action{Kind: KindShell, Shell: &Shell{Script: missing}}},
+		src:  src,
+	}})
+	require.Empty(t, sum)
+	require.Len(t, diags, 1)
+	require.Equal(t, "Cannot read script", diags[0].Summary)
+	require.Contains(t, diags[0].Detail, missing)
 }

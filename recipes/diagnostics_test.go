@@ -10,7 +10,7 @@ import (
 )
 
 func TestWriteDiagnostics(t *testing.T) {
-	r, files, diags := Load("testdata/errors/unknown_attribute.hcl", LoadOptions{})
+	r, files, diags := Load("testdata/errors/unknown_attribute.hcl", LoadOptions{Library: testLibrary})
 	require.Nil(t, r)
 	var b strings.Builder
 	WriteDiagnostics(&b, files, diags, false)
@@ -68,7 +68,7 @@ func TestWriteDiagnosticsKinds(t *testing.T) {
 }
 
 func TestDiagnosticsJSON(t *testing.T) {
-	_, _, diags := Load("testdata/errors/bad_firmware.hcl", LoadOptions{})
+	_, _, diags := Load("testdata/errors/bad_firmware.hcl", LoadOptions{Library: testLibrary})
 	js := DiagnosticsJSON(diags)
 	require.Len(t, js, 2)
 	require.Equal(t, JSONDiagnostic{Severity: "error", Summary: "Invalid firmware", Detail: diags[0].Detail,

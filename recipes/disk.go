@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/parttype"
 	"github.com/kiln-build/kiln/internal/units"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // diskBlockSchema is the disk block: the size and layout of the image.
@@ -33,10 +34,6 @@ var (
 	signatureArg = arg{"signature", `"0x1a2b3c4d"`, false}
 	growArg      = arg{"grow", `true`, false}
 )
-
-// partitionTables are the table values the language knows; which of them
-// can be built is up to bootModes.
-var partitionTables = []string{"gpt", "mbr"}
 
 // diskBlock is a decoded disk block.
 type diskBlock struct {
@@ -64,7 +61,7 @@ func (d *decoder) decodeDiskBlock(block *hcl.Block) (*diskBlock, hcl.Diagnostics
 			d.getSize(b.src, sizeArg, &b.Size, &diags)
 		}
 	}
-	d.getStr(b.src, tableArg, &b.Table, &diags)
+	getName(d, b.src, tableArg, &b.Table, &diags)
 	d.getSize(b.src, espSizeArg, &b.ESPSize, &diags)
 	d.getInt(b.src, headroomArg, &b.Headroom, &diags)
 	d.getStr(b.src, seedArg, &b.Seed, &diags)
@@ -120,9 +117,9 @@ func (b *diskBlock) validate() hcl.Diagnostics {
 				fmt.Sprintf("%s is above the maximum disk size of %s. Make size smaller.", units.FormatSize(b.Size), units.FormatSize(MaxDiskSize))))
 		}
 	}
-	if a, ok := b.src.valid("table"); ok && !contains(partitionTables, b.Table) {
+	if a, ok := b.src.valid("table"); ok && !b.Table.Valid() {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid partition table",
-			fmt.Sprintf("%q is not a partition table. Use %s; the default is %q.", b.Table, quoteList(partitionTables), DefaultTable)))
+			fmt.Sprintf("%q is not a partition table. Use %s; the default is %q.", b.Table, quoteList(platform.Tables), DefaultTable)))
 	}
 	if a, ok := b.src.valid("esp_size"); ok {
 		if b.ESPSize < MinESPSize {

@@ -11,9 +11,16 @@
 // file, line and column it concerns and a hint about what to do;
 // [WriteDiagnostics] renders them. Load and Parse never panic on any input.
 //
-// The package does not run anything, touch the network, or read any file
-// other than the recipe and its -var-file files; it only checks that step
-// scripts exist. It is the only package besides cmd/kiln that imports HCL:
-// its result types are plain Go values, and only the diagnostics API
-// ([Diagnostics]) exposes HCL's types.
+// It holds the recipe model: [Step] with its typed [Action] and [Policy],
+// [BaseKind], and the firmware and partition table as platform types.
+// Package components compiles steps into scripts; recipes does not import
+// it, and gets the built-in component library as an fs.FS
+// ([LoadOptions].Library).
+//
+// The package does not run anything or touch the network. Besides the
+// recipe and its -var-file files it reads only component files and the
+// files steps name (file sources and templates, read into the recipe;
+// scripts, checked to exist and hashed for components). It is the only
+// package besides cmd/kiln that imports HCL: its result types are plain Go
+// values, and only the diagnostics API ([Diagnostics]) exposes HCL's types.
 package recipes

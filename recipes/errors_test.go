@@ -68,7 +68,7 @@ func TestLoadErrors(t *testing.T) {
 			want := expectedErrors(t, src)
 			require.NotEmpty(t, want, "no ERROR markers")
 
-			r, _, diags := Load(file, LoadOptions{})
+			r, _, diags := Load(file, LoadOptions{Library: testLibrary})
 			require.True(t, diags.HasErrors())
 			require.Nil(t, r, "no recipe when there are errors")
 			got := reportedErrors(t, file, diags)
@@ -98,7 +98,7 @@ func equalErrors(a, b map[int][]string) bool {
 func TestKilnDiagnosticsHaveHints(t *testing.T) {
 	files, _ := filepath.Glob("testdata/errors/*.hcl")
 	for _, file := range files {
-		_, _, diags := Load(file, LoadOptions{})
+		_, _, diags := Load(file, LoadOptions{Library: testLibrary})
 		for _, d := range diags {
 			require.NotEmpty(t, d.Summary)
 			require.NotNil(t, d.Subject, "%s: %s", file, d.Summary)
@@ -108,7 +108,7 @@ func TestKilnDiagnosticsHaveHints(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	r, files, diags := Load("testdata/no-such-recipe.hcl", LoadOptions{})
+	r, files, diags := Load("testdata/no-such-recipe.hcl", LoadOptions{Library: testLibrary})
 	require.Nil(t, r)
 	require.NotNil(t, files)
 	require.Len(t, diags, 1)
@@ -129,21 +129,21 @@ func TestParseScriptRelativeToRecipe(t *testing.T) {
   build "shell" "dir" { script = "scripts" }
 }
 `)
-	_, _, diags := Parse(filepath.Join(dir, "r.hcl"), src, LoadOptions{})
+	_, _, diags := Parse(filepath.Join(dir, "r.hcl"), src, LoadOptions{Library: testLibrary})
 	require.Len(t, diags, 1, "%v", diags)
 	require.Equal(t, "Script is not a file", diags[0].Summary)
 	require.Equal(t, 5, diags[0].Subject.Start.Line)
 
-	r, _, diags := Parse(filepath.Join(dir, "r.hcl"), src[:bytes.Index(src, []byte("  build \"shell\" \"dir\""))], LoadOptions{})
+	r, _, diags := Parse(filepath.Join(dir, "r.hcl"), src[:bytes.Index(src, []byte("  build \"shell\" \"dir\""))], LoadOptions{Library: testLibrary})
 	require.Nil(t, r)
 	require.True(t, diags.HasErrors(), "the image block is cut short: a syntax error")
 
 	good := bytes.Replace(src, []byte("  build \"shell\" \"dir\" { script = \"scripts\" }\n"), nil, 1)
-	r, _, diags = Parse(filepath.Join(dir, "r.hcl"), good, LoadOptions{})
+	r, _, diags = Parse(filepath.Join(dir, "r.hcl"), good, LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
-	require.Equal(t, filepath.Join(dir, "scripts", "a.sh"), r.Image.Build[0].Script)
+	require.Equal(t, filepath.Join(dir, "scripts", "a.sh"), r.Image.Build[0].Action.Shell.Script)
 
-	_, _, diags = Parse(filepath.Join(t.TempDir(), "r.hcl"), good, LoadOptions{})
+	_, _, diags = Parse(filepath.Join(t.TempDir(), "r.hcl"), good, LoadOptions{Library: testLibrary})
 	require.Len(t, diags, 1)
 	require.Equal(t, "Script file not found", diags[0].Summary)
 }

@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"fmt"
+	"io/fs"
 	"math/big"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ type decoder struct {
 	dir string
 
 	files      *Files   // where component files and templates are recorded for diagnostics
+	builtin    fs.FS    // the built-in component library (LoadOptions.Library); nil: none
 	lib        *library // the component library, loaded at the first component block
 	paths      []string // the kiln block's component_paths, absolute
 	pathsRange hcl.Range
@@ -73,6 +75,15 @@ func (d *decoder) getStr(s *decoded, a arg, dst *string, diags *hcl.Diagnostics)
 	if ok {
 		*dst, s.ok[a.name] = v, true
 	}
+}
+
+// getName is getStr for a named string type (a firmware, a table, a
+// failure policy); whether the value is one of the type's names is checked
+// by the block's validate.
+func getName[T ~string](d *decoder, s *decoded, a arg, dst *T, diags *hcl.Diagnostics) {
+	v := string(*dst)
+	d.getStr(s, a, &v, diags)
+	*dst = T(v)
 }
 
 func (d *decoder) getStrList(s *decoded, a arg, dst *[]string, ranges *[]hcl.Range, diags *hcl.Diagnostics) {
@@ -271,7 +282,7 @@ func capitalize(s string) string {
 	return s
 }
 
-func contains(list []string, s string) bool {
+func contains[T comparable](list []T, s T) bool {
 	for _, x := range list {
 		if x == s {
 			return true
@@ -281,7 +292,7 @@ func contains(list []string, s string) bool {
 }
 
 // quoteList formats list as "a", "b" or "c".
-func quoteList(list []string) string {
+func quoteList[T ~string](list []T) string {
 	q := make([]string, len(list))
 	for i, s := range list {
 		q[i] = fmt.Sprintf("%q", s)

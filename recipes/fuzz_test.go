@@ -27,7 +27,7 @@ func FuzzParse(f *testing.F) {
 	// Parsed as if it were in testdata/valid, so scripts/setup.sh exists.
 	name := filepath.Join("testdata", "valid", "fuzz.hcl")
 	f.Fuzz(func(t *testing.T, src []byte) {
-		r, files, diags := Parse(name, src, LoadOptions{Vars: []string{"release=1.0.0"}})
+		r, files, diags := Parse(name, src, LoadOptions{Library: testLibrary, Vars: []string{"release=1.0.0"}})
 		for _, d := range diags {
 			if d.Summary == internalErrorSummary {
 				t.Fatalf("Parse panicked: %s", d.Detail)
@@ -55,7 +55,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("incomplete image accepted: %+v", img)
 		}
 		for _, s := range append(append([]Step{}, img.Build...), img.Tests...) {
-			if (len(s.Inline) == 0) == (s.Script == "") || s.Timeout <= 0 {
+			if sh := s.Action.Shell; s.Timeout <= 0 || (s.Action.Kind == KindShell) != (sh != nil) || (sh != nil && (len(sh.Inline) == 0) == (sh.Script == "")) {
 				t.Fatalf("invalid step accepted: %+v", s)
 			}
 		}

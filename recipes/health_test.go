@@ -12,14 +12,14 @@ func TestSkipHealth(t *testing.T) {
   skip_health = ["failed-units", "kernel-errors", "failed-units"]
   base "debian" { suite = "bookworm" }
 }`
-	r, _, diags := Parse("x.hcl", []byte(src), LoadOptions{})
+	r, _, diags := Parse("x.hcl", []byte(src), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), diags.Error())
 	require.Equal(t, []string{"failed-units", "kernel-errors"}, r.Image.SkipHealth)
 
 	r, _, diags = Parse("x.hcl", []byte(`image "x" {
   version = "1.0.0"
   base "debian" { suite = "bookworm" }
-}`), LoadOptions{})
+}`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), diags.Error())
 	require.Empty(t, r.Image.SkipHealth)
 
@@ -27,7 +27,7 @@ func TestSkipHealth(t *testing.T) {
   version     = "1.0.0"
   skip_health = ["oops"]
   base "debian" { suite = "bookworm" }
-}`), LoadOptions{})
+}`), LoadOptions{Library: testLibrary})
 	require.True(t, diags.HasErrors())
 	require.Equal(t, "x.hcl", diags[0].Subject.Filename)
 	require.Equal(t, 3, diags[0].Subject.Start.Line)

@@ -152,7 +152,7 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 	}
 	if first["base"] == nil {
 		diags = append(diags, errorDiag(block.DefRange, "Missing base block",
-			fmt.Sprintf(`An image needs a base block that says what it starts from, such as base "debian" { suite = "bookworm" }. Supported base types: %s.`, quoteList(supportedBaseTypes))))
+			fmt.Sprintf(`An image needs a base block that says what it starts from, such as base "debian" { suite = "bookworm" }. Supported base types: %s.`, quoteList(BaseKinds))))
 	}
 	diags = append(diags, img.validate()...)
 	img.assemble()

@@ -7,7 +7,7 @@ import (
 )
 
 func TestLoadLayout(t *testing.T) {
-	r, _, diags := Load("testdata/valid/layout.hcl", LoadOptions{})
+	r, _, diags := Load("testdata/valid/layout.hcl", LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
 	d := r.Image.Disk
 	require.True(t, d.Auto)
@@ -52,7 +52,7 @@ func TestMBRSignature(t *testing.T) {
     signature = "0x1A2B3C4D"
   }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
 	require.Equal(t, uint32(0x1a2b3c4d), r.Image.Disk.Signature)
 }
@@ -71,7 +71,7 @@ func TestOutputBlock(t *testing.T) {
     memory           = "4GiB"
   }
 }
-`), LoadOptions{})
+`), LoadOptions{Library: testLibrary})
 	require.False(t, diags.HasErrors(), "%v", diags)
 	o := r.Image.Output
 	require.Equal(t, []string{"raw", "qcow2", "vmdk", "vhd", "vhdx", "ova"}, o.Formats)

@@ -121,7 +121,7 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 	r.Variables = goValues(values)
 
 	// 3. The image, with var in scope.
-	d := &decoder{ctx: evalContext(values), dir: dir, files: files, pathsRange: pathsRange}
+	d := &decoder{ctx: evalContext(values), dir: dir, files: files, builtin: opts.Library, pathsRange: pathsRange}
 	for _, p := range componentPaths {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)

@@ -2,11 +2,12 @@ package recipes
 
 import (
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // FormatVersion is the version of the recipe language this Kiln reads. A
@@ -26,9 +27,14 @@ func toRange(r hcl.Range) Range {
 	return Range{Filename: r.Filename, Line: r.Start.Line, Column: r.Start.Column}
 }
 
-// LoadOptions are the variable values given on the command line and in the
-// environment.
+// LoadOptions are the built-in component library and the variable values
+// given on the command line and in the environment.
 type LoadOptions struct {
+	// Library is the built-in component library: component files (*.hcl)
+	// at its root, reported as Source "builtin". Kiln passes
+	// components.Builtin(); nil means no built-in components, only the
+	// recipe's component_paths.
+	Library fs.FS
 	// Vars are "name=value" pairs from -var flags, in order.
 	Vars []string
 	// VarFiles are paths of -var-file files, in order. Relative paths are
@@ -77,11 +83,11 @@ type Image struct {
 }
 
 // Base is the image's base block: what the image starts from. Type is
-// "debian" (a bootstrapped tree: Suite … Packages), "image" (a cataloged
-// Kiln image: Name, VersionSelector, IncludeDeprecated) or "file" (a disk
-// image file: Path, SHA256).
+// BaseDebian (a bootstrapped tree: Suite … Packages), BaseImage (a
+// cataloged Kiln image: Name, VersionSelector, IncludeDeprecated) or
+// BaseFile (a disk image file: Path, SHA256).
 type Base struct {
-	Type       string // "debian", "image" or "file"
+	Type       BaseKind
 	Suite      string
 	Mirror     string // "" means the builder reads the host's apt sources
 	Variant    string // minbase (default), required, important or standard
@@ -100,7 +106,7 @@ type Base struct {
 
 // Boot is the image's boot block. Range is zero when the block is absent.
 type Boot struct {
-	Firmware      string // uefi (the default and, for now, the only one supported)
+	Firmware      platform.Firmware // uefi, bios or hybrid (the default, DefaultFirmware)
 	KernelCmdline []string
 	Range         Range
 }
@@ -108,15 +114,15 @@ type Boot struct {
 // Disk is the image's disk block, sizes in bytes. Range is zero when the
 // block is absent.
 type Disk struct {
-	Size       uint64 // 0 when Auto
-	Auto       bool   // size = "auto": the content plus Headroom percent, rounded up to 1MiB
-	Headroom   int    // percent, for Auto
-	Table      string // gpt or mbr
-	ESPSize    uint64 // the ESP of the default layout (no partition blocks)
-	Seed       string // mixed into every derived identifier
-	GUID       string // GPT disk GUID; "" = derived
-	Signature  uint32 // MBR disk signature; 0 = derived
-	Grow       bool   // grow the root partition and filesystem to fill the disk at boot
+	Size       uint64         // 0 when Auto
+	Auto       bool           // size = "auto": the content plus Headroom percent, rounded up to 1MiB
+	Headroom   int            // percent, for Auto
+	Table      platform.Table // gpt (the default) or mbr
+	ESPSize    uint64         // the ESP of the default layout (no partition blocks)
+	Seed       string         // mixed into every derived identifier
+	GUID       string         // GPT disk GUID; "" = derived
+	Signature  uint32         // MBR disk signature; 0 = derived
+	Grow       bool           // grow the root partition and filesystem to fill the disk at boot
 	Partitions []Partition
 	Range      Range
 }
@@ -138,24 +144,6 @@ type Partition struct {
 	Range      Range
 }
 
-// Step is a build, validate or test step. Type is its action kind
-// (shell, file, packages, service, user, download) and Action says what it
-// does. For shell steps exactly one of Inline and Script is set; Script is
-// an absolute path.
-type Step struct {
-	Type        string
-	Name        string // "COMPONENT/STEP" for a component's steps
-	Inline      []string
-	Script      string
-	Environment map[string]string
-	Timeout     time.Duration // per attempt
-	Retries     int           // extra attempts after a failure
-	OnFailure   string        // abort (default) or continue
-	Action      components.Action
-	Component   string // the component the step comes from; "" for the image's own steps
-	Range       Range
-}
-
 // Output is the image's output block. Range is zero when the block is absent.
 type Output struct {
 	Formats         []string // raw, qcow2, vmdk, vhd, vhdx, ova
@@ -170,8 +158,8 @@ type Output struct {
 
 // Defaults applied when a recipe leaves something out.
 const (
-	DefaultFirmware     = "hybrid" // as Debian's cloud images: boots under BIOS and UEFI
-	DefaultTable        = "gpt"
+	DefaultFirmware     = platform.Hybrid // as Debian's cloud images: boots under BIOS and UEFI
+	DefaultTable        = platform.GPT
 	DefaultDiskSize     = 2 << 30   // used when there is no disk block
 	DefaultESPSize      = 256 << 20 // 256MiB
 	DefaultHeadroom     = 20        // percent added to the content when size = "auto"

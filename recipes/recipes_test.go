@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/kiln-build/kiln/components"
 )
 
 func TestLoadValid(t *testing.T) {
@@ -60,15 +58,15 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, Range: Range{f, 17, 3}}, img.Boot)
 				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 22, 3}}, img.Disk)
 				require.Equal(t, shellSteps(
-					Step{Type: "shell", Name: "packages", Inline: []string{"apt-get update", "apt-get install -y jq"},
-						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Timeout: 45 * time.Minute, Range: Range{f, 28, 3}},
-					Step{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
-						Timeout: 30 * time.Minute, Range: Range{f, 34, 3}},
+					Step{Name: "packages", Action: inline("apt-get update", "apt-get install -y jq"),
+						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Policy: Policy{Timeout: 45 * time.Minute}, Range: Range{f, 28, 3}},
+					Step{Name: "setup", Action: script(abs("testdata/valid/scripts/setup.sh")), Environment: map[string]string{},
+						Policy: Policy{Timeout: 30 * time.Minute}, Range: Range{f, 34, 3}},
 				), img.Build)
 				require.Equal(t, shellSteps(
-					Step{Type: "shell", Name: "jq", Inline: []string{"jq --version"}, Environment: map[string]string{}, Timeout: 90 * time.Second, Range: Range{f, 38, 3}},
-					Step{Type: "shell", Name: "setup", Script: abs("testdata/valid/scripts/setup.sh"), Environment: map[string]string{},
-						Timeout: 5 * time.Minute, Range: Range{f, 44, 3}},
+					Step{Name: "jq", Action: inline("jq --version"), Environment: map[string]string{}, Policy: Policy{Timeout: 90 * time.Second}, Range: Range{f, 38, 3}},
+					Step{Name: "setup", Action: script(abs("testdata/valid/scripts/setup.sh")), Environment: map[string]string{},
+						Policy: Policy{Timeout: 5 * time.Minute}, Range: Range{f, 44, 3}},
 				), img.Tests)
 				want := defaultOutput()
 				want.Range = Range{f, 48, 3}
@@ -77,7 +75,7 @@ func TestLoadValid(t *testing.T) {
 		},
 		{
 			file: "variables.hcl",
-			opts: LoadOptions{Vars: []string{"release=3.2.1"}},
+			opts: LoadOptions{Library: testLibrary, Vars: []string{"release=3.2.1"}},
 			check: func(t *testing.T, r *Recipe) {
 				require.Equal(t, map[string]any{
 					"suite":          "bookworm",
@@ -98,14 +96,14 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, []string{"curl", "jq"}, img.Base.Packages)
 				require.Equal(t, []string{"console=ttyS0"}, img.Boot.KernelCmdline)
 				require.Equal(t, uint64(3<<30), img.Disk.Size)
-				require.Equal(t, []string{"echo hello > /etc/greeting", "echo x"}, img.Build[0].Inline)
+				require.Equal(t, []string{"echo hello > /etc/greeting", "echo x"}, img.Build[0].Action.Shell.Inline)
 				require.Equal(t, map[string]string{"GREETING": "hello"}, img.Build[0].Environment)
 				require.Equal(t, []string{"raw"}, img.Output.Formats)
 			},
 		},
 		{
 			file: "varfile.hcl",
-			opts: LoadOptions{VarFiles: []string{"testdata/vars/prod.hcl"}},
+			opts: LoadOptions{Library: testLibrary, VarFiles: []string{"testdata/vars/prod.hcl"}},
 			check: func(t *testing.T, r *Recipe) {
 				require.Equal(t, map[string]any{"suite": "trixie", "packages": []any{"nginx", "curl"}, "size": "8GiB"}, r.Variables)
 				require.Equal(t, "trixie", r.Image.Base.Suite)
@@ -192,11 +190,16 @@ func TestRequiredVersionConstraints(t *testing.T) {
 }
 
 // shellSteps fills in what every decoded shell step has: the default
-// failure policy and its action.
+// failure policy.
 func shellSteps(steps ...Step) []Step {
-	for i, s := range steps {
-		steps[i].OnFailure = components.OnFailureAbort
-		steps[i].Action = components.Action{Kind: components.KindShell, Shell: &components.Shell{Inline: s.Inline, Script: s.Script}}
+	for i := range steps {
+		steps[i].OnFailure = Abort
 	}
 	return steps
 }
+
+func inline(lines ...string) Action {
+	return Action{Kind: KindShell, Shell: &Shell{Inline: lines}}
+}
+
+func script(path string) Action { return Action{Kind: KindShell, Shell: &Shell{Script: path}} }

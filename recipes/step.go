@@ -9,18 +9,39 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+)
 
-	"github.com/kiln-build/kiln/components"
+// Step is a build, validate or test step: what it does (Action) and how it
+// is run (Policy). Package components compiles it into a script.
+type Step struct {
+	Name        string // "COMPONENT/STEP" for a component's steps
+	Action      Action
+	Environment map[string]string // extra environment of a shell step; empty for the others
+	Policy
+	Component string // the component the step comes from; "" for the image's own steps
+	Range     Range
+}
+
+// Policy is what every step has, whatever its action.
+type Policy struct {
+	Timeout   time.Duration // per attempt
+	Retries   int           // extra attempts after a failure
+	OnFailure OnFailure
+}
+
+// OnFailure is what happens when a step still fails after its retries.
+type OnFailure string
+
+const (
+	Abort    OnFailure = "abort"    // the default: the build (or test) fails
+	Continue OnFailure = "continue" // the failure is logged and the next step runs
 )
 
 // stepSchemas maps each supported step type (a build or test block's first
 // label) to the schema of its body.
-var stepSchemas = map[string]*hcl.BodySchema{
-	"shell": shellStepSchema,
+var stepSchemas = map[ActionKind]*hcl.BodySchema{
+	KindShell: shellStepSchema,
 }
-
-// supportedStepTypes lists stepSchemas' keys for messages.
-var supportedStepTypes = []string{"shell"}
 
 // shellStepSchema is a shell step: commands run by /bin/sh, in the image
 // tree (build) or in the booted image (test).
@@ -57,26 +78,29 @@ type stepBlock struct {
 // when it has no timeout. It returns nil for an unsupported step type, whose
 // body it does not read.
 func (d *decoder) decodeStepBlock(block *hcl.Block, defaultTimeout time.Duration) (*stepBlock, hcl.Diagnostics) {
-	typ := block.Labels[0]
+	typ := ActionKind(block.Labels[0])
 	schema, ok := stepSchemas[typ]
 	if !ok {
 		return nil, hcl.Diagnostics{errorDiag(block.LabelRanges[0], "Unsupported step type",
-			fmt.Sprintf("Kiln cannot run %q steps. Supported step types: %s; write %s %q %q { ... }.", typ, quoteList(supportedStepTypes), block.Type, supportedStepTypes[0], block.Labels[1]))}
+			fmt.Sprintf("Kiln cannot run %q steps. Supported step types: %s; write %s %q %q { ... }.", typ, quoteList(ActionKinds), block.Type, ActionKinds[0], block.Labels[1]))}
 	}
 	content, diags := block.Body.Content(schema)
 	s := &stepBlock{
-		Step: Step{Type: typ, Name: block.Labels[1], Environment: map[string]string{}, Timeout: defaultTimeout, Range: toRange(block.DefRange)},
+		Step: Step{Name: block.Labels[1], Action: Action{Kind: typ}, Environment: map[string]string{},
+			Policy: Policy{Timeout: defaultTimeout}, Range: toRange(block.DefRange)},
 		src:  newDecoded(block.Type, block.DefRange, content.Attributes),
 		kind: block.Type, nameRange: block.LabelRanges[1], dir: d.dir,
 	}
 	d.getDuration(s.src, timeoutArg, &s.Timeout, &diags)
 	d.decodePolicy(s, &diags)
-	if typ != components.KindShell {
+	if typ != KindShell {
 		d.decodeAction(s, &diags)
 		return s, diags
 	}
-	d.getStrList(s.src, inlineArg, &s.Inline, nil, &diags)
-	d.getStr(s.src, scriptArg, &s.Script, &diags)
+	sh := &Shell{}
+	s.Action.Shell = sh
+	d.getStrList(s.src, inlineArg, &sh.Inline, nil, &diags)
+	d.getStr(s.src, scriptArg, &sh.Script, &diags)
 	d.getStrMap(s.src, environmentArg, &s.Environment, &diags)
 	return s, diags
 }
@@ -90,12 +114,10 @@ func (s *stepBlock) validate(d *decoder) hcl.Diagnostics {
 			fmt.Sprintf("%q cannot name a step: use 1 to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit, such as \"install-curl\".", s.Name)))
 	}
 	diags = append(diags, s.validatePolicy()...)
-	if s.Type != components.KindShell {
+	if s.Action.Kind != KindShell {
 		return append(diags, s.validateAction(d)...)
 	}
-	defer func() {
-		s.Action = components.Action{Kind: components.KindShell, Shell: &components.Shell{Inline: s.Inline, Script: s.Script}}
-	}()
+	sh := s.Action.Shell
 	inline, hasInline := s.src.attrs["inline"], s.src.attrs["inline"] != nil
 	script, hasScript := s.src.attrs["script"], s.src.attrs["script"] != nil
 	switch {
@@ -106,24 +128,24 @@ func (s *stepBlock) validate(d *decoder) hcl.Diagnostics {
 		diags = append(diags, errorDiag(s.src.def, "Missing inline or script",
 			fmt.Sprintf("A %s step needs either inline = %s or script = %s.", s.kind, inlineArg.example, scriptArg.example)))
 	}
-	if _, ok := s.src.valid("inline"); ok && len(s.Inline) == 0 {
+	if _, ok := s.src.valid("inline"); ok && len(sh.Inline) == 0 {
 		diags = append(diags, errorDiag(inline.Expr.Range(), "No inline commands",
 			fmt.Sprintf("inline is empty, so this step would do nothing. Add commands, such as inline = %s, or remove the step.", inlineArg.example)))
 	}
 	if _, ok := s.src.valid("script"); ok && !hasInline {
-		path := s.Script
+		path := sh.Script
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(s.dir, path)
 		}
 		switch fi, err := os.Stat(path); {
-		case s.Script == "" || err != nil:
+		case sh.Script == "" || err != nil:
 			diags = append(diags, errorDiag(script.Expr.Range(), "Script file not found",
 				fmt.Sprintf("There is no file %q. Script paths are relative to the recipe's directory (%s); check the path.", path, s.dir)))
 		case !fi.Mode().IsRegular():
 			diags = append(diags, errorDiag(script.Expr.Range(), "Script is not a file",
 				fmt.Sprintf("%q is not a regular file. Point script at a shell script file.", path)))
 		default:
-			s.Script = path
+			sh.Script = path
 		}
 	}
 	if a, ok := s.src.valid("environment"); ok {

@@ -42,6 +42,7 @@ func TestVariablePrecedence(t *testing.T) {
 	f1 := writeFile(t, dir, "1.hcl", "b = \"file1\"\nc = \"file1\"\nd = \"file1\"\n")
 	f2 := writeFile(t, dir, "2.hcl", "c = \"file2\"\nd = \"file2\"\n")
 	opts := LoadOptions{
+		Library:  testLibrary,
 		Env:      []string{"PATH=/bin", "KILN_VAR_a=env", "KILN_VAR_b=env", "KILN_VAR_c=env", "KILN_VAR_d=env", "KILN_VAR_unknown=ignored"},
 		VarFiles: []string{f1, f2},
 		Vars:     []string{"d=flag1", "d=flag2"},
@@ -51,7 +52,7 @@ func TestVariablePrecedence(t *testing.T) {
 	require.Equal(t, map[string]any{"a": "env", "b": "file1", "c": "file2", "d": "flag2"}, r.Variables)
 	require.Equal(t, "env-file1-file2-flag2", r.Image.Base.Suite)
 
-	r, _, diags = Parse(filepath.Join(dir, "r.hcl"), []byte(precedenceRecipe), LoadOptions{})
+	r, _, diags = Parse(filepath.Join(dir, "r.hcl"), []byte(precedenceRecipe), LoadOptions{Library: testLibrary})
 	require.Empty(t, diags)
 	require.Equal(t, "default-default-default-default", r.Image.Base.Suite)
 }
@@ -94,7 +95,8 @@ image "typed" {
 // is; other types parse it as an HCL expression.
 func TestVariableTextConversion(t *testing.T) {
 	r, _, diags := Parse("r.hcl", []byte(typedRecipe), LoadOptions{
-		Env: []string{"KILN_VAR_n=42", `KILN_VAR_l=["a", "b"]`},
+		Library: testLibrary,
+		Env:     []string{"KILN_VAR_n=42", `KILN_VAR_l=["a", "b"]`},
 		Vars: []string{
 			`s=["not", "parsed"]`, "b=true", `m={ k = "v", n = 1 }`, `any={ x = [1] }`, "untyped=[1, 2]",
 		},
@@ -115,6 +117,7 @@ func TestVariableValueErrors(t *testing.T) {
 	dir := t.TempDir()
 	varFile := writeFile(t, dir, "bad.hcl", "n = \"lots\"\nnosuch = 1\nl = [\"ok\"]\n")
 	r, files, diags := Parse("r.hcl", []byte(typedRecipe), LoadOptions{
+		Library:  testLibrary,
 		Env:      []string{"KILN_VAR_b=maybe", "KILN_VAR_nosuch=1"},
 		VarFiles: []string{varFile, filepath.Join(dir, "missing.hcl")},
 		Vars:     []string{"n=[", "m=1", "nosuch=x", "novalue", "=x"},
@@ -156,7 +159,7 @@ func TestUndeclaredVariableSuggestion(t *testing.T) {
 	_, _, diags := Parse("r.hcl", []byte(precedenceRecipe+`variable "suite" {
   default = "x"
 }
-`), LoadOptions{Vars: []string{"suit=trixie"}})
+`), LoadOptions{Library: testLibrary, Vars: []string{"suit=trixie"}})
 	require.Len(t, diags, 1)
 	require.Contains(t, diags[0].Detail, `Did you mean "suite"?`)
 }
@@ -170,7 +173,7 @@ image "x" {
   base "debian" { suite = "bookworm" }
 }
 `)
-	r, _, diags := Parse("r.hcl", src, LoadOptions{})
+	r, _, diags := Parse("r.hcl", src, LoadOptions{Library: testLibrary})
 	require.Nil(t, r)
 	require.Len(t, diags, 1, "the unknown version is not reported again: %s", diags)
 	require.Equal(t, "No value for required variable", diags[0].Summary)
@@ -178,8 +181,8 @@ image "x" {
 	require.Contains(t, diags[0].Detail, "KILN_VAR_release")
 
 	for _, opts := range []LoadOptions{
-		{Vars: []string{"release=1.2.3"}},
-		{Env: []string{"KILN_VAR_release=1.2.3"}},
+		{Library: testLibrary, Vars: []string{"release=1.2.3"}},
+		{Library: testLibrary, Env: []string{"KILN_VAR_release=1.2.3"}},
 	} {
 		r, _, diags = Parse("r.hcl", src, opts)
 		require.Empty(t, diags)
@@ -187,7 +190,7 @@ image "x" {
 	}
 
 	// A value that fails the image's own checks is reported at the use.
-	_, _, diags = Parse("r.hcl", src, LoadOptions{Vars: []string{"release=1.2"}})
+	_, _, diags = Parse("r.hcl", src, LoadOptions{Library: testLibrary, Vars: []string{"release=1.2"}})
 	require.Len(t, diags, 1)
 	require.Equal(t, "Invalid version", diags[0].Summary)
 	require.Equal(t, 5, diags[0].Subject.Start.Line)
@@ -197,7 +200,7 @@ image "x" {
 func TestVarFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	f := writeFile(t, dir, "v.hcl", "a = var.b\nimage \"x\" {}\n")
-	_, _, diags := Parse("r.hcl", []byte(precedenceRecipe), LoadOptions{VarFiles: []string{f}})
+	_, _, diags := Parse("r.hcl", []byte(precedenceRecipe), LoadOptions{Library: testLibrary, VarFiles: []string{f}})
 	require.True(t, diags.HasErrors())
 	lines := map[int]string{}
 	for _, d := range diags {
@@ -207,7 +210,7 @@ func TestVarFileErrors(t *testing.T) {
 	require.Equal(t, map[int]string{1: "Variables not allowed", 2: "Unexpected \"image\" block"}, lines)
 
 	f = writeFile(t, dir, "syntax.hcl", "a = \n")
-	_, _, diags = Parse("r.hcl", []byte(precedenceRecipe), LoadOptions{VarFiles: []string{f}})
+	_, _, diags = Parse("r.hcl", []byte(precedenceRecipe), LoadOptions{Library: testLibrary, VarFiles: []string{f}})
 	require.Len(t, diags, 1)
 	require.Equal(t, f, diags[0].Subject.Filename)
 }
@@ -218,6 +221,7 @@ func TestHugeNumbers(t *testing.T) {
 	dir := t.TempDir()
 	f := writeFile(t, dir, "v.hcl", "n = 1e999999\nb = \"1e999999\"\n")
 	_, _, diags := Parse("r.hcl", []byte(typedRecipe), LoadOptions{
+		Library:  testLibrary,
 		VarFiles: []string{f},
 		Vars:     []string{"n=-1e99999999", `l=["1e-9999999"]`, "s=1e99999999", "untyped=1e9"},
 		Env:      []string{"KILN_VAR_untyped=3E999999"},

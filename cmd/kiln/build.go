@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -50,7 +51,7 @@ func (rf *recipeFlags) register(fs *flag.FlagSet, jsonUsage string) {
 }
 
 func loadRecipe(path string, rf *recipeFlags, stderr io.Writer, jsonOut io.Writer) (*recipes.Recipe, int) {
-	r, files, diags := recipes.Load(path, recipes.LoadOptions{Vars: rf.vars, VarFiles: rf.varFiles, Env: os.Environ()})
+	r, files, diags := recipes.Load(path, recipes.LoadOptions{Library: components.Builtin(), Vars: rf.vars, VarFiles: rf.varFiles, Env: os.Environ()})
 	if *rf.json && diags.HasErrors() {
 		writeJSON(jsonOut, map[string]any{"status": "invalid", "diagnostics": recipes.DiagnosticsJSON(diags)})
 		return nil, exitUsage

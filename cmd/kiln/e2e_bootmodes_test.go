@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/kiln-build/kiln/boottest"
-	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"io"
@@ -76,7 +76,7 @@ func checkGrows(t *testing.T, img string, m *manifest.Manifest, firmware platfor
 	}
 	const grow = 1 << 30
 	work := t.TempDir()
-	test := guest.Test{Name: "grown", Timeout: 2 * time.Minute, Script: []byte(fmt.Sprintf(`#!/bin/sh
+	test := components.Step{Name: "grown", Timeout: 2 * time.Minute, Script: []byte(fmt.Sprintf(`#!/bin/sh
 set -e
 part=$(findmnt -n -o SOURCE /)
 size=$(lsblk -bno SIZE "$part")
@@ -87,7 +87,7 @@ test "$fs" -ge %d
 `, root.Size+grow-(2<<20), root.Size+grow-(200<<20)))}
 	rep, err := boottest.Boot(context.Background(), boottest.Request{
 		Image: img, RootOffset: root.Start, Firmware: firmware, Name: m.Name, Version: m.Version,
-		Tests: []guest.Test{test}, WorkDir: work, ConsoleLog: filepath.Join(work, "serial.log"), Log: io.Discard, GrowBy: grow,
+		Tests: []components.Step{test}, WorkDir: work, ConsoleLog: filepath.Join(work, "serial.log"), Log: io.Discard, GrowBy: grow,
 	})
 	require.NoError(t, err)
 	require.Len(t, rep.Results, 1)

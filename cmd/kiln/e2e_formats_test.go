@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/kiln-build/kiln/boottest"
-	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"io"
@@ -92,7 +92,7 @@ func TestE2EFormatsBootAndRoundTrip(t *testing.T) {
 			// only the injected test harness) and its tests pass.
 			rep, err := boottest.Boot(context.Background(), boottest.Request{
 				Image: out, RootOffset: root.Start, Firmware: platform.BootUEFI, Name: m.Name, Version: m.Version,
-				Tests:   []guest.Test{{Name: "booted", Timeout: time.Minute, Script: []byte("#!/bin/sh\nset -e\ntest -d /sys/firmware/efi\nfindmnt -n -o FSTYPE / | grep -qx ext4\n")}},
+				Tests:   []components.Step{{Name: "booted", Timeout: time.Minute, Script: []byte("#!/bin/sh\nset -e\ntest -d /sys/firmware/efi\nfindmnt -n -o FSTYPE / | grep -qx ext4\n")}},
 				WorkDir: t.TempDir(), ConsoleLog: filepath.Join(work, name+".serial.log"), Log: io.Discard,
 			})
 			require.NoError(t, err)

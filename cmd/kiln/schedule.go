@@ -17,6 +17,7 @@ import (
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/cron"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/recipes"
@@ -100,7 +101,9 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // runPipeline is one run: kiln build of the pipeline's recipe, in process,
 // with --if-changed semantics for when = "inputs-changed".
 func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string, stderr io.Writer) (string, error) {
-	r, files, diags := recipes.Load(p.Recipe, p.LoadOptions(os.Environ()))
+	lo := p.LoadOptions(os.Environ())
+	lo.Library = components.Builtin()
+	r, files, diags := recipes.Load(p.Recipe, lo)
 	if diags.HasErrors() {
 		var b strings.Builder
 		recipes.WriteDiagnostics(&b, files, diags, false)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/kiln-build/kiln/boottest"
-	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/components"
 	krun "github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
@@ -69,7 +69,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, fmt.Errorf("--firmware %q: use uefi or bios", *firmware), exitUsage)
 	}
-	var steps []guest.Test
+	var steps []components.Step
 	seen := map[string]bool{}
 	for _, p := range tests {
 		data, err := os.ReadFile(p)
@@ -81,7 +81,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			name = fmt.Sprintf("%s-%d", filepath.Base(p), i)
 		}
 		seen[name] = true
-		steps = append(steps, guest.Test{Name: name, Script: data, Timeout: *timeout})
+		steps = append(steps, components.Step{Name: name, Script: data, Timeout: *timeout})
 	}
 	if *logs != "" {
 		if err := os.MkdirAll(*logs, 0o755); err != nil {

@@ -9,7 +9,7 @@
 // never touched.
 //
 // It does not boot QEMU itself (see internal/qemu) or decide what a recipe's
-// tests are.
+// tests are: package components compiles them (components.GuestSteps).
 package guest
 
 import (
@@ -23,25 +23,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
 // DebugfsCmd is the debugfs binary; tests may point it elsewhere.
 var DebugfsCmd = "debugfs"
 
-// Test is one test to run in the guest.
-type Test struct {
-	Name    string
-	Script  []byte // a file to execute: with a #! line, or an ELF executable, it runs as is, else with /bin/sh
-	Timeout time.Duration
-	Env     map[string]string // extra environment for this test
-}
-
 // Suite is everything the harness runs.
 type Suite struct {
 	Image, Version string // exported as KILN_IMAGE and KILN_VERSION
 	Firmware       string // exported as KILN_FIRMWARE: the firmware this boot runs under
-	Tests          []Test
+	// Tests run once each, in order: a Script with a #! line, or an ELF
+	// executable, runs as is, else with /bin/sh; Env is added to its
+	// environment; a Timeout of 0 means 5 minutes. A test's policy and
+	// files must be in its script (components.GuestSteps puts them there):
+	// Inject refuses Files, Retries and Continue.
+	Tests []components.Step
 	// BootTimeout bounds the wait for multi-user.target inside the guest.
 	BootTimeout time.Duration
 }
@@ -140,6 +138,9 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 			run.QuoteArg(s.Image), run.QuoteArg(s.Version), run.QuoteArg(s.Firmware), int(bootTimeout.Seconds()))),
 	}
 	for i, t := range s.Tests {
+		if len(t.Files) > 0 || t.Retries > 0 || t.Continue {
+			return fmt.Errorf("test %q: the guest runs a test's script once: embed its files and policy in the script (components.GuestSteps)", t.Name)
+		}
 		idx := fmt.Sprintf("%03d", i)
 		to := t.Timeout
 		if to == 0 {

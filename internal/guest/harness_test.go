@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +29,7 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 	out, err := exec.Command("mke2fs", "-t", "ext4", "-q", "-F", "-b", "4096", "-E", "offset=4194304", "-d", tree, img, "8192").CombinedOutput()
 	require.NoError(t, err, string(out))
 
-	s := Suite{Image: "img's", Version: "1.2.3", Tests: []Test{
+	s := Suite{Image: "img's", Version: "1.2.3", Tests: []components.Step{
 		{Name: "first", Script: []byte("#!/bin/sh\necho one\n"), Timeout: time.Minute},
 		{Name: "second", Script: []byte("echo two\n"), Env: map[string]string{"TABLE": "gpt", "Q": "it's"}},
 	}}
@@ -46,7 +47,7 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 	require.Equal(t, "60s", cat("/etc/kiln-test/timeouts/000"))
 	require.Equal(t, "300s", cat("/etc/kiln-test/timeouts/001"))
 	require.Equal(t, "echo two\n", cat("/etc/kiln-test/tests/001"))
-	require.Equal(t, ":\nexport Q='it'\\''s'\nexport TABLE='gpt'\n", cat("/etc/kiln-test/envs/001"))
+	require.Equal(t, ":\nexport Q='it'\\''s'\nexport TABLE=gpt\n", cat("/etc/kiln-test/envs/001"))
 	require.Equal(t, ":\n", cat("/etc/kiln-test/envs/000"))
 	require.Contains(t, cat("/etc/kiln-test/env"), `KILN_IMAGE='img'\''s'`)
 	out, err = exec.Command("debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/kiln-test.service", target).CombinedOutput()
@@ -66,6 +67,19 @@ func TestInjectFailsOnNonExt4(t *testing.T) {
 	err := Inject(context.Background(), img, 0, Suite{Image: "x", Version: "1"}, io.Discard)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "debugfs")
+}
+
+// A step that still needs its files placed or its policy applied is
+// refused: the guest runs each script once, as it is.
+func TestInjectRefusesUncompiledSteps(t *testing.T) {
+	for _, st := range []components.Step{
+		{Name: "files", Script: []byte("true\n"), Files: []components.Placed{{Path: "/etc/x", Data: []byte("x")}}},
+		{Name: "retries", Script: []byte("true\n"), Retries: 1},
+		{Name: "continue", Script: []byte("true\n"), Continue: true},
+	} {
+		err := Inject(context.Background(), filepath.Join(t.TempDir(), "none.raw"), 0, Suite{Tests: []components.Step{st}}, io.Discard)
+		require.ErrorContains(t, err, `test "`+st.Name+`": the guest runs a test's script once`)
+	}
 }
 
 func mustCreate(t *testing.T, p string) string {
