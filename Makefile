@@ -35,8 +35,9 @@ test-unit: ## Run the tests that need no root and no QEMU
 fuzz: ## Fuzz the recipe parser, the size parser and every image format reader
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/units/
-	for f in FuzzOpenQCOW2 FuzzOpenVHD FuzzOpenVHDX; do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./formats/ || exit 1; done
+	for t in FuzzOpenQCOW2:qcow2 FuzzOpenVMDK:vmdk FuzzOpenVHD:vhd FuzzOpenVHDX:vhdx; do \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime 60s ./formats/$${t#*:}/ || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzDeflate$$' -fuzztime 30s ./internal/deflate/
 
 bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
 	bash bench/disk-stage.sh

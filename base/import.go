@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/formats"
+	"github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
@@ -249,13 +250,13 @@ func importDisk(ctx context.Context, p *manifest.Parent, file, tree, scratch str
 }
 
 // toRaw writes the virtual disk's data into a new sparse raw file.
-func toRaw(img formats.Image, dst string) error {
+func toRaw(img image.Image, dst string) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := formats.ForEachBlock(img, 1<<20, func(off int64, data []byte) error {
+	if err := image.ForEachBlock(img, 1<<20, func(off int64, data []byte) error {
 		_, err := f.WriteAt(data, off)
 		return err
 	}); err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/kiln-build/kiln/formats"
+	kimage "github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/formats/qcow2"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
@@ -65,7 +67,7 @@ func prepareBootDisk(ctx context.Context, image, work string, growBy uint64, inj
 		return "", "", err
 	}
 	if err := f.Truncate(base.Size()); err == nil {
-		err = formats.ForEachBlock(base, 1<<20, func(off int64, data []byte) error {
+		err = kimage.ForEachBlock(base, 1<<20, func(off int64, data []byte) error {
 			_, err := f.WriteAt(data, off)
 			return err
 		})
@@ -95,7 +97,7 @@ func prepareBootDisk(ctx context.Context, image, work string, growBy uint64, inj
 		return "", "", err
 	}
 	defer o.Close()
-	if err := formats.WriteQCOW2(ctx, o, changed, formats.Options{BackingFile: abs, BackingFormat: qemuFormat(kind)}); err != nil {
+	if err := qcow2.Write(ctx, o, changed, kimage.Options{BackingFile: abs, BackingFormat: qemuFormat(kind)}); err != nil {
 		return "", "", fmt.Errorf("writing the test overlay: %w", err)
 	}
 	return overlay, "qcow2", o.Sync()
@@ -106,20 +108,20 @@ const diffCluster = 64 << 10
 // changedClusters is a Source holding only the clusters of scratch that
 // differ from base.
 type changedClusters struct {
-	*formats.RawFile
+	*kimage.RawFile
 	exts []sparse.Extent
 }
 
 func (c *changedClusters) Extents() ([]sparse.Extent, error) { return c.exts, nil }
 
-func diffSource(scratch string, base formats.Image) (*changedClusters, error) {
-	raw, err := formats.OpenRaw(scratch)
+func diffSource(scratch string, base kimage.Image) (*changedClusters, error) {
+	raw, err := kimage.OpenRaw(scratch)
 	if err != nil {
 		return nil, err
 	}
 	c := &changedClusters{RawFile: raw}
 	a, b := make([]byte, diffCluster), make([]byte, diffCluster)
-	err = formats.ForEachBlock(raw, diffCluster, func(off int64, data []byte) error {
+	err = kimage.ForEachBlock(raw, diffCluster, func(off int64, data []byte) error {
 		n := len(data)
 		copy(a, data)
 		if _, err := base.ReadAt(b[:n], off); err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/formats"
+	kimage "github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -31,7 +32,7 @@ type outputRequest struct {
 // prove it holds the same disk, and finally compresses (or drops) the raw
 // image. It returns the manifest entries in the recipe's order.
 func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, error) {
-	src, err := formats.OpenRaw(r.Raw)
+	src, err := kimage.OpenRaw(r.Raw)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +86,17 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 		if err != nil {
 			return nil, fmt.Errorf("compressing the raw image with %s: %w", r.Output.Compress, err)
 		}
-		fi, _ := os.Stat(dst)
+		fi, err := os.Stat(dst)
+		if err != nil {
+			return nil, err
+		}
 		raw.File, raw.Compression, raw.UncompressedSHA256 = filepath.Base(dst), r.Output.Compress, rawSum
 		raw.SHA256, raw.Size = hex.EncodeToString(h.Sum(nil)), fi.Size()
 	} else if keepRaw {
-		fi, _ := os.Stat(r.Raw)
+		fi, err := os.Stat(r.Raw)
+		if err != nil {
+			return nil, err
+		}
 		raw.Size = fi.Size()
 	}
 	var ordered []manifest.Output
@@ -112,47 +119,33 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 	return ordered, nil
 }
 
-func writeOne(ctx context.Context, r outputRequest, src formats.Source, format string) (manifest.Output, error) {
-	o := manifest.Output{Format: format, VirtualSize: uint64(src.Size()), Checks: []string{}}
-	opts := formats.Options{}
-	var write func(context.Context, *os.File, formats.Source, formats.Options) error
+func writeOne(ctx context.Context, r outputRequest, src kimage.Source, format string) (manifest.Output, error) {
+	o := manifest.Output{Format: format, Checks: []string{}}
+	ft, err := formats.Lookup(format)
+	if err != nil {
+		return o, err
+	}
+	firmware := "bios"
+	if r.Firmware == "uefi" || r.Firmware == "hybrid" {
+		firmware = "efi"
+	}
+	opts := formats.Options{Name: r.Name, CPUs: r.Output.CPUs, MemoryMiB: r.Output.MemoryMiB, Firmware: firmware}
 	switch format {
 	case "qcow2":
-		o.File, write, opts.Compress = r.Name+".qcow2", formats.WriteQCOW2, r.Output.QCOW2Compressed
-		if opts.Compress {
-			o.Subformat = "compressed"
-		}
+		opts.Compress = r.Output.QCOW2Compressed
 	case "vmdk":
-		o.File, write, opts.Subformat = r.Name+".vmdk", formats.WriteVMDK, r.Output.VMDKSubformat
-		o.Subformat = opts.Subformat
+		opts.Subformat = r.Output.VMDKSubformat
 	case "vhd":
-		o.File, write, opts.Subformat = r.Name+".vhd", formats.WriteVHD, r.Output.VHDSubformat
-		o.Subformat = opts.Subformat
-		if opts.Subformat == "fixed" {
-			o.VirtualSize = (o.VirtualSize + 1<<20 - 1) >> 20 << 20
-		}
-	case "vhdx":
-		o.File, write = r.Name+".vhdx", formats.WriteVHDX
-	case "ova":
-		o.File, o.Subformat = r.Name+".ova", "streamOptimized"
-		firmware := "bios"
-		if r.Firmware == "uefi" || r.Firmware == "hybrid" {
-			firmware = "efi"
-		}
-		spec := formats.OVFSpec{Name: r.Name, CPUs: r.Output.CPUs, MemoryMiB: r.Output.MemoryMiB, Firmware: firmware,
-			DiskFile: r.Name + "-disk1.vmdk", Capacity: src.Size()}
-		write = func(ctx context.Context, f *os.File, s formats.Source, opts formats.Options) error {
-			return formats.WriteOVA(ctx, f, s, spec, false, opts)
-		}
-	default:
-		return o, fmt.Errorf("unknown format %q", format)
+		opts.Subformat = r.Output.VHDSubformat
 	}
+	o.File, o.Subformat = r.Name+ft.Ext, ft.Subformat(opts)
+	o.VirtualSize = uint64(ft.VirtualSize(src.Size(), opts))
 	path := filepath.Join(r.Dir, o.File)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return o, err
 	}
-	if err := write(ctx, f, src, opts); err != nil {
+	if err := ft.Write(ctx, f, src, opts); err != nil {
 		f.Close()
 		return o, err
 	}
@@ -217,7 +210,7 @@ func checkOutput(ctx context.Context, path string, o *manifest.Output, rawSum st
 		return fmt.Errorf("reading back %s: %w", o.File, err)
 	}
 	defer img.Close()
-	sum, tailZero, err := formats.VirtualSHA256(ctx, img, rawSize)
+	sum, tailZero, err := kimage.VirtualSHA256(ctx, img, rawSize)
 	if err != nil {
 		return fmt.Errorf("reading back %s: %w", o.File, err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/kiln-build/kiln/formats/image"
 )
 
 // Compression algorithms for published files.
@@ -83,7 +85,7 @@ func parallelChunks(ctx context.Context, dst io.Writer, src io.Reader, workers, 
 	for i := 0; i < workers; i++ {
 		go func() {
 			for j := range jobs {
-				zero := isZero(j.in)
+				zero := image.IsZero(j.in)
 				if zero {
 					if out, ok := zeros.Load(len(j.in)); ok {
 						j.out <- out.([]byte)

@@ -9,66 +9,52 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/kiln-build/kiln/formats/image"
 )
 
-// Detect names the format of the file at path from its bytes: "qcow2",
-// "vmdk", "vhdx", "vhd", "ova", "zstd", "xz" or "raw".
+// Detect names the format of the file at path from its bytes: a Format's
+// name ("qcow2", "vmdk", "vhdx", "vhd", "ova", or "raw" when nothing else
+// matches) or a compression ("zstd", "xz").
 func Detect(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	switch {
-	case bytes.HasPrefix(head, []byte("QFI\xfb")):
-		return "qcow2", nil
-	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
-		return "vmdk", nil
-	case bytes.HasPrefix(head, []byte("vhdxfile")):
-		return "vhdx", nil
-	case bytes.HasPrefix(head, []byte("conectix")):
-		return "vhd", nil
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return "zstd", nil
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return "xz", nil
-	case len(head) >= 263 && bytes.Equal(head[257:262], []byte("ustar")):
-		return "ova", nil
-	}
-	if fi.Size() >= 512 {
-		foot := make([]byte, 8)
-		if _, err := f.ReadAt(foot, fi.Size()-512); err == nil && bytes.Equal(foot, []byte("conectix")) {
-			return "vhd", nil // a fixed VHD: raw data, then the footer
+	return image.WithFile(path, func(f *os.File, size int64) (string, error) {
+		head := make([]byte, 512)
+		n, _ := io.ReadFull(f, head)
+		head = head[:n]
+		switch {
+		case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+			return CompressZstd, nil
+		case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+			return CompressXZ, nil
 		}
-	}
-	return "raw", nil
+		for _, ft := range registry {
+			if ft.magic != nil && ft.magic(head, nil) {
+				return ft.Name, nil
+			}
+		}
+		if size >= 512 {
+			tail := make([]byte, 512)
+			if _, err := f.ReadAt(tail, size-512); err == nil {
+				for _, ft := range registry {
+					if ft.magic != nil && ft.magic(nil, tail) {
+						return ft.Name, nil
+					}
+				}
+			}
+		}
+		return "raw", nil
+	})
 }
 
 // Open opens a disk image file of any supported format as a virtual disk.
-// Compressed files and OVAs are not disks; see Decompress and OVADisk.
-func Open(path string) (Image, error) {
+// Compressed files and OVAs are not disks; see Decompress.
+func Open(path string) (image.Image, error) {
 	format, err := Detect(path)
 	if err != nil {
 		return nil, err
 	}
-	switch format {
-	case "raw":
-		return OpenRaw(path)
-	case "qcow2":
-		return OpenQCOW2(path)
-	case "vmdk":
-		return OpenVMDK(path)
-	case "vhd":
-		return OpenVHD(path)
-	case "vhdx":
-		return OpenVHDX(path)
+	if ft, err := Lookup(format); err == nil && ft.Open != nil {
+		return ft.Open(path)
 	}
 	return nil, fmt.Errorf("%s is a %s file, not a disk image; decompress or unpack it first", path, format)
 }
@@ -115,7 +101,7 @@ func Decompress(ctx context.Context, path, dst string) error {
 			return err
 		}
 		n, rerr := io.ReadFull(r, buf)
-		if n > 0 && !isZero(buf[:n]) {
+		if n > 0 && !image.IsZero(buf[:n]) {
 			if _, err := out.WriteAt(buf[:n], off); err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/disk"
+	"github.com/kiln-build/kiln/formats/vhd"
+	"github.com/kiln-build/kiln/formats/vmdk"
 	"github.com/kiln-build/kiln/internal/parttype"
 )
 
@@ -33,33 +35,41 @@ func Verify(path, target string) (VerifyReport, error) {
 		return rep, err
 	}
 	rep.Format = format
+	ft, _ := Lookup(format) // nil for a compressed file
 	add := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+	// check adds the problems a format's own check finds.
+	check := func(c func(string) ([]string, error)) ([]string, error) {
+		problems, err := c(path)
+		rep.Problems = append(rep.Problems, problems...)
+		return problems, err
+	}
+	// streamOptimized reads a VMDK's subformat; a problem if it cannot.
+	streamOptimized := func() bool {
+		if rep.Subformat, err = subformat(ft, path); err != nil {
+			add("the VMDK cannot be read: %v", err)
+			return false
+		}
+		return true
+	}
 	switch target {
 	case "azure":
 		if format != "vhd" {
 			add("Azure takes a fixed VHD; this is %s (convert with: kiln convert %s --to vhd)", format, path)
 			return rep, nil
 		}
-		problems, err := CheckAzureVHD(path)
-		if err != nil {
+		if _, err := check(vhd.CheckAzure); err != nil {
 			return rep, err
 		}
-		rep.Problems = append(rep.Problems, problems...)
 	case "vsphere":
 		switch format {
 		case "ova":
-			problems, err := CheckOVA(path)
-			if err != nil {
-				return rep, err
-			}
-			rep.Problems = append(rep.Problems, problems...)
-			return rep, nil
+			_, err := check(ft.Check)
+			return rep, err
 		case "vmdk":
-			if rep.Subformat, err = vmdkSubformat(path); err != nil {
-				add("the VMDK cannot be read: %v", err)
+			if !streamOptimized() {
 				return rep, nil
 			}
-			if rep.Subformat != "streamOptimized" {
+			if rep.Subformat != vmdk.StreamOptimized {
 				add("vSphere imports a streamOptimized VMDK (or an OVA); this VMDK is %s (kiln convert %s --to vmdk)", rep.Subformat, path)
 			}
 		default:
@@ -70,11 +80,10 @@ func Verify(path, target string) (VerifyReport, error) {
 			add("Hyper-V generation 2 machines boot from VHDX; this is %s (kiln convert %s --to vhdx)", format, path)
 			return rep, nil
 		}
-		problems, err := CheckVHDX(path)
+		problems, err := check(ft.Check)
 		if err != nil {
 			return rep, err
 		}
-		rep.Problems = append(rep.Problems, problems...)
 		if len(problems) == 0 {
 			rep.Problems = append(rep.Problems, checkDisk(path, true)...)
 		}
@@ -82,11 +91,10 @@ func Verify(path, target string) (VerifyReport, error) {
 		switch format {
 		case "raw", "vhd", "vhdx", "ova":
 		case "vmdk":
-			if rep.Subformat, err = vmdkSubformat(path); err != nil {
-				add("the VMDK cannot be read: %v", err)
+			if !streamOptimized() {
 				return rep, nil
 			}
-			if rep.Subformat != "streamOptimized" {
+			if rep.Subformat != vmdk.StreamOptimized {
 				add("VM Import takes VMDKs in the streamOptimized subformat; this one is %s", rep.Subformat)
 			}
 		default:
@@ -140,9 +148,9 @@ func checkDisk(path string, needUEFI bool) []string {
 	return append(problems, "UEFI (Hyper-V generation 2) needs an EFI system partition; the GPT has none")
 }
 
-// vmdkSubformat reads a VMDK's subformat.
-func vmdkSubformat(path string) (string, error) {
-	img, err := OpenVMDK(path)
+// subformat reads the subformat of a file of format ft.
+func subformat(ft *Format, path string) (string, error) {
+	img, err := ft.Open(path)
 	if err != nil {
 		return "", err
 	}

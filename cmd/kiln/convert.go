@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/formats"
+	"github.com/kiln-build/kiln/formats/image"
 )
 
 const convertUsage = `kiln convert [flags] IN --to FORMAT [-o OUT]
@@ -26,8 +27,6 @@ Checks a disk image against the rules a platform applies when importing it,
 and says exactly what is wrong. TARGET is azure, vsphere, hyperv, aws or qemu.
 Exit code 0 when the file meets every rule, 1 when it does not, 2 on usage errors.`
 
-var convertExt = map[string]string{"raw": ".raw", "qcow2": ".qcow2", "vmdk": ".vmdk", "vhd": ".vhd", "vhdx": ".vhdx", "ova": ".ova"}
-
 func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("convert", convertUsage, stderr)
 	to := fs.String("to", "", "output format: raw, qcow2, vmdk, vhd, vhdx or ova")
@@ -42,27 +41,29 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return flagError(err)
 	}
-	if len(pos) != 1 || convertExt[*to] == "" {
+	ft, err := formats.Lookup(*to)
+	if len(pos) != 1 || err != nil {
 		fmt.Fprintln(stderr, "kiln convert: expected one IN argument and --to raw|qcow2|vmdk|vhd|vhdx|ova")
 		fs.Usage()
 		return exitUsage
 	}
 	in := pos[0]
 	if *out == "" {
-		*out = strings.TrimSuffix(in, filepath.Ext(in)) + convertExt[*to] + formats.CompressExt(*compress)
+		*out = strings.TrimSuffix(in, filepath.Ext(in)) + ft.Ext + formats.CompressExt(*compress)
 	}
 	if !*force {
 		if _, err := os.Stat(*out); err == nil {
 			return fail(stdout, stderr, *asJSON, fmt.Errorf("%s exists; pass --force to overwrite it", *out), exitUsage)
 		}
 	}
-	if *sub == "" {
-		*sub = map[string]string{"vmdk": "streamOptimized", "vhd": "fixed"}[*to]
-	}
-	if err := convert(ctx, in, *out, *to, formats.Options{Subformat: *sub, Compress: *compressed}, *compress, *firmware); err != nil {
+	opts := formats.Options{Options: image.Options{Subformat: *sub, Compress: *compressed}, Firmware: *firmware}
+	if err := convert(ctx, in, *out, ft, opts, *compress); err != nil {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
-	fi, _ := os.Stat(*out)
+	fi, err := os.Stat(*out)
+	if err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitFailed)
+	}
 	if *asJSON {
 		return writeJSON(stdout, map[string]any{"status": "converted", "file": *out, "format": *to, "size": fi.Size()})
 	}
@@ -71,7 +72,7 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // convert writes in as format to out, through a temporary file renamed into place.
-func convert(ctx context.Context, in, out, format string, opts formats.Options, compress, firmware string) (err error) {
+func convert(ctx context.Context, in, out string, ft *formats.Format, opts formats.Options, compress string) (err error) {
 	tmpDir, err := os.MkdirTemp(filepath.Dir(out), ".kiln-convert-")
 	if err != nil {
 		return err
@@ -92,7 +93,7 @@ func convert(ctx context.Context, in, out, format string, opts formats.Options, 
 		return err
 	}
 	defer src.Close()
-	if format == "raw" && compress != "none" && compress != "" {
+	if ft.Name == "raw" && compress != "none" && compress != "" {
 		// Compress the virtual disk straight into OUT: no intermediate file.
 		tmp := filepath.Join(tmpDir, "output")
 		c, err := os.Create(tmp)
@@ -114,23 +115,8 @@ func convert(ctx context.Context, in, out, format string, opts formats.Options, 
 		return err
 	}
 	defer f.Close()
-	switch format {
-	case "raw":
-		err = writeRaw(ctx, f, src)
-	case "qcow2":
-		err = formats.WriteQCOW2(ctx, f, src, opts)
-	case "vmdk":
-		err = formats.WriteVMDK(ctx, f, src, opts)
-	case "vhd":
-		err = formats.WriteVHD(ctx, f, src, opts)
-	case "vhdx":
-		err = formats.WriteVHDX(ctx, f, src, opts)
-	case "ova":
-		name := strings.TrimSuffix(filepath.Base(out), filepath.Ext(out))
-		err = formats.WriteOVA(ctx, f, src, formats.OVFSpec{Name: name, Firmware: firmware, DiskFile: name + "-disk1.vmdk", Capacity: src.Size()}, false, opts)
-	default:
-		err = fmt.Errorf("unknown format %q", format)
-	}
+	opts.Name = strings.TrimSuffix(filepath.Base(out), filepath.Ext(out)) // an OVA's virtual machine
+	err = ft.Write(ctx, f, src, opts)
 	if err != nil {
 		return err
 	}
@@ -160,20 +146,6 @@ func convert(ctx context.Context, in, out, format string, opts formats.Options, 
 		return err
 	}
 	return os.Rename(tmp, out)
-}
-
-// writeRaw writes the virtual disk as a sparse raw file.
-func writeRaw(ctx context.Context, f *os.File, src formats.Source) error {
-	if err := f.Truncate(src.Size()); err != nil {
-		return err
-	}
-	return formats.ForEachBlock(src, 1<<20, func(off int64, data []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		_, err := f.WriteAt(data, off)
-		return err
-	})
 }
 
 func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {

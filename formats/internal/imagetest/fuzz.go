@@ -1,0 +1,177 @@
+package imagetest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/formats/image"
+)
+
+// The fuzz targets take a compact description of a sparse file rather than
+// the file itself, so that seeds of real VHD/VHDX files (megabytes, mostly
+// zeros) stay a few kilobytes and mutations land on structures:
+//
+//	u32 LE  bytes of zeros appended after the last segment
+//	then segments: u32 LE offset, u16 LE length, length bytes
+//
+// The file is capped at FuzzMaxFile. With fix set, the target recomputes
+// the checksums the fuzzer cannot (VHD footers and dynamic header, VHDX
+// headers and region tables) so mutations get past them.
+
+const FuzzMaxFile = 64 << 20
+
+// FuzzEncode describes file as fuzz input: its non-zero 64-byte pieces,
+// merged into segments.
+func FuzzEncode(file []byte) []byte {
+	out := binary.LittleEndian.AppendUint32(nil, 0)
+	const g = 64
+	for off := 0; off < len(file); {
+		if image.IsZero(file[off:min(off+g, len(file))]) {
+			off += g
+			continue
+		}
+		end := off
+		for end < len(file) && end-off < 65535-g && !image.IsZero(file[end:min(end+g, len(file))]) {
+			end = min(end+g, len(file))
+		}
+		out = binary.LittleEndian.AppendUint32(out, uint32(off))
+		out = binary.LittleEndian.AppendUint16(out, uint16(end-off))
+		out = append(out, file[off:end]...)
+		off = end
+	}
+	// The file's size: zeros after the last segment.
+	last := 0
+	for i := 4; i+6 <= len(out); {
+		o := int(binary.LittleEndian.Uint32(out[i:]))
+		n := int(binary.LittleEndian.Uint16(out[i+4:]))
+		last = o + n
+		i += 6 + n
+	}
+	binary.LittleEndian.PutUint32(out, uint32(len(file)-last))
+	return out
+}
+
+// FuzzFile writes the file described by data at path (replacing it).
+func FuzzFile(t testing.TB, path string, data []byte) {
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	if len(data) < 4 {
+		return
+	}
+	extra := int64(binary.LittleEndian.Uint32(data))
+	end := int64(0)
+	for i := 4; i+6 <= len(data); {
+		off := int64(binary.LittleEndian.Uint32(data[i:]))
+		n := int(binary.LittleEndian.Uint16(data[i+4:]))
+		seg := data[i+6 : min(i+6+n, len(data))]
+		i += 6 + n
+		if off+int64(len(seg)) > FuzzMaxFile {
+			continue
+		}
+		_, err := f.WriteAt(seg, off)
+		require.NoError(t, err)
+		end = max(end, off+int64(len(seg)))
+	}
+	require.NoError(t, f.Truncate(min(end+extra, FuzzMaxFile)))
+}
+
+// FuzzPatch rewrites the n bytes at off of f through fn, if they exist.
+func FuzzPatch(f *os.File, off int64, n int, fn func(b []byte)) {
+	b := make([]byte, n)
+	if off < 0 {
+		return
+	}
+	if m, _ := f.ReadAt(b, off); m < n {
+		return
+	}
+	fn(b)
+	f.WriteAt(b, off)
+}
+
+// FuzzExercise reads an image the way a converter would, bounded: the
+// extents, and up to 64 KiB at the start, the end and each extent start.
+// Failures must be *image.FormatError.
+func FuzzExercise(t testing.TB, img image.Image) {
+	size := img.Size()
+	require.GreaterOrEqual(t, size, int64(0))
+	buf := make([]byte, 64<<10)
+	read := func(off int64) {
+		if off < 0 || off >= size {
+			return
+		}
+		n, err := img.ReadAt(buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			var fe *image.FormatError
+			require.ErrorAs(t, err, &fe)
+			return
+		}
+		want := min(int64(len(buf)), size-off)
+		require.Equal(t, want, int64(n))
+	}
+	read(0)
+	read(size - int64(len(buf)))
+	read(size - 1)
+	exts, err := img.Extents()
+	if err != nil {
+		var fe *image.FormatError
+		require.ErrorAs(t, err, &fe)
+		return
+	}
+	for i, e := range exts {
+		require.GreaterOrEqual(t, e.Off, int64(0))
+		require.LessOrEqual(t, e.Off+e.Len, size)
+		if i < 8 {
+			read(e.Off)
+		}
+	}
+}
+
+func FuzzOpenErr(t testing.TB, err error) {
+	if errors.Is(err, image.ErrUnsupported) {
+		return
+	}
+	var fe *image.FormatError
+	require.ErrorAs(t, err, &fe)
+}
+
+// FuzzSeedSource is a small disk for seeds: 3 MiB + 512 with data in
+// its first block, across a block boundary and at the end.
+func FuzzSeedSource(t testing.TB, dir string) *image.RawFile {
+	p := filepath.Join(dir, "seed.raw")
+	f, err := os.Create(p)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(3<<20+512))
+	for _, off := range []int64{0, 1<<20 - 3, 2<<20 - 10, 3<<20 + 500} {
+		_, err := f.WriteAt([]byte("kiln fuzz seed"), off)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	return OpenRaw(t, p)
+}
+
+func FuzzSeed(t testing.TB, dir string, src image.Source, o image.Options,
+	write func(context.Context, *os.File, image.Source, image.Options) error) []byte {
+	p := filepath.Join(dir, "seed.out")
+	WriteFile(t, p, src, o, write)
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return FuzzEncode(b)
+}
+
+// FuzzDir is where a fuzzing process keeps its file: in memory
+// (/dev/shm) when possible, which makes runs several times faster.
+func FuzzDir(f *testing.F) string {
+	if d, err := os.MkdirTemp("/dev/shm", "kiln-vhd-fuzz-"); err == nil {
+		f.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return f.TempDir()
+}
