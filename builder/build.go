@@ -152,7 +152,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		note, err := st.run(ctx, s)
 		if err != nil {
 			end("failed")
-			return nil, s.failed(fmt.Errorf("stage %s: %w", st.name, err))
+			return nil, fmt.Errorf("stage %s: %w", st.name, s.failed(err)) // failed fills in a test failure's logs first
 		}
 		if s.published == "" { // after publish, the manifest on disk is final
 			s.m.Stages = append(s.m.Stages, manifest.StageTiming{Stage: st.name, Seconds: time.Since(s.stageStart).Seconds()})
