@@ -2,8 +2,10 @@ package builder
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/kiln-build/kiln/manifest"
@@ -23,7 +25,7 @@ import (
 func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) (*manifest.Inputs, error) {
 	img := r.Image
 	in := &manifest.Inputs{
-		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: r.Variables,
+		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: inputVariables(r),
 		Components: r.ComponentDigest(),
 		Base: manifest.BaseInputs{Type: string(img.Base.Type), Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
 			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
@@ -57,6 +59,23 @@ func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) 
 		in.Files[filepath.ToSlash(path)] = hex.EncodeToString(sum[:])
 	}
 	return in, nil
+}
+
+// inputVariables are the variables as the inputs digest covers them: a
+// sensitive value as a keyed hash (HMAC-SHA256 keyed with the recipe's
+// digest), so that changing it changes the digest without recording it.
+func inputVariables(r *recipes.Recipe) map[string]any {
+	out := r.PublicVariables()
+	for name := range r.Sensitive {
+		text, err := json.Marshal(r.Variables[name])
+		if err != nil {
+			continue
+		}
+		mac := hmac.New(sha256.New, []byte("kiln-sensitive-variable\x00"+r.SHA256+"\x00"+name))
+		mac.Write(text)
+		out[name] = recipes.Redacted + " hmac-sha256:" + hex.EncodeToString(mac.Sum(nil))
+	}
+	return out
 }
 
 // debianPackages is what the base stage installs on top of the variant,

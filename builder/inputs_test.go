@@ -138,3 +138,21 @@ func TestCheckUpToDate(t *testing.T) {
 }
 
 func itoa(n int) string { return string(rune('0' + n)) }
+
+// A sensitive variable changes the inputs digest, but its value is not in
+// the inputs (which the manifest records).
+func TestInputsSensitiveVariableIsKeyedHash(t *testing.T) {
+	r := &recipes.Recipe{SHA256: "abc", Variables: map[string]any{"password": "hunter2", "suite": "trixie"},
+		Sensitive: map[string]bool{"password": true}}
+	in, err := RecipeInputs(r, "1.0", "file:///m", "r")
+	require.NoError(t, err)
+	data, err := json.Marshal(in)
+	require.NoError(t, err)
+	require.NotContains(t, string(data), "hunter2")
+	require.Equal(t, "trixie", in.Variables["suite"])
+	require.Contains(t, in.Variables["password"], recipes.Redacted)
+	r.Variables["password"] = "hunter3"
+	in2, err := RecipeInputs(r, "1.0", "file:///m", "r")
+	require.NoError(t, err)
+	require.NotEqual(t, in.Digest(), in2.Digest(), "changing a sensitive value changes the digest")
+}

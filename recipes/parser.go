@@ -119,6 +119,14 @@ func Parse(filename string, src []byte, opts LoadOptions) (r *Recipe, files *Fil
 	values, vd := resolveVariables(vars, opts, files)
 	diags = append(diags, vd...)
 	r.Variables = goValues(values)
+	for _, v := range vars {
+		if v.Sensitive {
+			if r.Sensitive == nil {
+				r.Sensitive = map[string]bool{}
+			}
+			r.Sensitive[v.Name] = true
+		}
+	}
 
 	// 3. The image, with var in scope.
 	d := &decoder{ctx: evalContext(values), dir: dir, files: files, builtin: opts.Library, pathsRange: pathsRange}

@@ -59,7 +59,29 @@ type Recipe struct {
 	// numbers), []any (lists, tuples and sets), map[string]any (maps and
 	// objects), and nil for null.
 	Variables map[string]any
+	// Sensitive names the variables declared with sensitive = true. Their
+	// values are in Variables (the build needs them) but must never be
+	// shown or recorded: use PublicVariables for anything a person or a
+	// file sees.
+	Sensitive map[string]bool
 	Image     Image
+}
+
+// Redacted stands for a sensitive variable's value wherever Kiln shows or
+// records one (manifest, logs, --json).
+const Redacted = "(sensitive)"
+
+// PublicVariables is Variables with every sensitive value replaced by
+// Redacted: what the manifest, the logs and --json may show.
+func (r *Recipe) PublicVariables() map[string]any {
+	out := make(map[string]any, len(r.Variables))
+	for k, v := range r.Variables {
+		if r.Sensitive[k] {
+			v = Redacted
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Image is the recipe's image block.

@@ -18,7 +18,7 @@ import (
 
 // variableBlockSchema is a variable block: an input of the recipe.
 var variableBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "default"}, {Name: "type"}, {Name: "description"}},
+	Attributes: []hcl.AttributeSchema{{Name: "default"}, {Name: "type"}, {Name: "description"}, {Name: "sensitive"}},
 }
 
 // envPrefix is the prefix of the environment variables that set recipe
@@ -35,6 +35,8 @@ type variableBlock struct {
 	typed bool
 	// Default is cty.NilVal when there is no default (the variable is required).
 	Default cty.Value
+	// Sensitive is sensitive = true: the value is never shown or recorded.
+	Sensitive bool
 
 	def, nameRange hcl.Range
 }
@@ -67,6 +69,18 @@ func decodeVariableBlock(block *hcl.Block) (*variableBlock, hcl.Diagnostics) {
 		s, _, d := (&decoder{}).str(attr, arg{"description", `"Debian suite to bootstrap"`, false})
 		diags = append(diags, d...)
 		v.Description = s
+	}
+	if attr := content.Attributes["sensitive"]; attr != nil {
+		val, d := attr.Expr.Value(nil)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if b, err := convert.Convert(val, cty.Bool); err != nil || b.IsNull() || !b.IsKnown() {
+				diags = append(diags, errorDiag(attr.Expr.Range(), "Invalid sensitive value",
+					fmt.Sprintf("sensitive is true or false, without quotes: sensitive = true hides var.%s's value from the manifest, the logs and --json.", v.Name)))
+			} else {
+				v.Sensitive = b.True()
+			}
+		}
 	}
 	if attr := content.Attributes["default"]; attr != nil {
 		val, d := attr.Expr.Value(nil)

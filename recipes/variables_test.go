@@ -239,3 +239,23 @@ func TestHugeNumbers(t *testing.T) {
 		"<value for var.s>: Number out of range",
 	}, got)
 }
+
+// A sensitive variable's value is in Variables (the build uses it) and
+// redacted in PublicVariables (what the manifest, logs and --json see).
+func TestSensitiveVariables(t *testing.T) {
+	src := `variable "password" {
+  sensitive = true
+  default   = "hunter2"
+}
+variable "suite" { default = "trixie" }
+image "s" {
+  version = "1.0.0"
+  base "debian" { suite = var.suite }
+}
+`
+	r, _, diags := Parse(filepath.Join(t.TempDir(), "r.hcl"), []byte(src), LoadOptions{Library: testLibrary, Vars: []string{"password=s3cret"}})
+	require.Empty(t, diags, "%s", diags)
+	require.Equal(t, "s3cret", r.Variables["password"])
+	require.Equal(t, map[string]bool{"password": true}, r.Sensitive)
+	require.Equal(t, map[string]any{"password": Redacted, "suite": "trixie"}, r.PublicVariables())
+}

@@ -36,7 +36,12 @@ variable "self" {
 
 variable "9lives" { # ERROR: Invalid variable name
   default = "x"
-  sensitive = true # ERROR: Unsupported argument
+  secret  = true # ERROR: Unsupported argument
+}
+
+variable "password" {
+  default   = "x"
+  sensitive = "yes please" # ERROR: Invalid sensitive value
 }
 
 image "variables" {
