@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path"
@@ -22,6 +21,7 @@ import (
 	"github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // ImageBase is a base "image": a build from the catalog under Root.

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 const bootUUID = "0b0e0b0e-1111-4222-8333-444455556666"

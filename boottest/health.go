@@ -2,11 +2,11 @@ package boottest
 
 import (
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // checkFinished is the one check no recipe can skip: without it no other

@@ -2,13 +2,13 @@ package boottest
 
 import (
 	"encoding/xml"
-	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )

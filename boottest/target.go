@@ -3,9 +3,6 @@ package boottest
 import (
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/components"
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,11 +11,14 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/parttype"
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/semver"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Target is an image to boot outside a build (kiln test, kiln run): a disk

@@ -2,13 +2,13 @@ package boottest
 
 import (
 	"context"
-	"github.com/kiln-build/kiln/platform"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

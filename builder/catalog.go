@@ -2,13 +2,13 @@ package builder
 
 import (
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"path/filepath"
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/semver"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
 

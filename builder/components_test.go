@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/kiln-build/kiln/manifest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )

@@ -2,8 +2,6 @@ package builder
 
 import (
 	"fmt"
-	"github.com/kiln-build/kiln/internal/parttype"
-	"github.com/kiln-build/kiln/platform"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +10,8 @@ import (
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
 )
 

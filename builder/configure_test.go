@@ -1,12 +1,12 @@
 package builder
 
 import (
-	"github.com/kiln-build/kiln/platform"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/kiln-build/kiln/disk"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/kiln-build/kiln/components"
-	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )

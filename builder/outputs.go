@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/formats"
 	kimage "github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
 

@@ -3,7 +3,6 @@ package builder
 import (
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
 

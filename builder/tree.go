@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // StepError reports a failed build step.

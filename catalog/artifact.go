@@ -13,7 +13,6 @@ package catalog
 import (
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/flock"
 )
 

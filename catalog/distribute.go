@@ -3,7 +3,6 @@ package catalog
 import (
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // Distribute copies the build e to the catalog under dest, keeping its

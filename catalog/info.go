@@ -2,11 +2,11 @@ package catalog
 
 import (
 	"errors"
-	"github.com/kiln-build/kiln/manifest"
 	"os"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/units"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // Visibilities of a build: who may use it (the seeds' launch permissions).

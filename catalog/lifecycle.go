@@ -2,9 +2,10 @@ package catalog
 
 import (
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"sort"
 	"time"
+
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // Action is one step of a prune: deprecate or delete one build.

@@ -2,7 +2,6 @@ package disk
 
 import (
 	"context"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

@@ -3,7 +3,6 @@ package disk
 import (
 	"context"
 	"encoding/json"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // sfdiskView is what `sfdisk --json` says about a disk, the judge of Inspect.

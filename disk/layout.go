@@ -2,10 +2,11 @@ package disk
 
 import (
 	"fmt"
-	"github.com/kiln-build/kiln/internal/parttype"
-	"github.com/kiln-build/kiln/platform"
 	"strconv"
 	"strings"
+
+	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Partition is one planned partition. Offsets and sizes are bytes.

@@ -1,10 +1,10 @@
 package disk
 
 import (
-	"github.com/kiln-build/kiln/internal/parttype"
-	"github.com/kiln-build/kiln/platform"
 	"testing"
 
+	"github.com/kiln-build/kiln/internal/parttype"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path"
@@ -23,6 +22,7 @@ import (
 	"github.com/kiln-build/kiln/internal/fat32"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Mke2fsCmd is the mke2fs binary; tests may point it elsewhere.

@@ -5,11 +5,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 
 	"github.com/kiln-build/kiln/disk"
+	"github.com/kiln-build/kiln/platform"
 )
 
 func main() {

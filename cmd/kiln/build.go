@@ -5,15 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/kiln-build/kiln/boottest"
-	krun "github.com/kiln-build/kiln/internal/run"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/kiln-build/kiln/boottest"
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/progress"
+	krun "github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/recipes"
 )
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Bases chain: debian-minimal is built, examples/image-base.hcl builds a

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/kiln-build/kiln/boottest"
-	"github.com/kiln-build/kiln/components"
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"github.com/kiln-build/kiln/manifest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/stretchr/testify/require"
 )
 

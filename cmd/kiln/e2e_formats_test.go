@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"github.com/kiln-build/kiln/boottest"
-	"github.com/kiln-build/kiln/components"
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -15,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

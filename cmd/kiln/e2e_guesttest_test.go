@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"encoding/xml"
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

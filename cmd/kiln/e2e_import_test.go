@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // A disk made by hand, not by Kiln: a Debian tree (the bootstrapped base,

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/kiln-build/kiln/manifest"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 const imagesUsage = `kiln images <subcommand> [flags] [arguments]

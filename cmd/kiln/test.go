@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/boottest"
-	"github.com/kiln-build/kiln/components"
-	krun "github.com/kiln-build/kiln/internal/run"
-	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/components"
+	krun "github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"golang.org/x/term"
 )
 

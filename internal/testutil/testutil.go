@@ -5,11 +5,12 @@
 package testutil
 
 import (
-	"github.com/kiln-build/kiln/internal/run"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/run"
 )
 
 // Strict reports whether missing tools must fail tests instead of skipping them.
