@@ -13,6 +13,17 @@ func TestQuote(t *testing.T) {
 	require.Equal(t, `mke2fs -d /tmp/a 'with space' 'it'\''s' ''`, Quote([]string{"mke2fs", "-d", "/tmp/a", "with space", "it's", ""}))
 }
 
+// QuoteArg survives a real shell, whatever the string holds: generated
+// scripts quote paths, names and package lists with it.
+func TestQuoteArgRoundTripsThroughSh(t *testing.T) {
+	for _, s := range []string{"", "plain", "/etc/a-b_c.d", "root:www-data", "it's", `"double" $HOME $(id) ` + "`id`",
+		"a\nb", "'''", `\`, "-rf /", "*", "~", "a=b;c", "#x"} {
+		out, err := Output(context.Background(), Cmd{Args: []string{"/bin/sh", "-c", "printf %s " + QuoteArg(s)}})
+		require.NoError(t, err, s)
+		require.Equal(t, s, string(out))
+	}
+}
+
 func TestErrorCarriesCommandAndStderr(t *testing.T) {
 	err := Run(context.Background(), Cmd{Args: []string{"sh", "-c", "echo first >&2; echo 'bad thing' >&2; exit 3"}})
 	var e *Error
