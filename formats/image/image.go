@@ -3,7 +3,7 @@
 // Options, the errors readers return (FormatError, ErrUnsupported), raw
 // files (OpenRaw), and the helpers that walk or hash a virtual disk
 // (ForEachBlock, VirtualSHA256) or read a file's structures (ReadFull,
-// OpenFile).
+// ReadPieces, OpenFile).
 //
 // It knows no format: the formats live in their own packages (qcow2, vmdk,
 // vhd, vhdx, ova) and the registry that names them in package formats.
@@ -78,6 +78,35 @@ func ReadFull(r io.ReaderAt, p []byte, off int64, format, what string) error {
 		return &FormatError{Format: format, Msg: fmt.Sprintf("%s (%d bytes at %d) lies beyond the end of the file (truncated?)", what, len(p), off)}
 	}
 	return err
+}
+
+// ReadPieces is the ReadAt of a virtual disk of size bytes stored in pieces
+// of piece bytes (clusters, grains, blocks). It refuses a negative offset
+// with a *FormatError of format, reads nothing at or past the end, cuts p
+// at the end (and then reports io.EOF), and fills the rest piece by piece
+// with read(b, i, in): b is the part of p that lies in piece i, from its
+// byte in.
+func ReadPieces(p []byte, off, size, piece int64, format string, read func(b []byte, i, in int64) error) (int, error) {
+	if off < 0 {
+		return 0, Errorf(format, "negative offset %d", off)
+	}
+	if off >= size {
+		return 0, io.EOF
+	}
+	n, eof := len(p), error(nil)
+	if int64(n) > size-off {
+		n, eof = int(size-off), io.EOF
+	}
+	for done := 0; done < n; {
+		pos := off + int64(done)
+		in := pos % piece
+		m := int(min(int64(n-done), piece-in))
+		if err := read(p[done:done+m], pos/piece, in); err != nil {
+			return done, err
+		}
+		done += m
+	}
+	return n, eof
 }
 
 // OpenFile opens the file at path and hands it and its size to open. The

@@ -1,6 +1,9 @@
 package image
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,4 +30,43 @@ func TestForEachBlockVisitsOnlyData(t *testing.T) {
 		return nil
 	}))
 	require.Equal(t, []int64{0, 64<<20 - 65536}, offs)
+}
+
+// ReadPieces splits a read at piece boundaries, cuts it at the end with
+// io.EOF, and refuses a negative offset as malformed input.
+func TestReadPieces(t *testing.T) {
+	disk := []byte("0123456789") // pieces of 4: "0123" "4567" "89"
+	var calls []string
+	read := func(b []byte, i, in int64) error {
+		calls = append(calls, fmt.Sprint(i, in, len(b)))
+		copy(b, disk[i*4+in:])
+		return nil
+	}
+	p := make([]byte, 8)
+	n, err := ReadPieces(p, 3, 10, 4, "test", read)
+	require.ErrorIs(t, err, io.EOF)
+	require.Equal(t, 7, n)
+	require.Equal(t, "3456789", string(p[:n]))
+	require.Equal(t, []string{"0 3 1", "1 0 4", "2 0 2"}, calls)
+
+	n, err = ReadPieces(p[:2], 4, 10, 4, "test", read)
+	require.NoError(t, err)
+	require.Equal(t, "45", string(p[:n]))
+	n, err = ReadPieces(p, 10, 10, 4, "test", read)
+	require.Equal(t, 0, n)
+	require.ErrorIs(t, err, io.EOF)
+	_, err = ReadPieces(p, -1, 10, 4, "test", read)
+	var fe *FormatError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "test", fe.Format)
+
+	boom := errors.New("boom")
+	n, err = ReadPieces(p, 0, 10, 4, "test", func(b []byte, i, in int64) error {
+		if i == 1 {
+			return boom
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, 4, n, "the bytes read before the failing piece")
 }

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/formats/internal/blocks"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
@@ -247,26 +247,7 @@ func (q *qcow2Image) entry(e uint64, g int64) (kind int, host, n int64, err erro
 
 // ReadAt reads the virtual disk.
 func (q *qcow2Image) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("qcow2: negative offset")
-	}
-	if off >= q.size {
-		return 0, io.EOF
-	}
-	n, eof := len(p), error(nil)
-	if int64(n) > q.size-off {
-		n, eof = int(q.size-off), io.EOF
-	}
-	for done := 0; done < n; {
-		pos := off + int64(done)
-		in := pos & (q.csize - 1)
-		m := int(min(int64(n-done), q.csize-in))
-		if err := q.readCluster(p[done:done+m], pos>>q.cbits, in); err != nil {
-			return done, err
-		}
-		done += m
-	}
-	return n, eof
+	return image.ReadPieces(p, off, q.size, q.csize, "qcow2", q.readCluster)
 }
 
 // readCluster fills b from guest cluster g at offset in.
@@ -353,12 +334,7 @@ func (q *qcow2Image) Extents() ([]sparse.Extent, error) {
 			if kind == qcow2Zero {
 				continue
 			}
-			n := min(q.csize, q.size-start)
-			if k := len(out) - 1; k >= 0 && out[k].Off+out[k].Len == start {
-				out[k].Len += n
-			} else {
-				out = append(out, sparse.Extent{Off: start, Len: n})
-			}
+			out = blocks.MergeExtent(out, start, min(q.csize, q.size-start))
 		}
 	}
 	return out, nil

@@ -477,49 +477,22 @@ func (v *vhdImage) Extents() ([]sparse.Extent, error) {
 }
 
 func (v *vhdImage) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, vhdErr("negative offset %d", off)
+	if !v.dynamic {
+		return image.ReadPieces(p, off, v.size, v.size, "vhd", func(b []byte, _, in int64) error {
+			return image.ReadFull(v.f, b, in, "vhd", "disk data")
+		})
 	}
-	if off >= v.size {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if int64(want) > v.size-off {
-		p = p[:v.size-off]
-	}
-	var err error
-	if v.dynamic {
-		err = v.readDynamic(p, off)
-	} else {
-		err = image.ReadFull(v.f, p, off, "vhd", "disk data")
-	}
-	if err != nil {
-		return 0, err
-	}
-	if len(p) < want {
-		return len(p), io.EOF
-	}
-	return len(p), nil
-}
-
-func (v *vhdImage) readDynamic(p []byte, off int64) error {
-	for len(p) > 0 {
-		blk := off / v.blockSize
-		in := off % v.blockSize
-		n := min(int64(len(p)), v.blockSize-in)
+	return image.ReadPieces(p, off, v.size, v.blockSize, "vhd", func(b []byte, blk, in int64) error {
 		e, err := v.bat.Get(blk)
 		if err != nil {
 			return err
 		}
 		if e == vhdNoBlock {
-			clear(p[:n])
-		} else if err := v.readBlock(p[:n], int64(e)*vhdSector, in); err != nil {
-			return err
+			clear(b)
+			return nil
 		}
-		p = p[n:]
-		off += n
-	}
-	return nil
+		return v.readBlock(b, int64(e)*vhdSector, in)
+	})
 }
 
 // readBlock reads p from offset in of the block whose sector bitmap is at

@@ -706,34 +706,15 @@ func (v *vhdxImage) Extents() ([]sparse.Extent, error) {
 }
 
 func (v *vhdxImage) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, vhdxErr("negative offset %d", off)
-	}
-	if off >= v.g.size {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if int64(want) > v.g.size-off {
-		p = p[:v.g.size-off]
-	}
-	done := 0
-	for done < len(p) {
-		pos := off + int64(done)
-		i, in := pos/v.g.blockSize, pos%v.g.blockSize
-		n := int(min(int64(len(p)-done), v.g.blockSize-in))
+	return image.ReadPieces(p, off, v.g.size, v.g.blockSize, "vhdx", func(b []byte, i, in int64) error {
 		at, err := v.block(i)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if at < 0 {
-			clear(p[done : done+n])
-		} else if err := image.ReadFull(v.f, p[done:done+n], at+in, "vhdx", "payload block"); err != nil {
-			return 0, err
+			clear(b)
+			return nil
 		}
-		done += n
-	}
-	if len(p) < want {
-		return len(p), io.EOF
-	}
-	return len(p), nil
+		return image.ReadFull(v.f, b, at+in, "vhdx", "payload block")
+	})
 }

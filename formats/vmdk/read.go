@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/formats/internal/blocks"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
@@ -373,12 +374,7 @@ func (v *Disk) Extents() ([]sparse.Extent, error) {
 			if off >= v.size {
 				continue
 			}
-			n := min(v.grainBytes, v.size-off)
-			if k := len(out) - 1; k >= 0 && out[k].Off+out[k].Len == off {
-				out[k].Len += n
-			} else {
-				out = append(out, sparse.Extent{Off: off, Len: n})
-			}
+			out = blocks.MergeExtent(out, off, min(v.grainBytes, v.size-off))
 		}
 	}
 	return out, nil
@@ -386,31 +382,7 @@ func (v *Disk) Extents() ([]sparse.Extent, error) {
 
 // ReadAt reads the virtual disk; unallocated grains read as zeros.
 func (v *Disk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, vmdkErr("negative offset %d", off)
-	}
-	if off >= v.size {
-		return 0, io.EOF
-	}
-	want := len(p)
-	if int64(want) > v.size-off {
-		p = p[:v.size-off]
-	}
-	done := 0
-	for done < len(p) {
-		pos := off + int64(done)
-		g := pos / v.grainBytes
-		in := pos % v.grainBytes
-		n := int(min(int64(len(p)-done), v.grainBytes-in))
-		if err := v.readGrain(p[done:done+n], g, in); err != nil {
-			return done, err
-		}
-		done += n
-	}
-	if done < want {
-		return done, io.EOF
-	}
-	return done, nil
+	return image.ReadPieces(p, off, v.size, v.grainBytes, "vmdk", v.readGrain)
 }
 
 // readGrain fills p from grain g starting at byte in of the grain.

@@ -2,9 +2,10 @@
 // a pipelined walk over the non-zero blocks of a source (EachBlockAsync),
 // writing a block while leaving its zero granules as holes (WriteRuns), a
 // content digest for deterministic identifiers (ContentHash), and an
-// on-demand reader of a block allocation table (Table).
+// on-demand reader of a block allocation table (Table). Every reader lists
+// its extents with MergeExtent.
 //
-// It does not know either file layout; that stays in vhd and vhdx.
+// It knows no file layout; that stays in each format's package.
 package blocks
 
 import (
