@@ -3,7 +3,7 @@
 // Options, the errors readers return (FormatError, ErrUnsupported), raw
 // files (OpenRaw), and the helpers that walk or hash a virtual disk
 // (ForEachBlock, VirtualSHA256) or read a file's structures (ReadFull,
-// ReadPieces, OpenFile).
+// ReadPieces, Open, OpenFile, WithFile).
 //
 // It knows no format: the formats live in their own packages (qcow2, vmdk,
 // vhd, vhdx, ova) and the registry that names them in package formats.
@@ -112,38 +112,41 @@ func ReadPieces(p []byte, off, size, piece int64, format string, read func(b []b
 // OpenFile opens the file at path and hands it and its size to open. The
 // file is closed again if open fails; otherwise it belongs to the result.
 func OpenFile[T any](path string, open func(f *os.File, size int64) (T, error)) (T, error) {
-	var zero T
-	f, err := os.Open(path)
-	if err != nil {
-		return zero, err
-	}
-	v, err := func() (T, error) {
-		fi, err := f.Stat()
-		if err != nil {
-			return zero, err
-		}
-		return open(f, fi.Size())
-	}()
-	if err != nil {
-		f.Close()
-	}
-	return v, err
+	return withFile(path, open, true)
 }
 
 // WithFile opens the file at path, hands it and its size to fn and closes
 // it again: for checks that read a file and keep nothing open.
 func WithFile[T any](path string, fn func(f *os.File, size int64) (T, error)) (T, error) {
-	var zero T
+	return withFile(path, fn, false)
+}
+
+// Open opens the file at path as an Image with open (a format's reader,
+// whose image closes the file). It returns a nil Image on failure.
+func Open[T Image](path string, open func(f *os.File, size int64) (T, error)) (Image, error) {
+	img, err := OpenFile(path, open)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// withFile opens path, hands the file and its size to fn, and closes the
+// file unless keep is set and fn succeeded.
+func withFile[T any](path string, fn func(f *os.File, size int64) (T, error), keep bool) (T, error) {
+	var v T
 	f, err := os.Open(path)
 	if err != nil {
-		return zero, err
+		return v, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil {
-		return zero, err
+	if err == nil {
+		v, err = fn(f, fi.Size())
 	}
-	return fn(f, fi.Size())
+	if err != nil || !keep {
+		f.Close()
+	}
+	return v, err
 }
 
 // RawFile is a raw image file as a Source and an Image.

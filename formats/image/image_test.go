@@ -70,3 +70,30 @@ func TestReadPieces(t *testing.T) {
 	require.ErrorIs(t, err, boom)
 	require.Equal(t, 4, n, "the bytes read before the failing piece")
 }
+
+// Open returns a nil Image, not a typed nil, when the reader fails, and
+// closes the file; WithFile always closes it.
+func TestOpenClosesOnFailure(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(p, []byte("abc"), 0o644))
+	var kept *os.File
+	img, err := Open(p, func(f *os.File, size int64) (*RawFile, error) {
+		require.Equal(t, int64(3), size)
+		kept = f
+		return nil, Errorf("test", "bad")
+	})
+	require.Error(t, err)
+	require.Nil(t, img)
+	require.ErrorIs(t, kept.Close(), os.ErrClosed)
+
+	n, err := WithFile(p, func(f *os.File, size int64) (int64, error) { kept = f; return size, nil })
+	require.NoError(t, err)
+	require.Equal(t, int64(3), n)
+	require.ErrorIs(t, kept.Close(), os.ErrClosed)
+
+	img, err = Open(p, func(f *os.File, size int64) (*RawFile, error) { return &RawFile{f: f, size: size}, nil })
+	require.NoError(t, err)
+	require.NoError(t, img.Close(), "the image owns the open file")
+	_, err = Open(filepath.Join(t.TempDir(), "missing"), func(f *os.File, size int64) (*RawFile, error) { return nil, nil })
+	require.ErrorIs(t, err, os.ErrNotExist)
+}

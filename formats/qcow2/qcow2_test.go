@@ -408,7 +408,7 @@ func qcow2SmallImage(t testing.TB, dir string, seed uint64, compress bool) []byt
 // qcow2Exercise opens b and reads it all (bounded), as kiln convert would.
 // Every error must be a *image.FormatError or image.ErrUnsupported.
 func qcow2Exercise(b []byte) error {
-	q, err := qcow2Open(bytes.NewReader(b), int64(len(b)))
+	q, err := qcow2Open(bytes.NewReader(b), int64(len(b)), nil)
 	if err != nil {
 		return err
 	}

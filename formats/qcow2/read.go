@@ -50,14 +50,7 @@ type qcow2Image struct {
 
 // Open reads a qcow2 (v2 or v3) file as a virtual disk.
 func Open(path string) (image.Image, error) {
-	return image.OpenFile(path, func(f *os.File, size int64) (image.Image, error) {
-		q, err := qcow2Open(f, size)
-		if err != nil {
-			return nil, err
-		}
-		q.closer = f
-		return q, nil
-	})
+	return image.Open(path, func(f *os.File, size int64) (*qcow2Image, error) { return qcow2Open(f, size, f) })
 }
 
 func qcow2Bad(format string, a ...any) error { return image.Errorf("qcow2", format, a...) }
@@ -66,7 +59,9 @@ func qcow2Unsupported(what string) error {
 	return fmt.Errorf("qcow2: %w: %s", image.ErrUnsupported, what)
 }
 
-func qcow2Open(r io.ReaderAt, fileSize int64) (*qcow2Image, error) {
+// qcow2Open reads the metadata of a qcow2 file held in r (fileSize bytes);
+// the image's Close closes closer, if any.
+func qcow2Open(r io.ReaderAt, fileSize int64, closer io.Closer) (*qcow2Image, error) {
 	be := binary.BigEndian
 	if fileSize < 72 {
 		return nil, qcow2Bad("file too small (%d bytes)", fileSize)
@@ -142,7 +137,7 @@ func qcow2Open(r io.ReaderAt, fileSize int64) (*qcow2Image, error) {
 	case need > 0 && (l1Off%uint64(csize) != 0 || l1Off > uint64(fileSize) || l1Size*8 > uint64(fileSize)-l1Off):
 		return nil, qcow2Bad("L1 table at %d outside the file", l1Off)
 	}
-	q := &qcow2Image{r: r, fileSize: fileSize, cbits: uint(cbits), csize: csize, size: int64(size), zGuest: -1}
+	q := &qcow2Image{r: r, closer: closer, fileSize: fileSize, cbits: uint(cbits), csize: csize, size: int64(size), zGuest: -1}
 	raw := make([]byte, need*8)
 	if err := image.ReadFull(r, raw, int64(l1Off), "qcow2", "L1 table"); err != nil {
 		return nil, err

@@ -349,7 +349,7 @@ func vhdErr(format string, a ...any) error { return image.Errorf("vhd", format, 
 // Open opens a fixed or dynamic VHD. A differencing VHD is image.ErrUnsupported;
 // a malformed file is a *image.FormatError.
 func Open(path string) (image.Image, error) {
-	return image.OpenFile(path, func(f *os.File, size int64) (image.Image, error) { return vhdOpen(f, size) })
+	return image.Open(path, vhdOpen)
 }
 
 // vhdReadFooter finds the footer of f: the one at the end, or, if that one

@@ -470,7 +470,7 @@ type vhdxImage struct {
 // log needs replaying, is image.ErrUnsupported; a malformed file is a
 // *image.FormatError.
 func Open(path string) (image.Image, error) {
-	return image.OpenFile(path, func(f *os.File, size int64) (image.Image, error) { return vhdxOpen(f, size) })
+	return image.Open(path, vhdxOpen)
 }
 
 // vhdxLayout is what vhdxOpen finds in a file.

@@ -61,18 +61,14 @@ type Disk struct {
 // descriptor-only files, delta disks and other createTypes give an error
 // wrapping image.ErrUnsupported; a malformed file gives a *image.FormatError.
 func Open(path string) (image.Image, error) {
-	return image.OpenFile(path, func(f *os.File, size int64) (image.Image, error) {
-		img, err := OpenAt(f, size)
-		if err != nil {
-			return nil, err
-		}
-		img.closer = f
-		return img, nil
-	})
+	return image.Open(path, func(f *os.File, size int64) (*Disk, error) { return openAt(f, size, f) })
 }
 
 // OpenAt reads the metadata of a VMDK held in r (size bytes).
-func OpenAt(r io.ReaderAt, size int64) (*Disk, error) {
+func OpenAt(r io.ReaderAt, size int64) (*Disk, error) { return openAt(r, size, nil) }
+
+// openAt is OpenAt with an image whose Close closes closer, if any.
+func openAt(r io.ReaderAt, size int64, closer io.Closer) (*Disk, error) {
 	first := make([]byte, Sector)
 	n, err := r.ReadAt(first, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -89,7 +85,7 @@ func OpenAt(r io.ReaderAt, size int64) (*Disk, error) {
 	if err := vmdkCheckHeader(&h, size); err != nil {
 		return nil, err
 	}
-	img := &Disk{r: r, fileSize: size, lastGrain: -1, gts: map[uint32][]uint32{}}
+	img := &Disk{r: r, closer: closer, fileSize: size, lastGrain: -1, gts: map[uint32][]uint32{}}
 	desc, err := img.readDescriptor(&h)
 	if err != nil {
 		return nil, err
