@@ -75,23 +75,7 @@ func FuzzOpenVHD(f *testing.F) {
 	f.Add(imagetest.FuzzEncode(vhdTinyDynamic()), true)
 	f.Add(imagetest.FuzzEncode(append(make([]byte, 4096), vhdMakeFooter(vhdTypeFixed, 4096, [16]byte{})...)), true)
 	f.Add([]byte{}, false)
-	// One file per fuzzing process, rewritten by every run: a temporary
-	// directory per run costs more than the run.
-	p := filepath.Join(imagetest.FuzzDir(f), "f.vhd")
-	f.Fuzz(func(t *testing.T, data []byte, fix bool) {
-		imagetest.FuzzFile(t, p, data)
-		if fix {
-			vhdFuzzFixVHD(t, p)
-		}
-		img, err := Open(p)
-		if err != nil {
-			imagetest.FuzzOpenErr(t, err)
-			return
-		}
-		defer img.Close()
-		require.Equal(t, "vhd", img.Format())
-		imagetest.FuzzExercise(t, img)
-	})
+	imagetest.FuzzReader(f, "f.vhd", "vhd", Open, vhdFuzzFixVHD, nil)
 }
 
 // TestVHDFuzzEncode checks the fuzz encoding round-trips a real file.

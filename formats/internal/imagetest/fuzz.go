@@ -166,6 +166,36 @@ func FuzzSeed(t testing.TB, dir string, src image.Source, o image.Options,
 	return FuzzEncode(b)
 }
 
+// FuzzReader is the fuzz loop of a reader: each input describes a file
+// (FuzzFile) that fix, when set and asked for, reseals; open must then
+// fail with a *image.FormatError or image.ErrUnsupported, or give an image
+// of the given format that survives FuzzExercise. check, when set, runs on
+// every file and must not fail. name is the file's name: one file per
+// fuzzing process, rewritten by every run (a temporary directory per run
+// costs more than the run).
+func FuzzReader(f *testing.F, name, format string, open func(string) (image.Image, error),
+	fix func(t *testing.T, path string), check func(path string) ([]string, error)) {
+	p := filepath.Join(FuzzDir(f), name)
+	f.Fuzz(func(t *testing.T, data []byte, resealed bool) {
+		FuzzFile(t, p, data)
+		if resealed && fix != nil {
+			fix(t, p)
+		}
+		img, err := open(p)
+		if err != nil {
+			FuzzOpenErr(t, err)
+		} else {
+			require.Equal(t, format, img.Format())
+			FuzzExercise(t, img)
+			img.Close()
+		}
+		if check != nil {
+			_, err = check(p)
+			require.NoError(t, err)
+		}
+	})
+}
+
 // FuzzDir is where a fuzzing process keeps its file: in memory
 // (/dev/shm) when possible, which makes runs several times faster.
 func FuzzDir(f *testing.F) string {
