@@ -58,36 +58,30 @@ func qcow2Random(rnd *rand.Rand, n int) []byte {
 func qcow2TestSource(t testing.TB, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "src.raw")
-	f, err := os.Create(p)
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, f.Truncate(qcow2TestSize))
 	rnd := rand.New(rand.NewPCG(1, 2))
 	const cl = 64 << 10
-	put := func(off int64, b []byte) {
-		_, err := f.WriteAt(b, off)
-		require.NoError(t, err)
-	}
-	put(0, qcow2Random(rnd, 446))                    // a boot sector
-	put(1<<20+1234, qcow2Random(rnd, 300<<10))       // incompressible, unaligned
-	put(64<<20+7, qcow2Text(rnd, 4<<20))             // compresses well
-	put(200<<20+cl-4, []byte("boundary"))            // across a cluster boundary
-	put(300<<20, bytes.Repeat([]byte("ab\x00c"), 5)) // tiny
-	low := make([]byte, 2<<20)                       // low entropy
-	for i := range low {
-		low[i] = "aaaabbc\x00"[rnd.IntN(8)]
-	}
-	put(310<<20+100, low)
-	put(400<<20, make([]byte, 3<<20)) // explicit zeros: a data extent of zeros
-	put(700<<20, qcow2Text(rnd, 1<<20))
-	for i := range int64(40) { // alternating: raw clusters among compressed ones
-		if i%3 == 0 {
-			put(800<<20+i*cl, qcow2Random(rnd, cl))
-		} else {
-			put(800<<20+i*cl, qcow2Text(rnd, cl))
+	imagetest.Sparse(t, p, qcow2TestSize, func(put func(int64, []byte)) {
+		put(0, qcow2Random(rnd, 446))                    // a boot sector
+		put(1<<20+1234, qcow2Random(rnd, 300<<10))       // incompressible, unaligned
+		put(64<<20+7, qcow2Text(rnd, 4<<20))             // compresses well
+		put(200<<20+cl-4, []byte("boundary"))            // across a cluster boundary
+		put(300<<20, bytes.Repeat([]byte("ab\x00c"), 5)) // tiny
+		low := make([]byte, 2<<20)                       // low entropy
+		for i := range low {
+			low[i] = "aaaabbc\x00"[rnd.IntN(8)]
 		}
-	}
-	put(qcow2TestSize-1000, qcow2Text(rnd, 1000))
+		put(310<<20+100, low)
+		put(400<<20, make([]byte, 3<<20)) // explicit zeros: a data extent of zeros
+		put(700<<20, qcow2Text(rnd, 1<<20))
+		for i := range int64(40) { // alternating: raw clusters among compressed ones
+			if i%3 == 0 {
+				put(800<<20+i*cl, qcow2Random(rnd, cl))
+			} else {
+				put(800<<20+i*cl, qcow2Text(rnd, cl))
+			}
+		}
+		put(qcow2TestSize-1000, qcow2Text(rnd, 1000))
+	})
 	return p
 }
 
@@ -272,31 +266,28 @@ func qcow2SmallSource(t testing.TB, p string, seed uint64, n int, cbits uint) *i
 	rnd := rand.New(rand.NewPCG(seed, 7))
 	cl := 1 << cbits
 	size := int64(n*cl - rnd.IntN(cl/512)*512)
-	f, err := os.Create(p)
-	require.NoError(t, err)
-	require.NoError(t, f.Truncate(size))
-	for i := range n {
-		var b []byte
-		switch rnd.IntN(6) {
-		case 0:
-			continue
-		case 1:
-			b = make([]byte, cl)
-		case 2:
-			b = qcow2Random(rnd, cl)
-		case 3:
-			b = qcow2Random(rnd, 1+rnd.IntN(cl))
-		default:
-			b = qcow2Text(rnd, 1+rnd.IntN(cl))
+	imagetest.Sparse(t, p, size, func(put func(int64, []byte)) {
+		for i := range n {
+			var b []byte
+			switch rnd.IntN(6) {
+			case 0:
+				continue
+			case 1:
+				b = make([]byte, cl)
+			case 2:
+				b = qcow2Random(rnd, cl)
+			case 3:
+				b = qcow2Random(rnd, 1+rnd.IntN(cl))
+			default:
+				b = qcow2Text(rnd, 1+rnd.IntN(cl))
+			}
+			off := int64(i * cl)
+			if off+int64(len(b)) > size {
+				b = b[:size-off]
+			}
+			put(off, b)
 		}
-		off := int64(i * cl)
-		if off+int64(len(b)) > size {
-			b = b[:size-off]
-		}
-		_, err := f.WriteAt(b, off)
-		require.NoError(t, err)
-	}
-	require.NoError(t, f.Close())
+	})
 	return imagetest.OpenRaw(t, p)
 }
 

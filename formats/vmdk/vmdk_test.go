@@ -29,29 +29,23 @@ const vmdkTestSize = 1<<30 + 3*512
 func vmdkTestRaw(t testing.TB, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "src.raw")
-	f, err := os.Create(p)
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, f.Truncate(vmdkTestSize))
 	rng := rand.New(rand.NewSource(1))
 	random := func(n int) []byte {
 		b := make([]byte, n)
 		rng.Read(b)
 		return b
 	}
-	write := func(b []byte, off int64) {
-		_, err := f.WriteAt(b, off)
-		require.NoError(t, err)
-	}
-	write(random(1<<20), 0)                              // incompressible
-	write(testutil.Text(4<<20), 100<<20)                 // compressible
-	write(random(10000), 1000*GrainSize-5000)            // across a grain boundary
-	write(testutil.Text(300000), 32<<20-150000)          // across a grain-table boundary
-	write(make([]byte, 1<<20), 200<<20)                  // explicit zeros: no grains
-	write(append(make([]byte, 4096), 1), 300<<20+12345)  // mostly zero grain
-	write(testutil.Binaries(t, 6<<20), 500<<20)          // real-looking data
-	write(random(vmdkTestSize-(1<<30)), 1<<30)           // the partial grain
-	write([]byte("the end of the first GiB"), 1<<30-100) // last full grain
+	imagetest.Sparse(t, p, vmdkTestSize, func(write func(int64, []byte)) {
+		write(0, random(1<<20))                              // incompressible
+		write(100<<20, testutil.Text(4<<20))                 // compressible
+		write(1000*GrainSize-5000, random(10000))            // across a grain boundary
+		write(32<<20-150000, testutil.Text(300000))          // across a grain-table boundary
+		write(200<<20, make([]byte, 1<<20))                  // explicit zeros: no grains
+		write(300<<20+12345, append(make([]byte, 4096), 1))  // mostly zero grain
+		write(500<<20, testutil.Binaries(t, 6<<20))          // real-looking data
+		write(1<<30, random(vmdkTestSize-(1<<30)))           // the partial grain
+		write(1<<30-100, []byte("the end of the first GiB")) // last full grain
+	})
 	return p
 }
 

@@ -146,14 +146,11 @@ func FuzzOpenErr(t testing.TB, err error) {
 // its first block, across a block boundary and at the end.
 func FuzzSeedSource(t testing.TB, dir string) *image.RawFile {
 	p := filepath.Join(dir, "seed.raw")
-	f, err := os.Create(p)
-	require.NoError(t, err)
-	require.NoError(t, f.Truncate(3<<20+512))
-	for _, off := range []int64{0, 1<<20 - 3, 2<<20 - 10, 3<<20 + 500} {
-		_, err := f.WriteAt([]byte("kiln fuzz seed"), off)
-		require.NoError(t, err)
-	}
-	require.NoError(t, f.Close())
+	Sparse(t, p, 3<<20+512, func(put func(int64, []byte)) {
+		for _, off := range []int64{0, 1<<20 - 3, 2<<20 - 10, 3<<20 + 500} {
+			put(off, []byte("kiln fuzz seed"))
+		}
+	})
 	return OpenRaw(t, p)
 }
 

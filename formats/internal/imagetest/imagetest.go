@@ -32,38 +32,49 @@ import (
 // varies the bytes. It returns the number of data bytes written.
 func Raw(t testing.TB, path string, size int64, seed uint64) int64 {
 	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0x6b696c6e))
+	var data int64
+	Sparse(t, path, size, func(put func(int64, []byte)) {
+		text := func(off, n int64) {
+			if off < 0 || off >= size {
+				return
+			}
+			n = min(n, size-off)
+			b := make([]byte, n)
+			for i := range b {
+				// Text-like bytes with some zero runs, as in real disks.
+				if rng.IntN(64) == 0 {
+					continue
+				}
+				b[i] = byte(' ' + rng.IntN(95))
+			}
+			put(off, b)
+			data += n
+		}
+		text(0, 300<<10)
+		text(4<<20-5000, 12000)
+		text(33<<20+513, 1)
+		put(10<<20, make([]byte, 1<<20)) // explicit zeros
+		text(size/2, 3<<20)
+		text(size/2+7<<20+100, 1<<20)
+		text(size-3000, 3000)
+	})
+	return data
+}
+
+// Sparse writes a sparse file of size bytes at path, with fill's data:
+// put(off, b) writes b at off.
+func Sparse(t testing.TB, path string, size int64, fill func(put func(off int64, b []byte))) {
+	t.Helper()
 	f, err := os.Create(path)
 	require.NoError(t, err)
 	defer f.Close()
 	require.NoError(t, f.Truncate(size))
-	rng := rand.New(rand.NewPCG(seed, 0x6b696c6e))
-	var data int64
-	put := func(off, n int64) {
-		if off < 0 || off >= size {
-			return
-		}
-		n = min(n, size-off)
-		b := make([]byte, n)
-		for i := range b {
-			// Text-like bytes with some zero runs, as in real disks.
-			if rng.IntN(64) == 0 {
-				continue
-			}
-			b[i] = byte(' ' + rng.IntN(95))
-		}
+	fill(func(off int64, b []byte) {
 		_, err := f.WriteAt(b, off)
 		require.NoError(t, err)
-		data += n
-	}
-	put(0, 300<<10)
-	put(4<<20-5000, 12000)
-	put(33<<20+513, 1)
-	_, err = f.WriteAt(make([]byte, 1<<20), 10<<20) // explicit zeros
-	require.NoError(t, err)
-	put(size/2, 3<<20)
-	put(size/2+7<<20+100, 1<<20)
-	put(size-3000, 3000)
-	return data
+	})
+	require.NoError(t, f.Close())
 }
 
 // Qemu runs qemu-img and returns its output and exit code.
@@ -288,12 +299,9 @@ func HasProblem(t testing.TB, problems []string, want string) {
 // the given offsets.
 func RawWith(t testing.TB, path string, size int64, data map[int64][]byte) {
 	t.Helper()
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, f.Truncate(size))
-	for off, b := range data {
-		_, err := f.WriteAt(b, off)
-		require.NoError(t, err)
-	}
+	Sparse(t, path, size, func(put func(int64, []byte)) {
+		for off, b := range data {
+			put(off, b)
+		}
+	})
 }
