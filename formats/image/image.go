@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/kiln-build/kiln/internal/sparse"
 )
@@ -107,6 +108,35 @@ func ReadPieces(p []byte, off, size, piece int64, format string, read func(b []b
 		done += m
 	}
 	return n, eof
+}
+
+// LastPiece holds the last piece (a compressed cluster or grain) a reader
+// inflated, so that reading a piece in small parts inflates it once. The
+// zero value is empty; the pieces it holds are shared and never modified.
+type LastPiece struct {
+	mu   sync.Mutex
+	i    int64
+	data []byte
+}
+
+// Get returns piece i: the one held, or else what load returns, which is
+// then held instead.
+func (c *LastPiece) Get(i int64, load func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	if c.data != nil && c.i == i {
+		data := c.data
+		c.mu.Unlock()
+		return data, nil
+	}
+	c.mu.Unlock()
+	data, err := load()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.i, c.data = i, data
+	c.mu.Unlock()
+	return data, nil
 }
 
 // OpenFile opens the file at path and hands it and its size to open. The

@@ -97,3 +97,28 @@ func TestOpenClosesOnFailure(t *testing.T) {
 	_, err = Open(filepath.Join(t.TempDir(), "missing"), func(f *os.File, size int64) (*RawFile, error) { return nil, nil })
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+// LastPiece inflates a piece once while it is the last one read, and keeps
+// nothing a failed load returned.
+func TestLastPiece(t *testing.T) {
+	var c LastPiece
+	loads := 0
+	load := func(s string) func() ([]byte, error) {
+		return func() ([]byte, error) { loads++; return []byte(s), nil }
+	}
+	for range 3 {
+		b, err := c.Get(0, load("zero"))
+		require.NoError(t, err)
+		require.Equal(t, "zero", string(b))
+	}
+	require.Equal(t, 1, loads)
+	b, err := c.Get(7, load("seven"))
+	require.NoError(t, err)
+	require.Equal(t, "seven", string(b))
+	_, err = c.Get(8, func() ([]byte, error) { return nil, errors.New("bad") })
+	require.Error(t, err)
+	b, err = c.Get(7, load("again"))
+	require.NoError(t, err)
+	require.Equal(t, "seven", string(b), "a failed load keeps the piece held")
+	require.Equal(t, 2, loads)
+}

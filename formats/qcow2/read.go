@@ -43,9 +43,8 @@ type qcow2Image struct {
 		off int64
 		tab []byte
 	}
-	l2Next int
-	zGuest int64  // guest cluster held decompressed in zData
-	zData  []byte // never modified once cached
+	l2Next   int
+	inflated image.LastPiece // the compressed guest cluster read last
 }
 
 // Open reads a qcow2 (v2 or v3) file as a virtual disk.
@@ -137,7 +136,7 @@ func qcow2Open(r io.ReaderAt, fileSize int64, closer io.Closer) (*qcow2Image, er
 	case need > 0 && (l1Off%uint64(csize) != 0 || l1Off > uint64(fileSize) || l1Size*8 > uint64(fileSize)-l1Off):
 		return nil, qcow2Bad("L1 table at %d outside the file", l1Off)
 	}
-	q := &qcow2Image{r: r, closer: closer, fileSize: fileSize, cbits: uint(cbits), csize: csize, size: int64(size), zGuest: -1}
+	q := &qcow2Image{r: r, closer: closer, fileSize: fileSize, cbits: uint(cbits), csize: csize, size: int64(size)}
 	raw := make([]byte, need*8)
 	if err := image.ReadFull(r, raw, int64(l1Off), "qcow2", "L1 table"); err != nil {
 		return nil, err
@@ -273,33 +272,25 @@ var qcow2Inflaters sync.Pool
 
 // inflate returns guest cluster g, stored compressed in n bytes at off.
 func (q *qcow2Image) inflate(g, off, n int64) ([]byte, error) {
-	q.mu.Lock()
-	if q.zGuest == g {
-		data := q.zData
-		q.mu.Unlock()
+	return q.inflated.Get(g, func() ([]byte, error) {
+		in := make([]byte, n)
+		if err := image.ReadFull(q.r, in, off, "qcow2", "compressed cluster"); err != nil {
+			return nil, err
+		}
+		src := bytes.NewReader(in)
+		zr, _ := qcow2Inflaters.Get().(io.ReadCloser)
+		if zr == nil {
+			zr = flate.NewReader(src)
+		} else if err := zr.(flate.Resetter).Reset(src, nil); err != nil {
+			return nil, err
+		}
+		data := make([]byte, q.csize)
+		if _, err := io.ReadFull(zr, data); err != nil {
+			return nil, qcow2Bad("guest cluster %d: compressed data at %d: %v", g, off, err)
+		}
+		qcow2Inflaters.Put(zr)
 		return data, nil
-	}
-	q.mu.Unlock()
-	in := make([]byte, n)
-	if err := image.ReadFull(q.r, in, off, "qcow2", "compressed cluster"); err != nil {
-		return nil, err
-	}
-	src := bytes.NewReader(in)
-	zr, _ := qcow2Inflaters.Get().(io.ReadCloser)
-	if zr == nil {
-		zr = flate.NewReader(src)
-	} else if err := zr.(flate.Resetter).Reset(src, nil); err != nil {
-		return nil, err
-	}
-	data := make([]byte, q.csize)
-	if _, err := io.ReadFull(zr, data); err != nil {
-		return nil, qcow2Bad("guest cluster %d: compressed data at %d: %v", g, off, err)
-	}
-	qcow2Inflaters.Put(zr)
-	q.mu.Lock()
-	q.zGuest, q.zData = g, data
-	q.mu.Unlock()
-	return data, nil
+	})
 }
 
 // Extents lists the guest ranges that hold data (normal and compressed

@@ -50,10 +50,9 @@ type Disk struct {
 	compressed bool
 	zeroGrain  bool // GTE 1 means a zero grain
 
-	mu        sync.Mutex
-	gts       map[uint32][]uint32 // grain tables by sector
-	lastGrain int64               // grain cached in lastData, or -1
-	lastData  []byte
+	mu       sync.Mutex
+	gts      map[uint32][]uint32 // grain tables by sector
+	inflated image.LastPiece     // the compressed grain read last
 }
 
 // Open opens a monolithicSparse or streamOptimized VMDK (a single file
@@ -85,7 +84,7 @@ func openAt(r io.ReaderAt, size int64, closer io.Closer) (*Disk, error) {
 	if err := vmdkCheckHeader(&h, size); err != nil {
 		return nil, err
 	}
-	img := &Disk{r: r, closer: closer, fileSize: size, lastGrain: -1, gts: map[uint32][]uint32{}}
+	img := &Disk{r: r, closer: closer, fileSize: size, gts: map[uint32][]uint32{}}
 	desc, err := img.readDescriptor(&h)
 	if err != nil {
 		return nil, err
@@ -410,14 +409,11 @@ var vmdkInflaters sync.Pool
 // inflate returns the decompressed grain g stored at sector e; the result
 // is shared and must not be modified.
 func (v *Disk) inflate(g int64, e uint32) ([]byte, error) {
-	v.mu.Lock()
-	if v.lastGrain == g {
-		d := v.lastData
-		v.mu.Unlock()
-		return d, nil
-	}
-	v.mu.Unlock()
+	return v.inflated.Get(g, func() ([]byte, error) { return v.inflateGrain(g, e) })
+}
 
+// inflateGrain reads and decompresses grain g stored at sector e.
+func (v *Disk) inflateGrain(g int64, e uint32) ([]byte, error) {
 	var m [12]byte
 	if !vmdkInFile(uint64(e), 12, v.fileSize) {
 		return nil, vmdkErr("grain %d (sector %d) is beyond the end of the file", g, e)
@@ -449,9 +445,6 @@ func (v *Disk) inflate(g int64, e uint32) ([]byte, error) {
 	if need := min(v.grainBytes, v.size-g*v.grainBytes); int64(n) < need {
 		return nil, vmdkErr("grain %d decompresses to %d bytes, want %d", g, n, need)
 	}
-	v.mu.Lock()
-	v.lastGrain, v.lastData = g, out
-	v.mu.Unlock()
 	return out, nil
 }
 
