@@ -286,8 +286,7 @@ func TestCheckOVAReportsProblems(t *testing.T) {
 	sizeAttr := fmt.Sprintf(`ovf:size="%d"`, len(disk.data))
 
 	// A monolithicSparse disk in place of the streamOptimized one.
-	mono := filepath.Join(dir, "mono.vmdk")
-	imagetest.WriteFile(t, mono, src, image.Options{Subformat: vmdk.MonolithicSparse}, vmdk.Write)
+	mono := imagetest.WriteFile(t, filepath.Join(dir, "mono.vmdk"), src, image.Options{Subformat: vmdk.MonolithicSparse}, vmdk.Write)
 	monoData, err := os.ReadFile(mono)
 	require.NoError(t, err)
 	monoDisk := ovaTestMember{disk.name, monoData}

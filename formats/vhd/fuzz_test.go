@@ -86,8 +86,7 @@ func TestVHDFuzzEncode(t *testing.T) {
 		o     image.Options
 		write func(context.Context, *os.File, image.Source, image.Options) error
 	}{{image.Options{Subformat: "dynamic"}, Write}, {image.Options{}, Write}} {
-		p := filepath.Join(dir, "orig")
-		imagetest.WriteFile(t, p, src, c.o, c.write)
+		p := imagetest.WriteFile(t, filepath.Join(dir, "orig"), src, c.o, c.write)
 		orig, err := os.ReadFile(p)
 		require.NoError(t, err)
 		enc := imagetest.FuzzEncode(orig)

@@ -18,28 +18,30 @@ import (
 	"github.com/kiln-build/kiln/internal/testutil"
 )
 
-// vhdCheckQemuVPC asserts qemu-img check of a VHD is not an error; qemu's
-// vpc driver has no check, which it reports with exit code 63.
-func vhdCheckQemuVPC(t *testing.T, path string) {
+// vhdQemuReads has qemu-img judge path, a VHD of vsize bytes written from
+// raw (srcSize bytes): info gives vpc and vsize; check is not an error
+// (qemu's vpc driver has no check, which it reports with exit code 63);
+// compare finds them identical. Without -s, images of different sizes
+// compare identical when the larger one's extra tail reads as zeros; with
+// -s (strict) they differ.
+func vhdQemuReads(t *testing.T, raw, path string, srcSize, vsize int64) {
+	testutil.Require(t, "qemu-img")
+	info := imagetest.Info(t, "vpc", path)
+	require.Equal(t, "vpc", info.Format)
+	require.Equal(t, vsize, info.VirtualSize)
 	out, rc := imagetest.Qemu(t, "check", "-f", "vpc", path)
 	if rc == 63 {
 		require.Contains(t, out, "does not support checks")
-		return
+	} else {
+		require.Equal(t, 0, rc, out)
 	}
-	require.Equal(t, 0, rc, out)
-}
-
-// vhdCompareQemu runs qemu-img compare. Without -s, images of different
-// sizes compare identical when the larger one's extra tail reads as zeros;
-// with -s (strict) they differ.
-func vhdCompareQemu(t *testing.T, raw, format, path string, srcSize, vsize int64) {
-	out := imagetest.QemuOK(t, "compare", "-f", "raw", "-F", format, raw, path)
+	out = imagetest.QemuOK(t, "compare", "-f", "raw", "-F", "vpc", raw, path)
 	require.Contains(t, out, "Images are identical")
 	// Strict mode also compares allocation status, which legitimately
 	// differs (the writers drop zeros the raw file holds as data), so it is
 	// only asserted to fail when the sizes differ.
 	if srcSize != vsize {
-		out, rc := imagetest.Qemu(t, "compare", "-s", "-f", "raw", "-F", format, raw, path)
+		out, rc := imagetest.Qemu(t, "compare", "-s", "-f", "raw", "-F", "vpc", raw, path)
 		require.Equal(t, 1, rc, out)
 		require.Contains(t, out, "mismatch")
 	}
@@ -50,8 +52,7 @@ func TestVHDFixed(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			dir := t.TempDir()
 			rawPath, src := imagetest.Source(t, dir, tc.Size)
-			out := filepath.Join(dir, "out.vhd")
-			imagetest.WriteFile(t, out, src, image.Options{}, Write)
+			out := imagetest.WriteFile(t, filepath.Join(dir, "out.vhd"), src, image.Options{}, Write)
 			vsize := blocks.RoundUp(tc.Size, 1<<20)
 
 			require.Equal(t, vsize+512, imagetest.FileSize(t, out))
@@ -63,23 +64,8 @@ func TestVHDFixed(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, problems)
 
-			img, err := Open(out)
-			require.NoError(t, err)
-			defer img.Close()
-			require.Equal(t, "vhd", img.Format())
-			require.Equal(t, "fixed", img.Subformat())
-			require.Equal(t, vsize, img.Size())
-			imagetest.SameDisk(t, src, img)
-			imagetest.ExtentsCover(t, src, img)
-
-			t.Run("qemu", func(t *testing.T) {
-				testutil.Require(t, "qemu-img")
-				info := imagetest.Info(t, "vpc", out)
-				require.Equal(t, "vpc", info.Format)
-				require.Equal(t, vsize, info.VirtualSize)
-				vhdCheckQemuVPC(t, out)
-				vhdCompareQemu(t, rawPath, "vpc", out, tc.Size, vsize)
-			})
+			imagetest.ReadsAs(t, Open, out, "vhd", "fixed", vsize, src)
+			t.Run("qemu", func(t *testing.T) { vhdQemuReads(t, rawPath, out, tc.Size, vsize) })
 		})
 	}
 }
@@ -89,30 +75,16 @@ func TestVHDDynamic(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			dir := t.TempDir()
 			rawPath, src := imagetest.Source(t, dir, tc.Size)
-			out := filepath.Join(dir, "out.vhd")
-			imagetest.WriteFile(t, out, src, image.Options{Subformat: "dynamic"}, Write)
+			out := imagetest.WriteFile(t, filepath.Join(dir, "out.vhd"), src, image.Options{Subformat: "dynamic"}, Write)
 			vsize := blocks.RoundUp(tc.Size, 512)
 
-			img, err := Open(out)
-			require.NoError(t, err)
-			defer img.Close()
-			require.Equal(t, "dynamic", img.Subformat())
-			require.Equal(t, vsize, img.Size())
-			imagetest.SameDisk(t, src, img)
-			imagetest.ExtentsCover(t, src, img)
-
+			imagetest.ReadsAs(t, Open, out, "vhd", "dynamic", vsize, src)
 			problems, err := CheckAzure(out)
 			require.NoError(t, err)
 			require.NotEmpty(t, problems)
 
 			t.Run("qemu", func(t *testing.T) {
-				testutil.Require(t, "qemu-img")
-				info := imagetest.Info(t, "vpc", out)
-				require.Equal(t, "vpc", info.Format)
-				require.Equal(t, vsize, info.VirtualSize)
-				vhdCheckQemuVPC(t, out)
-				vhdCompareQemu(t, rawPath, "vpc", out, tc.Size, vsize)
-
+				vhdQemuReads(t, rawPath, out, tc.Size, vsize)
 				theirs := filepath.Join(dir, "qemu.vhd")
 				imagetest.QemuOK(t, "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", rawPath, theirs)
 				ours, qemu := imagetest.FileSize(t, out), imagetest.FileSize(t, theirs)
@@ -158,14 +130,7 @@ func TestVHDReadQemuImages(t *testing.T) {
 						require.NoError(t, err)
 						require.Empty(t, problems)
 					}
-					img, err := open(p)
-					require.NoError(t, err)
-					defer img.Close()
-					require.Equal(t, c.format, img.Format())
-					require.Equal(t, c.sub, img.Subformat())
-					require.Equal(t, info.VirtualSize, img.Size())
-					imagetest.SameDisk(t, src, img)
-					imagetest.ExtentsCover(t, src, img)
+					imagetest.ReadsAs(t, open, p, c.format, c.sub, info.VirtualSize, src)
 				})
 			}
 		})
@@ -230,8 +195,7 @@ func TestVHDDeterministic(t *testing.T) {
 func TestVHDIdentifiers(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 32<<20)
-	p := filepath.Join(dir, "a.vhd")
-	imagetest.WriteFile(t, p, src, image.Options{}, Write)
+	p := imagetest.WriteFile(t, filepath.Join(dir, "a.vhd"), src, image.Options{}, Write)
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	footer := b[len(b)-512:]
@@ -301,19 +265,16 @@ func vhdReseal(footer []byte) {
 func TestCheckAzureVHD(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 64<<20-1000)
-	good := filepath.Join(dir, "good.vhd")
-	imagetest.WriteFile(t, good, src, image.Options{}, Write)
+	good := imagetest.WriteFile(t, filepath.Join(dir, "good.vhd"), src, image.Options{}, Write)
 	problems, err := CheckAzure(good)
 	require.NoError(t, err)
 	require.Empty(t, problems)
 
-	dyn := filepath.Join(dir, "dynamic.vhd")
-	imagetest.WriteFile(t, dyn, src, image.Options{Subformat: "dynamic"}, Write)
+	dyn := imagetest.WriteFile(t, filepath.Join(dir, "dynamic.vhd"), src, image.Options{Subformat: "dynamic"}, Write)
 
 	smallRaw := filepath.Join(dir, "small.raw")
 	imagetest.Raw(t, smallRaw, 10<<20, 1)
-	small := filepath.Join(dir, "small.vhd")
-	imagetest.WriteFile(t, small, imagetest.OpenRaw(t, smallRaw), image.Options{}, Write)
+	small := imagetest.WriteFile(t, filepath.Join(dir, "small.vhd"), imagetest.OpenRaw(t, smallRaw), image.Options{}, Write)
 
 	footerOf := func(b []byte) []byte { return b[len(b)-512:] }
 	for _, c := range []struct {
@@ -375,10 +336,8 @@ func TestCheckAzureVHD(t *testing.T) {
 func TestOpenVHDMalformed(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 8<<20)
-	fixed := filepath.Join(dir, "fixed.vhd")
-	imagetest.WriteFile(t, fixed, src, image.Options{}, Write)
-	dyn := filepath.Join(dir, "dynamic.vhd")
-	imagetest.WriteFile(t, dyn, src, image.Options{Subformat: "dynamic"}, Write)
+	fixed := imagetest.WriteFile(t, filepath.Join(dir, "fixed.vhd"), src, image.Options{}, Write)
+	dyn := imagetest.WriteFile(t, filepath.Join(dir, "dynamic.vhd"), src, image.Options{Subformat: "dynamic"}, Write)
 	tail := func(b []byte) []byte { return b[len(b)-512:] }
 	setType := func(f []byte, typ byte) { f[vhdFtDiskType+3] = typ; vhdReseal(f) }
 	dynHeader := func(b []byte) []byte { return b[512:1536] }
@@ -476,8 +435,7 @@ func TestOpenVHDMalformed(t *testing.T) {
 func TestVHDBitmap(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 8<<20)
-	dyn := filepath.Join(dir, "dynamic.vhd")
-	imagetest.WriteFile(t, dyn, src, image.Options{Subformat: "dynamic"}, Write)
+	dyn := imagetest.WriteFile(t, filepath.Join(dir, "dynamic.vhd"), src, image.Options{Subformat: "dynamic"}, Write)
 	b, err := os.ReadFile(dyn)
 	require.NoError(t, err)
 	// Block 0 is the first after the BAT (1536 + 512 bytes for 4 blocks).
@@ -517,8 +475,7 @@ func TestVHDReadAtEdges(t *testing.T) {
 		{"dynamic.vhdx", image.Options{}, vhdx.Write, vhdx.Open},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := filepath.Join(dir, c.name)
-			imagetest.WriteFile(t, p, src, c.o, c.write)
+			p := imagetest.WriteFile(t, filepath.Join(dir, c.name), src, c.o, c.write)
 			img, err := c.open(p)
 			require.NoError(t, err)
 			defer img.Close()

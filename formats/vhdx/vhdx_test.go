@@ -25,8 +25,7 @@ func vhdxOpenErr(path string) error {
 func TestCheckVHDX(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 8<<20+100)
-	good := filepath.Join(dir, "good.vhdx")
-	imagetest.WriteFile(t, good, src, image.Options{}, Write)
+	good := imagetest.WriteFile(t, filepath.Join(dir, "good.vhdx"), src, image.Options{}, Write)
 	problems, err := Check(good)
 	require.NoError(t, err)
 	require.Empty(t, problems)
@@ -155,8 +154,7 @@ func TestCheckVHDX(t *testing.T) {
 func TestVHDXReadErrors(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 8<<20)
-	good := filepath.Join(dir, "good.vhdx")
-	imagetest.WriteFile(t, good, src, image.Options{}, Write)
+	good := imagetest.WriteFile(t, filepath.Join(dir, "good.vhdx"), src, image.Options{}, Write)
 	for _, c := range []struct {
 		name  string
 		entry uint64
@@ -199,8 +197,7 @@ func TestCheckVHDXQemu(t *testing.T) {
 		require.Empty(t, problems, "%v", opts)
 	}
 	// qemu-img agrees that a VHDX with both headers broken is not one.
-	ours := filepath.Join(dir, "ours.vhdx")
-	imagetest.WriteFile(t, ours, src, image.Options{}, Write)
+	ours := imagetest.WriteFile(t, filepath.Join(dir, "ours.vhdx"), src, image.Options{}, Write)
 	bad := imagetest.Mutate(t, ours, "bad.vhdx", func(b []byte) []byte {
 		b[64<<10+300] ^= 1
 		b[128<<10+300] ^= 1

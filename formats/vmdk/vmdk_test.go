@@ -106,8 +106,7 @@ func vmdkSmall(t testing.TB, dir string, size int64, data map[int64][]byte) (raw
 	defer src.Close()
 	files = map[string]string{}
 	for _, sub := range []string{MonolithicSparse, StreamOptimized} {
-		p := filepath.Join(dir, "small-"+sub+".vmdk")
-		imagetest.WriteFile(t, p, src, image.Options{Subformat: sub}, Write)
+		p := imagetest.WriteFile(t, filepath.Join(dir, "small-"+sub+".vmdk"), src, image.Options{Subformat: sub}, Write)
 		files[sub] = p
 	}
 	return raw, files

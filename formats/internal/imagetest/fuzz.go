@@ -156,8 +156,7 @@ func FuzzSeedSource(t testing.TB, dir string) *image.RawFile {
 
 func FuzzSeed(t testing.TB, dir string, src image.Source, o image.Options,
 	write func(context.Context, *os.File, image.Source, image.Options) error) []byte {
-	p := filepath.Join(dir, "seed.out")
-	WriteFile(t, p, src, o, write)
+	p := WriteFile(t, filepath.Join(dir, "seed.out"), src, o, write)
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	return FuzzEncode(b)

@@ -126,14 +126,15 @@ func FileSize(t testing.TB, path string) int64 {
 	return fi.Size()
 }
 
-// WriteFile runs a writer into a new file at path.
+// WriteFile runs a writer into a new file at path, and returns path.
 func WriteFile(t testing.TB, path string, src image.Source, o image.Options,
-	write func(context.Context, *os.File, image.Source, image.Options) error) {
+	write func(context.Context, *os.File, image.Source, image.Options) error) string {
 	t.Helper()
 	f, err := os.Create(path)
 	require.NoError(t, err)
 	require.NoError(t, write(context.Background(), f, src, o))
 	require.NoError(t, f.Close())
+	return path
 }
 
 // OpenRaw opens a raw file as a image.Source, closed with the test.
@@ -180,6 +181,21 @@ func SameDisk(t testing.TB, want, got image.Source) {
 	n, err := got.ReadAt(make([]byte, 10), got.Size()-5)
 	require.Equal(t, 5, n)
 	require.ErrorIs(t, err, io.EOF)
+}
+
+// ReadsAs checks that open reads path as a disk of the given format,
+// subformat and size that holds src's bytes (SameDisk) within its extents
+// (ExtentsCover).
+func ReadsAs(t testing.TB, open func(string) (image.Image, error), path, format, sub string, size int64, src image.Source) {
+	t.Helper()
+	img, err := open(path)
+	require.NoError(t, err)
+	defer img.Close()
+	require.Equal(t, format, img.Format())
+	require.Equal(t, sub, img.Subformat())
+	require.Equal(t, size, img.Size())
+	SameDisk(t, src, img)
+	ExtentsCover(t, src, img)
 }
 
 // ExtentsCover checks that the image's extents cover every non-zero
