@@ -2,6 +2,8 @@ package formats
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,6 +95,7 @@ func TestConformance(t *testing.T) {
 			img, err := Open(disk)
 			require.NoError(t, err)
 			defer img.Close()
+			conformanceReadEdges(t, img)
 			require.Equal(t, qemuName == "vpc", img.Format() == "vhd")
 			if c.ft.Name != "ova" {
 				require.Equal(t, c.ft.Name, img.Format())
@@ -104,6 +107,92 @@ func TestConformance(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, tailZero)
 			require.Equal(t, rawSum, sum)
+		})
+	}
+}
+
+// conformanceReadEdges checks a reader at its edges: nothing past the end
+// (io.EOF), an error for a negative offset, an empty read.
+func conformanceReadEdges(t *testing.T, img image.Image) {
+	n, err := img.ReadAt(make([]byte, 10), img.Size())
+	require.Equal(t, 0, n)
+	require.ErrorIs(t, err, io.EOF)
+	_, err = img.ReadAt(make([]byte, 10), -1)
+	require.Error(t, err)
+	n, err = img.ReadAt(nil, 0)
+	require.Equal(t, 0, n)
+	require.NoError(t, err)
+}
+
+// TestConformanceDeterministic: every writer writes the same bytes for the
+// same disk, into a new file as over a larger one (which it must
+// truncate), and other bytes for another disk.
+func TestConformanceDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	const size = 96<<20 + 777
+	_, src := imagetest.Source(t, dir, size)
+	other := filepath.Join(dir, "other.raw")
+	imagetest.Raw(t, other, size, 99)
+	otherSrc := imagetest.OpenRaw(t, other)
+	for _, c := range conformanceCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			// One file name in three directories: a VMDK names its file.
+			sum := func(sub string, src image.Source) string {
+				p := filepath.Join(dir, sub, "disk"+c.ft.Ext)
+				require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+				f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+				require.NoError(t, err)
+				require.NoError(t, c.ft.Write(context.Background(), f, src, c.opts))
+				require.NoError(t, f.Close())
+				h, err := sparse.SHA256(p)
+				require.NoError(t, err)
+				return h
+			}
+			a := sum("a", src)
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, "b"), 0o755))
+			imagetest.RawWith(t, filepath.Join(dir, "b", "disk"+c.ft.Ext), 200<<20, map[int64][]byte{150 << 20: []byte("stale")})
+			require.Equal(t, a, sum("b", src), "written over a larger file")
+			require.NotEqual(t, a, sum("o", otherSrc), "another disk")
+		})
+	}
+}
+
+// TestConformanceWriterErrors: every writer stops on a cancelled context,
+// before it starts and mid-way, and reports a failed source read and a
+// failed write.
+func TestConformanceWriterErrors(t *testing.T) {
+	_, src := imagetest.Source(t, t.TempDir(), 64<<20)
+	boom := errors.New("disk on fire")
+	for _, c := range conformanceCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "out"+c.ft.Ext)
+			write := func(ctx context.Context, src image.Source, flag int) error {
+				f, err := os.OpenFile(out, flag, 0o644)
+				require.NoError(t, err)
+				defer f.Close()
+				return c.ft.Write(ctx, f, src, c.opts)
+			}
+			const create = os.O_RDWR | os.O_CREATE | os.O_TRUNC
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			require.ErrorIs(t, write(ctx, src, create), context.Canceled, "cancelled before")
+
+			ctx, cancel = context.WithCancel(context.Background())
+			defer cancel()
+			cancelling := &imagetest.FaultySource{Source: src, Hook: func(n int64) error {
+				if n == 2 {
+					cancel()
+				}
+				return nil
+			}}
+			require.ErrorIs(t, write(ctx, cancelling, create), context.Canceled, "cancelled mid-way")
+
+			failing := &imagetest.FaultySource{Source: src, Hook: func(int64) error { return boom }}
+			require.ErrorIs(t, write(context.Background(), failing, create), boom)
+			require.Error(t, write(context.Background(), src, os.O_RDONLY), "a read-only output")
 		})
 	}
 }

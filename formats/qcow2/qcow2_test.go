@@ -353,37 +353,6 @@ func TestQCOW2EmptyDisks(t *testing.T) {
 	}
 }
 
-// qcow2CancelSource cancels its context after a number of reads.
-type qcow2CancelSource struct {
-	image.Source
-	reads  int
-	cancel context.CancelFunc
-}
-
-func (s *qcow2CancelSource) ReadAt(p []byte, off int64) (int, error) {
-	if s.reads--; s.reads == 0 {
-		s.cancel()
-	}
-	return s.Source.ReadAt(p, off)
-}
-
-func TestQCOW2Cancel(t *testing.T) {
-	dir := t.TempDir()
-	src := imagetest.OpenRaw(t, qcow2TestSource(t, dir))
-	for _, o := range []image.Options{{}, {Compress: true, Workers: 2}} {
-		f, err := os.Create(filepath.Join(dir, "x.qcow2"))
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		require.ErrorIs(t, Write(ctx, f, src, o), context.Canceled)
-
-		ctx, cancel = context.WithCancel(context.Background())
-		err = Write(ctx, f, &qcow2CancelSource{Source: src, reads: 20, cancel: cancel}, o)
-		require.ErrorIs(t, err, context.Canceled)
-		f.Close()
-	}
-}
-
 // qcow2SmallImage returns a small valid image (512-byte clusters) made by
 // our writer: the seeds of the malformed-file tests and of the fuzzer.
 func qcow2SmallImage(t testing.TB, dir string, seed uint64, compress bool) []byte {

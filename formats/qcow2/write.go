@@ -82,6 +82,16 @@ func qcow2Write(ctx context.Context, dst *os.File, src image.Source, o image.Opt
 	if err != nil {
 		return err
 	}
+	// Over an existing file, start from an empty one: a longer file would
+	// keep its tail. (Only then: on ext4, truncating to zero makes the
+	// close flush the file, see vmdk.StartFile.)
+	if fi, err := dst.Stat(); err != nil {
+		return err
+	} else if fi.Size() > 0 {
+		if err := dst.Truncate(0); err != nil {
+			return err
+		}
+	}
 	if o.BackingFile != "" {
 		if len(o.BackingFile) > 1023 || len(o.BackingFormat) > 16 || qcow2HeaderLen+8+len(o.BackingFormat)+8+len(o.BackingFile) > int(w.csize) {
 			return fmt.Errorf("qcow2: backing file name %q too long", o.BackingFile)

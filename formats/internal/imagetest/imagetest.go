@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -310,6 +311,24 @@ func HasProblem(t testing.TB, problems []string, want string) {
 	}
 	t.Fatalf("no problem mentions %q in %q", want, problems)
 }
+
+// FaultySource is a Source whose Hook runs before every read, with the
+// read's number (from 1), and may fail it.
+type FaultySource struct {
+	image.Source
+	Hook  func(read int64) error
+	reads atomic.Int64
+}
+
+func (s *FaultySource) ReadAt(p []byte, off int64) (int, error) {
+	if err := s.Hook(s.reads.Add(1)); err != nil {
+		return 0, err
+	}
+	return s.Source.ReadAt(p, off)
+}
+
+// Reads is the number of reads so far.
+func (s *FaultySource) Reads() int64 { return s.reads.Load() }
 
 // RawWith writes a sparse raw disk of size bytes at path holding data at
 // the given offsets.
