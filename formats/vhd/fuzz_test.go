@@ -66,16 +66,11 @@ func vhdTinyDynamic() []byte {
 }
 
 func FuzzOpenVHD(f *testing.F) {
-	dir := f.TempDir()
-	src := imagetest.FuzzSeedSource(f, dir)
-	f.Add(imagetest.FuzzSeed(f, dir, src, image.Options{}, Write), false)
-	f.Add(imagetest.FuzzSeed(f, dir, src, image.Options{Subformat: "dynamic"}, Write), false)
-	f.Add(imagetest.FuzzSeed(f, dir, src, image.Options{Subformat: "dynamic"}, Write), true)
 	f.Add(imagetest.FuzzEncode(vhdTinyDynamic()), false)
 	f.Add(imagetest.FuzzEncode(vhdTinyDynamic()), true)
 	f.Add(imagetest.FuzzEncode(append(make([]byte, 4096), vhdMakeFooter(vhdTypeFixed, 4096, [16]byte{})...)), true)
-	f.Add([]byte{}, false)
-	imagetest.FuzzReader(f, "f.vhd", "vhd", Open, vhdFuzzFixVHD, nil)
+	imagetest.FuzzReader(f, imagetest.FuzzTarget{Format: "vhd", Open: Open, Fix: vhdFuzzFixVHD,
+		Write: Write, Seeds: []image.Options{{}, {Subformat: "dynamic"}}})
 }
 
 // TestVHDFuzzEncode checks the fuzz encoding round-trips a real file.

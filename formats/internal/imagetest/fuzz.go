@@ -162,31 +162,52 @@ func FuzzSeed(t testing.TB, dir string, src image.Source, o image.Options,
 	return FuzzEncode(b)
 }
 
-// FuzzReader is the fuzz loop of a reader: each input describes a file
-// (FuzzFile) that fix, when set and asked for, reseals; open must then
-// fail with a *image.FormatError or image.ErrUnsupported, or give an image
-// of the given format that survives FuzzExercise. check, when set, runs on
-// every file and must not fail. name is the file's name: one file per
-// fuzzing process, rewritten by every run (a temporary directory per run
-// costs more than the run).
-func FuzzReader(f *testing.F, name, format string, open func(string) (image.Image, error),
-	fix func(t *testing.T, path string), check func(path string) ([]string, error)) {
-	p := filepath.Join(FuzzDir(f), name)
+// FuzzTarget is a reader under fuzzing.
+type FuzzTarget struct {
+	Format string                            // what the image's Format says
+	Open   func(string) (image.Image, error) // the reader
+	// Write makes the seeds: a file of a small disk (FuzzSeedSource) for
+	// each of Seeds, added as it is and to be resealed by Fix.
+	Write func(context.Context, *os.File, image.Source, image.Options) error
+	Seeds []image.Options
+	// Fix, if set, reseals a file (recomputes the checksums the fuzzer
+	// cannot) when the input asks for it, so mutations get past them.
+	Fix func(t *testing.T, path string)
+	// Check, if set, runs on every file and must not fail.
+	Check func(path string) ([]string, error)
+}
+
+// FuzzReader adds the target's seeds and an empty file, and runs the fuzz
+// loop: each input describes a file (FuzzFile) that open must refuse with a
+// *image.FormatError or image.ErrUnsupported, or read as an image of the
+// target's format that survives FuzzExercise. There is one file per
+// fuzzing process, rewritten by every run: a temporary directory per run
+// costs more than the run.
+func FuzzReader(f *testing.F, tg FuzzTarget) {
+	dir := f.TempDir()
+	src := FuzzSeedSource(f, dir)
+	for _, o := range tg.Seeds {
+		seed := FuzzSeed(f, dir, src, o, tg.Write)
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	f.Add([]byte{}, false)
+	p := filepath.Join(FuzzDir(f), "f."+tg.Format)
 	f.Fuzz(func(t *testing.T, data []byte, resealed bool) {
 		FuzzFile(t, p, data)
-		if resealed && fix != nil {
-			fix(t, p)
+		if resealed && tg.Fix != nil {
+			tg.Fix(t, p)
 		}
-		img, err := open(p)
+		img, err := tg.Open(p)
 		if err != nil {
 			FuzzOpenErr(t, err)
 		} else {
-			require.Equal(t, format, img.Format())
+			require.Equal(t, tg.Format, img.Format())
 			FuzzExercise(t, img)
 			img.Close()
 		}
-		if check != nil {
-			_, err = check(p)
+		if tg.Check != nil {
+			_, err = tg.Check(p)
 			require.NoError(t, err)
 		}
 	})
