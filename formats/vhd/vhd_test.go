@@ -57,9 +57,7 @@ func TestVHDFixed(t *testing.T) {
 			t.Logf("raw %d bytes allocated, fixed VHD %d", rawAlloc, alloc)
 			require.LessOrEqual(t, alloc, rawAlloc+64<<10, "the fixed VHD is not sparse")
 
-			problems, err := CheckAzure(out)
-			require.NoError(t, err)
-			require.Empty(t, problems)
+			imagetest.Problems(t, CheckAzure, out)
 
 			imagetest.ReadsAs(t, Open, out, "vhd", "fixed", vsize, src)
 			t.Run("qemu", func(t *testing.T) { vhdQemuReads(t, rawPath, out, tc.Size, vsize) })
@@ -123,9 +121,7 @@ func TestVHDReadQemuImages(t *testing.T) {
 					open := Open
 					if c.format == "vhdx" {
 						open = vhdx.Open
-						problems, err := vhdx.Check(p)
-						require.NoError(t, err)
-						require.Empty(t, problems)
+						imagetest.Problems(t, vhdx.Check, p)
 					}
 					imagetest.ReadsAs(t, open, p, c.format, c.sub, info.VirtualSize, src)
 				})
@@ -142,9 +138,7 @@ func TestVHDReadQemuFixedVHDX(t *testing.T) {
 	rawPath, src := imagetest.Source(t, dir, 40<<20)
 	p := filepath.Join(dir, "fixed.vhdx")
 	imagetest.QemuOK(t, "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=fixed", rawPath, p)
-	problems, err := vhdx.Check(p)
-	require.NoError(t, err)
-	require.Empty(t, problems)
+	imagetest.Problems(t, vhdx.Check, p)
 	img, err := vhdx.Open(p)
 	require.NoError(t, err)
 	defer img.Close()
@@ -212,9 +206,7 @@ func TestCheckAzureVHD(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 64<<20-1000)
 	good := imagetest.WriteFile(t, filepath.Join(dir, "good.vhd"), src, image.Options{}, Write)
-	problems, err := CheckAzure(good)
-	require.NoError(t, err)
-	require.Empty(t, problems)
+	imagetest.Problems(t, CheckAzure, good)
 
 	dyn := imagetest.WriteFile(t, filepath.Join(dir, "dynamic.vhd"), src, image.Options{Subformat: "dynamic"}, Write)
 
@@ -265,17 +257,13 @@ func TestCheckAzureVHD(t *testing.T) {
 		{"empty", imagetest.Mutate(t, good, "empty.vhd", func(b []byte) []byte { return nil }), []string{"not a VHD"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			problems, err := CheckAzure(c.path)
-			require.NoError(t, err)
-			for _, w := range c.wants {
-				imagetest.HasProblem(t, problems, w)
-			}
+			problems := imagetest.Problems(t, CheckAzure, c.path, c.wants...)
 			if len(c.wants) == 1 {
 				require.Len(t, problems, 1, "%q", problems)
 			}
 		})
 	}
-	_, err = CheckAzure(filepath.Join(dir, "missing.vhd"))
+	_, err := CheckAzure(filepath.Join(dir, "missing.vhd"))
 	require.Error(t, err)
 }
 

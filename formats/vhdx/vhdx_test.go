@@ -26,9 +26,7 @@ func TestCheckVHDX(t *testing.T) {
 	dir := t.TempDir()
 	_, src := imagetest.Source(t, dir, 8<<20+100)
 	good := imagetest.WriteFile(t, filepath.Join(dir, "good.vhdx"), src, image.Options{}, Write)
-	problems, err := Check(good)
-	require.NoError(t, err)
-	require.Empty(t, problems)
+	imagetest.Problems(t, Check, good)
 
 	header := func(b []byte, i int) []byte { return b[64<<10*(i+1) : 64<<10*(i+1)+4096] }
 	region := func(b []byte, i int) []byte { return b[192<<10+64<<10*i : 256<<10+64<<10*i] }
@@ -127,12 +125,8 @@ func TestCheckVHDX(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := imagetest.Mutate(t, good, "bad.vhdx", c.mutate)
-			problems, err := Check(p)
-			require.NoError(t, err)
-			for _, w := range c.wants {
-				imagetest.HasProblem(t, problems, w)
-			}
-			err = vhdxOpenErr(p)
+			imagetest.Problems(t, Check, p, c.wants...)
+			err := vhdxOpenErr(p)
 			switch c.openErr {
 			case "":
 				require.NoError(t, err)
@@ -145,7 +139,7 @@ func TestCheckVHDX(t *testing.T) {
 			}
 		})
 	}
-	_, err = Check(filepath.Join(dir, "missing.vhdx"))
+	_, err := Check(filepath.Join(dir, "missing.vhdx"))
 	require.Error(t, err)
 }
 
@@ -192,9 +186,7 @@ func TestCheckVHDXQemu(t *testing.T) {
 	for _, opts := range [][]string{nil, {"-o", "subformat=fixed"}, {"-o", "block_size=1M"}} {
 		p := filepath.Join(dir, "q.vhdx")
 		imagetest.QemuOK(t, append(append([]string{"convert", "-f", "raw", "-O", "vhdx"}, opts...), rawPath, p)...)
-		problems, err := Check(p)
-		require.NoError(t, err)
-		require.Empty(t, problems, "%v", opts)
+		imagetest.Problems(t, Check, p)
 	}
 	// qemu-img agrees that a VHDX with both headers broken is not one.
 	ours := imagetest.WriteFile(t, filepath.Join(dir, "ours.vhdx"), src, image.Options{}, Write)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -301,15 +302,22 @@ func Mutate(t testing.TB, src, name string, fn func(b []byte) []byte) string {
 	return p
 }
 
-// HasProblem asserts one of problems contains want.
-func HasProblem(t testing.TB, problems []string, want string) {
+// Problems runs a checker on path: it must succeed and report, for each
+// of wants, a problem that mentions it; without wants, no problem at all.
+// It returns the problems.
+func Problems(t testing.TB, check func(string) ([]string, error), path string, wants ...string) []string {
 	t.Helper()
-	for _, p := range problems {
-		if strings.Contains(p, want) {
-			return
+	problems, err := check(path)
+	require.NoError(t, err)
+	if len(wants) == 0 {
+		require.Empty(t, problems)
+	}
+	for _, w := range wants {
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, w) }) {
+			t.Fatalf("no problem mentions %q in %q", w, problems)
 		}
 	}
-	t.Fatalf("no problem mentions %q in %q", want, problems)
+	return problems
 }
 
 // FaultySource is a Source whose Hook runs before every read, with the
