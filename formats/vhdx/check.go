@@ -25,6 +25,35 @@ const vhdxMaxReported = 10
 // overlapping). The error is for failing to read the file.
 func Check(path string) ([]string, error) { return image.WithFile(path, check) }
 
+// vhdxCopy is one of the two copies of a header or region table: its bytes
+// (nil if it is missing or invalid) and what they parse to.
+type vhdxCopy[T any] struct {
+	raw []byte
+	v   T
+}
+
+// vhdxCopies reads the two copies of a structure of n bytes at off1 and
+// off2 and parses each; a copy beyond the end of the file or that parse
+// refuses is reported as a problem of what ("header 2: ...").
+func vhdxCopies[T any](read func(n int, off int64) []byte, add func(string, ...any), what string, n int,
+	off1, off2 int64, parse func([]byte) (T, string)) [2]vhdxCopy[T] {
+	var out [2]vhdxCopy[T]
+	for i, off := range []int64{off1, off2} {
+		b := read(n, off)
+		if b == nil {
+			add("%s %d: beyond the end of the file", what, i+1)
+			continue
+		}
+		v, problem := parse(b)
+		if problem != "" {
+			add("%s %d: %s", what, i+1, problem)
+			continue
+		}
+		out[i] = vhdxCopy[T]{b, v}
+	}
+	return out
+}
+
 func check(f *os.File, fileSize int64) ([]string, error) {
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -46,18 +75,10 @@ func check(f *os.File, fileSize int64) ([]string, error) {
 
 	// Headers.
 	var hs []vhdxHeader
-	for i, off := range []int64{vhdxHeader1Off, vhdxHeader2Off} {
-		b := read(vhdxHeaderSize, off)
-		if b == nil {
-			add("header %d: beyond the end of the file", i+1)
-			continue
+	for _, c := range vhdxCopies(read, add, "header", vhdxHeaderSize, vhdxHeader1Off, vhdxHeader2Off, vhdxParseHeader) {
+		if c.raw != nil {
+			hs = append(hs, c.v)
 		}
-		h, problem := vhdxParseHeader(b)
-		if problem != "" {
-			add("header %d: %s", i+1, problem)
-			continue
-		}
-		hs = append(hs, h)
 	}
 	switch {
 	case len(hs) == 0:
@@ -89,20 +110,10 @@ func check(f *os.File, fileSize int64) ([]string, error) {
 	// Region tables.
 	var tables [2][]byte
 	var regions []vhdxRegion
-	for i, off := range []int64{vhdxRegion1Off, vhdxRegion2Off} {
-		b := read(vhdxRegionSize, off)
-		if b == nil {
-			add("region table %d: beyond the end of the file", i+1)
-			continue
-		}
-		rs, problem := vhdxParseRegionTable(b)
-		if problem != "" {
-			add("region table %d: %s", i+1, problem)
-			continue
-		}
-		tables[i] = b
-		if regions == nil {
-			regions = rs
+	for i, c := range vhdxCopies(read, add, "region table", vhdxRegionSize, vhdxRegion1Off, vhdxRegion2Off, vhdxParseRegionTable) {
+		tables[i] = c.raw
+		if c.raw != nil && regions == nil {
+			regions = c.v
 		}
 	}
 	if tables[0] != nil && tables[1] != nil && string(tables[0]) != string(tables[1]) {

@@ -401,26 +401,30 @@ type vhdxRegion struct {
 // vhdxParseRegionTable parses a 64 KiB region table; problem is "" if it is
 // valid.
 func vhdxParseRegionTable(b []byte) (rs []vhdxRegion, problem string) {
-	if string(b[:4]) != "regi" {
-		return nil, "bad signature (want \"regi\")"
-	}
-	if binary.LittleEndian.Uint32(b[4:]) != vhdxChecksum(b, 4) {
+	if string(b[:4]) == "regi" && binary.LittleEndian.Uint32(b[4:]) != vhdxChecksum(b, 4) {
 		return nil, "CRC-32C mismatch"
 	}
-	n := binary.LittleEndian.Uint32(b[8:])
+	problem = vhdxEntries(b, "regi", binary.LittleEndian.Uint32(b[8:]), 16, func(e []byte) {
+		rs = append(rs, vhdxRegion{guid: [16]byte(e[:16]), off: binary.LittleEndian.Uint64(e[16:]),
+			length: binary.LittleEndian.Uint32(e[24:]), required: binary.LittleEndian.Uint32(e[28:])&1 != 0})
+	})
+	return rs, problem
+}
+
+// vhdxEntries checks a table's signature and its number of entries, n,
+// and hands each 32-byte entry, the first at offset first, to entry. It
+// returns the problem, "" if none.
+func vhdxEntries(b []byte, sig string, n uint32, first int, entry func(e []byte)) string {
+	if string(b[:len(sig)]) != sig {
+		return fmt.Sprintf("bad signature (want %q)", sig)
+	}
 	if n > vhdxMaxEntries {
-		return nil, fmt.Sprintf("%d entries (at most %d)", n, vhdxMaxEntries)
+		return fmt.Sprintf("%d entries (at most %d)", n, vhdxMaxEntries)
 	}
-	for i := 0; i < int(n); i++ {
-		e := b[16+32*i:]
-		var r vhdxRegion
-		copy(r.guid[:], e[:16])
-		r.off = binary.LittleEndian.Uint64(e[16:])
-		r.length = binary.LittleEndian.Uint32(e[24:])
-		r.required = binary.LittleEndian.Uint32(e[28:])&1 != 0
-		rs = append(rs, r)
+	for i := range int(n) {
+		entry(b[first+32*i:])
 	}
-	return rs, ""
+	return ""
 }
 
 // vhdxMetaEntry is a metadata table entry.
@@ -433,25 +437,12 @@ type vhdxMetaEntry struct {
 // vhdxParseMetaTable parses the 64 KiB metadata table; problem is "" if its
 // header is valid.
 func vhdxParseMetaTable(b []byte) (es []vhdxMetaEntry, problem string) {
-	if string(b[:8]) != "metadata" {
-		return nil, "bad signature (want \"metadata\")"
-	}
-	n := binary.LittleEndian.Uint16(b[10:])
-	if n > vhdxMaxEntries {
-		return nil, fmt.Sprintf("%d entries (at most %d)", n, vhdxMaxEntries)
-	}
-	for i := 0; i < int(n); i++ {
-		e := b[32+32*i:]
-		var m vhdxMetaEntry
-		copy(m.guid[:], e[:16])
-		m.off = binary.LittleEndian.Uint32(e[16:])
-		m.length = binary.LittleEndian.Uint32(e[20:])
+	problem = vhdxEntries(b, "metadata", uint32(binary.LittleEndian.Uint16(b[10:])), 32, func(e []byte) {
 		fl := binary.LittleEndian.Uint32(e[24:])
-		m.user = fl&vhdxMetaIsUser != 0
-		m.required = fl&vhdxMetaIsRequired != 0
-		es = append(es, m)
-	}
-	return es, ""
+		es = append(es, vhdxMetaEntry{guid: [16]byte(e[:16]), off: binary.LittleEndian.Uint32(e[16:]),
+			length: binary.LittleEndian.Uint32(e[20:]), user: fl&vhdxMetaIsUser != 0, required: fl&vhdxMetaIsRequired != 0})
+	})
+	return es, problem
 }
 
 // vhdxErr makes a *image.FormatError.
