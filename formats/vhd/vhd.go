@@ -435,15 +435,10 @@ func vhdOpen(f *os.File, fileSize int64) (*vhdImage, error) {
 	return img, nil
 }
 
-func (v *vhdImage) Size() int64    { return v.size }
-func (v *vhdImage) Format() string { return "vhd" }
-func (v *vhdImage) Close() error   { return v.f.Close() }
-func (v *vhdImage) Subformat() string {
-	if v.dynamic {
-		return "dynamic"
-	}
-	return "fixed"
-}
+func (v *vhdImage) Size() int64       { return v.size }
+func (v *vhdImage) Format() string    { return "vhd" }
+func (v *vhdImage) Close() error      { return v.f.Close() }
+func (v *vhdImage) Subformat() string { return blocks.Subformat(v.dynamic) }
 
 func (v *vhdImage) Extents() ([]sparse.Extent, error) {
 	if !v.dynamic {

@@ -648,15 +648,10 @@ func vhdxGUIDString(g [16]byte) string {
 		binary.LittleEndian.Uint16(g[6:]), g[8:10], g[10:])
 }
 
-func (v *vhdxImage) Size() int64    { return v.g.size }
-func (v *vhdxImage) Format() string { return "vhdx" }
-func (v *vhdxImage) Close() error   { return v.f.Close() }
-func (v *vhdxImage) Subformat() string {
-	if v.fixed {
-		return "fixed"
-	}
-	return "dynamic"
-}
+func (v *vhdxImage) Size() int64       { return v.g.size }
+func (v *vhdxImage) Format() string    { return "vhdx" }
+func (v *vhdxImage) Close() error      { return v.f.Close() }
+func (v *vhdxImage) Subformat() string { return blocks.Subformat(!v.fixed) }
 
 // block returns the file offset of payload block i, or -1 if it reads as
 // zeros.

@@ -36,6 +36,15 @@ const (
 
 func RoundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
+// Subformat names the two kinds of VHD and VHDX file: "dynamic" (blocks
+// allocated as written) or "fixed" (the whole disk, then the metadata).
+func Subformat(dynamic bool) string {
+	if dynamic {
+		return "dynamic"
+	}
+	return "fixed"
+}
+
 // WriteRuns writes data at off in dst, skipping the Granule-sized
 // pieces of data (counted from data[0]) that are all zeros and merging the
 // others into as few writes as possible. The skipped pieces must already
