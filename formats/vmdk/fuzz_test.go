@@ -3,7 +3,6 @@ package vmdk
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/formats/internal/imagetest"
 	"github.com/kiln-build/kiln/internal/deflate"
 	"github.com/kiln-build/kiln/internal/testutil"
 )
@@ -156,30 +156,11 @@ func FuzzOpenVMDK(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		img, err := OpenAt(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			vmdkFuzzErr(t, err)
-			return
+		if err == nil {
+			err = imagetest.Exercise(img, 64<<20)
 		}
-		if _, err := vmdkReadAll(img); err != nil {
-			vmdkFuzzErr(t, err)
-		}
-		// A few reads anywhere.
-		p := make([]byte, 4096)
-		for _, off := range []int64{0, img.Size() / 2, img.Size() - 4096, img.Size() - 1} {
-			if off < 0 {
-				continue
-			}
-			if _, err := img.ReadAt(p, off); err != nil && err.Error() != "EOF" {
-				vmdkFuzzErr(t, err)
-			}
+		if err != nil && !imagetest.Malformed(err) {
+			t.Fatalf("unexpected error type %T: %v", err, err)
 		}
 	})
-}
-
-// vmdkFuzzErr fails unless err says malformed or unsupported.
-func vmdkFuzzErr(t *testing.T, err error) {
-	var fe *image.FormatError
-	if !errors.As(err, &fe) && !errors.Is(err, image.ErrUnsupported) {
-		t.Fatalf("unexpected error type %T: %v", err, err)
-	}
 }
