@@ -13,15 +13,11 @@ import (
 	"github.com/kiln-build/kiln/formats/internal/imagetest"
 )
 
-func vhdFuzzFixVHD(t *testing.T, path string) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	defer f.Close()
-	fi, err := f.Stat()
-	require.NoError(t, err)
+// vhdFuzzFixVHD reseals the footers and the dynamic header.
+func vhdFuzzFixVHD(patch imagetest.Patch, size int64) {
 	var dataOff int64 = -1
-	for _, off := range []int64{fi.Size() - vhdFooterSize, 0} {
-		imagetest.FuzzPatch(f, off, vhdFooterSize, func(b []byte) {
+	for _, off := range []int64{size - vhdFooterSize, 0} {
+		patch(off, vhdFooterSize, func(b []byte) {
 			if string(b[:8]) != "conectix" {
 				return
 			}
@@ -31,7 +27,7 @@ func vhdFuzzFixVHD(t *testing.T, path string) {
 			}
 		})
 	}
-	imagetest.FuzzPatch(f, dataOff, vhdDynHeaderSize, func(b []byte) {
+	patch(dataOff, vhdDynHeaderSize, func(b []byte) {
 		binary.BigEndian.PutUint32(b[vhdDhChecksum:], vhdChecksum(b, vhdDhChecksum))
 	})
 }

@@ -1,24 +1,19 @@
 package vhdx
 
 import (
-	"os"
 	"testing"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/formats/internal/imagetest"
 )
 
-func vhdFuzzFixVHDX(t *testing.T, path string) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	defer f.Close()
+// vhdFuzzFixVHDX reseals both headers and both region tables.
+func vhdFuzzFixVHDX(patch imagetest.Patch, _ int64) {
 	for _, off := range []int64{vhdxHeader1Off, vhdxHeader2Off} {
-		imagetest.FuzzPatch(f, off, vhdxHeaderSize, vhdxSeal)
+		patch(off, vhdxHeaderSize, vhdxSeal)
 	}
 	for _, off := range []int64{vhdxRegion1Off, vhdxRegion2Off} {
-		imagetest.FuzzPatch(f, off, vhdxRegionSize, vhdxSeal)
+		patch(off, vhdxRegionSize, vhdxSeal)
 	}
 }
 

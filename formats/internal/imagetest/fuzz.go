@@ -84,8 +84,12 @@ func FuzzFile(t testing.TB, path string, data []byte) {
 	require.NoError(t, f.Truncate(min(end+extra, FuzzMaxFile)))
 }
 
-// FuzzPatch rewrites the n bytes at off of f through fn, if they exist.
-func FuzzPatch(f *os.File, off int64, n int, fn func(b []byte)) {
+// Patch rewrites the n bytes at off of the file being fuzzed through fn,
+// if they exist.
+type Patch func(off int64, n int, fn func(b []byte))
+
+// fuzzPatch is Patch on f.
+func fuzzPatch(f *os.File, off int64, n int, fn func(b []byte)) {
 	b := make([]byte, n)
 	if off < 0 {
 		return
@@ -182,9 +186,10 @@ type FuzzTarget struct {
 	// each of Seeds, added as it is and to be resealed by Fix.
 	Write func(context.Context, *os.File, image.Source, image.Options) error
 	Seeds []image.Options
-	// Fix, if set, reseals a file (recomputes the checksums the fuzzer
-	// cannot) when the input asks for it, so mutations get past them.
-	Fix func(t *testing.T, path string)
+	// Fix, if set, reseals a file of size bytes (recomputes the checksums
+	// the fuzzer cannot) when the input asks for it, so mutations get past
+	// them.
+	Fix func(patch Patch, size int64)
 	// Check, if set, runs on every file and must not fail.
 	Check func(path string) ([]string, error)
 }
@@ -208,7 +213,12 @@ func FuzzReader(f *testing.F, tg FuzzTarget) {
 	f.Fuzz(func(t *testing.T, data []byte, resealed bool) {
 		FuzzFile(t, p, data)
 		if resealed && tg.Fix != nil {
-			tg.Fix(t, p)
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			require.NoError(t, err)
+			fi, err := f.Stat()
+			require.NoError(t, err)
+			tg.Fix(func(off int64, n int, fn func([]byte)) { fuzzPatch(f, off, n, fn) }, fi.Size())
+			require.NoError(t, f.Close())
 		}
 		img, err := tg.Open(p)
 		if err == nil {
