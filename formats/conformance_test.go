@@ -194,3 +194,18 @@ func TestConformanceWriterErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckMissingFile: a format's checker reports a file it cannot read as
+// an error, not as a problem of the file.
+func TestCheckMissingFile(t *testing.T) {
+	n := 0
+	for _, ft := range All() {
+		if ft.Check != nil {
+			problems, err := ft.Check(filepath.Join(t.TempDir(), "missing"+ft.Ext))
+			require.ErrorIs(t, err, os.ErrNotExist, ft.Name)
+			require.Empty(t, problems)
+			n++
+		}
+	}
+	require.Equal(t, 2, n, "vhdx and ova have checkers")
+}
