@@ -213,17 +213,12 @@ func check(f *os.File, size int64) ([]string, error) {
 	}
 
 	// Order: .ovf, .mf, .cert, then the files.
-	var ovfs, mfs, certs []int
+	byExt := map[string][]int{}
 	for i, m := range members {
-		switch strings.ToLower(ovaExt(m.name)) {
-		case ".ovf":
-			ovfs = append(ovfs, i)
-		case ".mf":
-			mfs = append(mfs, i)
-		case ".cert":
-			certs = append(certs, i)
-		}
+		ext := strings.ToLower(ovaExt(m.name))
+		byExt[ext] = append(byExt[ext], i)
 	}
+	ovfs, mfs, certs := byExt[".ovf"], byExt[".mf"], byExt[".cert"]
 	if !strings.EqualFold(ovaExt(members[0].name), ".ovf") {
 		report("first member is %q, not the .ovf descriptor", members[0].name)
 	}
