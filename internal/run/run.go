@@ -93,7 +93,7 @@ func Run(ctx context.Context, c Cmd) error {
 		}
 		return nil
 	}
-	tail := &tailBuffer{max: 8 << 10}
+	tail := NewTail(8 << 10)
 	var outs, errs []io.Writer
 	errs = append(errs, tail)
 	if c.Stdout != nil {
@@ -115,7 +115,14 @@ func Run(ctx context.Context, c Cmd) error {
 	if err == nil {
 		return nil
 	}
-	e := &Error{Cmdline: Quote(c.Args), ExitCode: -1, Stderr: lastLines(tail.String(), 20), Err: err}
+	return Failed(ctx, Quote(c.Args), tail, err)
+}
+
+// Failed makes the *Error of a command (its quoted command line) that
+// failed with err: its exit code, and the last lines of its stderr from
+// tail. When ctx has ended, the error is ctx's and the exit code -1.
+func Failed(ctx context.Context, cmdline string, tail *Tail, err error) *Error {
+	e := &Error{Cmdline: cmdline, ExitCode: -1, Stderr: tail.LastLines(20), Err: err}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.Exited() {
 		e.ExitCode = ee.ExitCode()
@@ -156,21 +163,17 @@ func QuoteArg(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// Tail keeps the last bytes written to it: a command's stderr, for its
+// Error.
+type Tail struct {
 	buf []byte
 	max int
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+// NewTail keeps the last max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+func (t *Tail) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
@@ -178,4 +181,11 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string { return string(t.buf) }
+// LastLines returns the last n lines written.
+func (t *Tail) LastLines(n int) string {
+	lines := strings.Split(strings.TrimRight(string(t.buf), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -84,7 +84,7 @@ func RunSplit(ctx context.Context, s Spec, stdin io.Reader, stdout, stderr io.Wr
 	cmd.Args = []string{"kiln-sandbox"}
 	cmd.Env = []string{helperEnv + "=" + string(enc)}
 	cmd.Stdin = stdin
-	tail := &tailWriter{max: 16 << 10}
+	tail := run.NewTail(16 << 10)
 	if stdout == stderr {
 		w := io.MultiWriter(tail, stdout)
 		cmd.Stdout, cmd.Stderr = w, w
@@ -99,15 +99,7 @@ func RunSplit(ctx context.Context, s Spec, stdin io.Reader, stdout, stderr io.Wr
 	if err == nil {
 		return nil
 	}
-	e := &run.Error{Cmdline: "chroot " + s.Root + " " + run.Quote(s.Args), ExitCode: -1, Stderr: tail.lastLines(20), Err: err}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Exited() {
-		e.ExitCode = ee.ExitCode()
-	}
-	if ctx.Err() != nil {
-		e.Err = ctx.Err()
-	}
-	return e
+	return run.Failed(ctx, "chroot "+s.Root+" "+run.Quote(s.Args), tail, err)
 }
 
 // helperMain runs as PID 1 of the new namespaces.
@@ -143,45 +135,4 @@ func helperMain(specJSON string) int {
 		return 126
 	}
 	return 0
-}
-
-type tailWriter struct {
-	buf []byte
-	max int
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) lastLines(n int) string {
-	s := string(t.buf)
-	lines := splitLines(s)
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	out := ""
-	for _, l := range lines {
-		out += l + "\n"
-	}
-	return out
-}
-
-func splitLines(s string) []string {
-	var lines []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			lines = append(lines, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		lines = append(lines, s[start:])
-	}
-	return lines
 }
