@@ -96,15 +96,7 @@ func convert(ctx context.Context, in, out string, ft *formats.Format, opts forma
 	if ft.Name == "raw" && compress != "none" && compress != "" {
 		// Compress the virtual disk straight into OUT: no intermediate file.
 		tmp := filepath.Join(tmpDir, "output")
-		c, err := os.Create(tmp)
-		if err != nil {
-			return err
-		}
-		if err := formats.Compress(ctx, c, io.NewSectionReader(src, 0, src.Size()), compress, 0); err != nil {
-			c.Close()
-			return err
-		}
-		if err := c.Close(); err != nil {
+		if err := compressInto(ctx, tmp, io.NewSectionReader(src, 0, src.Size()), compress); err != nil {
 			return err
 		}
 		return os.Rename(tmp, out)
@@ -122,23 +114,10 @@ func convert(ctx context.Context, in, out string, ft *formats.Format, opts forma
 	}
 	if compress != "none" && compress != "" {
 		cpath := tmp + formats.CompressExt(compress)
-		c, err := os.Create(cpath)
-		if err != nil {
-			return err
-		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			c.Close()
 			return err
 		}
-		if err := formats.Compress(ctx, c, f, compress, 0); err != nil {
-			c.Close()
-			return err
-		}
-		if err := c.Sync(); err != nil {
-			c.Close()
-			return err
-		}
-		if err := c.Close(); err != nil {
+		if err := compressInto(ctx, cpath, f, compress); err != nil {
 			return err
 		}
 		tmp = cpath
@@ -146,6 +125,23 @@ func convert(ctx context.Context, in, out string, ft *formats.Format, opts forma
 		return err
 	}
 	return os.Rename(tmp, out)
+}
+
+// compressInto writes r, compressed with compress, to a new file at path,
+// synced to disk.
+func compressInto(ctx context.Context, path string, r io.Reader, compress string) error {
+	c, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = formats.Compress(ctx, c, r, compress, 0)
+	if err == nil {
+		err = c.Sync()
+	}
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
