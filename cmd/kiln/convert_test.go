@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
@@ -70,6 +71,20 @@ func TestConvertEveryFormatAndBack(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	o, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, q).CombinedOutput()
 	require.NoError(t, err, string(o))
+	// A format compressed as a whole, read back through the decompression.
+	vx := filepath.Join(dir, "disk.vhdx.xz")
+	code, _, stderr = runKiln(t, "convert", raw, "--to", "vhdx", "--compress", "xz", "-o", vx)
+	require.Equal(t, 0, code, stderr)
+	kind, err := formats.Detect(vx)
+	require.NoError(t, err)
+	require.Equal(t, "xz", kind)
+	back := filepath.Join(dir, "from-vhdx-xz.raw")
+	code, _, stderr = runKiln(t, "convert", vx, "--to", "raw", "-o", back)
+	require.Equal(t, 0, code, stderr)
+	got, err := sparse.SHA256(back)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "round trip through vhdx.xz")
+
 	before, _ := os.ReadFile(q)
 	code, _, stderr = runKiln(t, "convert", raw, "--to", "qcow2", "-o", q)
 	require.Equal(t, 2, code)
