@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -100,16 +99,14 @@ func TestExtractExt4KeepsTheTree(t *testing.T) {
 	require.NoError(t, unix.Mkfifo(filepath.Join(src, "dev/initctl"), 0o600))
 	// A device node outside /dev is not recreated.
 	require.NoError(t, unix.Mknod(filepath.Join(src, "tmp/hostdisk"), unix.S_IFBLK|0o600, int(unix.Mkdev(8, 0))))
-	out, err := exec.Command("setcap", "cap_net_raw+ep", filepath.Join(src, "usr/bin/ping")).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "setcap", "cap_net_raw+ep", filepath.Join(src, "usr/bin/ping"))
 
 	// The filesystem sits at an offset in a bigger file, as in a disk.
 	img := filepath.Join(t.TempDir(), "disk.raw")
 	const off = 1 << 20
 	require.NoError(t, os.WriteFile(img, nil, 0o644))
 	require.NoError(t, os.Truncate(img, off+64<<20))
-	out, err = exec.Command("mke2fs", "-q", "-t", "ext4", "-d", src, "-E", fmt.Sprintf("offset=%d", off), img, "64M").CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "mke2fs", "-q", "-t", "ext4", "-d", src, "-E", fmt.Sprintf("offset=%d", off), img, "64M")
 
 	dest := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, ExtractExt4(context.Background(), img, off, dest, nil))
@@ -139,13 +136,12 @@ func TestExtractExt4RefusesACorruptFilesystem(t *testing.T) {
 	require.NoError(t, os.Truncate(img, 16<<20))
 	// Without metadata checksums, renaming the directory's entry in place is
 	// the only damage.
-	out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-O", "^metadata_csum,^dir_index", "-d", src, img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "mke2fs", "-q", "-t", "ext4", "-O", "^metadata_csum,^dir_index", "-d", src, img)
 	data, err := os.ReadFile(img)
 	require.NoError(t, err)
 	require.Equal(t, 1, strings.Count(string(data), "evil-two"))
 	require.NoError(t, os.WriteFile(img, []byte(strings.Replace(string(data), "evil-two", "evil-one", 1)), 0o644))
-	out, _ = exec.Command("debugfs", "-R", "ls -p /", img).CombinedOutput()
+	out := testutil.Run(t, "debugfs", "-R", "ls -p /", img)
 	require.Equal(t, 2, strings.Count(string(out), "/evil-one/"), "the image has the duplicate name:\n%s", out)
 
 	dest := filepath.Join(t.TempDir(), "tree")

@@ -2,12 +2,9 @@ package base
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,10 +48,7 @@ func handmadeDisk(t *testing.T, extraFstab ...string) string {
 		"start=18432, size=32768, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=boot\n" +
 		"start=51200, size=32768, type=4D21B016-B534-45C2-A9FB-5C16E091FD2D, name=var\n" +
 		"start=83968, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=root\n"
-	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", img)
-	cmd.Stdin = strings.NewReader(table)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.RunStdin(t, table, "sfdisk", "--no-reread", "--no-tell-kernel", img)
 	for _, fs := range []struct {
 		src        string
 		start, len int64
@@ -66,20 +60,9 @@ func handmadeDisk(t *testing.T, extraFstab ...string) string {
 	} {
 		args := append([]string{"-q", "-t", "ext4", "-d", fs.src, "-E", fmt.Sprintf("offset=%d", fs.start)}, fs.extra...)
 		args = append(args, img, fmt.Sprintf("%dk", fs.len/1024))
-		out, err := exec.Command("mke2fs", args...).CombinedOutput()
-		require.NoError(t, err, string(out))
+		testutil.Run(t, "mke2fs", args...)
 	}
 	return img
-}
-
-func fileSHA256(t *testing.T, path string) string {
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	require.NoError(t, err)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // A hand-made raw disk, the VMDK, VHD, qcow2 and VHDX qemu-img makes of it and a
@@ -94,18 +77,16 @@ func TestImportFileHandmadeDisk(t *testing.T) {
 			file := raw
 			if c.qemu == "zstd" {
 				file = filepath.Join(t.TempDir(), "disk.raw.zst")
-				out, err := exec.Command("zstd", "-q", "-o", file, raw).CombinedOutput()
-				require.NoError(t, err, string(out))
+				testutil.Run(t, "zstd", "-q", "-o", file, raw)
 			} else if c.qemu != "" {
 				file = filepath.Join(t.TempDir(), "disk."+c.format)
-				out, err := exec.Command("qemu-img", "convert", "-O", c.qemu, raw, file).CombinedOutput()
-				require.NoError(t, err, string(out))
+				testutil.Run(t, "qemu-img", "convert", "-O", c.qemu, raw, file)
 			}
 			tree := filepath.Join(t.TempDir(), "tree")
-			p, err := ImportFile(context.Background(), FileBase{Path: file, SHA256: fileSHA256(t, file)}, tree, t.TempDir(), io.Discard)
+			p, err := ImportFile(context.Background(), FileBase{Path: file, SHA256: testutil.FileSHA256(t, file)}, tree, t.TempDir(), io.Discard)
 			require.NoError(t, err)
 			require.Equal(t, c.format, p.Format)
-			require.Equal(t, fileSHA256(t, file), p.SHA256)
+			require.Equal(t, testutil.FileSHA256(t, file), p.SHA256)
 			require.Len(t, p.Extracted, 3)
 			require.Equal(t, "/", p.Extracted[0].Mount)
 			require.Equal(t, 4, p.Extracted[0].Partition)
@@ -144,33 +125,29 @@ func TestImportFileErrors(t *testing.T) {
 	}
 
 	err := try(raw, strings.Repeat("0", 64))
-	require.Contains(t, err.Error(), "sha256 mismatch: the file has "+fileSHA256(t, raw)+", expected "+strings.Repeat("0", 64))
+	require.Contains(t, err.Error(), "sha256 mismatch: the file has "+testutil.FileSHA256(t, raw)+", expected "+strings.Repeat("0", 64))
 
 	err = try(filepath.Join(dir, "missing.vmdk"), strings.Repeat("0", 64))
 	require.Contains(t, err.Error(), "no such file")
 
 	junk := filepath.Join(dir, "notes.txt")
 	require.NoError(t, os.WriteFile(junk, []byte(strings.Repeat("not a disk\n", 100)), 0o644))
-	err = try(junk, fileSHA256(t, junk))
+	err = try(junk, testutil.FileSHA256(t, junk))
 	require.Contains(t, err.Error(), "cannot read its partition table")
 
 	// A disk whose only partition is not ext4.
 	noRoot := filepath.Join(dir, "noroot.raw")
 	require.NoError(t, os.WriteFile(noRoot, nil, 0o644))
 	require.NoError(t, os.Truncate(noRoot, 16<<20))
-	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", noRoot)
-	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
-	err = try(noRoot, fileSHA256(t, noRoot))
+	testutil.RunStdin(t, "label: gpt\nstart=2048, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n", "sfdisk", "--no-reread", "--no-tell-kernel", noRoot)
+	err = try(noRoot, testutil.FileSHA256(t, noRoot))
 	require.Contains(t, err.Error(), "no partition holds an ext2/3/4 filesystem")
 
 	// A truncated VMDK: its header promises more than the file holds.
 	vmdk := filepath.Join(dir, "disk.vmdk")
-	out, err = exec.Command("qemu-img", "convert", "-O", "vmdk", raw, vmdk).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "qemu-img", "convert", "-O", "vmdk", raw, vmdk)
 	require.NoError(t, os.Truncate(vmdk, 4096))
-	err = try(vmdk, fileSHA256(t, vmdk))
+	err = try(vmdk, testutil.FileSHA256(t, vmdk))
 	require.Contains(t, err.Error(), "base file "+vmdk)
 	t.Log(err)
 }
@@ -179,7 +156,7 @@ func TestImportFileErrors(t *testing.T) {
 // (its content would be lost) unless it is nofail or noauto.
 func TestImportFileFstabNamesAMissingFilesystem(t *testing.T) {
 	raw := handmadeDisk(t, "UUID=12345678-0000-4000-8000-000000000000 /srv ext4 defaults 0 2\n")
-	_, err := ImportFile(context.Background(), FileBase{Path: raw, SHA256: fileSHA256(t, raw)}, filepath.Join(t.TempDir(), "tree"), t.TempDir(), io.Discard)
+	_, err := ImportFile(context.Background(), FileBase{Path: raw, SHA256: testutil.FileSHA256(t, raw)}, filepath.Join(t.TempDir(), "tree"), t.TempDir(), io.Discard)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "its /etc/fstab mounts UUID=12345678-0000-4000-8000-000000000000 on /srv, but no ext4 partition of the disk is UUID=12345678-0000-4000-8000-000000000000")
 }
@@ -206,7 +183,7 @@ func TestImportImageSelectsFromTheCatalog(t *testing.T) {
 		data, err := os.ReadFile(raw)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "base.raw"), data, 0o644))
-		sum := fileSHA256(t, raw)
+		sum := testutil.FileSHA256(t, raw)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(fmt.Sprintf(
 			`{"schema_version":1,"name":"base","version":%q,"build":%d,"outputs":[{"file":"base.raw","format":"raw","sha256":%q}]}`, version, build, sum)), 0o644))
 		if deprecated {
@@ -222,7 +199,7 @@ func TestImportImageSelectsFromTheCatalog(t *testing.T) {
 	p, err := ImportImage(context.Background(), ImageBase{Root: root, Name: "base", Selector: "x.x.x"}, tree(), t.TempDir(), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "1.1.0", p.Version, "2.0.0 is deprecated")
-	require.Equal(t, fileSHA256(t, raw), p.SHA256)
+	require.Equal(t, testutil.FileSHA256(t, raw), p.SHA256)
 
 	p, err = ImportImage(context.Background(), ImageBase{Root: root, Name: "base", Selector: "2.x.x", IncludeDeprecated: true}, tree(), t.TempDir(), io.Discard)
 	require.NoError(t, err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -200,8 +199,7 @@ func debianTree(t *testing.T) string {
 		t.Skip(msg)
 	}
 	dest := filepath.Join(t.TempDir(), "tree")
-	out, err := exec.Command("cp", "-a", "--reflink=auto", trees[0], dest).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "cp", "-a", "--reflink=auto", trees[0], dest)
 	return dest
 }
 

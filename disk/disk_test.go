@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
@@ -91,35 +90,28 @@ func TestWriteIsCleanForIndependentTools(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "disk.raw")
 	l := writeTestImage(t, tree, img)
 
-	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out := testutil.Run(t, "sgdisk", "-v", img)
 	require.Contains(t, string(out), "No problems found")
-	out, err = exec.Command("sgdisk", "-p", img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "sgdisk", "-p", img)
 	require.Contains(t, string(out), "Disk identifier (GUID): "+l.DiskGUID)
 	require.Regexp(t, `(?m)^\s+1\s+2048\s+133119\s+64\.0 MiB\s+EF00\s+ESP$`, string(out))
 
 	esp, root := l.Partitions[0], l.Partitions[1]
 	espFile := extract(t, img, esp.Start, esp.Size)
-	out, err = exec.Command("fsck.vfat", "-n", espFile).CombinedOutput()
-	require.NoError(t, err, string(out))
-	out, err = exec.Command("mdir", "-/", "-i", img+"@@"+strconv.FormatUint(esp.Start, 10), "::").CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "fsck.vfat", "-n", espFile)
+	out = testutil.Run(t, "mdir", "-/", "-i", img+"@@"+strconv.FormatUint(esp.Start, 10), "::")
 	require.Contains(t, string(out), "BOOTX64  EFI")
 	require.Contains(t, string(out), strings.ReplaceAll(esp.FSUUID, "-", "-"))
 
 	target := img + "?offset=" + strconv.FormatUint(root.Start, 10)
-	out, err = exec.Command("e2fsck", "-fn", target).CombinedOutput()
-	require.NoError(t, err, string(out))
-	out, err = exec.Command("debugfs", "-R", "stat /usr/bin/tool-link", target).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "e2fsck", "-fn", target)
+	out = testutil.Run(t, "debugfs", "-R", "stat /usr/bin/tool-link", target)
 	require.Contains(t, string(out), "Links: 2", "hard links are kept")
-	out, err = exec.Command("dumpe2fs", "-h", target).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "dumpe2fs", "-h", target)
 	require.Contains(t, string(out), "Filesystem UUID:          "+root.FSUUID)
 	require.NotContains(t, string(out), "metadata_csum_seed")
 	if os.Geteuid() == 0 {
-		out, _ = exec.Command("debugfs", "-R", "stat /etc/null", target).CombinedOutput()
+		out = testutil.Run(t, "debugfs", "-R", "stat /etc/null", target)
 		require.Contains(t, string(out), "Type: character special", "device nodes are kept")
 	}
 }
@@ -132,7 +124,7 @@ func TestWriteIsReproducible(t *testing.T) {
 	a, b := filepath.Join(dir, "a.raw"), filepath.Join(dir, "b.raw")
 	writeTestImage(t, tree, a)
 	writeTestImage(t, tree, b)
-	require.Equal(t, fileSHA(t, a), fileSHA(t, b))
+	require.Equal(t, testutil.FileSHA256(t, a), testutil.FileSHA256(t, b))
 }
 
 func TestWriteRefusesExistingFile(t *testing.T) {
@@ -156,12 +148,6 @@ func extract(t *testing.T, img string, off, size uint64) string {
 	_, err = io.Copy(o, io.NewSectionReader(f, int64(off), int64(size)))
 	require.NoError(t, err)
 	return out
-}
-
-func fileSHA(t *testing.T, p string) string {
-	sum, err := sparse.SHA256(p)
-	require.NoError(t, err)
-	return sum
 }
 
 func TestSetTreeTimesClamps(t *testing.T) {

@@ -106,13 +106,9 @@ func TestInspectForeignDisk(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "foreign.raw")
 	require.NoError(t, os.WriteFile(img, nil, 0o644))
 	require.NoError(t, os.Truncate(img, 300<<20))
-	cmd := exec.Command("sfdisk", "-q", img)
-	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=100MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nsize=150MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.RunStdin(t, "label: gpt\nstart=2048, size=100MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nsize=150MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n", "sfdisk", "-q", img)
 	for _, off := range []string{"1048576", strconv.Itoa(1<<20 + 100<<20)} {
-		out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-E", "offset="+off, img, "50M").CombinedOutput()
-		require.NoError(t, err, string(out))
+		testutil.Run(t, "mke2fs", "-q", "-F", "-t", "ext4", "-E", "offset="+off, img, "50M")
 	}
 	in := judgeInspect(t, img)
 	root, err := in.Root()

@@ -46,8 +46,7 @@ func TestCustomLayoutJudged(t *testing.T) {
 	require.NoError(t, Write(context.Background(), img, l, Content{Tree: tree, Mounts: mounts, Log: io.Discard, SourceDate: 1700000000,
 		ESP: []File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: []byte("x")}}}))
 
-	out, err := exec.Command("sgdisk", "-v", img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out := testutil.Run(t, "sgdisk", "-v", img)
 	require.Contains(t, string(out), "No problems found")
 	target := func(p *Partition) string { return img + "?offset=" + strconv.FormatUint(p.Start, 10) }
 	for _, m := range []string{"/", "/boot", "/var"} {
@@ -74,16 +73,14 @@ func TestCustomLayoutJudged(t *testing.T) {
 	require.Empty(t, entries)
 
 	// SOURCE_DATE_EPOCH reaches ctimes too.
-	out, err = exec.Command("debugfs", "-R", "stat /etc/hostname", target(l.Root())).CombinedOutput()
-	require.NoError(t, err)
+	out = testutil.Run(t, "debugfs", "-R", "stat /etc/hostname", target(l.Root()))
 	require.Contains(t, string(out), "ctime: 0x6553f100")
 
 	// Swap carries its signature and UUID.
 	swap := l.Partitions[3]
 	sw := filepath.Join(t.TempDir(), "swap.img")
 	require.NoError(t, os.WriteFile(sw, readAt(t, img, swap.Start, 1<<20), 0o644))
-	out, err = exec.Command("blkid", "-p", "-o", "export", sw).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "blkid", "-p", "-o", "export", sw)
 	require.Contains(t, string(out), "TYPE=swap")
 	require.Contains(t, string(out), "UUID="+swap.FSUUID)
 	require.Contains(t, string(out), "LABEL=swap")
@@ -96,18 +93,15 @@ func TestMBRLayoutJudged(t *testing.T) {
 	l, err := Plan(Spec{Size: 1 << 30, Table: platform.MBR, Firmware: platform.Hybrid, ESPSize: 64 * MiB, IDs: IDs{Name: "mbr"}, Signature: 0x1a2b3c4d})
 	require.NoError(t, err)
 	require.NoError(t, Write(context.Background(), img, l, Content{Tree: tree, Log: io.Discard, ESP: []File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: []byte("x")}}}))
-	out, err := exec.Command("sfdisk", "--verify", img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out := testutil.Run(t, "sfdisk", "--verify", img)
 	require.Contains(t, string(out), "No errors detected")
-	out, err = exec.Command("sfdisk", "--dump", img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "sfdisk", "--dump", img)
 	dump := string(out)
 	require.Contains(t, dump, "label: dos")
 	require.Contains(t, dump, "label-id: 0x1a2b3c4d")
 	require.Regexp(t, `start=\s*2048, size=\s*131072, type=ef\n`, dump)
 	require.Regexp(t, `start=\s*133120, size=\s*1964032, type=83, bootable\n`, dump)
-	out, err = exec.Command("e2fsck", "-fn", img+"?offset="+strconv.FormatUint(l.Root().Start, 10)).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "e2fsck", "-fn", img+"?offset="+strconv.FormatUint(l.Root().Start, 10))
 }
 
 // Assembling the same tree twice gives byte-identical images, for every layout.
@@ -129,7 +123,7 @@ func TestEveryLayoutIsReproducible(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "disk.raw")
 			require.NoError(t, Write(context.Background(), img, l, Content{Tree: tree, Mounts: mounts, Log: io.Discard, SourceDate: 1700000000,
 				ESP: []File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: []byte("efi")}}}))
-			sums = append(sums, fileSHA(t, img))
+			sums = append(sums, testutil.FileSHA256(t, img))
 		}
 		require.Equal(t, sums[0], sums[1], name)
 	}

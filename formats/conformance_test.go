@@ -77,7 +77,7 @@ func TestConformance(t *testing.T) {
 			disk, qemuName := out, c.ft.QEMUName
 			if c.ft.Name == "ova" {
 				imagetest.Problems(t, c.ft.Check, out)
-				imagetest.Run(t, "tar", "-xf", out, "-C", filepath.Dir(out), "conformance-disk1.vmdk")
+				testutil.Run(t, "tar", "-xf", out, "-C", filepath.Dir(out), "conformance-disk1.vmdk")
 				disk, qemuName = filepath.Join(filepath.Dir(out), "conformance-disk1.vmdk"), "vmdk"
 			}
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,10 +122,10 @@ func TestOVAWriteAndCheck(t *testing.T) {
 			// Order and format.
 			names := []string{"debian-minimal.ovf", "debian-minimal.mf", "debian-minimal-disk1.vmdk"}
 			require.Equal(t, names, ovaUSTARHeaders(t, p))
-			if _, err := exec.LookPath("tar"); err == nil {
-				out := imagetest.Run(t, "tar", "tf", p)
+			if testutil.Have(t, "tar") {
+				out := testutil.Run(t, "tar", "tf", p)
 				require.Equal(t, strings.Join(names, "\n")+"\n", out)
-				t.Logf("tar tvf:\n%s", imagetest.Run(t, "tar", "tvf", p))
+				t.Logf("tar tvf:\n%s", testutil.Run(t, "tar", "tvf", p))
 			}
 			imagetest.Problems(t, Check, p)
 
@@ -188,10 +187,10 @@ func TestOVAWriteAndCheck(t *testing.T) {
 				types[it.ResourceType] = it.Quantity
 			}
 			require.Equal(t, map[int]int{3: 4, 4: 2048, 6: 0, 17: 0}, types)
-			if _, err := exec.LookPath("xmllint"); err == nil {
+			if testutil.Have(t, "xmllint") {
 				ovfPath := filepath.Join(dir, "x.ovf")
 				require.NoError(t, os.WriteFile(ovfPath, ovf, 0o644))
-				imagetest.Run(t, "xmllint", "--noout", ovfPath)
+				testutil.Run(t, "xmllint", "--noout", ovfPath)
 			} else {
 				t.Log("xmllint not installed: well-formedness checked by encoding/xml only")
 			}
@@ -204,13 +203,13 @@ func TestOVAWriteAndCheck(t *testing.T) {
 			require.Equal(t, vmdk.StreamOptimized, img.Subformat())
 			imagetest.SameDisk(t, src, img)
 			require.NoError(t, img.Close())
-			if _, err := exec.LookPath("qemu-img"); err == nil {
+			if testutil.Have(t, "qemu-img") {
 				info := imagetest.InfoMap(t, diskPath)
 				require.Equal(t, "vmdk", info["format"])
 				require.EqualValues(t, 64<<20, info["virtual-size"])
 				require.Equal(t, vmdk.StreamOptimized, info["format-specific"].(map[string]any)["data"].(map[string]any)["create-type"])
-				imagetest.Run(t, "qemu-img", "check", "-f", "vmdk", diskPath)
-				imagetest.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, diskPath)
+				testutil.Run(t, "qemu-img", "check", "-f", "vmdk", diskPath)
+				testutil.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, diskPath)
 			}
 
 			// Reproducible.

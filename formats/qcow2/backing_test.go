@@ -3,7 +3,6 @@ package qcow2
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,8 +33,7 @@ func TestQCOW2OverlayOnBackingFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(base, []byte(strings.Repeat("base", 1<<18)), 0o644)) // 1 MiB
 	require.NoError(t, os.Truncate(base, 8<<20))
 	vhd := filepath.Join(dir, "base.vhd")
-	out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", base, vhd).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out := testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", base, vhd)
 
 	// The changed view: base with one cluster rewritten.
 	changed := filepath.Join(dir, "changed.raw")
@@ -56,14 +54,11 @@ func TestQCOW2OverlayOnBackingFile(t *testing.T) {
 		image.Options{BackingFile: vhd, BackingFormat: "vpc"}))
 	require.NoError(t, o.Close())
 
-	out, err = exec.Command("qemu-img", "check", overlay).CombinedOutput()
-	require.NoError(t, err, string(out))
-	out, err = exec.Command("qemu-img", "info", overlay).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "qemu-img", "check", overlay)
+	out = testutil.Run(t, "qemu-img", "info", overlay)
 	require.Contains(t, string(out), "backing file: "+vhd)
 	require.Contains(t, string(out), "backing file format: vpc")
-	out, err = exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2", changed, overlay).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", changed, overlay)
 	fi, _ := os.Stat(overlay)
 	require.Less(t, fi.Size(), int64(1<<20), "the overlay holds only the changed cluster")
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,9 +149,9 @@ func qcow2EqualHashes(t testing.TB, what string, want, got [][32]byte) {
 // raw, info with format qcow2, compat 1.1 and the exact virtual size.
 func qcow2QemuValid(t testing.TB, p, raw string, size int64) {
 	t.Helper()
-	out := imagetest.Run(t, "qemu-img", "check", "-f", "qcow2", p)
+	out := testutil.Run(t, "qemu-img", "check", "-f", "qcow2", p)
 	require.Contains(t, out, "No errors were found", out)
-	imagetest.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, p)
+	testutil.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, p)
 	var info struct {
 		Format         string `json:"format"`
 		VirtualSize    int64  `json:"virtual-size"`
@@ -162,7 +161,7 @@ func qcow2QemuValid(t testing.TB, p, raw string, size int64) {
 			} `json:"data"`
 		} `json:"format-specific"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(imagetest.Run(t, "qemu-img", "info", "--output=json", p)), &info))
+	require.NoError(t, json.Unmarshal([]byte(testutil.Run(t, "qemu-img", "info", "--output=json", p)), &info))
 	require.Equal(t, "qcow2", info.Format)
 	require.Equal(t, "1.1", info.FormatSpecific.Data.Compat)
 	require.Equal(t, size, info.VirtualSize)
@@ -188,7 +187,7 @@ func TestQCOW2ReadsQemuImages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, tc.name+".qcow2")
 			args := append(append([]string{"convert", "-f", "raw", "-O", "qcow2"}, tc.args...), raw, p)
-			imagetest.Run(t, "qemu-img", args...)
+			testutil.Run(t, "qemu-img", args...)
 			img, err := Open(p)
 			require.NoError(t, err)
 			defer img.Close()
@@ -205,8 +204,8 @@ func TestQCOW2ReadsQemuImages(t *testing.T) {
 func TestQCOW2ReadsZeroClusters(t *testing.T) {
 	testutil.Require(t, "qemu-img", "qemu-io")
 	p := filepath.Join(t.TempDir(), "z.qcow2")
-	imagetest.Run(t, "qemu-img", "create", "-f", "qcow2", p, "4M")
-	imagetest.Run(t, "qemu-io", "-f", "qcow2",
+	testutil.Run(t, "qemu-img", "create", "-f", "qcow2", p, "4M")
+	testutil.Run(t, "qemu-io", "-f", "qcow2",
 		"-c", "write -P 0xab 0 256k",
 		"-c", "write -z 64k 64k", // over data: zero flag, cluster kept
 		"-c", "write -z 1M 128k", // over nothing: zero flag
@@ -311,17 +310,16 @@ func TestQCOW2ClusterSizes(t *testing.T) {
 			src := qcow2SmallSource(t, raw, seed, n, cbits)
 			want := qcow2Hashes(t, src)
 			for _, o := range []image.Options{{}, {Compress: true, Workers: 3}} {
-				name := fmt.Sprintf("cbits %d seed %d compress %v", cbits, seed, o.Compress)
-				p := filepath.Join(dir, "s.qcow2")
-				qcow2WriteFile(t, p, src, o, cbits)
-				out, err := exec.Command("qemu-img", "check", "-f", "qcow2", p).CombinedOutput()
-				require.NoError(t, err, "%s: %s", name, out)
-				out, err = exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, p).CombinedOutput()
-				require.NoError(t, err, "%s: %s", name, out)
-				img, err := Open(p)
-				require.NoError(t, err, name)
-				qcow2SameDisk(t, want, img)
-				img.Close()
+				t.Run(fmt.Sprintf("cbits %d seed %d compress %v", cbits, seed, o.Compress), func(t *testing.T) {
+					p := filepath.Join(dir, "s.qcow2")
+					qcow2WriteFile(t, p, src, o, cbits)
+					testutil.Run(t, "qemu-img", "check", "-f", "qcow2", p)
+					testutil.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, p)
+					img, err := Open(p)
+					require.NoError(t, err)
+					qcow2SameDisk(t, want, img)
+					img.Close()
+				})
 			}
 		}
 	}
@@ -346,7 +344,7 @@ func TestQCOW2EmptyDisks(t *testing.T) {
 			require.Empty(t, exts)
 			qcow2SameDisk(t, qcow2Hashes(t, src), img)
 			img.Close()
-			if _, err := exec.LookPath("qemu-img"); err == nil {
+			if testutil.Have(t, "qemu-img") {
 				qcow2QemuValid(t, p, raw, size)
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,10 +147,10 @@ func TestVMDKEdgeSizes(t *testing.T) {
 				require.Error(t, err)
 				require.NoError(t, img.Close())
 				// qemu-img cannot open a VMDK of 0 sectors, even its own.
-				if _, err := exec.LookPath("qemu-img"); err == nil && c.size > 0 {
-					imagetest.Run(t, "qemu-img", "check", "-f", "vmdk", p)
+				if c.size > 0 && testutil.Have(t, "qemu-img") {
+					testutil.Run(t, "qemu-img", "check", "-f", "vmdk", p)
 					if c.size%512 == 0 {
-						imagetest.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, p)
+						testutil.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", raw, p)
 					}
 				}
 			}
@@ -184,15 +183,15 @@ func TestVMDKUnsupported(t *testing.T) {
 	cases["delta"] = tiny("delta.vmdk", "CID=1\nparentCID=12345678\ncreateType=\"monolithicSparse\"\nRW 128 SPARSE \"delta.vmdk\"\n")
 	cases["two extents"] = tiny("two.vmdk", "parentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW 64 SPARSE \"two.vmdk\"\nRW 64 SPARSE \"other.vmdk\"\n")
 	cases["vmfs"] = tiny("vmfs.vmdk", "parentCID=ffffffff\ncreateType=\"vmfsSparse\"\nRW 128 SPARSE \"vmfs.vmdk\"\n")
-	if _, err := exec.LookPath("qemu-img"); err == nil {
+	if testutil.Have(t, "qemu-img") {
 		split := filepath.Join(dir, "split.vmdk")
-		imagetest.Run(t, "qemu-img", "create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", split, "3G")
+		testutil.Run(t, "qemu-img", "create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", split, "3G")
 		cases["qemu split descriptor"] = split
 		cases["qemu split extent"] = filepath.Join(dir, "split-s001.vmdk")
 		base := filepath.Join(dir, "base.vmdk")
-		imagetest.Run(t, "qemu-img", "create", "-f", "vmdk", base, "64M")
+		testutil.Run(t, "qemu-img", "create", "-f", "vmdk", base, "64M")
 		child := filepath.Join(dir, "child.vmdk")
-		imagetest.Run(t, "qemu-img", "create", "-f", "vmdk", "-b", base, "-F", "vmdk", child)
+		testutil.Run(t, "qemu-img", "create", "-f", "vmdk", "-b", base, "-F", "vmdk", child)
 		cases["qemu delta"] = child
 	}
 	for name, p := range cases {

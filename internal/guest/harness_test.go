@@ -26,8 +26,7 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 	const off = 4 << 20
 	require.NoError(t, os.WriteFile(img, nil, 0o644))
 	require.NoError(t, os.Truncate(img, 64<<20))
-	out, err := exec.Command("mke2fs", "-t", "ext4", "-q", "-F", "-b", "4096", "-E", "offset=4194304", "-d", tree, img, "8192").CombinedOutput()
-	require.NoError(t, err, string(out))
+	out := testutil.Run(t, "mke2fs", "-t", "ext4", "-q", "-F", "-b", "4096", "-E", "offset=4194304", "-d", tree, img, "8192")
 
 	s := Suite{Image: "img's", Version: "1.2.3", Tests: []components.Step{
 		{Name: "first", Script: []byte("#!/bin/sh\necho one\n"), Timeout: time.Minute},
@@ -50,14 +49,12 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 	require.Equal(t, ":\nexport Q='it'\\''s'\nexport TABLE=gpt\n", cat("/etc/kiln-test/envs/001"))
 	require.Equal(t, ":\n", cat("/etc/kiln-test/envs/000"))
 	require.Contains(t, cat("/etc/kiln-test/env"), `KILN_IMAGE='img'\''s'`)
-	out, err = exec.Command("debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/kiln-test.service", target).CombinedOutput()
-	require.NoError(t, err)
+	out = testutil.Run(t, "debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/kiln-test.service", target)
 	require.Contains(t, string(out), "Type: symlink")
-	out, _ = exec.Command("debugfs", "-R", "stat /etc/kiln-test/tests/000", target).CombinedOutput()
+	out = testutil.Run(t, "debugfs", "-R", "stat /etc/kiln-test/tests/000", target)
 	require.True(t, strings.Contains(string(out), "Mode:  0755") || strings.Contains(string(out), "Mode:  00755"), string(out))
 
-	out, err = exec.Command("e2fsck", "-fn", target).CombinedOutput()
-	require.NoError(t, err, string(out))
+	out = testutil.Run(t, "e2fsck", "-fn", target)
 }
 
 func TestInjectFailsOnNonExt4(t *testing.T) {

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/internal/sparse"
 )
 
 // Strict reports whether missing tools must fail tests instead of skipping them.
@@ -30,6 +32,21 @@ func Require(t testing.TB, tools ...string) {
 	t.Skip(msg)
 }
 
+// Have reports whether every tool is on PATH, for a check a test makes
+// when it can. In strict mode a missing tool fails the test instead.
+func Have(t testing.TB, tools ...string) bool {
+	t.Helper()
+	err := run.Require(tools...)
+	if err == nil {
+		return true
+	}
+	if Strict() {
+		t.Fatal(err.Error())
+	}
+	t.Logf("check skipped: %v", err)
+	return false
+}
+
 // RequireRoot skips (or fails in strict mode) unless running as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
@@ -40,6 +57,36 @@ func RequireRoot(t testing.TB) {
 		t.Fatal("this test needs root")
 	}
 	t.Skip("this test needs root")
+}
+
+// Run runs a program and returns its output (stdout and stderr). If the
+// program fails, the test fails with the quoted command line and the
+// output.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	return RunStdin(t, "", name, args...)
+}
+
+// RunStdin is Run with stdin.
+func RunStdin(t testing.TB, stdin, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", run.Quote(cmd.Args), err, out)
+	}
+	return string(out)
+}
+
+// FileSHA256 is the hex SHA-256 of the file at path.
+func FileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	sum, err := sparse.SHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
 
 // BusyboxTree returns a minimal root tree: a static busybox with its applets

@@ -250,14 +250,6 @@ func Source(t testing.TB, dir string, size int64) (string, *image.RawFile) {
 	return p, OpenRaw(t, p)
 }
 
-// Run runs a command and returns its output, failing the test if it fails.
-func Run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	require.NoError(t, err, "%s %s: %s", name, strings.Join(args, " "), out)
-	return string(out)
-}
-
 // InfoMap is qemu-img info's JSON for path, as a map.
 func InfoMap(t testing.TB, path string) map[string]any {
 	t.Helper()
@@ -286,9 +278,9 @@ func GPTDisk(t testing.TB, dir string, size int64) string {
 	p := filepath.Join(dir, "gpt.raw")
 	require.NoError(t, os.WriteFile(p, nil, 0o644))
 	require.NoError(t, os.Truncate(p, size))
-	Run(t, "sgdisk", "-n", "1:2048:+16M", "-t", "1:ef00", "-n", "2:0:0", "-t", "2:8304", p)
+	testutil.Run(t, "sgdisk", "-n", "1:2048:+16M", "-t", "1:ef00", "-n", "2:0:0", "-t", "2:8304", p)
 	const rootOff = (2048 + 16<<11) * 512
-	Run(t, "mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, "-E", "offset="+strconv.Itoa(rootOff), p, strconv.FormatInt((size-rootOff-1<<20)>>10, 10)+"k")
+	testutil.Run(t, "mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, "-E", "offset="+strconv.Itoa(rootOff), p, strconv.FormatInt((size-rootOff-1<<20)>>10, 10)+"k")
 	return p
 }
 
