@@ -69,16 +69,11 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("validate", validateUsage, stderr)
 	var rf recipeFlags
 	rf.register(fs, "print the result as JSON on stdout")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagError(err)
+	recipe, code := oneArg(fs, args, stderr, "RECIPE")
+	if code >= 0 {
+		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "kiln validate: expected exactly one RECIPE argument")
-		fs.Usage()
-		return exitUsage
-	}
-	r, code := loadRecipe(pos[0], &rf, stderr, stdout)
+	r, code := loadRecipe(recipe, &rf, stderr, stdout)
 	if code != exitOK {
 		return code
 	}
@@ -99,20 +94,15 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
 	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
 	onError := fs.String("on-error", string(builder.OnErrorCleanup), "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagError(err)
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "kiln build: expected exactly one RECIPE argument")
-		fs.Usage()
-		return exitUsage
+	recipe, code := oneArg(fs, args, stderr, "RECIPE")
+	if code >= 0 {
+		return code
 	}
 	if oe := builder.OnError(*onError); oe != builder.OnErrorCleanup && oe != builder.OnErrorKeep {
 		fmt.Fprintf(stderr, "kiln build: --on-error %q: use cleanup or keep\n", *onError)
 		return exitUsage
 	}
-	r, code := loadRecipe(pos[0], &rf, stderr, stdout)
+	r, code := loadRecipe(recipe, &rf, stderr, stdout)
 	if code != exitOK {
 		return code
 	}

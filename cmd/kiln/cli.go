@@ -123,6 +123,22 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// oneArg parses the flags and the one argument a command takes (what
+// names it in the error: "RECIPE"). code is -1 when they parse, else the
+// exit code to return.
+func oneArg(fs *flag.FlagSet, args []string, stderr io.Writer, what string) (arg string, code int) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return "", flagError(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "kiln %s: expected exactly one %s\n", fs.Name(), strings.TrimSpace(what+" argument"))
+		fs.Usage()
+		return "", exitUsage
+	}
+	return pos[0], -1
+}
+
 func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)

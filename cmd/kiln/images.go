@@ -69,19 +69,6 @@ func imagesErr(stderr io.Writer, err error) int {
 }
 
 // oneArg parses flags and wants exactly one positional argument.
-func oneArg(fs *flag.FlagSet, args []string, stderr io.Writer) (string, int) {
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return "", flagError(err)
-	}
-	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "kiln %s: expected exactly one argument\n", fs.Name())
-		fs.Usage()
-		return "", exitUsage
-	}
-	return pos[0], -1
-}
-
 type listItem struct {
 	ID           string     `json:"id"`
 	Name         string     `json:"name"`
@@ -161,7 +148,7 @@ func imagesShow(args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("show", "kiln images show REF [--include-deprecated] [--json] [--images DIR]", stderr)
 	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
 	asJSON := fs.Bool("json", false, "print JSON")
-	arg, code := oneArg(fs, args, stderr)
+	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
 		return code
 	}
@@ -248,7 +235,7 @@ func usageErr(stderr io.Writer, fs *flag.FlagSet, err error) int {
 
 func imagesRm(args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("rm", "kiln images rm NAME@VERSION/BUILD [--images DIR]\n\nRemoves one build: under the version's lock it is renamed out of the\ncatalog, then deleted. Its build number is never handed out again.", stderr)
-	arg, code := oneArg(fs, args, stderr)
+	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
 		return code
 	}
@@ -284,7 +271,7 @@ func imagesDeprecate(args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("deprecate", "kiln images deprecate NAME@VERSION[/BUILD] [--at DATE] [--undo] [--images DIR]\n\nDeprecated builds stay listed, but wildcards skip them unless\n--include-deprecated is given. A public build cannot be deprecated later\nthan two years after its creation, nor undeprecated: make it private first.", stderr)
 	atFlag := fs.String("at", "", "deprecate from this date (YYYY-MM-DD or RFC 3339; default now)")
 	undo := fs.Bool("undo", false, "cancel the deprecation")
-	arg, code := oneArg(fs, args, stderr)
+	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
 		return code
 	}
@@ -342,7 +329,7 @@ func imagesShare(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&remove, "remove", "stop sharing with this principal (repeatable)")
 	public := fs.Bool("public", false, "make the builds public")
 	private := fs.Bool("private", false, "make the builds private (clears the principals)")
-	arg, code := oneArg(fs, args, stderr)
+	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
 		return code
 	}
@@ -367,7 +354,7 @@ func imagesCopy(args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("copy", "kiln images copy REF --to DIR [--include-deprecated] [--images DIR]\n\nCopies a build, keeping its name, version and build number, to the\ncatalog DIR, verifying every file's sha256 there before publishing it.", stderr)
 	to := fs.String("to", "", "the destination catalog directory")
 	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
-	arg, code := oneArg(fs, args, stderr)
+	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
 		return code
 	}

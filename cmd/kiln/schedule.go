@@ -55,16 +55,11 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	asJSON := fs.Bool("json", false, "log one JSON object per line instead of text")
 	check := fs.Bool("check", false, "check the pipelines file, print each pipeline's next run, and exit")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagError(err)
+	file, code := oneArg(fs, args, stderr, "PIPELINES")
+	if code >= 0 {
+		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "kiln schedule: expected exactly one PIPELINES argument")
-		fs.Usage()
-		return exitUsage
-	}
-	p, files, diags := recipes.LoadPipelines(pos[0])
+	p, files, diags := recipes.LoadPipelines(file)
 	if len(diags) > 0 {
 		recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
 	}

@@ -56,14 +56,9 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logs := fs.String("logs", "", "keep the serial console of each boot (serial-<firmware>.log) in this directory")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	verbose := fs.Bool("verbose", false, "copy the log (every command and its output) to stderr")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagError(err)
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "kiln test: expected exactly one IMAGE_FILE or ARTIFACT argument")
-		fs.Usage()
-		return exitUsage
+	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
+	if code >= 0 {
+		return code
 	}
 	boot, err := bootFlag(*firmware)
 	if err != nil {
@@ -96,7 +91,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
 	defer os.RemoveAll(scratch)
-	target, err := boottest.OpenTarget(ctx, pos[0], *images, scratch)
+	target, err := boottest.OpenTarget(ctx, image, *images, scratch)
 	if err != nil {
 		return targetError(stdout, stderr, *asJSON, err)
 	}
@@ -163,14 +158,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	firmware := fs.String("firmware", "", "uefi or bios (default: from the manifest, else detected)")
 	images := fs.String("images", defaultImagesDir(), "catalog for name@version arguments (env KILN_IMAGES)")
 	timeout := fs.Duration("timeout", 0, "stop the guest after this long (default: no limit)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagError(err)
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "kiln run: expected exactly one IMAGE_FILE or ARTIFACT argument")
-		fs.Usage()
-		return exitUsage
+	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
+	if code >= 0 {
+		return code
 	}
 	fw, err := bootFlag(*firmware)
 	if err != nil {
@@ -187,7 +177,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer os.RemoveAll(scratch)
-	target, err := boottest.OpenTarget(ctx, pos[0], *images, scratch)
+	target, err := boottest.OpenTarget(ctx, image, *images, scratch)
 	if err != nil {
 		return targetError(stdout, stderr, false, err)
 	}
