@@ -17,13 +17,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// sh runs a shell script in the sandbox, in a new busybox tree (root), and
+// returns its output and error.
+func sh(t *testing.T, script string) (root, out string, err error) {
+	root = testutil.BusyboxTree(t)
+	var b bytes.Buffer
+	err = Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", script}, Env: DefaultEnv()}, nil, &b)
+	return root, b.String(), err
+}
+
 func TestRunInsideTree(t *testing.T) {
-	root := testutil.BusyboxTree(t)
-	var out bytes.Buffer
-	err := Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "echo init=$(cat /proc/1/cmdline); ls /dev/null /proc/1 >/dev/null && echo ok; echo hi > /etc/motd; cat /proc/mounts | wc -l"}, Env: DefaultEnv()}, nil, &out)
-	require.NoError(t, err, out.String())
-	require.Contains(t, out.String(), "init=kiln-sandbox\n", "command must run in a new PID namespace under the helper")
-	require.Contains(t, out.String(), "ok\n")
+	root, out, err := sh(t, "echo init=$(cat /proc/1/cmdline); ls /dev/null /proc/1 >/dev/null && echo ok; echo hi > /etc/motd; cat /proc/mounts | wc -l")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "init=kiln-sandbox\n", "command must run in a new PID namespace under the helper")
+	require.Contains(t, out, "ok\n")
 	data, err := os.ReadFile(filepath.Join(root, "etc/motd"))
 	require.NoError(t, err)
 	require.Equal(t, "hi\n", string(data))
@@ -35,9 +42,7 @@ func TestRunInsideTree(t *testing.T) {
 }
 
 func TestExitCodeAndOutputTail(t *testing.T) {
-	root := testutil.BusyboxTree(t)
-	var out bytes.Buffer
-	err := Run(context.Background(), Spec{Root: root, Args: []string{"/bin/sh", "-c", "echo line1; echo failing-here >&2; exit 7"}, Env: DefaultEnv()}, nil, &out)
+	_, _, err := sh(t, "echo line1; echo failing-here >&2; exit 7")
 	var e *run.Error
 	require.True(t, errors.As(err, &e), "%v", err)
 	require.Equal(t, 7, e.ExitCode)
