@@ -160,6 +160,25 @@ func debugfsQuote(p string) string {
 	return `"` + strings.ReplaceAll(strings.ReplaceAll(p, `\`, `\\`), `"`, `\"`) + `"`
 }
 
+// debugfsEach runs `cmd PATH` for each entry in one debugfs and returns
+// what each printed, in order.
+func debugfsEach(ctx context.Context, dev, cmd string, entries []ext4Entry) ([]string, error) {
+	var cmds strings.Builder
+	for _, e := range entries {
+		fmt.Fprintf(&cmds, "%s %s\n", cmd, debugfsQuote(e.Path))
+	}
+	out, err := debugfsScript(ctx, dev, cmds.String())
+	if err != nil {
+		return nil, err
+	}
+	// One "debugfs: CMD" section per entry.
+	sections := strings.Split(string(out), "debugfs: "+cmd+" ")[1:]
+	if len(sections) != len(entries) {
+		return nil, fmt.Errorf("debugfs %s returned %d of %d entries", cmd, len(sections), len(entries))
+	}
+	return sections, nil
+}
+
 // debugfsScript runs debugfs -f - with cmds on stdin and returns stdout.
 func debugfsScript(ctx context.Context, dev, cmds string) ([]byte, error) {
 	return run.Output(ctx, run.Cmd{Args: []string{"debugfs", "-f", "-", dev}, Stdin: strings.NewReader(cmds)})
@@ -252,18 +271,9 @@ func makeNodes(ctx context.Context, dev, dest string, nodes []ext4Entry) error {
 	if len(nodes) == 0 {
 		return nil
 	}
-	var cmds strings.Builder
-	for _, n := range nodes {
-		fmt.Fprintf(&cmds, "stat %s\n", debugfsQuote(n.Path))
-	}
-	out, err := debugfsScript(ctx, dev, cmds.String())
+	sections, err := debugfsEach(ctx, dev, "stat", nodes)
 	if err != nil {
 		return err
-	}
-	// One "debugfs: stat" section per node, in order.
-	sections := strings.Split(string(out), "debugfs: stat ")[1:]
-	if len(sections) != len(nodes) {
-		return fmt.Errorf("debugfs stat returned %d of %d device nodes", len(sections), len(nodes))
 	}
 	for i, n := range nodes {
 		var rdev uint64
@@ -303,17 +313,9 @@ func restoreCaps(ctx context.Context, dev, dest string, execs []ext4Entry) error
 	if len(execs) == 0 {
 		return nil
 	}
-	var cmds strings.Builder
-	for _, e := range execs {
-		fmt.Fprintf(&cmds, "ea_list %s\n", debugfsQuote(e.Path))
-	}
-	out, err := debugfsScript(ctx, dev, cmds.String())
+	sections, err := debugfsEach(ctx, dev, "ea_list", execs)
 	if err != nil {
 		return err
-	}
-	sections := strings.Split(string(out), "debugfs: ea_list ")[1:]
-	if len(sections) != len(execs) {
-		return fmt.Errorf("debugfs ea_list returned %d of %d files", len(sections), len(execs))
 	}
 	for i, e := range execs {
 		for _, l := range strings.Split(sections[i], "\n") {

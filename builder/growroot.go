@@ -51,14 +51,21 @@ func installGrowroot(tree string) error {
 	if err := fsroot.WriteFile(tree, "/usr/lib/kiln/growroot", []byte(growrootScript), 0o755); err != nil {
 		return err
 	}
-	if err := fsroot.WriteFile(tree, "/etc/systemd/system/kiln-growroot.service", []byte(growrootUnit), 0o644); err != nil {
+	return installUnit(tree, "kiln-growroot.service", growrootUnit, "local-fs.target")
+}
+
+// installUnit writes a systemd unit into the tree and enables it for
+// target, as systemctl enable would: a link in target's .wants directory.
+func installUnit(tree, name, unit, target string) error {
+	path := "/etc/systemd/system/" + name
+	if err := fsroot.WriteFile(tree, path, []byte(unit), 0o644); err != nil {
 		return err
 	}
-	dir, err := fsroot.MkdirAll(tree, "/etc/systemd/system/local-fs.target.wants", 0o755)
+	dir, err := fsroot.MkdirAll(tree, "/etc/systemd/system/"+target+".wants", 0o755)
 	if err != nil {
 		return err
 	}
-	link := filepath.Join(dir, "kiln-growroot.service")
+	link := filepath.Join(dir, name)
 	_ = os.Remove(link)
-	return os.Symlink("/etc/systemd/system/kiln-growroot.service", link)
+	return os.Symlink(path, link)
 }

@@ -175,16 +175,7 @@ ExecStart=/usr/bin/ssh-keygen -A
 [Install]
 WantedBy=multi-user.target
 `
-	if err := fsroot.WriteFile(tree, "/etc/systemd/system/kiln-ssh-hostkeys.service", []byte(unit), 0o644); err != nil {
-		return err
-	}
-	dir, err := fsroot.MkdirAll(tree, "/etc/systemd/system/multi-user.target.wants", 0o755)
-	if err != nil {
-		return err
-	}
-	link := filepath.Join(dir, "kiln-ssh-hostkeys.service")
-	_ = os.Remove(link)
-	return os.Symlink("/etc/systemd/system/kiln-ssh-hostkeys.service", link)
+	return installUnit(tree, "kiln-ssh-hostkeys.service", unit, "multi-user.target")
 }
 
 func mustResolve(tree, p string) string {

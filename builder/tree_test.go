@@ -75,3 +75,18 @@ func TestGeneralise(t *testing.T) {
 	require.Equal(t, "img\n", string(host))
 	require.FileExists(t, filepath.Join(outside, "keep"), "nothing outside the tree is touched")
 }
+
+// installUnit writes a unit and enables it as systemctl would, again and
+// again.
+func TestInstallUnitEnablesIt(t *testing.T) {
+	tree := t.TempDir()
+	for range 2 {
+		require.NoError(t, installUnit(tree, "kiln-x.service", "[Unit]\n", "multi-user.target"))
+	}
+	data, err := os.ReadFile(filepath.Join(tree, "etc/systemd/system/kiln-x.service"))
+	require.NoError(t, err)
+	require.Equal(t, "[Unit]\n", string(data))
+	target, err := os.Readlink(filepath.Join(tree, "etc/systemd/system/multi-user.target.wants/kiln-x.service"))
+	require.NoError(t, err)
+	require.Equal(t, "/etc/systemd/system/kiln-x.service", target)
+}
