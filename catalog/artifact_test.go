@@ -2,13 +2,13 @@ package catalog
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -82,17 +82,10 @@ func TestSweepRemovesOnlyDeadStagings(t *testing.T) {
 	defer live.Discard()
 
 	// A process that creates a staging dir and is then SIGKILLed.
-	if os.Getenv("KILN_ARTIFACT_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSweepChild$")
-		cmd.Env = append(os.Environ(), "KILN_ARTIFACT_CHILD="+root)
-		require.NoError(t, cmd.Start())
-		require.Eventually(t, func() bool {
-			entries, _ := filepath.Glob(filepath.Join(root, stagingDir, "build-*"))
-			return len(entries) == 2 // both created (not new-* any more)
-		}, 10*time.Second, 20*time.Millisecond)
-		require.NoError(t, cmd.Process.Kill())
-		_ = cmd.Wait()
-	}
+	testutil.KillChild(t, "TestSweepChild", []string{"KILN_ARTIFACT_CHILD=" + root}, 10*time.Second, func() bool {
+		entries, _ := filepath.Glob(filepath.Join(root, stagingDir, "build-*"))
+		return len(entries) == 2 // both created (not new-* any more)
+	})
 	Sweep(root)
 	entries, _ := os.ReadDir(filepath.Join(root, stagingDir))
 	require.Len(t, entries, 1)
@@ -100,11 +93,7 @@ func TestSweepRemovesOnlyDeadStagings(t *testing.T) {
 }
 
 func TestSweepChild(t *testing.T) {
-	root := os.Getenv("KILN_ARTIFACT_CHILD")
-	if root == "" {
-		t.Skip("helper for TestSweepRemovesOnlyDeadStagings")
-	}
-	_, err := NewStaging(root)
+	_, err := NewStaging(testutil.ChildEnv(t, "KILN_ARTIFACT_CHILD"))
 	require.NoError(t, err)
 	time.Sleep(time.Minute)
 }

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/internal/units"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/stretchr/testify/assert"
@@ -292,12 +292,8 @@ func TestKilledPublishLeavesNoHalfEntry(t *testing.T) {
 	publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
 	ready := filepath.Join(t.TempDir(), "in-finalize")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPublishChild$")
-	cmd.Env = append(os.Environ(), "KILN_ARTIFACT_PUBLISH_CHILD="+root, "KILN_ARTIFACT_READY="+ready)
-	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool { _, err := os.Stat(ready); return err == nil }, 30*time.Second, 10*time.Millisecond)
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
+	testutil.KillChild(t, "TestPublishChild", []string{"KILN_ARTIFACT_PUBLISH_CHILD=" + root, "KILN_ARTIFACT_READY=" + ready},
+		30*time.Second, func() bool { _, err := os.Stat(ready); return err == nil })
 
 	assert.Equal(t, []string{"web/1.0.0/1", "web/1.0.0/2"}, listIDs(t, root))
 	e := publishBuild(t, root, "web", "1.0.0", now, manifest.Catalog{})
@@ -307,11 +303,7 @@ func TestKilledPublishLeavesNoHalfEntry(t *testing.T) {
 }
 
 func TestPublishChild(t *testing.T) {
-	root := os.Getenv("KILN_ARTIFACT_PUBLISH_CHILD")
-	if root == "" {
-		t.Skip("helper for TestKilledPublishLeavesNoHalfEntry")
-	}
-	s, err := NewStaging(root)
+	s, err := NewStaging(testutil.ChildEnv(t, "KILN_ARTIFACT_PUBLISH_CHILD"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(s.Artifact, "web.raw"), []byte("half"), 0o644))
 	_, _, err = s.Publish("web", "1.0.0", func(build int) error {

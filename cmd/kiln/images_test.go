@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,14 +77,10 @@ func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 	before := twoEarlierBuilds(t, root, "web")
 
 	ready := filepath.Join(t.TempDir(), "in-finalize")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestImagesPublishChild$")
-	cmd.Env = append(os.Environ(), "KILN_IMAGES_PUBLISH_CHILD="+root, "KILN_IMAGES_READY="+ready)
-	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool { _, err := os.Stat(ready); return err == nil }, time.Minute, 10*time.Millisecond)
+	testutil.KillChild(t, "TestImagesPublishChild", []string{"KILN_IMAGES_PUBLISH_CHILD=" + root, "KILN_IMAGES_READY=" + ready},
+		time.Minute, func() bool { _, err := os.Stat(ready); return err == nil })
 	stagings, _ := filepath.Glob(filepath.Join(root, ".staging", "build-*", "artifact", "manifest.json"))
-	require.Len(t, stagings, 1, "the child is in the publish window, its manifest written")
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
+	require.Len(t, stagings, 1, "the child was killed in the publish window, its manifest written")
 
 	assert.Equal(t, before, listJSON(t, root), "the catalog lists exactly the earlier builds")
 	code, out, errOut := runKiln(t, "images", "show", "--images", root, "web@1.x.x")
@@ -97,11 +93,7 @@ func TestImagesKilledPublishLeavesEarlierBuilds(t *testing.T) {
 }
 
 func TestImagesPublishChild(t *testing.T) {
-	root := os.Getenv("KILN_IMAGES_PUBLISH_CHILD")
-	if root == "" {
-		t.Skip("helper for TestImagesKilledPublishLeavesEarlierBuilds")
-	}
-	s, err := catalog.NewStaging(root)
+	s, err := catalog.NewStaging(testutil.ChildEnv(t, "KILN_IMAGES_PUBLISH_CHILD"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(s.Artifact, "web.raw"), []byte("half"), 0o644))
 	_, _, err = s.Publish("web", "1.0.0", func(build int) error {

@@ -66,15 +66,11 @@ func TestKilledParentLeavesNothing(t *testing.T) {
 		return
 	}
 	root := testutil.BusyboxTree(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledParentLeavesNothing$")
 	// A sleep no other process runs, so that other test runs on the machine
 	// cannot be mistaken for a survivor.
 	sleep := fmt.Sprintf("sleep %d", 100000+os.Getpid())
-	cmd.Env = append(os.Environ(), "KILN_SANDBOX_KILL_CHILD=1", "KILN_SANDBOX_ROOT="+root, "KILN_SANDBOX_SLEEP="+sleep)
-	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(root, "started")); return err == nil }, 20*time.Second, 50*time.Millisecond)
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
+	testutil.KillChild(t, "TestKilledParentLeavesNothing", []string{"KILN_SANDBOX_KILL_CHILD=1", "KILN_SANDBOX_ROOT=" + root, "KILN_SANDBOX_SLEEP=" + sleep},
+		20*time.Second, func() bool { _, err := os.Stat(filepath.Join(root, "started")); return err == nil })
 	require.Eventually(t, func() bool {
 		out, _ := exec.Command("pgrep", "-f", sleep).Output()
 		return strings.TrimSpace(string(out)) == ""

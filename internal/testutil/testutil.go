@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/sparse"
@@ -87,6 +88,40 @@ func FileSHA256(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return sum
+}
+
+// KillChild runs this test binary again to run only the test named child,
+// with env added to its environment, until ready reports true (within the
+// given time), then SIGKILLs it and waits for it: for tests of what a
+// killed process leaves behind. The child reads env with ChildEnv.
+func KillChild(t testing.TB, child string, env []string, within time.Duration, ready func() bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$")
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	for deadline := time.Now().Add(within); !ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("%s was not ready within %v", child, within)
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ChildEnv returns the environment variable name in a test that KillChild
+// runs; in any other run it skips the test, which is no test of its own.
+func ChildEnv(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Skip("run by another test, through testutil.KillChild")
+	}
+	return v
 }
 
 // BusyboxTree returns a minimal root tree: a static busybox with its applets
