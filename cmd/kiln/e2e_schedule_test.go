@@ -72,9 +72,7 @@ func TestE2EIfChangedAndSchedule(t *testing.T) {
 // starts a real build, and SIGTERM in the middle of it leaves no half
 // artifact and no process behind.
 func testScheduleService(t *testing.T, images, cache, recipe string) {
-	bin := filepath.Join(t.TempDir(), "kiln")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := kilnBinary(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "broken.hcl"), []byte("image \"broken\" { version = \"1.0.0\" }\n"), 0o644))
 	pipelines := filepath.Join(dir, "pipelines.hcl")
