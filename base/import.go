@@ -209,7 +209,10 @@ func importDisk(ctx context.Context, p *manifest.Parent, file, tree, scratch str
 	if err := ExtractExt4(ctx, raw, root.Start, tree, log); err != nil {
 		return fmt.Errorf("root filesystem (partition %d): %w", root.Number, err)
 	}
-	uuid, _ := ext4UUID(img, root.Start)
+	uuid, err := ext4UUID(img, root.Start)
+	if err != nil {
+		return fmt.Errorf("root filesystem (partition %d): %w", root.Number, err)
+	}
 	p.Extracted = append(p.Extracted, manifest.ExtractedFS{Mount: "/", Partition: root.Number, UUID: uuid})
 
 	mounts, err := fstabMounts(tree)
@@ -242,7 +245,10 @@ func importDisk(ctx context.Context, p *manifest.Parent, file, tree, scratch str
 		if err := ExtractExt4(ctx, raw, found.Start, dest, log); err != nil {
 			return fmt.Errorf("%s filesystem (partition %d): %w", m.dir, found.Number, err)
 		}
-		u, _ := ext4UUID(img, found.Start)
+		u, err := ext4UUID(img, found.Start)
+		if err != nil {
+			return fmt.Errorf("%s filesystem (partition %d): %w", m.dir, found.Number, err)
+		}
 		p.Extracted = append(p.Extracted, manifest.ExtractedFS{Mount: m.dir, Partition: found.Number, UUID: u})
 	}
 	_ = fsroot.RemoveAll(tree, "/lost+found")

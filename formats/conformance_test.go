@@ -209,3 +209,22 @@ func TestCheckMissingFile(t *testing.T) {
 	}
 	require.Equal(t, 2, n, "vhdx and ova have checkers")
 }
+
+// Detect names short files and reports a file it cannot read, rather than
+// taking it for a raw disk.
+func TestDetectShortAndUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ name, data, want string }{
+		{"empty", "", "raw"},
+		{"short", "QFI\xfb", "qcow2"},
+		{"zstd", "\x28\xb5\x2f\xfd", CompressZstd},
+	} {
+		p := filepath.Join(dir, c.name)
+		require.NoError(t, os.WriteFile(p, []byte(c.data), 0o644))
+		kind, err := Detect(p)
+		require.NoError(t, err, c.name)
+		require.Equal(t, c.want, kind, c.name)
+	}
+	_, err := Detect(dir) // a directory opens, but does not read
+	require.Error(t, err)
+}

@@ -3,6 +3,7 @@ package formats
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,7 +20,10 @@ import (
 func Detect(path string) (string, error) {
 	return image.WithFile(path, func(f *os.File, size int64) (string, error) {
 		head := make([]byte, 512)
-		n, _ := io.ReadFull(f, head)
+		n, err := io.ReadFull(f, head)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return "", err // a short file is fine; a failed read is not raw
+		}
 		head = head[:n]
 		switch {
 		case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
@@ -34,11 +38,12 @@ func Detect(path string) (string, error) {
 		}
 		if size >= 512 {
 			tail := make([]byte, 512)
-			if _, err := f.ReadAt(tail, size-512); err == nil {
-				for _, ft := range registry {
-					if ft.magic != nil && ft.magic(nil, tail) {
-						return ft.Name, nil
-					}
+			if err := image.ReadFull(f, tail, size-512, "disk image", "last sector"); err != nil {
+				return "", err
+			}
+			for _, ft := range registry {
+				if ft.magic != nil && ft.magic(nil, tail) {
+					return ft.Name, nil
 				}
 			}
 		}
