@@ -58,26 +58,33 @@ func reportedErrors(t *testing.T, file string, diags hcl.Diagnostics) map[int][]
 // ones); every offending line carries "# ERROR: <summary>". All of them must
 // be reported, in one run, on exactly those lines, and nothing else.
 func TestLoadErrors(t *testing.T) {
-	files, err := filepath.Glob("testdata/errors/*.hcl")
+	eachErrorFile(t, "testdata/errors/*.hcl", 25, func(t *testing.T, file string, want map[int][]string) {
+		r, _, diags := Load(file, LoadOptions{Library: testLibrary})
+		require.True(t, diags.HasErrors())
+		require.Nil(t, r, "no recipe when there are errors")
+		got := reportedErrors(t, file, diags)
+		if !equalErrors(want, got) {
+			var b strings.Builder
+			WriteDiagnostics(&b, nil, diags, false)
+			t.Logf("diagnostics:\n%s", b.String())
+		}
+		require.Equal(t, want, got)
+	})
+}
+
+// eachErrorFile runs check, as a subtest, on each file of glob (at least
+// min of them) with the errors its "# ERROR:" markers expect.
+func eachErrorFile(t *testing.T, glob string, min int, check func(t *testing.T, file string, want map[int][]string)) {
+	files, err := filepath.Glob(glob)
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(files), 25)
+	require.GreaterOrEqual(t, len(files), min)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			src, err := os.ReadFile(file)
 			require.NoError(t, err)
 			want := expectedErrors(t, src)
 			require.NotEmpty(t, want, "no ERROR markers")
-
-			r, _, diags := Load(file, LoadOptions{Library: testLibrary})
-			require.True(t, diags.HasErrors())
-			require.Nil(t, r, "no recipe when there are errors")
-			got := reportedErrors(t, file, diags)
-			if !equalErrors(want, got) {
-				var b strings.Builder
-				WriteDiagnostics(&b, nil, diags, false)
-				t.Logf("diagnostics:\n%s", b.String())
-			}
-			require.Equal(t, want, got)
+			check(t, file, want)
 		})
 	}
 }

@@ -11,19 +11,7 @@ import (
 // error" diagnostic, which fails here), rendering its diagnostics never
 // panics, and a recipe without errors is complete.
 func FuzzParse(f *testing.F) {
-	for _, glob := range []string{"testdata/valid/*.hcl", "testdata/errors/*.hcl", "testdata/vars/*.hcl", "../examples/*.hcl"} {
-		files, err := filepath.Glob(glob)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range files {
-			src, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addSeedFiles(f, "testdata/valid/*.hcl", "testdata/errors/*.hcl", "testdata/vars/*.hcl", "../examples/*.hcl")
 	// Parsed as if it were in testdata/valid, so scripts/setup.sh exists.
 	name := filepath.Join("testdata", "valid", "fuzz.hcl")
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -60,4 +48,21 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// addSeedFiles adds every file the globs match to the fuzz corpus.
+func addSeedFiles(f *testing.F, globs ...string) {
+	for _, glob := range globs {
+		files, err := filepath.Glob(glob)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package recipes
 
 import (
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,24 +48,15 @@ func TestLoadPipelines(t *testing.T) {
 // Each file in testdata/errors/pipelines carries "# ERROR: <summary>" on
 // every offending line; all are reported, in one run, on those lines only.
 func TestLoadPipelinesErrors(t *testing.T) {
-	files, err := filepath.Glob("testdata/errors/pipelines/*.hcl")
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(files), 5)
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			src, err := os.ReadFile(file)
-			require.NoError(t, err)
-			want := expectedErrors(t, src)
-			require.NotEmpty(t, want)
-			p, files, diags := LoadPipelines(file)
-			require.Nil(t, p)
-			got := reportedErrors(t, file, diags)
-			var b strings.Builder
-			WriteDiagnostics(&b, files, diags, false)
-			require.Equal(t, want, got, "diagnostics:\n%s", b.String())
-			require.Contains(t, b.String(), file+":", "file:line:col")
-		})
-	}
+	eachErrorFile(t, "testdata/errors/pipelines/*.hcl", 5, func(t *testing.T, file string, want map[int][]string) {
+		p, files, diags := LoadPipelines(file)
+		require.Nil(t, p)
+		got := reportedErrors(t, file, diags)
+		var b strings.Builder
+		WriteDiagnostics(&b, files, diags, false)
+		require.Equal(t, want, got, "diagnostics:\n%s", b.String())
+		require.Contains(t, b.String(), file+":", "file:line:col")
+	})
 }
 
 func TestLoadPipelinesEmptyAndMissing(t *testing.T) {
@@ -79,16 +69,7 @@ func TestLoadPipelinesEmptyAndMissing(t *testing.T) {
 
 // FuzzParsePipelines: the parser never panics, and what it accepts is complete.
 func FuzzParsePipelines(f *testing.F) {
-	for _, glob := range []string{"testdata/pipelines/*.hcl", "testdata/errors/pipelines/*.hcl"} {
-		files, _ := filepath.Glob(glob)
-		for _, file := range files {
-			src, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addSeedFiles(f, "testdata/pipelines/*.hcl", "testdata/errors/pipelines/*.hcl")
 	name := filepath.Join("testdata", "pipelines", "fuzz.hcl")
 	f.Fuzz(func(t *testing.T, src []byte) {
 		p, files, diags := ParsePipelines(name, src)
