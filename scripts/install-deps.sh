@@ -13,6 +13,7 @@ packages=(
   zstd xz-utils                 # decompression checks
   bc                            # bench scripts
   busybox-static                # tiny static trees for sandbox tests
+  systemd                       # systemd-analyze verify of the example units (judge)
   ca-certificates git make
 )
 
