@@ -1,10 +1,14 @@
 // Package units parses and formats byte sizes as written in recipes:
-// "512", "512B", "4KiB", "256MiB", "2GiB", "1TiB" (binary, powers of 1024)
-// and "10MB", "1GB" (decimal, powers of 1000).
+// "512" (bytes), "512B", "4KiB", "256MiB", "2GiB", "1TiB", "1PiB", "1EiB":
+// binary units, powers of 1024, spelt exactly so (case matters, no space
+// between the number and the unit). The number may have a decimal fraction
+// ("1.5GiB") as long as the result is a whole number of bytes.
 //
-// Units are case-insensitive, a space may separate the number from the unit,
-// and the number may have a decimal fraction ("1.5GiB") as long as the result
-// is a whole number of bytes. A bare number is a count of bytes.
+// Decimal units (KB, MB, GB, TB: powers of 1000) and shorthands ("2G",
+// "128mb", "1.5 GiB") are refused, with a suggestion: Kiln lays disks and
+// partitions out in whole MiB, so a decimal size could never be honoured
+// exactly, and "G" or "GB" is read as 1000³ by some tools and 1024³ by
+// others. The error says what the text would have meant and what to write.
 package units
 
 import (
@@ -32,12 +36,26 @@ type unit struct {
 // binaryUnits are tried by FormatSize from the largest down.
 var binaryUnits = []unit{{"EiB", EiB}, {"PiB", PiB}, {"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}}
 
-// units maps every accepted unit, lower-cased, to its size in bytes.
+// units maps every accepted unit, exactly as written, to its size in bytes.
 var units = map[string]uint64{
-	"":    1,
-	"b":   1,
-	"kib": KiB, "mib": MiB, "gib": GiB, "tib": TiB, "pib": PiB, "eib": EiB,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15, "eb": 1e18,
+	"": 1, "B": 1,
+	"KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": TiB, "PiB": PiB, "EiB": EiB,
+}
+
+// lookalikes maps other spellings of a unit, lower-cased and without a
+// trailing "s", to the binary unit meant: "2G", "2gib", "2Gi", "2GB"... The
+// decimal ones are flagged so that the message can say what they mean.
+var lookalikes = map[string]struct {
+	unit    string
+	decimal uint64 // the decimal unit's size, 0 for binary shorthands
+}{
+	"b": {"B", 0}, "byte": {"B", 0},
+	"k": {"KiB", 0}, "ki": {"KiB", 0}, "kib": {"KiB", 0}, "kb": {"KiB", 1e3},
+	"m": {"MiB", 0}, "mi": {"MiB", 0}, "mib": {"MiB", 0}, "mb": {"MiB", 1e6},
+	"g": {"GiB", 0}, "gi": {"GiB", 0}, "gib": {"GiB", 0}, "gb": {"GiB", 1e9},
+	"t": {"TiB", 0}, "ti": {"TiB", 0}, "tib": {"TiB", 0}, "tb": {"TiB", 1e12},
+	"p": {"PiB", 0}, "pi": {"PiB", 0}, "pib": {"PiB", 0}, "pb": {"PiB", 1e15},
+	"e": {"EiB", 0}, "ei": {"EiB", 0}, "eib": {"EiB", 0}, "eb": {"EiB", 1e18},
 }
 
 // maxNumberLen bounds the digits ParseSize reads; no real size needs more.
@@ -50,7 +68,11 @@ var ErrSyntax = errors.New("invalid size")
 // ErrRange is wrapped by ParseSize's error for sizes that do not fit in 64 bits.
 var ErrRange = errors.New("size out of range")
 
-// ParseSize parses a size such as "2GiB", "256 MiB", "10MB" or "4096" into bytes.
+// Accepted lists the units ParseSize accepts, for messages.
+const Accepted = "B, KiB, MiB, GiB, TiB, PiB or EiB (powers of 1024), or no unit for bytes"
+
+// ParseSize parses a size such as "2GiB", "256MiB", "1.5GiB" or "4096" into
+// bytes. Surrounding space is ignored.
 func ParseSize(s string) (uint64, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
@@ -63,7 +85,7 @@ func ParseSize(s string) (uint64, error) {
 	for i < len(t) && (isDigit(t[i]) || t[i] == '.') {
 		i++
 	}
-	num, rest := t[:i], strings.TrimSpace(t[i:])
+	num, rest := t[:i], t[i:]
 	if num == "" {
 		return 0, fmt.Errorf("%w %q: it must start with a number, such as \"2GiB\"", ErrSyntax, s)
 	}
@@ -71,24 +93,66 @@ func ParseSize(s string) (uint64, error) {
 	if intPart == "" || (hasDot && frac == "") || strings.Contains(frac, ".") {
 		return 0, fmt.Errorf("%w %q: %q is not a number", ErrSyntax, s, num)
 	}
-	mult, ok := units[strings.ToLower(rest)]
-	if !ok {
-		return 0, fmt.Errorf("%w %q: unknown unit %q (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB for powers of 1000)", ErrSyntax, s, rest)
-	}
 	if len(num) > maxNumberLen {
 		return 0, fmt.Errorf("%w: %q is too large", ErrRange, s)
 	}
-	mant, _ := new(big.Int).SetString(intPart+frac, 10) // digits only: cannot fail
-	v := new(big.Int).Mul(mant, new(big.Int).SetUint64(mult))
-	den := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(frac))), nil)
-	q, r := new(big.Int).QuoRem(v, den, new(big.Int))
-	if r.Sign() != 0 {
-		return 0, fmt.Errorf("%w %q: it is not a whole number of bytes", ErrSyntax, s)
+	mult, ok := units[rest]
+	if !ok {
+		return 0, unitError(s, num, rest)
+	}
+	q, err := scale(num, mult)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
 	}
 	if !q.IsUint64() {
 		return 0, fmt.Errorf("%w: %q is larger than %d bytes", ErrRange, s, uint64(1<<64-1))
 	}
 	return q.Uint64(), nil
+}
+
+// scale is the decimal number num times mult, which must be whole.
+func scale(num string, mult uint64) (*big.Int, error) {
+	intPart, frac, _ := strings.Cut(num, ".")
+	mant, _ := new(big.Int).SetString(intPart+frac, 10) // digits only: cannot fail
+	v := new(big.Int).Mul(mant, new(big.Int).SetUint64(mult))
+	den := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(frac))), nil)
+	q, r := new(big.Int).QuoRem(v, den, new(big.Int))
+	if r.Sign() != 0 {
+		return nil, errors.New("it is not a whole number of bytes")
+	}
+	return q, nil
+}
+
+// unitError explains a unit ParseSize does not accept, with what to write
+// instead when the unit is recognisable.
+func unitError(s, num, rest string) error {
+	written := strings.TrimSpace(rest)
+	key := strings.ToLower(written)
+	if len(key) > 1 {
+		key = strings.TrimSuffix(key, "s")
+	}
+	l, known := lookalikes[key]
+	if !known {
+		return fmt.Errorf("%w %q: unknown unit %q; use %s", ErrSyntax, s, written, Accepted)
+	}
+	want := num + l.unit
+	if l.unit == "B" && !strings.Contains(num, ".") {
+		want = num
+	}
+	switch {
+	case l.decimal != 0:
+		also := ""
+		if q, err := scale(num, l.decimal); err == nil && q.IsUint64() && q.Uint64() > 0 {
+			mib := (q.Uint64() + MiB - 1) / MiB
+			also = fmt.Sprintf(", or \"%dMiB\", the smallest whole number of MiB that holds %s decimal %s", mib, num, strings.ToUpper(key))
+		}
+		return fmt.Errorf("%w %q: %s is a decimal unit (powers of 1000), which Kiln does not accept because disks are laid out in whole MiB; write %q (powers of 1024)%s",
+			ErrSyntax, s, written, want, also)
+	case written != rest && written == l.unit:
+		return fmt.Errorf("%w %q: no space between the number and the unit; write %q", ErrSyntax, s, want)
+	default:
+		return fmt.Errorf("%w %q: units are spelt exactly B, KiB, MiB, GiB, TiB, PiB or EiB; write %q", ErrSyntax, s, want)
+	}
 }
 
 // FormatSize formats n bytes exactly, in the largest binary unit that
