@@ -421,7 +421,7 @@ func renderTemplate(d *decoder, filename string, src []byte) ([]byte, hcl.Diagno
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	v, vd := expr.Value(d.ctx)
+	v, vd := unmarkedValue(expr, d.ctx)
 	diags = append(diags, vd...)
 	if vd.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || v.Type() != cty.String {
 		return nil, diags

@@ -117,6 +117,19 @@ func checkBootMode(boot *bootBlock, disk *diskBlock) hcl.Diagnostics {
 	return nil
 }
 
+// The partitions a firmware needs, as a recipe writes them: the hints of
+// the diagnostics that ask for them (tested to parse).
+const (
+	espPartitionHint = `  partition "ESP" {
+    type = "esp"
+    size = "256MiB"
+  }`
+	biosPartitionHint = `  partition "BIOS" {
+    type = "bios"
+    size = "1MiB"
+  }`
+)
+
 // checkPartitions checks a declared layout against the boot mode: the
 // partitions the firmware needs, what the table can hold, and the size.
 func (n layoutNeeds) checkPartitions(boot *bootBlock, disk *diskBlock, mode bootMode) hcl.Diagnostics {
@@ -137,11 +150,11 @@ func (n layoutNeeds) checkPartitions(boot *bootBlock, disk *diskBlock, mode boot
 	}
 	if n.esp && !has("esp") {
 		diags = append(diags, errorDiag(subject, "Missing EFI system partition",
-			fmt.Sprintf("%s boots from an EFI system partition: add partition \"ESP\" { type = \"esp\" size = \"256MiB\" }.", capitalize(firmwareNames[mode.firmware]))))
+			fmt.Sprintf("%s boots from an EFI system partition. Add one to the disk block:\n%s", capitalize(firmwareNames[mode.firmware]), espPartitionHint)))
 	}
 	if n.biosBoot && !has("bios") {
 		diags = append(diags, errorDiag(subject, "Missing BIOS boot partition",
-			"Legacy BIOS on a GPT disk keeps GRUB's core image in a BIOS boot partition: add partition \"BIOS\" { type = \"bios\" size = \"1MiB\" } before the others."))
+			"Legacy BIOS on a GPT disk keeps GRUB's core image in a BIOS boot partition. Add one to the disk block, before the other partitions:\n"+biosPartitionHint))
 	}
 	if mode.table == platform.MBR && len(disk.partitions) > 4 {
 		diags = append(diags, errorDiag(disk.partitions[4].src.def, "Too many partitions for MBR",

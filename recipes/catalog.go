@@ -162,7 +162,7 @@ func (d *decoder) decodeLifecycleBlock(block *hcl.Block) (*lifecycleBlock, hcl.D
 	}
 	if len(content.Attributes) == 0 {
 		diags = append(diags, errorDiag(block.DefRange, "Empty lifecycle rule",
-			`A lifecycle block needs at least one of keep_last, deprecate_after and delete_after, such as lifecycle { keep_last = 5  delete_after = "365d" }.`))
+			"A lifecycle block needs at least one of keep_last, deprecate_after and delete_after, such as\n  lifecycle {\n    keep_last    = 5\n    delete_after = \"365d\"\n  }"))
 	}
 	if a, ok := b.src.valid("delete_after"); ok && b.src.ok["deprecate_after"] && b.DeleteAfter <= b.DeprecateAfter {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid delete_after",

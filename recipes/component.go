@@ -7,15 +7,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
-	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/kiln-build/kiln/internal/semver"
 )
@@ -28,7 +29,10 @@ type Component struct {
 	Source     string // "builtin" or the component file's path
 	SHA256     string // of the component file
 	Parameters map[string]any
-	Range      Range // the recipe's component block
+	// Sensitive names the parameters whose value is computed from a
+	// sensitive variable: they must be shown and recorded as Redacted.
+	Sensitive map[string]bool
+	Range     Range // the recipe's component block
 	// FilesSHA256 covers the files its steps read from disk (file sources,
 	// rendered; script files; the sha256 of downloads); "" when none.
 	FilesSHA256 string
@@ -122,21 +126,18 @@ func loadLibrary(builtin fs.FS, paths []string, pathsRange hcl.Range, files *Fil
 		}
 		lib.byName[c.Name] = append(lib.byName[c.Name], c)
 	}
-	var names []string
 	if builtin != nil {
-		names, _ = fs.Glob(builtin, "*.hcl") // the pattern is valid
-	}
-	for _, n := range names {
-		src, err := fs.ReadFile(builtin, n)
-		if err != nil {
-			diags = append(diags, errorDiag(fileStart("builtin/"+n), "Cannot read built-in component",
-				fmt.Sprintf("%v. This is a bug in Kiln: please report it.", err)))
-			continue
+		b := parsedBuiltin(builtin)
+		for _, name := range b.names {
+			if files != nil {
+				files.add(name, b.sources[name])
+			}
 		}
-		c, dd := parseComponentFile("builtin/"+n, "", src, files)
-		diags = append(diags, dd...)
-		if c != nil {
-			c.Source = SourceBuiltin
+		for _, d := range b.diags {
+			dc := *d
+			diags = append(diags, &dc)
+		}
+		for _, c := range b.comps {
 			add(c)
 		}
 	}
@@ -164,6 +165,61 @@ func loadLibrary(builtin fs.FS, paths []string, pathsRange hcl.Range, files *Fil
 		}
 	}
 	return lib, diags
+}
+
+// builtinLibrary is a parsed built-in library. It is never changed after
+// parseBuiltin makes it, so one can serve every recipe of a process.
+type builtinLibrary struct {
+	comps   []*componentFile
+	diags   hcl.Diagnostics
+	names   []string // the files, sorted, as "builtin/NAME.hcl"
+	sources map[string][]byte
+}
+
+// builtinCache holds the parsed built-in library per file system value,
+// so that a process that reads many recipes (kiln schedule, the fuzzer)
+// reads and parses it once. A file system whose value cannot be a map key
+// is parsed every time.
+var builtinCache = struct {
+	sync.Mutex
+	m map[fs.FS]*builtinLibrary
+}{m: map[fs.FS]*builtinLibrary{}}
+
+func parsedBuiltin(fsys fs.FS) *builtinLibrary {
+	if !reflect.TypeOf(fsys).Comparable() {
+		return parseBuiltin(fsys)
+	}
+	builtinCache.Lock()
+	defer builtinCache.Unlock()
+	if b := builtinCache.m[fsys]; b != nil {
+		return b
+	}
+	b := parseBuiltin(fsys)
+	builtinCache.m[fsys] = b
+	return b
+}
+
+func parseBuiltin(fsys fs.FS) *builtinLibrary {
+	b := &builtinLibrary{sources: map[string][]byte{}}
+	names, _ := fs.Glob(fsys, "*.hcl") // the pattern is valid
+	files := newFiles("")
+	for _, n := range names {
+		src, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			b.diags = append(b.diags, errorDiag(fileStart("builtin/"+n), "Cannot read built-in component",
+				fmt.Sprintf("%v. This is a bug in Kiln: please report it.", err)))
+			continue
+		}
+		c, dd := parseComponentFile("builtin/"+n, "", src, files)
+		b.diags = append(b.diags, dd...)
+		b.names = append(b.names, "builtin/"+n)
+		b.sources["builtin/"+n] = src
+		if c != nil {
+			c.Source = SourceBuiltin
+			b.comps = append(b.comps, c)
+		}
+	}
+	return b
 }
 
 // parseComponentFile reads a component file's header: name, version,
@@ -361,7 +417,7 @@ func (d *decoder) decodeComponentRef(block *hcl.Block) (*componentUse, hcl.Diagn
 	}
 	use.Version, use.Source, use.SHA256 = comp.Version.String(), comp.Source, comp.SHA256
 
-	values, pd := d.componentParams(comp, content.Attributes["parameters"], block.DefRange)
+	values, sensitive, pd := d.componentParams(comp, content.Attributes["parameters"], block.DefRange)
 	diags = append(diags, pd...)
 	if pd.HasErrors() {
 		return nil, diags
@@ -369,10 +425,15 @@ func (d *decoder) decodeComponentRef(block *hcl.Block) (*componentUse, hcl.Diagn
 	for k, v := range values {
 		use.Parameters[k] = goValue(v)
 	}
-	ctx := evalContext(nil)
-	ctx.Functions["length"] = stdlib.LengthFunc
-	ctx.Variables = map[string]cty.Value{"param": cty.ObjectVal(values)}
-	cd := &decoder{ctx: ctx, dir: comp.Dir, files: d.files}
+	if len(sensitive) > 0 {
+		use.Sensitive = sensitive
+	}
+	scope := funcScope{dir: comp.Dir, what: fmt.Sprintf("component %q (%s)", name, comp.Filename), files: map[string]string{}, log: d.log}
+	if scope.log == nil {
+		scope.log = newReadLog(nil)
+	}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"param": cty.ObjectVal(values)}, Functions: scope.functions()}
+	cd := &decoder{ctx: ctx, dir: comp.Dir, files: d.files, log: scope.log}
 	for _, b := range comp.steps {
 		timeout := DefaultBuildTimeout
 		if b.Type == "test" {
@@ -399,16 +460,26 @@ func (d *decoder) decodeComponentRef(block *hcl.Block) (*componentUse, hcl.Diagn
 		return use, diags // paths may be unresolved: there is nothing to digest
 	}
 	var dd hcl.Diagnostics
-	use.FilesSHA256, dd = filesDigest(append(append(append([]*stepBlock{}, use.build...), use.validate...), use.tests...))
+	use.FilesSHA256, dd = filesDigest(append(append(append([]*stepBlock{}, use.build...), use.validate...), use.tests...), scope.files)
 	return use, append(diags, dd...)
 }
 
-// filesDigest hashes what a component's steps read from disk, "" if
-// nothing. A script that cannot be read is reported, not hashed as empty.
-func filesDigest(steps []*stepBlock) (string, hcl.Diagnostics) {
+// filesDigest hashes what a component's steps read from disk, and the
+// files its expressions read (path to sha256), "" if nothing. A script
+// that cannot be read is reported, not hashed as empty.
+func filesDigest(steps []*stepBlock, read map[string]string) (string, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	h := sha256.New()
 	n := 0
+	paths := make([]string, 0, len(read))
+	for p := range read {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(h, "read %s %s\n", filepath.Base(p), read[p])
+		n++
+	}
 	for _, s := range steps {
 		a := s.Action
 		switch {
@@ -442,7 +513,7 @@ func filesDigest(steps []*stepBlock) (string, hcl.Diagnostics) {
 
 // componentParams checks the recipe's parameters against the component's
 // declarations and returns every parameter's value, defaults applied.
-func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def hcl.Range) (map[string]cty.Value, hcl.Diagnostics) {
+func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def hcl.Range) (map[string]cty.Value, map[string]bool, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	decl := map[string]*paramDecl{}
 	var declared []string
@@ -461,7 +532,7 @@ func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def 
 				var key string
 				if kw := hcl.ExprAsKeyword(kv.Key); kw != "" {
 					key = kw
-				} else if kval, kd := kv.Key.Value(d.ctx); !kd.HasErrors() && kval.Type() == cty.String && kval.IsKnown() && !kval.IsNull() {
+				} else if kval, kd := unmarkedValue(kv.Key, d.ctx); !kd.HasErrors() && kval.Type() == cty.String && kval.IsKnown() && !kval.IsNull() {
 					key = kval.AsString()
 				} else {
 					diags = append(diags, errorDiag(kv.Key.Range(), "Invalid parameter name", "Parameter names are identifiers or strings, such as parameters = { port = 8080 }."))
@@ -478,15 +549,16 @@ func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def 
 			v, vd := attr.Expr.Value(d.ctx)
 			diags = append(diags, vd...)
 			if !vd.HasErrors() {
+				v, marks := v.Unmark() // the object's own marks go to each value
 				if !v.IsKnown() {
-					return nil, diags
+					return nil, nil, diags
 				}
 				if v.IsNull() || !(v.Type().IsObjectType() || v.Type().IsMapType()) {
-					return nil, append(diags, errorDiag(attr.Expr.Range(), "Incorrect attribute value type",
+					return nil, nil, append(diags, errorDiag(attr.Expr.Range(), "Incorrect attribute value type",
 						"parameters must be a map of parameter names to values, such as parameters = { port = 8080 }."))
 				}
 				for k, el := range v.AsValueMap() {
-					got[k] = given{val: el, key: attr.Expr.Range(), value: attr.Expr.Range()}
+					got[k] = given{val: el.WithMarks(marks), key: attr.Expr.Range(), value: attr.Expr.Range()}
 				}
 			}
 		}
@@ -497,6 +569,7 @@ func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def 
 	}
 	sort.Strings(keys)
 	values := map[string]cty.Value{}
+	sensitive := map[string]bool{}
 	for _, k := range keys {
 		g := got[k]
 		p := decl[k]
@@ -509,7 +582,10 @@ func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def 
 				fmt.Sprintf("Component %q %s has no parameter %q.%s %s", comp.Name, comp.Version, k, suggest(k, declared), hint)))
 			continue
 		}
-		v, _ := g.val.UnmarkDeep()
+		v, marks := g.val.UnmarkDeep()
+		if _, ok := marks[sensitiveMark]; ok {
+			sensitive[k] = true
+		}
 		if !v.IsWhollyKnown() {
 			values[k] = cty.UnknownVal(p.Type)
 			continue
@@ -542,7 +618,7 @@ func (d *decoder) componentParams(comp *componentFile, attr *hcl.Attribute, def 
 			values[p.Name] = cty.UnknownVal(p.Type)
 		}
 	}
-	return values, diags
+	return values, sensitive, diags
 }
 
 func describe(s string) string {

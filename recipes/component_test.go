@@ -268,7 +268,7 @@ func TestFilesDigestReportsUnreadableScript(t *testing.T) {
 	sum, diags := filesDigest([]*stepBlock{{
 		Step: Step{Name: "c/s", Action: Action{Kind: KindShell, Shell: &Shell{Script: missing}}},
 		src:  src,
-	}})
+	}}, nil)
 	require.Empty(t, sum)
 	require.Len(t, diags, 1)
 	require.Equal(t, "Cannot read script", diags[0].Summary)

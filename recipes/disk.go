@@ -91,7 +91,7 @@ func (d *decoder) decodeDiskBlock(block *hcl.Block) (*diskBlock, hcl.Diagnostics
 // autoOrNothing reports whether attr is the string "auto" (ok) without
 // reporting anything; any other value is left to the size decoder.
 func (d *decoder) autoOrNothing(attr *hcl.Attribute) (string, bool) {
-	v, diags := attr.Expr.Value(d.ctx)
+	v, diags := unmarkedValue(attr.Expr, d.ctx)
 	if diags.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
 		return "", false
 	}
@@ -230,7 +230,7 @@ func (d *decoder) decodePartitionBlock(block *hcl.Block) (*partitionBlock, hcl.D
 	p := &partitionBlock{Partition: Partition{Label: block.Labels[0], Range: toRange(block.DefRange)},
 		src: newDecoded("partition", block.DefRange, content.Attributes), labelRange: block.LabelRanges[0]}
 	if a := p.src.attr(partSizeArg, &diags); a != nil {
-		if v, dd := a.Expr.Value(d.ctx); !dd.HasErrors() && v.Type() == cty.String && !v.IsNull() && strings.EqualFold(v.AsString(), "rest") {
+		if v, dd := unmarkedValue(a.Expr, d.ctx); !dd.HasErrors() && v.Type() == cty.String && !v.IsNull() && strings.EqualFold(v.AsString(), "rest") {
 			p.Rest, p.src.ok["size"] = true, true
 		} else {
 			d.getSize(p.src, partSizeArg, &p.Size, &diags)

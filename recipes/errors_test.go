@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/stretchr/testify/require"
 )
 
@@ -153,4 +154,45 @@ func TestParseScriptRelativeToRecipe(t *testing.T) {
 	_, _, diags = Parse(filepath.Join(t.TempDir(), "r.hcl"), good, LoadOptions{Library: testLibrary})
 	require.Len(t, diags, 1)
 	require.Equal(t, "Script file not found", diags[0].Summary)
+}
+
+// Every example of HCL a diagnostic shows (its indented lines) is valid
+// HCL: a hint that cannot be copied would hide the real problem behind a
+// syntax error.
+func TestHintsParse(t *testing.T) {
+	files, _ := filepath.Glob("testdata/errors/*.hcl")
+	checked := 0
+	for _, file := range files {
+		_, _, diags := Load(file, LoadOptions{Library: testLibrary})
+		for _, d := range diags {
+			for _, example := range indentedBlocks(d.Detail) {
+				_, pd := hclsyntax.ParseConfig([]byte(example), "hint.hcl", hcl.InitialPos)
+				require.False(t, pd.HasErrors(), "%s: %s: the hint\n%s\ndoes not parse: %s", file, d.Summary, example, pd)
+				checked++
+			}
+		}
+	}
+	require.GreaterOrEqual(t, checked, 4, "the layout, lifecycle and image hints are checked")
+}
+
+// indentedBlocks returns each run of lines indented by two spaces in
+// detail that holds a block, dedented.
+func indentedBlocks(detail string) []string {
+	var out []string
+	var cur []string
+	flush := func() {
+		if text := strings.Join(cur, "\n"); strings.Contains(text, "{") {
+			out = append(out, text)
+		}
+		cur = nil
+	}
+	for _, l := range strings.Split(detail, "\n") {
+		if strings.HasPrefix(l, "  ") {
+			cur = append(cur, l[2:])
+			continue
+		}
+		flush()
+	}
+	flush()
+	return out
 }

@@ -25,6 +25,7 @@ type decoder struct {
 	lib        *library // the component library, loaded at the first component block
 	paths      []string // the kiln block's component_paths, absolute
 	pathsRange hcl.Range
+	log        *readLog // what expressions read (file(), timestamp()); shared by the recipe and its components
 }
 
 // arg describes one argument for the diagnostics about its value: its name
@@ -129,11 +130,10 @@ func (d *decoder) value(attr *hcl.Attribute, a arg, ty cty.Type, want string) (c
 	if attr == nil {
 		return cty.NilVal, false, nil
 	}
-	v, diags := attr.Expr.Value(d.ctx)
+	v, diags := unmarkedValue(attr.Expr, d.ctx)
 	if diags.HasErrors() {
 		return cty.NilVal, false, diags
 	}
-	v, _ = v.UnmarkDeep()
 	if v.IsNull() && a.required {
 		return cty.NilVal, false, append(diags, errorDiag(attr.Expr.Range(), "Missing required argument",
 			fmt.Sprintf("%q cannot be null: give it a value, such as %s = %s.", a.name, a.name, a.example)))
@@ -233,8 +233,11 @@ func (d *decoder) size(attr *hcl.Attribute, a arg) (uint64, bool, hcl.Diagnostic
 		return 0, false, diags
 	}
 	invalid := func(why string) (uint64, bool, hcl.Diagnostics) {
-		return 0, false, append(diags, errorDiag(attr.Expr.Range(), "Invalid size",
-			fmt.Sprintf("%s. Write a size such as %s, \"512MiB\" or \"10GB\" (KiB, MiB, GiB, TiB are powers of 1024; KB, MB, GB, TB of 1000), or a whole number of bytes.", why, a.example)))
+		detail := why + "."
+		if !strings.Contains(why, "; write ") {
+			detail += fmt.Sprintf(" Write a size such as %s, \"512MiB\" or \"1.5GiB\" (units %s), or a whole number of bytes.", a.example, "B, KiB, MiB, GiB, TiB: powers of 1024")
+		}
+		return 0, false, append(diags, errorDiag(attr.Expr.Range(), "Invalid size", detail))
 	}
 	switch v.Type() {
 	case cty.String:

@@ -40,8 +40,13 @@ type LoadOptions struct {
 	// VarFiles are paths of -var-file files, in order. Relative paths are
 	// relative to the working directory, not to the recipe.
 	VarFiles []string
-	// Env is an os.Environ()-style list; KILN_VAR_<name>=value sets a variable.
+	// Env is an os.Environ()-style list; KILN_VAR_<name>=value sets a
+	// variable, and SOURCE_DATE_EPOCH is the time timestamp() returns.
 	Env []string
+
+	// autoVarFiles are the *.auto.kilnvars.* files next to the recipe; Load
+	// sets them.
+	autoVarFiles []string
 }
 
 // Recipe is a fully parsed and validated recipe, with defaults applied.
@@ -64,7 +69,35 @@ type Recipe struct {
 	// shown or recorded: use PublicVariables for anything a person or a
 	// file sees.
 	Sensitive map[string]bool
-	Image     Image
+	// Declared describes every declared variable, in recipe order, with
+	// where its value came from.
+	Declared []Variable
+	// Locals are the locals blocks' values, in recipe order.
+	Locals []Local
+	// ReadFiles are the files the recipe's expressions read with file,
+	// filebase64, fileexists and templatefile (absolute path to the hex
+	// SHA-256 of the content, or FileAbsent): inputs of the build like the
+	// recipe itself. Files read by components' expressions are in their
+	// Component.FilesSHA256 instead.
+	ReadFiles map[string]string
+	// NotReproducible says why building this recipe twice cannot give the
+	// same image, such as "timestamp() in web.hcl"; empty when nothing in
+	// the recipe depends on when it is read.
+	NotReproducible []string
+	Image           Image
+}
+
+// Variable describes a declared variable.
+type Variable struct {
+	Name        string
+	Type        string // as a recipe writes it; "" when untyped
+	Description string
+	Sensitive   bool
+	// Source is where the value came from: "default", "KILN_VAR_NAME",
+	// "-var", "-var-file FILE:LINE" or, for an auto-loaded variables file,
+	// "FILE:LINE".
+	Source string
+	Range  Range // the variable block
 }
 
 // Redacted stands for a sensitive variable's value wherever Kiln shows or

@@ -115,7 +115,7 @@ func TestLoadValid(t *testing.T) {
 			file: "disk_bytes.hcl",
 			check: func(t *testing.T, r *Recipe) {
 				require.Equal(t, uint64(1<<30), r.Image.Disk.Size)
-				require.Equal(t, uint64(100_000_000), r.Image.Disk.ESPSize)
+				require.Equal(t, uint64(201<<19), r.Image.Disk.ESPSize)
 				require.Equal(t, "stable", r.Image.Base.Suite)
 				require.Equal(t, DefaultTestTimeout, r.Image.Tests[0].Timeout)
 			},

@@ -10,15 +10,21 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
-	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
 // variableBlockSchema is a variable block: an input of the recipe.
 var variableBlockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "default"}, {Name: "type"}, {Name: "description"}, {Name: "sensitive"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "validation"}},
+}
+
+// validationBlockSchema is a variable's validation block.
+var validationBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "condition"}, {Name: "error_message"}},
 }
 
 // envPrefix is the prefix of the environment variables that set recipe
@@ -37,8 +43,19 @@ type variableBlock struct {
 	Default cty.Value
 	// Sensitive is sensitive = true: the value is never shown or recorded.
 	Sensitive bool
+	// Validations are the validation blocks, in order.
+	Validations []*validationRule
 
 	def, nameRange hcl.Range
+	typeExpr       hcl.Expression // nil without a type argument
+	defaultRange   hcl.Range
+}
+
+// validationRule is a validation block: the value is valid when condition
+// is true; otherwise error_message says what is wrong.
+type validationRule struct {
+	condition, message hcl.Expression
+	def                hcl.Range
 }
 
 // rawText says whether a value given as text (-var, KILN_VAR_) is taken as
@@ -57,6 +74,7 @@ func decodeVariableBlock(block *hcl.Block) (*variableBlock, hcl.Diagnostics) {
 	diags = append(diags, d...)
 	typeOK := true
 	if attr := content.Attributes["type"]; attr != nil {
+		v.typeExpr = attr.Expr
 		ty, d := decodeTypeExpr(attr.Expr)
 		diags = append(diags, d...)
 		if d.HasErrors() {
@@ -82,7 +100,25 @@ func decodeVariableBlock(block *hcl.Block) (*variableBlock, hcl.Diagnostics) {
 			}
 		}
 	}
+	for _, b := range content.Blocks {
+		vc, d := b.Body.Content(validationBlockSchema)
+		diags = append(diags, d...)
+		c, m := vc.Attributes["condition"], vc.Attributes["error_message"]
+		if c != nil && m != nil {
+			v.Validations = append(v.Validations, &validationRule{condition: c.Expr, message: m.Expr, def: b.DefRange})
+			continue
+		}
+		if len(d) == 0 {
+			missing := "condition"
+			if c != nil {
+				missing = "error_message"
+			}
+			diags = append(diags, errorDiag(b.DefRange, "Missing required argument",
+				fmt.Sprintf("A validation block needs a condition and an error_message; this one has no %s. For example:\n  validation {\n    condition     = length(var.%s) > 0\n    error_message = \"var.%s cannot be empty.\"\n  }", missing, v.Name, v.Name)))
+		}
+	}
 	if attr := content.Attributes["default"]; attr != nil {
+		v.defaultRange = attr.Expr.Range()
 		val, d := attr.Expr.Value(nil)
 		diags = append(diags, d...)
 		switch {
@@ -165,15 +201,42 @@ func typeString(t cty.Type) string {
 	return "any"
 }
 
+// valueSource is where a variable's final value came from: its kind, for
+// kiln inspect, and the range of the value's text, for diagnostics.
+type valueSource struct {
+	kind string // "default", "env", "auto-file", "var-file" or "var"
+	rng  hcl.Range
+}
+
+// describe is the source as kiln inspect shows it.
+func (s valueSource) describe(name string) string {
+	switch s.kind {
+	case "default":
+		return "default"
+	case "env":
+		return envPrefix + name
+	case "var":
+		return "-var"
+	case "var-file":
+		return fmt.Sprintf("-var-file %s:%d", s.rng.Filename, s.rng.Start.Line)
+	case "auto-file":
+		return fmt.Sprintf("%s:%d", s.rng.Filename, s.rng.Start.Line)
+	}
+	return "not set"
+}
+
 // resolveVariables computes every variable's final value from, lowest
-// precedence first: its default, KILN_VAR_<name> in opts.Env, the -var-file
-// files in order, and the -var options in order. A variable whose value has
-// an error (already reported) is cty.DynamicVal, so expressions that use it
-// are unknown and are not reported again.
-func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (map[string]cty.Value, hcl.Diagnostics) {
+// precedence first: its default, KILN_VAR_<name> in opts.Env, the
+// *.auto.kilnvars.hcl/.json files next to the recipe (opts.autoVarFiles,
+// in lexical order), the -var-file files in order, and the -var options in
+// order. A variable whose value has an error (already reported) is
+// cty.DynamicVal, so expressions that use it are unknown and are not
+// reported again.
+func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (map[string]cty.Value, map[string]valueSource, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	byName := map[string]*variableBlock{}
 	values := map[string]cty.Value{}
+	sources := map[string]valueSource{}
 	var names []string
 	for _, v := range vars {
 		if first, dup := byName[v.Name]; dup {
@@ -185,14 +248,16 @@ func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (ma
 		names = append(names, v.Name)
 		if v.Default != cty.NilVal {
 			values[v.Name] = v.Default
+			sources[v.Name] = valueSource{"default", v.defaultRange}
 		}
 	}
-	set := func(v *variableBlock, val cty.Value, d hcl.Diagnostics) {
+	set := func(v *variableBlock, val cty.Value, src valueSource, d hcl.Diagnostics) {
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			val = cty.DynamicVal
 		}
 		values[v.Name] = val
+		sources[v.Name] = src
 	}
 
 	// KILN_VAR_<name>: unknown names are ignored, the environment is shared.
@@ -203,13 +268,17 @@ func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (ma
 		}
 		name = strings.TrimPrefix(name, envPrefix)
 		if v := byName[name]; v != nil {
-			val, d := parseVarText(v, text, files.add(fmt.Sprintf("<value for var.%s from %s%s>", name, envPrefix, name), []byte(text)))
-			set(v, val, d)
+			fn := addVarText(files, v, fmt.Sprintf("<value for var.%s from %s%s>", name, envPrefix, name), text)
+			val, d := parseVarText(v, text, fn)
+			set(v, val, valueSource{"env", syntheticRange(fn, text)}, d)
 		}
 	}
 
+	for _, path := range opts.autoVarFiles {
+		diags = append(diags, readVarFile(path, "auto-file", byName, files, set)...)
+	}
 	for _, path := range opts.VarFiles {
-		diags = append(diags, readVarFile(path, byName, files, set)...)
+		diags = append(diags, readVarFile(path, "var-file", byName, files, set)...)
 	}
 
 	for _, opt := range opts.Vars {
@@ -228,19 +297,29 @@ func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (ma
 				fmt.Sprintf("-var sets %q, but the recipe declares no variable %q.%s Declare it with a variable %q block, or remove the -var option.", name, name, suggest(name, names), name)))
 			continue
 		}
-		val, d := parseVarText(v, text, files.add(fmt.Sprintf("<value for var.%s>", name), []byte(text)))
-		set(v, val, d)
+		fn := addVarText(files, v, fmt.Sprintf("<value for var.%s>", name), text)
+		val, d := parseVarText(v, text, fn)
+		set(v, val, valueSource{"var", syntheticRange(fn, text)}, d)
 	}
 
 	for _, name := range names {
 		if _, ok := values[name]; !ok {
 			v := byName[name]
 			diags = append(diags, errorDiag(v.def, "No value for required variable",
-				fmt.Sprintf("var.%s has no default and no value was given. Set it with -var %s=VALUE, in a -var-file, or with the %s%s environment variable, or give it a default.", name, name, envPrefix, name)))
+				fmt.Sprintf("var.%s has no default and no value was given. Set it with -var %s=VALUE, in a -var-file or a *.auto.kilnvars.hcl file next to the recipe, or with the %s%s environment variable, or give it a default.", name, name, envPrefix, name)))
 			values[name] = cty.DynamicVal
 		}
 	}
-	return values, diags
+	return values, sources, diags
+}
+
+// addVarText records the text of a -var or KILN_VAR_ value for diagnostics,
+// except a sensitive variable's, which no diagnostic may quote.
+func addVarText(files *Files, v *variableBlock, name, text string) string {
+	if v.Sensitive {
+		return name
+	}
+	return files.add(name, []byte(text))
 }
 
 // parseVarText turns the text of a -var or KILN_VAR_ value into the
@@ -268,9 +347,13 @@ func parseVarText(v *variableBlock, text, filename string) (cty.Value, hcl.Diagn
 	}
 	// HCL's own message ("Variables not allowed" for a bare word, "Missing
 	// expression" for a cut-off list) would puzzle on a command line.
+	shown := fmt.Sprintf("%q", text)
+	if v.Sensitive {
+		shown = "The value (sensitive, not shown)"
+	}
 	return cty.DynamicVal, hcl.Diagnostics{errorDiag(syntheticRange(filename, text), "Invalid value for variable",
-		fmt.Sprintf("%q cannot be read as a value of type %s. var.%s is declared with type = %s, so its value is read as an HCL expression, such as %s; quote the shell argument so that the quotes and brackets reach Kiln.",
-			text, typeString(v.Type), v.Name, typeString(v.Type), typeExample(v.Type)))}
+		fmt.Sprintf("%s cannot be read as a value of type %s. var.%s is declared with type = %s, so its value is read as an HCL expression, such as %s; quote the shell argument so that the quotes and brackets reach Kiln.",
+			shown, typeString(v.Type), v.Name, typeString(v.Type), typeExample(v.Type)))}
 }
 
 // typeExample is a value of type t as written in HCL.
@@ -297,15 +380,27 @@ func convertVar(v *variableBlock, val cty.Value, rng hcl.Range, diags hcl.Diagno
 	return cv, diags
 }
 
-// readVarFile reads a -var-file: HCL whose top-level arguments set variables.
-func readVarFile(path string, byName map[string]*variableBlock, files *Files, set func(*variableBlock, cty.Value, hcl.Diagnostics)) hcl.Diagnostics {
+// readVarFile reads a variables file: HCL whose top-level arguments set
+// variables, or (for a .json file) a JSON object whose properties do. kind
+// is "var-file" for -var-file, "auto-file" for *.auto.kilnvars.* files.
+func readVarFile(path, kind string, byName map[string]*variableBlock, files *Files, set func(*variableBlock, cty.Value, valueSource, hcl.Diagnostics)) hcl.Diagnostics {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return hcl.Diagnostics{errorDiag(fileStart(path), "Cannot read variables file",
-			fmt.Sprintf("%v. Check the -var-file path; relative paths are relative to the working directory.", err))}
+		hint := "Check the -var-file path; relative paths are relative to the working directory."
+		if kind == "auto-file" {
+			hint = "Kiln reads every *.auto.kilnvars.hcl and *.auto.kilnvars.json file next to the recipe; fix its permissions or move it away."
+		}
+		return hcl.Diagnostics{errorDiag(fileStart(path), "Cannot read variables file", fmt.Sprintf("%v. %s", err, hint))}
 	}
 	files.add(path, src)
-	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	var f *hcl.File
+	var diags hcl.Diagnostics
+	isJSON := strings.HasSuffix(path, ".json")
+	if isJSON {
+		f, diags = hcljson.Parse(src, path)
+	} else {
+		f, diags = hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	}
 	if f == nil || f.Body == nil {
 		return diags
 	}
@@ -335,25 +430,138 @@ func readVarFile(path string, byName map[string]*variableBlock, files *Files, se
 			continue
 		}
 		val, d := a.Expr.Value(nil)
+		if !d.HasErrors() && isJSON {
+			d = checkValueNumbers(val, a.Expr.Range())
+		}
 		if !d.HasErrors() {
 			val, d = convertVar(v, val, a.Expr.Range(), d)
 		}
-		set(v, val, d)
+		set(v, val, valueSource{kind, a.Expr.Range()}, d)
 	}
 	return diags
 }
 
-// evalContext is what image expressions see: var, and a few string functions.
-func evalContext(values map[string]cty.Value) *hcl.EvalContext {
+// checkValueNumbers is checkNumbers for a value that did not come from HCL
+// native syntax (a JSON var file): every number and numeric string in it.
+func checkValueNumbers(v cty.Value, rng hcl.Range) hcl.Diagnostics {
+	bad := false
+	cty.Walk(v, func(_ cty.Path, el cty.Value) (bool, error) {
+		if !numberInRange(el) {
+			bad = true
+		}
+		return !bad, nil
+	})
+	if bad {
+		return hcl.Diagnostics{numberOutOfRange(rng)}
+	}
+	return nil
+}
+
+// declaredVariables describes vars for Recipe.Declared.
+func declaredVariables(vars []*variableBlock, sources map[string]valueSource) []Variable {
+	out := []Variable{}
+	seen := map[string]bool{}
+	for _, v := range vars {
+		if seen[v.Name] {
+			continue
+		}
+		seen[v.Name] = true
+		t := ""
+		if v.typed {
+			t = typeString(v.Type)
+		}
+		out = append(out, Variable{Name: v.Name, Type: t, Description: v.Description, Sensitive: v.Sensitive,
+			Source: sources[v.Name].describe(v.Name), Range: toRange(v.def)})
+	}
+	return out
+}
+
+// validateVariables checks each variable's value against its validation
+// blocks, in the scope of every variable's value and the functions. A
+// failure points at where the value came from (the default, the -var, the
+// line of the var file) and shows the error_message.
+func validateVariables(vars []*variableBlock, values map[string]cty.Value, sources map[string]valueSource, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	done := map[string]bool{}
+	for _, v := range vars {
+		if done[v.Name] {
+			continue // a duplicate, reported
+		}
+		done[v.Name] = true
+		val := values[v.Name]
+		if !val.IsWhollyKnown() {
+			continue // its own error is reported
+		}
+		for _, rule := range v.Validations {
+			diags = append(diags, rule.check(v, sources[v.Name], ctx)...)
+		}
+	}
+	return diags
+}
+
+func (rule *validationRule) check(v *variableBlock, src valueSource, ctx *hcl.EvalContext) hcl.Diagnostics {
+	result, diags := rule.condition.Value(ctx)
+	if diags.HasErrors() {
+		return diags
+	}
+	result, _ = result.UnmarkDeep()
+	if !result.IsKnown() {
+		return diags
+	}
+	if result.IsNull() || !result.Type().Equals(cty.Bool) {
+		if cv, err := convert.Convert(result, cty.Bool); err != nil || cv.IsNull() {
+			return append(diags, errorDiag(rule.condition.Range(), "Invalid validation condition",
+				fmt.Sprintf("A validation condition is true or false; this is %s. Write a comparison such as condition = length(var.%s) > 0, or use can(...).", friendlyType(result.Type()), v.Name)))
+		} else {
+			result = cv
+		}
+	}
+	if result.True() {
+		return diags
+	}
+	msg, md := rule.message.Value(ctx)
+	if md.HasErrors() {
+		return append(diags, md...)
+	}
+	text := "The value does not pass this variable's validation."
+	switch {
+	case isSensitive(msg):
+		text = "The error message is hidden because it uses a sensitive value."
+	default:
+		msg, _ = msg.UnmarkDeep()
+		if s, err := convert.Convert(msg, cty.String); err == nil && s.IsKnown() && !s.IsNull() && strings.TrimSpace(s.AsString()) != "" {
+			text = strings.TrimSpace(s.AsString())
+		} else {
+			return append(diags, errorDiag(rule.message.Range(), "Invalid error_message",
+				"error_message is a non-empty string that says what is wrong with the value and what to give instead."))
+		}
+	}
+	subject := src.rng
+	if subject.Filename == "" {
+		subject = v.def
+	}
+	where := map[string]string{"default": "its default", "env": "the environment", "var": "a -var option", "var-file": "a -var-file", "auto-file": "an auto-loaded variables file"}[src.kind]
+	return append(diags, errorDiag(subject, "Invalid value for variable",
+		fmt.Sprintf("%s\n\nThe value of var.%s (from %s) fails the validation rule at %s.", text, v.Name, where, at(rule.def))))
+}
+
+// evalContext is what recipe expressions see: var (sensitive values
+// marked), local, and the functions.
+func evalContext(vars []*variableBlock, values map[string]cty.Value, fns map[string]function.Function) *hcl.EvalContext {
+	marked := make(map[string]cty.Value, len(values))
+	for k, v := range values {
+		marked[k] = v
+	}
+	for _, v := range vars {
+		if v.Sensitive {
+			if val, ok := marked[v.Name]; ok {
+				marked[v.Name] = val.Mark(sensitiveMark)
+			}
+		}
+	}
 	return &hcl.EvalContext{
-		Variables: map[string]cty.Value{"var": cty.ObjectVal(values)},
-		Functions: map[string]function.Function{
-			"upper":   stdlib.UpperFunc,
-			"lower":   stdlib.LowerFunc,
-			"format":  stdlib.FormatFunc,
-			"join":    stdlib.JoinFunc,
-			"replace": stdlib.ReplaceFunc,
-		},
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(marked)},
+		Functions: fns,
 	}
 }
 

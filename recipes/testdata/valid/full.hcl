@@ -20,7 +20,7 @@ image "full.image_1" {
   }
 
   disk {
-    size     = "4 GiB"
+    size     = "4GiB"
     table    = "gpt"
     esp_size = "64MiB"
   }
