@@ -15,11 +15,10 @@ import (
 	"github.com/kiln-build/kiln/recipes"
 )
 
-// planDisk turns the recipe's disk and boot blocks into a layout. With
-// size = "auto" the partition that takes the rest is sized from the content
-// below its mount point plus the headroom; every ext4 partition is checked
-// to hold its content.
-func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
+// DiskSpec is what the recipe's disk and boot blocks ask of the disk
+// layout. Partitions is nil for the boot mode's default layout; with
+// size = "auto" Size is 0, and planDisk sizes the disk from the content.
+func DiskSpec(img recipes.Image) (disk.Spec, error) {
 	d := img.Disk
 	spec := disk.Spec{
 		Size:      d.Size,
@@ -33,7 +32,7 @@ func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
 	for _, p := range d.Partitions {
 		t, err := parttype.Parse(p.Type)
 		if err != nil {
-			return nil, err
+			return spec, err
 		}
 		ps := disk.PartSpec{Label: p.Label, Size: p.Size, Type: t, FS: p.Filesystem, Mount: p.Mount, MountOpts: p.Options, GUID: p.GUID, FSUUID: p.UUID}
 		if ps.FS == "none" {
@@ -48,6 +47,19 @@ func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
 			ps.Role = disk.RoleRoot
 		}
 		spec.Partitions = append(spec.Partitions, ps)
+	}
+	return spec, nil
+}
+
+// planDisk turns the recipe's disk and boot blocks into a layout. With
+// size = "auto" the partition that takes the rest is sized from the content
+// below its mount point plus the headroom; every ext4 partition is checked
+// to hold its content.
+func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
+	d := img.Disk
+	spec, err := DiskSpec(img)
+	if err != nil {
+		return nil, err
 	}
 	parts := spec.Partitions
 	if parts == nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	ctyyaml "github.com/zclconf/go-cty-yaml"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
@@ -66,7 +67,7 @@ var pureFunctions = map[string]function.Function{
 	"alltrue":         allTrueFunc,
 	"anytrue":         anyTrueFunc,
 	"chunklist":       stdlib.ChunklistFunc,
-	"coalesce":        stdlib.CoalesceFunc,
+	"coalesce":        coalesceFunc,
 	"coalescelist":    stdlib.CoalesceListFunc,
 	"compact":         stdlib.CompactFunc,
 	"concat":          stdlib.ConcatFunc,
@@ -516,6 +517,39 @@ var lengthFunc = function.New(&function.Spec{
 			return v.Length(), nil
 		}
 		return cty.UnknownVal(cty.Number), nil
+	},
+})
+
+// coalesceFunc is Terraform's coalesce: the first argument that is
+// neither null nor an empty string.
+var coalesceFunc = function.New(&function.Spec{
+	VarParam: &function.Parameter{Name: "vals", Type: cty.DynamicPseudoType, AllowUnknown: true, AllowDynamicType: true, AllowNull: true},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		types := make([]cty.Type, len(args))
+		for i, a := range args {
+			types[i] = a.Type()
+		}
+		t, _ := convert.UnifyUnsafe(types)
+		if t == cty.NilType {
+			return cty.NilType, fmt.Errorf("all arguments must have the same type")
+		}
+		return t, nil
+	},
+	Impl: func(args []cty.Value, ret cty.Type) (cty.Value, error) {
+		for _, a := range args {
+			a, err := convert.Convert(a, ret)
+			if err != nil {
+				return cty.NilVal, err
+			}
+			if !a.IsKnown() {
+				return cty.UnknownVal(ret), nil
+			}
+			if a.IsNull() || (ret == cty.String && a.RawEquals(cty.StringVal(""))) {
+				continue
+			}
+			return a, nil
+		}
+		return cty.NilVal, fmt.Errorf("every argument is null or an empty string")
 	},
 })
 

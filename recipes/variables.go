@@ -251,8 +251,9 @@ func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (ma
 			sources[v.Name] = valueSource{"default", v.defaultRange}
 		}
 	}
+	// set records a value; with d having errors, which the caller reports,
+	// the value is unknown.
 	set := func(v *variableBlock, val cty.Value, src valueSource, d hcl.Diagnostics) {
-		diags = append(diags, d...)
 		if d.HasErrors() {
 			val = cty.DynamicVal
 		}
@@ -270,6 +271,7 @@ func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (ma
 		if v := byName[name]; v != nil {
 			fn := addVarText(files, v, fmt.Sprintf("<value for var.%s from %s%s>", name, envPrefix, name), text)
 			val, d := parseVarText(v, text, fn)
+			diags = append(diags, d...)
 			set(v, val, valueSource{"env", syntheticRange(fn, text)}, d)
 		}
 	}
@@ -299,6 +301,7 @@ func resolveVariables(vars []*variableBlock, opts LoadOptions, files *Files) (ma
 		}
 		fn := addVarText(files, v, fmt.Sprintf("<value for var.%s>", name), text)
 		val, d := parseVarText(v, text, fn)
+		diags = append(diags, d...)
 		set(v, val, valueSource{"var", syntheticRange(fn, text)}, d)
 	}
 
@@ -416,7 +419,7 @@ func readVarFile(path, kind string, byName map[string]*variableBlock, files *Fil
 	for _, a := range attrs {
 		list = append(list, a)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Range.Start.Byte < list[j].Range.Start.Byte })
+	sort.Slice(list, func(i, j int) bool { return list[i].NameRange.Start.Byte < list[j].NameRange.Start.Byte })
 	var names []string
 	for n := range byName {
 		names = append(names, n)
@@ -436,6 +439,7 @@ func readVarFile(path, kind string, byName map[string]*variableBlock, files *Fil
 		if !d.HasErrors() {
 			val, d = convertVar(v, val, a.Expr.Range(), d)
 		}
+		diags = append(diags, d...)
 		set(v, val, valueSource{kind, a.Expr.Range()}, d)
 	}
 	return diags

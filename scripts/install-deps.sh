@@ -12,6 +12,7 @@ packages=(
   ovmf seabios                  # UEFI and legacy BIOS firmware
   zstd xz-utils                 # decompression checks
   bc                            # bench scripts
+  patch                         # applies kiln fmt -diff output in a test
   busybox-static                # tiny static trees for sandbox tests
   systemd                       # systemd-analyze verify of the example units (judge)
   ca-certificates git make

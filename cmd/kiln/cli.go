@@ -36,6 +36,8 @@ func commands() []command {
 	return []command{
 		{"build", "Build, boot-test and publish an image from a recipe", buildUsage, cmdBuild},
 		{"validate", "Check a recipe and report every problem in it", validateUsage, cmdValidate},
+		{"inspect", "Show a recipe resolved: variables and their sources, locals, components, layout", inspectUsage, cmdInspect},
+		{"fmt", "Rewrite recipes and component files in the canonical layout", fmtUsage, cmdFmt},
 		{"schedule", "Run pipelines of recipes on cron schedules, as a service", scheduleUsage, cmdSchedule},
 		{"test", "Smoke-test any disk image or artifact: base health checks plus your tests", testUsage, cmdTest},
 		{"run", "Boot a disk image or artifact on this terminal's serial console", runUsage, cmdRun},

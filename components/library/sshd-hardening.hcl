@@ -39,7 +39,7 @@ component "sshd-hardening" {
       X11Forwarding no
       MaxAuthTries 3
       LoginGraceTime 30
-      %{ if length(param.allow_users) > 0 }AllowUsers ${join(" ", param.allow_users)}%{ endif }
+      %{if length(param.allow_users) > 0}AllowUsers ${join(" ", param.allow_users)}%{endif}
     EOT
   }
   validate "shell" "config" {

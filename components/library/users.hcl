@@ -28,7 +28,7 @@ component "users" {
   }
 
   build "shell" "sudo-package" {
-    inline = ["if ${param.sudo} && ! command -v sudo >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends sudo && apt-get clean; fi"]
+    inline  = ["if ${param.sudo} && ! command -v sudo >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends sudo && apt-get clean; fi"]
     timeout = "10m"
     retries = 2
   }
