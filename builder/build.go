@@ -116,7 +116,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		Name:          img.Name,
 		Version:       img.Version,
 		KilnVersion:   o.KilnVersion,
-		Recipe:        manifest.Recipe{Path: r.Path, SHA256: r.SHA256, Variables: r.PublicVariables()},
+		Recipe:        recipeRecord(r),
 		Boot:          manifest.Boot{Firmware: platform.Firmware(img.Boot.Firmware), PartitionTable: platform.Table(img.Disk.Table), Bootloader: "grub"},
 		Tests:         []manifest.TestResult{},
 		BuildSteps:    []manifest.StepRecord{},

@@ -22,7 +22,7 @@ import (
 func manifestComponents(in []recipes.Component) []manifest.Component {
 	out := []manifest.Component{}
 	for _, c := range in {
-		out = append(out, manifest.Component{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, SHA256: c.SHA256, Parameters: c.Parameters, FilesSHA256: c.FilesSHA256})
+		out = append(out, manifest.Component{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, SHA256: c.SHA256, Parameters: c.PublicParameters(), FilesSHA256: c.FilesSHA256})
 	}
 	return out
 }

@@ -52,13 +52,30 @@ func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) 
 		default:
 			continue
 		}
-		if rel, err := filepath.Rel(r.Dir, path); err == nil {
-			path = rel
-		}
 		sum := sha256.Sum256(data)
-		in.Files[filepath.ToSlash(path)] = hex.EncodeToString(sum[:])
+		in.Files[inputPath(r, path)] = hex.EncodeToString(sum[:])
+	}
+	// The files the recipe's expressions read (file(), templatefile(),
+	// fileexists()), hashed when the recipe was loaded.
+	for path, sum := range r.ReadFiles {
+		in.Files[inputPath(r, path)] = sum
 	}
 	return in, nil
+}
+
+// inputPath is how the inputs record a file: relative to the recipe's
+// directory, with slashes.
+func inputPath(r *recipes.Recipe, path string) string {
+	if rel, err := filepath.Rel(r.Dir, path); err == nil {
+		path = rel
+	}
+	return filepath.ToSlash(path)
+}
+
+// recipeRecord is the manifest's record of the recipe: sensitive values
+// redacted, and what makes the build not reproducible.
+func recipeRecord(r *recipes.Recipe) manifest.Recipe {
+	return manifest.Recipe{Path: r.Path, SHA256: r.SHA256, Variables: r.PublicVariables(), NotReproducible: r.NotReproducible}
 }
 
 // inputVariables are the variables as the inputs digest covers them: a

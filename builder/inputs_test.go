@@ -156,3 +156,78 @@ func TestInputsSensitiveVariableIsKeyedHash(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, in.Digest(), in2.Digest(), "changing a sensitive value changes the digest")
 }
+
+// What a recipe's expressions read with file() and templatefile() is an
+// input: changing the file changes the digest, so --if-changed rebuilds.
+func TestInputsCoverFilesTheRecipeReads(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	mirror := fakeArchive(t, "Suite: bookworm\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "motd.txt"), []byte("one\n"), 0o644))
+	path := filepath.Join(dir, "r.hcl")
+	require.NoError(t, os.WriteFile(path, []byte(`locals {
+  motd = file("motd.txt")
+}
+image "reads" {
+  version = "1.0.0"
+  base "debian" {
+    suite  = "bookworm"
+    mirror = "`+mirror+`"
+  }
+  build "file" "motd" {
+    destination = "/etc/motd"
+    content     = local.motd
+  }
+}
+`), 0o644))
+	digest := func() (string, *manifest.Inputs) {
+		r, _, diags := recipes.Load(path, recipes.LoadOptions{Library: components.Builtin()})
+		require.False(t, diags.HasErrors(), diags.Error())
+		in, err := ResolveInputs(ctx, r, "", "1")
+		require.NoError(t, err)
+		return in.Digest(), in
+	}
+	d1, in := digest()
+	require.Contains(t, in.Files, "motd.txt")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "motd.txt"), []byte("two\n"), 0o644))
+	d2, _ := digest()
+	require.NotEqual(t, d1, d2, "the file read by file() changed")
+}
+
+// A recipe that calls timestamp() is recorded as not reproducible in the
+// manifest, and a component parameter computed from a sensitive variable
+// is recorded redacted.
+func TestManifestRecordsReproducibilityAndRedacts(t *testing.T) {
+	r, _, diags := recipes.Parse("ts.hcl", []byte(`variable "key" {
+  sensitive = true
+  default   = "ssh-ed25519 AAAA secret"
+}
+image "ts" {
+  version     = "1.0.0"
+  description = "built ${timestamp()}"
+  base "debian" {
+    suite = "trixie"
+  }
+  component "users" {
+    version    = "1.x.x"
+    parameters = { name = "admin", authorized_keys = [var.key] }
+  }
+}
+`), recipes.LoadOptions{Library: components.Builtin()})
+	require.False(t, diags.HasErrors(), diags.Error())
+	rec := recipeRecord(r)
+	require.Equal(t, []string{"timestamp() in ts.hcl"}, rec.NotReproducible)
+	require.Equal(t, recipes.Redacted, rec.Variables["key"])
+	comps := manifestComponents(r.Image.Components)
+	require.Equal(t, recipes.Redacted, comps[0].Parameters["authorized_keys"])
+	require.Equal(t, "admin", comps[0].Parameters["name"])
+
+	r, _, _ = recipes.Parse("ts.hcl", []byte(`image "ts" {
+  version = "1.0.0"
+  base "debian" {
+    suite = "trixie"
+  }
+}
+`), recipes.LoadOptions{Library: components.Builtin()})
+	require.Empty(t, recipeRecord(r).NotReproducible)
+}

@@ -65,6 +65,10 @@ type Recipe struct {
 	Path      string         `json:"path"`
 	SHA256    string         `json:"sha256"`
 	Variables map[string]any `json:"variables"`
+	// NotReproducible says why building the recipe again cannot give the
+	// same image, such as "timestamp() in web.hcl"; absent when nothing in
+	// the recipe depends on when it was built.
+	NotReproducible []string `json:"not_reproducible,omitempty"`
 }
 
 // Base records the base a build started from. For a Debian base every

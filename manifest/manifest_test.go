@@ -23,7 +23,7 @@ func full() *Manifest {
 	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	return &Manifest{
 		SchemaVersion: SchemaVersion, Name: "web", Version: "1.2.0", Build: 7, Created: created, KilnVersion: "0.3.0",
-		Recipe: Recipe{Path: "web.hcl", SHA256: "aa", Variables: map[string]any{"suite": "trixie"}},
+		Recipe: Recipe{Path: "web.hcl", SHA256: "aa", Variables: map[string]any{"suite": "trixie"}, NotReproducible: []string{"timestamp() in web.hcl"}},
 		Base: Base{Type: "debian", Suite: "trixie", Mirror: "http://mirror.invalid/debian", Variant: "minbase", Arch: "amd64",
 			Components: []string{"main"}, ReleaseSHA256: "bb", CacheKey: "cc", CacheHit: true},
 		Kernel:   "6.12.0-1-cloud-amd64",

@@ -38,6 +38,19 @@ type Component struct {
 	FilesSHA256 string
 }
 
+// PublicParameters is Parameters with the value of every sensitive
+// parameter replaced by Redacted: what the manifest and kiln inspect show.
+func (c *Component) PublicParameters() map[string]any {
+	out := make(map[string]any, len(c.Parameters))
+	for k, v := range c.Parameters {
+		if c.Sensitive[k] {
+			v = Redacted
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // ComponentDigest lists the resolved components as NAME@VERSION+sha256:HEX
 // (HEX: the component file's SHA-256), followed by "+files:HEX" when its
 // steps read files from disk, in recipe order: what a build's input digest

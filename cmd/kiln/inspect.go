@@ -226,14 +226,7 @@ func inspectRecipe(r *recipes.Recipe) *inspection {
 		doc.Locals = append(doc.Locals, inspectedValue{Name: l.Name, Value: val, Sensitive: l.Sensitive, At: l.Range.String()})
 	}
 	for _, c := range img.Components {
-		params := map[string]any{}
-		for k, v := range c.Parameters {
-			if c.Sensitive[k] {
-				v = recipes.Redacted
-			}
-			params[k] = v
-		}
-		doc.Components = append(doc.Components, inspectedComp{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, Parameters: params})
+		doc.Components = append(doc.Components, inspectedComp{Name: c.Name, Constraint: c.Constraint, Version: c.Version, Source: c.Source, Parameters: c.PublicParameters()})
 	}
 	for _, phase := range []struct {
 		name  string
