@@ -54,12 +54,16 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	images := fs.String("images", defaultImagesDir(), "catalog directory builds are published to (env KILN_IMAGES)")
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	asJSON := fs.Bool("json", false, "log one JSON object per line instead of text")
-	check := fs.Bool("check", false, "check the pipelines file, print each pipeline's next run, and exit")
+	check := fs.Bool("check", false, "check the pipelines file and every pipeline's recipe with its variables, print each pipeline's next run, and exit (2 when a recipe is broken)")
 	file, code := oneArg(fs, args, stderr, "PIPELINES")
 	if code >= 0 {
 		return code
 	}
 	p, files, diags := recipes.LoadPipelines(file)
+	if *check && *asJSON && diags.HasErrors() {
+		writeJSON(stdout, map[string]any{"status": "invalid", "pipelines_file": file, "diagnostics": recipes.DiagnosticsJSON(diags), "pipelines": []any{}})
+		return exitUsage
+	}
 	if len(diags) > 0 {
 		recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
 	}
@@ -76,11 +80,7 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			}})
 	}
 	if *check {
-		now := time.Now()
-		for _, j := range jobs {
-			fmt.Fprintf(stdout, "%s: %q (time zone %s), next run %s\n", j.Name, j.Schedule.String(), j.Location, j.Schedule.Next(now.In(j.Location)).Format(time.RFC3339))
-		}
-		return exitOK
+		return checkPipelines(p, time.Now(), *asJSON, stdout, stderr)
 	}
 	log.line(cron.Event{Time: time.Now(), Kind: "service", Detail: fmt.Sprintf("kiln %s: %d pipeline(s) from %s", Version, len(jobs), p.Path)})
 	svc := &cron.Service{Jobs: jobs, Log: log.line}
@@ -91,6 +91,76 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	log.line(cron.Event{Time: time.Now(), Kind: "service", Detail: fmt.Sprintf("every pipeline is disabled (%d); exiting", disabled)})
 	return exitFailed
+}
+
+// checkedPipeline is one pipeline as kiln schedule --check --json reports it.
+type checkedPipeline struct {
+	Name        string                   `json:"name"`
+	At          string                   `json:"at"` // the pipeline block, file:line:col
+	Recipe      string                   `json:"recipe"`
+	Schedule    string                   `json:"schedule"`
+	TimeZone    string                   `json:"time_zone"`
+	NextRun     string                   `json:"next_run"`
+	Status      string                   `json:"status"` // valid or invalid
+	Image       string                   `json:"image,omitempty"`
+	Version     string                   `json:"version,omitempty"`
+	Diagnostics []recipes.JSONDiagnostic `json:"diagnostics"`
+}
+
+// checkPipelines is kiln schedule --check: every pipeline's recipe is
+// loaded as its runs will load it (its variables, var files and the
+// environment), and each pipeline's next run is printed. A broken recipe
+// is reported with its pipeline and every diagnostic, and the exit code
+// is 2, so that a broken nightly is found now, not at 03:00.
+func checkPipelines(p *recipes.Pipelines, now time.Time, asJSON bool, stdout, stderr io.Writer) int {
+	out := []checkedPipeline{}
+	invalid := 0
+	for i := range p.Pipelines {
+		pl := &p.Pipelines[i]
+		c := checkedPipeline{Name: pl.Name, At: pl.Range.String(), Recipe: pl.Recipe, Schedule: pl.Schedule.String(), TimeZone: pl.Location.String(),
+			NextRun: pl.Schedule.Next(now.In(pl.Location)).Format(time.RFC3339), Status: "valid", Diagnostics: []recipes.JSONDiagnostic{}}
+		lo := pl.LoadOptions(os.Environ())
+		lo.Library = components.Builtin()
+		r, files, diags := recipes.Load(pl.Recipe, lo)
+		c.Diagnostics = recipes.DiagnosticsJSON(diags)
+		if diags.HasErrors() {
+			c.Status = "invalid"
+			invalid++
+		} else {
+			c.Image, c.Version = r.Image.Name, r.Image.Version
+		}
+		out = append(out, c)
+		if asJSON {
+			continue
+		}
+		if diags.HasErrors() {
+			fmt.Fprintf(stdout, "%s: recipe %s is INVALID: %s\n", pl.Name, pl.Recipe, firstDiagnostic(diags))
+			fmt.Fprintf(stderr, "kiln schedule: pipeline %q (%s): recipe %s:\n", pl.Name, c.At, pl.Recipe)
+			recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
+			continue
+		}
+		if len(diags) > 0 {
+			recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
+		}
+		fmt.Fprintf(stdout, "%s: %q (time zone %s), next run %s; recipe %s: valid (image %s %s)\n",
+			pl.Name, c.Schedule, c.TimeZone, c.NextRun, pl.Recipe, c.Image, c.Version)
+	}
+	code := exitOK
+	if invalid > 0 {
+		code = exitUsage
+	}
+	if asJSON {
+		status := "valid"
+		if invalid > 0 {
+			status = "invalid"
+		}
+		writeJSON(stdout, map[string]any{"status": status, "pipelines_file": p.Path, "diagnostics": []any{}, "pipelines": out})
+		return code
+	}
+	if invalid > 0 {
+		fmt.Fprintf(stderr, "kiln schedule: %d of %d pipelines have a broken recipe\n", invalid, len(p.Pipelines))
+	}
+	return code
 }
 
 // runPipeline is one run: kiln build of the pipeline's recipe, in process,

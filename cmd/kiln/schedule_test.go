@@ -102,3 +102,85 @@ func TestScheduleTextLog(t *testing.T) {
 	require.Equal(t, "2026-11-23T03:00:01Z nightly-web ok run=12 duration=1.2s next=2026-11-24T03:00:01Z up to date (web/2.1.0/7)\n"+
 		"2026-11-23T03:00:01Z nightly-web failed run=13 duration=1m0s failures=2 recipe: x.hcl:1:1: Missing base block\n", b.String())
 }
+
+// kiln schedule --check loads every pipeline's recipe with the pipeline's
+// variables: a broken recipe exits 2, naming the pipeline and the problem's
+// file:line:col; --json reports success and failure alike.
+func TestScheduleCheckValidatesRecipes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+		return p
+	}
+	write("good.hcl", `variable "suite" {
+  default = "trixie"
+  validation {
+    condition     = contains(["bookworm", "trixie"], var.suite)
+    error_message = "Kiln builds bookworm and trixie."
+  }
+}
+image "good" {
+  version = "1.0.0"
+  base "debian" {
+    suite = var.suite
+  }
+}
+`)
+	write("broken.hcl", "image \"broken\" {\n  version = \"1.0.0\"\n  disk {\n    size = \"2G\"\n  }\n}\n")
+	pipelines := write("pipelines.hcl", `pipeline "good" {
+  recipe   = "good.hcl"
+  schedule = "@daily"
+}
+
+pipeline "bad-variable" {
+  recipe    = "good.hcl"
+  schedule  = "@daily"
+  variables = { suite = "buster" }
+}
+
+pipeline "broken" {
+  recipe   = "broken.hcl"
+  schedule = "@hourly"
+}
+`)
+	code, out, errOut := runKiln(t, "schedule", "--check", pipelines)
+	require.Equal(t, exitUsage, code, out)
+	require.Contains(t, out, "good: \"@daily\"")
+	require.Contains(t, out, "recipe "+filepath.Join(dir, "good.hcl")+": valid (image good 1.0.0)")
+	require.Contains(t, out, "bad-variable: recipe "+filepath.Join(dir, "good.hcl")+" is INVALID: <value for var.suite>:1:1: Invalid value for variable")
+	require.Contains(t, out, "broken: recipe "+filepath.Join(dir, "broken.hcl")+" is INVALID: "+filepath.Join(dir, "broken.hcl")+":1:1: Missing base block (and 1 more error(s))")
+	require.Contains(t, errOut, `kiln schedule: pipeline "broken" (`+pipelines+`:12:1): recipe `)
+	require.Contains(t, errOut, filepath.Join(dir, "broken.hcl")+`:4:12: error: Invalid size`)
+	require.Contains(t, errOut, "Kiln builds bookworm and trixie.")
+	require.Contains(t, errOut, "2 of 3 pipelines have a broken recipe")
+
+	code, out, _ = runKiln(t, "schedule", "--check", "--json", pipelines)
+	require.Equal(t, exitUsage, code)
+	var doc struct {
+		Status    string
+		Pipelines []checkedPipeline
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	require.Equal(t, "invalid", doc.Status)
+	require.Len(t, doc.Pipelines, 3)
+	require.Equal(t, "valid", doc.Pipelines[0].Status)
+	require.Equal(t, "good", doc.Pipelines[0].Image)
+	require.Equal(t, "invalid", doc.Pipelines[2].Status)
+	require.Equal(t, pipelines+":12:1", doc.Pipelines[2].At)
+	require.Equal(t, 4, doc.Pipelines[2].Diagnostics[1].Line)
+
+	// All valid: exit 0, status valid.
+	good := write("good-only.hcl", "pipeline \"good\" {\n  recipe   = \"good.hcl\"\n  schedule = \"@daily\"\n}\n")
+	code, out, _ = runKiln(t, "schedule", "--check", "--json", good)
+	require.Equal(t, exitOK, code)
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	require.Equal(t, "valid", doc.Status)
+	require.NotEmpty(t, doc.Pipelines[0].NextRun)
+
+	// A broken pipelines file: JSON too.
+	code, out, _ = runKiln(t, "schedule", "--check", "--json", "../../recipes/testdata/errors/pipelines/values.hcl")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, out, `"status": "invalid"`)
+	require.Contains(t, out, `"summary": "Invalid schedule"`)
+}

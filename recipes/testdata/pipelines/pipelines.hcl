@@ -11,7 +11,7 @@ pipeline "weekly-full" {
   time_zone    = "Europe/Berlin"
   max_failures = 0
   variables    = { suite = "trixie", release = "2.0.0" }
-  var_files    = ["../valid/minimal.hcl"]
+  var_files    = ["weekly.vars.hcl"]
 
   lifecycle {
     keep_last       = 3

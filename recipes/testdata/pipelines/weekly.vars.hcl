@@ -1,0 +1,2 @@
+# The weekly pipeline's variables file (var_files).
+packages = ["curl", "jq"]
