@@ -25,7 +25,7 @@ var diskBlockSchema = &hcl.BodySchema{
 }
 
 var (
-	sizeArg      = arg{"size", `"2GiB"`, true}
+	sizeArg      = arg{"size", `"2GiB"`, false} // DefaultDiskSize when absent, as without a disk block
 	tableArg     = arg{"table", `"gpt"`, false}
 	espSizeArg   = arg{"esp_size", `"256MiB"`, false}
 	headroomArg  = arg{"headroom", `20`, false}

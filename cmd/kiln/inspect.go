@@ -394,7 +394,7 @@ func (doc *inspection) writeText(w io.Writer) {
 	if len(doc.Variables) > 0 {
 		line("variables")
 		for _, v := range doc.Variables {
-			line("  %s\t= %s\t%s\t(%s)", v.Name, compact(v.Value), v.Type, v.Source)
+			line("  %s\t= %s\t%s\t(%s)\t%s", v.Name, compact(v.Value), v.Type, v.Source, v.Description)
 		}
 	}
 	group()
