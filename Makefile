@@ -33,7 +33,7 @@ test-unit: ## Run the tests that need no root and no QEMU
 	$(GO) test -short ./...
 
 fuzz: ## Fuzz the recipe parser, the size parser and every image format reader
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./recipes/
 	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/units/
 	for t in FuzzOpenQCOW2:qcow2 FuzzOpenVMDK:vmdk FuzzOpenVHD:vhd FuzzOpenVHDX:vhdx; do \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime 60s ./formats/$${t#*:}/ || exit 1; done

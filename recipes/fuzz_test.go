@@ -7,11 +7,14 @@ import (
 	"testing"
 )
 
+// parseSeedGlobs are FuzzParse's seed corpus.
+var parseSeedGlobs = []string{"testdata/valid/*.hcl", "testdata/errors/*.hcl", "testdata/vars/*.hcl", "../examples/*.hcl"}
+
 // FuzzParse: Parse never panics (Parse turns a panic into an "Internal
 // error" diagnostic, which fails here), rendering its diagnostics never
 // panics, and a recipe without errors is complete.
 func FuzzParse(f *testing.F) {
-	addSeedFiles(f, "testdata/valid/*.hcl", "testdata/errors/*.hcl", "testdata/vars/*.hcl", "../examples/*.hcl")
+	addSeedFiles(f, parseSeedGlobs...)
 	// Parsed as if it were in testdata/valid, so scripts/setup.sh exists.
 	name := filepath.Join("testdata", "valid", "fuzz.hcl")
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -50,19 +53,52 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// addSeedFiles adds every file the globs match to the fuzz corpus.
-func addSeedFiles(f *testing.F, globs ...string) {
+// FuzzFormat: Format never panics, and what it returns parses and is a
+// fixed point (formatting it again changes nothing).
+func FuzzFormat(f *testing.F) {
+	addSeedFiles(f, append(parseSeedGlobs, "../components/library/*.hcl")...)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		out, files, diags := Format("fuzz.hcl", src)
+		WriteDiagnostics(io.Discard, files, diags, false)
+		if diags.HasErrors() {
+			if out != nil {
+				t.Fatal("output with errors")
+			}
+			return
+		}
+		again, _, diags := Format("fuzz.hcl", out)
+		if diags.HasErrors() {
+			t.Fatalf("the formatted file does not parse: %s\n%q", diags, out)
+		}
+		if string(again) != string(out) {
+			t.Fatalf("formatting is not a fixed point:\n%q\n%q", out, again)
+		}
+	})
+}
+
+// seedFiles reads every file the globs match, in order.
+func seedFiles(tb testing.TB, globs ...string) [][]byte {
+	tb.Helper()
+	var out [][]byte
 	for _, glob := range globs {
 		files, err := filepath.Glob(glob)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
 		for _, file := range files {
 			src, err := os.ReadFile(file)
 			if err != nil {
-				f.Fatal(err)
+				tb.Fatal(err)
 			}
-			f.Add(src)
+			out = append(out, src)
 		}
+	}
+	return out
+}
+
+// addSeedFiles adds every file the globs match to the fuzz corpus.
+func addSeedFiles(f *testing.F, globs ...string) {
+	for _, src := range seedFiles(f, globs...) {
+		f.Add(src)
 	}
 }

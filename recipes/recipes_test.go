@@ -120,6 +120,31 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, DefaultTestTimeout, r.Image.Tests[0].Timeout)
 			},
 		},
+		{
+			file: "locals.hcl",
+			opts: LoadOptions{Library: testLibrary, Vars: []string{"extra_packages=[\"jq\", \"git\"]"}},
+			check: func(t *testing.T, r *Recipe) {
+				img := r.Image
+				setup, err := os.ReadFile("testdata/valid/scripts/setup.sh")
+				require.NoError(t, err)
+				sum := sha256.Sum256(setup)
+				require.Equal(t, "web-trixie: curl, jq, git ("+hex.EncodeToString(sum[:])+")", img.Description)
+				require.Equal(t, []string{"curl", "jq", "git"}, img.Base.Packages)
+				require.Equal(t, uint64(2051<<20), img.Disk.Size)
+				require.Equal(t, map[string]string{"SUITE": "TRIXIE", "TOKEN": "not-a-real-token"}, img.Build[0].Environment)
+				sensitive := map[string]bool{}
+				for _, l := range r.Locals {
+					sensitive[l.Name] = l.Sensitive
+				}
+				require.Equal(t, map[string]bool{"name": false, "packages": false, "env": true, "setup": false, "size": false}, sensitive)
+				require.Equal(t, []Variable{
+					{Name: "suite", Type: "string", Source: "default", Range: Range{"testdata/valid/locals.hcl", 3, 1}},
+					{Name: "extra_packages", Type: "list(string)", Source: "-var", Range: Range{"testdata/valid/locals.hcl", 13, 1}},
+					{Name: "token", Type: "string", Sensitive: true, Source: "default", Range: Range{"testdata/valid/locals.hcl", 18, 1}},
+				}, r.Declared)
+				require.Equal(t, map[string]string{abs("testdata/valid/scripts/setup.sh"): hex.EncodeToString(sum[:])}, r.ReadFiles)
+			},
+		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata/valid", tc.file)
