@@ -40,16 +40,7 @@ type Component struct {
 
 // PublicParameters is Parameters with the value of every sensitive
 // parameter replaced by Redacted: what the manifest and kiln inspect show.
-func (c *Component) PublicParameters() map[string]any {
-	out := make(map[string]any, len(c.Parameters))
-	for k, v := range c.Parameters {
-		if c.Sensitive[k] {
-			v = Redacted
-		}
-		out[k] = v
-	}
-	return out
-}
+func (c *Component) PublicParameters() map[string]any { return redact(c.Parameters, c.Sensitive) }
 
 // ComponentDigest lists the resolved components as NAME@VERSION+sha256:HEX
 // (HEX: the component file's SHA-256), followed by "+files:HEX" when its

@@ -39,12 +39,7 @@ func decodeLocals(blocks []*hcl.Block, ctx *hcl.EvalContext) ([]Local, hcl.Diagn
 	for _, b := range blocks {
 		attrs, d := b.Body.JustAttributes()
 		diags = append(diags, d...)
-		list := make([]*hcl.Attribute, 0, len(attrs))
-		for _, a := range attrs {
-			list = append(list, a)
-		}
-		sort.Slice(list, func(i, j int) bool { return list[i].Range.Start.Byte < list[j].Range.Start.Byte })
-		for _, a := range list {
+		for _, a := range inOrder(attrs) {
 			if first, dup := byName[a.Name]; dup {
 				diags = append(diags, errorDiag(a.NameRange, "Duplicate local value",
 					fmt.Sprintf("local.%s is already defined at %s. Rename or remove one of them.", a.Name, at(first.attr.NameRange))))
@@ -125,6 +120,16 @@ func decodeLocals(blocks []*hcl.Block, ctx *hcl.EvalContext) ([]Local, hcl.Diagn
 		out = append(out, Local{Name: n, Value: goValue(v), Sensitive: isSensitive(v), Range: toRange(byName[n].attr.NameRange)})
 	}
 	return out, diags
+}
+
+// inOrder lists attrs in the order they are written.
+func inOrder(attrs hcl.Attributes) []*hcl.Attribute {
+	list := make([]*hcl.Attribute, 0, len(attrs))
+	for _, a := range attrs {
+		list = append(list, a)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].NameRange.Start.Byte < list[j].NameRange.Start.Byte })
+	return list
 }
 
 // cycleDiag reports a cycle of locals at the first of them, naming each

@@ -123,30 +123,12 @@ image "v" {
 // JSON var files set typed values.
 func TestVarFilePrecedenceAndJSON(t *testing.T) {
 	dir := t.TempDir()
-	src := `variable "a" {
-  default = "default"
-}
-variable "b" {
-  default = "default"
-}
-variable "c" {
-  default = "default"
-}
-variable "d" {
-  default = "default"
-}
-variable "e" {
+	src := precedenceRecipe + `variable "e" {
   default = "default"
 }
 variable "ports" {
   type    = list(number)
   default = []
-}
-image "p" {
-  version = "1.0.0"
-  base "debian" {
-    suite = "trixie"
-  }
 }
 `
 	recipe := writeFile(t, dir, "r.hcl", src)

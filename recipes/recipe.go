@@ -106,10 +106,13 @@ const Redacted = "(sensitive)"
 
 // PublicVariables is Variables with every sensitive value replaced by
 // Redacted: what the manifest, the logs and --json may show.
-func (r *Recipe) PublicVariables() map[string]any {
-	out := make(map[string]any, len(r.Variables))
-	for k, v := range r.Variables {
-		if r.Sensitive[k] {
+func (r *Recipe) PublicVariables() map[string]any { return redact(r.Variables, r.Sensitive) }
+
+// redact is values with those named in sensitive replaced by Redacted.
+func redact(values map[string]any, sensitive map[string]bool) map[string]any {
+	out := make(map[string]any, len(values))
+	for k, v := range values {
+		if sensitive[k] {
 			v = Redacted
 		}
 		out[k] = v

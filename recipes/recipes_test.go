@@ -166,7 +166,7 @@ func TestLoadValid(t *testing.T) {
 // Every file in testdata/valid is covered by TestLoadValid.
 func TestEveryValidFileIsChecked(t *testing.T) {
 	files, _ := filepath.Glob("testdata/valid/*.hcl")
-	require.Len(t, files, 6, "add the new file to TestLoadValid (layout.hcl is TestLoadLayout's)")
+	require.Len(t, files, 7, "add the new file to TestLoadValid (layout.hcl is TestLoadLayout's)")
 }
 
 func TestRangeString(t *testing.T) {

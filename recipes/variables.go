@@ -415,11 +415,7 @@ func readVarFile(path, kind string, byName map[string]*variableBlock, files *Fil
 	}
 	attrs, d := f.Body.JustAttributes()
 	diags = append(diags, d...)
-	list := make([]*hcl.Attribute, 0, len(attrs))
-	for _, a := range attrs {
-		list = append(list, a)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].NameRange.Start.Byte < list[j].NameRange.Start.Byte })
+	list := inOrder(attrs)
 	var names []string
 	for n := range byName {
 		names = append(names, n)
