@@ -129,4 +129,3 @@ func or(s, dflt string) string {
 	}
 	return s
 }
-
