@@ -3,9 +3,13 @@
 // of Kiln receives a plain, fully validated [Recipe] with defaults applied.
 //
 // A recipe has an optional kiln block (required_version, checked first
-// against [FormatVersion]), any number of variable blocks, and exactly one
-// image block, which holds a base block, optional boot, disk and output
-// blocks, and build and test steps.
+// against [FormatVersion]), any number of variable blocks (with type
+// constraints, validation blocks and sensitive values) and locals blocks,
+// and exactly one image block, which holds a base block, optional boot,
+// disk and output blocks, and build and test steps. Expressions can call
+// the functions Terraform and Packer users know ([FunctionNames]); cty marks
+// carry a sensitive variable's sensitivity into the values computed from
+// it. [Format] lays a file out canonically.
 //
 // Problems are reported as diagnostics, all of them in one run, each with the
 // file, line and column it concerns and a hint about what to do;
@@ -18,9 +22,12 @@
 // ([LoadOptions].Library).
 //
 // The package does not run anything or touch the network. Besides the
-// recipe and its -var-file files it reads only component files and the
-// files steps name (file sources and templates, read into the recipe;
-// scripts, checked to exist and hashed for components). It is the only
+// recipe, its -var-file files and (with [Load]) the *.auto.kilnvars.* files
+// next to it, it reads only component files, the files steps name (file
+// sources and templates, read into the recipe; scripts, checked to exist and
+// hashed for components) and the files the file functions name (recorded
+// in [Recipe.ReadFiles] or a component's digest). The built-in component
+// library is parsed once per process. It is the only
 // package besides cmd/kiln that imports HCL: its result types are plain Go
 // values, and only the diagnostics API ([Diagnostics]) exposes HCL's types.
 package recipes

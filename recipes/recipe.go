@@ -33,7 +33,9 @@ type LoadOptions struct {
 	// Library is the built-in component library: component files (*.hcl)
 	// at its root, reported as Source "builtin". Kiln passes
 	// components.Builtin(); nil means no built-in components, only the
-	// recipe's component_paths.
+	// recipe's component_paths. It is read and parsed once per process for
+	// each file system value (when the value can be a map key), so it must
+	// not change while the process runs.
 	Library fs.FS
 	// Vars are "name=value" pairs from -var flags, in order.
 	Vars []string
