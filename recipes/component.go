@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
@@ -233,7 +232,7 @@ func parseComponentFile(filename, dir string, src []byte, files *Files) (*compon
 	if files != nil {
 		files.add(filename, src)
 	}
-	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	f, diags := parseConfig(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
 	}

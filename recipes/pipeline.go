@@ -127,7 +127,7 @@ func ParsePipelines(filename string, src []byte) (p *Pipelines, files *Files, di
 	if err != nil {
 		dir = filepath.Dir(filename)
 	}
-	f, syntaxDiags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	f, syntaxDiags := parseConfig(src, filename)
 	if syntaxDiags.HasErrors() || f == nil || f.Body == nil {
 		return nil, files, syntaxDiags
 	}

@@ -402,7 +402,7 @@ func readVarFile(path, kind string, byName map[string]*variableBlock, files *Fil
 	if isJSON {
 		f, diags = hcljson.Parse(src, path)
 	} else {
-		f, diags = hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+		f, diags = parseConfig(src, path)
 	}
 	if f == nil || f.Body == nil {
 		return diags
