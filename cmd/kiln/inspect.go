@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -343,7 +344,9 @@ func redactSecrets(doc *inspection, r *recipes.Recipe) {
 		return
 	}
 	var generic any
-	if json.Unmarshal(data, &generic) != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // keep every digit of large numbers
+	if dec.Decode(&generic) != nil {
 		return
 	}
 	generic = walkStrings(generic, func(s string) string {
