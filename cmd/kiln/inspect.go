@@ -357,7 +357,9 @@ func redactSecrets(doc *inspection, r *recipes.Recipe) {
 	})
 	data, _ = json.Marshal(generic)
 	*doc = inspection{}
-	_ = json.Unmarshal(data, doc)
+	dec = json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	_ = dec.Decode(doc)
 }
 
 // walkStrings applies f to every string in v (maps, slices, strings) and
