@@ -196,3 +196,26 @@ func indentedBlocks(detail string) []string {
 	flush()
 	return out
 }
+
+// The "did you mean" of undeclared references, in the error files.
+func TestUndeclaredReferencesSuggest(t *testing.T) {
+	for file, want := range map[string][]string{
+		"testdata/errors/unknown_reference.hcl": {`Did you mean "suite"?`, `Did you mean "packages"?`, `no variable named "nothing_like_it"`},
+		"testdata/errors/locals.hcl":            {`Did you mean "name"?`},
+		"testdata/errors/undeclared_var.hcl":    {`Did you mean "suite"?`},
+	} {
+		_, _, diags := Load(file, LoadOptions{Library: testLibrary})
+		var details []string
+		for _, d := range diags {
+			if strings.HasPrefix(d.Summary, "Reference to undeclared") {
+				details = append(details, d.Detail)
+			}
+		}
+		require.Len(t, details, len(want), file)
+		for i, w := range want {
+			require.Contains(t, details[i], w, file)
+		}
+	}
+	_, _, diags := Load("testdata/errors/unknown_reference.hcl", LoadOptions{Library: testLibrary})
+	require.NotContains(t, diags[2].Detail, "Did you mean", "no suggestion when nothing is close")
+}

@@ -273,3 +273,21 @@ func TestComponentFunctions(t *testing.T) {
 	require.Len(t, diags, 1)
 	require.Contains(t, diags[0].Detail, "built-in components carry no files")
 }
+
+// A mistyped param. in a component file names the closest parameter.
+func TestUndeclaredParameterSuggests(t *testing.T) {
+	dir := t.TempDir()
+	writeComponent(t, filepath.Join(dir, "components"), "web", "1.0.0", `  parameter "port" {
+    type    = number
+    default = 80
+  }
+  build "shell" "listen" {
+    inline = ["echo ${param.prot}"]
+  }
+`)
+	_, diags, _ := recipeWith(t, dir, "  component \"web\" {\n    version = \"1.x.x\"\n  }\n")
+	require.Len(t, diags, 1)
+	require.Equal(t, "Reference to undeclared parameter", diags[0].Summary)
+	require.Contains(t, diags[0].Detail, `Did you mean "port"?`)
+	require.Equal(t, 7, diags[0].Subject.Start.Line)
+}
