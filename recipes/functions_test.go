@@ -289,5 +289,5 @@ func TestUndeclaredParameterSuggests(t *testing.T) {
 	require.Len(t, diags, 1)
 	require.Equal(t, "Reference to undeclared parameter", diags[0].Summary)
 	require.Contains(t, diags[0].Detail, `Did you mean "port"?`)
-	require.Equal(t, 7, diags[0].Subject.Start.Line)
+	require.Equal(t, 8, diags[0].Subject.Start.Line)
 }
