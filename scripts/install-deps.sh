@@ -7,6 +7,8 @@ packages=(
   mmdebstrap debootstrap        # base: bootstrap a Debian root tree
   e2fsprogs                     # mke2fs -d, e2fsck, debugfs
   dosfstools mtools             # fsck.vfat (judge), mcopy (bench baseline)
+  libxml2-utils                 # xmllint: OVF descriptors against the schema (judge)
+  libcap2-bin                   # setcap: file capabilities kept in the image (judge)
   gdisk fdisk                   # sgdisk -v, sfdisk --verify (judges)
   qemu-system-x86 qemu-utils    # boot tests; qemu-img as judge
   ovmf seabios                  # UEFI and legacy BIOS firmware

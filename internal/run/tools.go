@@ -23,12 +23,42 @@ var Tools = map[string]string{
 	"cp":                 "coreutils",
 }
 
+// JudgeTools maps the programs only the tests run (the independent judges:
+// sgdisk, fsck.vfat, xmllint, ...) to their Debian packages. install-deps.sh
+// installs these too, and a test checks that every tool a test asks for
+// through testutil.Require or testutil.Have is in one of the two tables.
+var JudgeTools = map[string]string{
+	"blkid":           "util-linux",
+	"fsck.vfat":       "dosfstools",
+	"mcopy":           "mtools",
+	"mdir":            "mtools",
+	"minfo":           "mtools",
+	"mtype":           "mtools",
+	"patch":           "patch",
+	"qemu-io":         "qemu-utils",
+	"setcap":          "libcap2-bin",
+	"sfdisk":          "fdisk",
+	"sgdisk":          "gdisk",
+	"systemd-analyze": "systemd",
+	"tar":             "tar",
+	"xmllint":         "libxml2-utils",
+}
+
+// PackageFor returns the Debian package that provides tool, from Tools or
+// JudgeTools, or "".
+func PackageFor(tool string) string {
+	if p, ok := Tools[tool]; ok {
+		return p
+	}
+	return JudgeTools[tool]
+}
+
 // BuildTools are the programs every kiln build runs.
 var BuildTools = []string{"mmdebstrap", "unshare", "mke2fs", "debugfs", "e2fsck", "qemu-system-x86_64", "cp"}
 
 // Require reports every missing tool at once, with the packages that
 // provide them, or returns nil. A tool not in Tools is named without a
-// package.
+// package (and the hint names no package when none is known).
 func Require(tools ...string) error {
 	var missing, pkgs []string
 	seen := map[string]bool{}
@@ -37,7 +67,7 @@ func Require(tools ...string) error {
 			continue
 		}
 		missing = append(missing, t)
-		if p, ok := Tools[t]; ok && !seen[p] {
+		if p := PackageFor(t); p != "" && !seen[p] {
 			seen[p] = true
 			pkgs = append(pkgs, p)
 		}
@@ -46,6 +76,9 @@ func Require(tools ...string) error {
 		return nil
 	}
 	sort.Strings(pkgs)
-	return fmt.Errorf("missing host tools: %s\n  install them with: apt-get install %s (or run scripts/install-deps.sh)",
-		strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	hint := "run scripts/install-deps.sh"
+	if len(pkgs) > 0 {
+		hint = "apt-get install " + strings.Join(pkgs, " ") + " (or run scripts/install-deps.sh)"
+	}
+	return fmt.Errorf("missing host tools: %s\n  install them with: %s", strings.Join(missing, ", "), hint)
 }

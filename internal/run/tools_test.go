@@ -1,7 +1,9 @@
 package run
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,19 +18,53 @@ func TestToolsAreInstalledByInstallDeps(t *testing.T) {
 	require.NoError(t, err)
 	m := regexp.MustCompile(`(?s)packages=\((.*?)\n\)`).FindSubmatch(data)
 	require.NotNil(t, m, "install-deps.sh has a packages=( ... ) list")
-	installed := map[string]bool{"coreutils": true, "util-linux": true} // essential: on every Debian system
+	installed := map[string]bool{"coreutils": true, "util-linux": true, "tar": true} // essential: on every Debian system
 	for _, line := range strings.Split(string(m[1]), "\n") {
 		line, _, _ = strings.Cut(line, "#")
 		for _, p := range strings.Fields(line) {
 			installed[p] = true
 		}
 	}
-	for tool, pkg := range Tools {
-		require.True(t, installed[pkg], "%s comes from %s, which install-deps.sh does not install", tool, pkg)
+	for _, table := range []map[string]string{Tools, JudgeTools} {
+		for tool, pkg := range table {
+			require.True(t, installed[pkg], "%s comes from %s, which install-deps.sh does not install", tool, pkg)
+		}
 	}
 	for _, tool := range BuildTools {
 		require.Contains(t, Tools, tool, "every build tool has a package")
 	}
+}
+
+// Every tool a test asks for by name has a package in one of the tables,
+// so that CI (which fails on a missing tool) installs it.
+func TestEveryToolTestsNeedHasAPackage(t *testing.T) {
+	call := regexp.MustCompile(`testutil\.(?:Require|Have)\(t, ([^)]*)\)`)
+	name := regexp.MustCompile(`"([^"]+)"`)
+	found := 0
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != "../.." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range call.FindAllSubmatch(data, -1) {
+			for _, n := range name.FindAllSubmatch(m[1], -1) {
+				found++
+				require.NotEmpty(t, PackageFor(string(n[1])), "%s asks for %q, which neither Tools nor JudgeTools maps to a package", path, n[1])
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, found, 20, "the scan finds the tests' tool lists")
 }
 
 func TestRequireNamesEveryMissingTool(t *testing.T) {
