@@ -35,6 +35,9 @@ type Request struct {
 	// SkipHealth names base health checks (recipes.HealthChecks) that are
 	// recorded as skipped instead of failing the boot.
 	SkipHealth []string
+	// Profile asks for the slowest units in the boot profile too and, with
+	// a ConsoleLog, keeps the timed console beside it (TimedConsoleLog).
+	Profile bool
 }
 
 // Report is the outcome of one boot.
@@ -95,6 +98,7 @@ type Suite struct {
 	Consoles             map[platform.Boot]string
 	Tests                []components.Step
 	SkipHealth           []string
+	Profile              bool // see Request.Profile
 	WorkDir              string
 	Log                  io.Writer
 	// Booted, when set, is called after each boot with its report (the
@@ -124,7 +128,7 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 	var failed []*Failure
 	for _, b := range s.Boots {
 		rep, err := Boot(ctx, Request{Image: s.Image, RootOffset: s.RootOffset, Firmware: b, Name: s.Name, Version: s.Version,
-			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth})
+			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth, Profile: s.Profile})
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +166,7 @@ const bootBudget = 5 * time.Minute
 // Boot boots a throwaway copy of an image with the test harness injected
 // into its root filesystem and collects the results of that one boot.
 func Boot(ctx context.Context, t Request) (*Report, error) {
-	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests}
+	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests, Profile: t.Profile}
 	names := make([]string, len(t.Tests))
 	total := bootBudget + time.Minute
 	for i, s := range t.Tests {
@@ -196,6 +200,8 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 	if cmd, err := opts.Cmdline(); err == nil {
 		fmt.Fprintf(t.Log, "+ %s\n", strings.Join(cmd, " "))
 	}
+	timed := guest.NewConsoleRecorder()
+	opts.Console = timed
 	res, err := qemu.Run(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -203,6 +209,17 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 	data, _ := os.ReadFile(resultsPath)
 	console, _ := os.ReadFile(t.ConsoleLog)
 	rep := guest.Parse(data, names)
+	profile := guest.Profile(timed.Lines(), rep.Clocks)
+	if t.Profile {
+		if profile != nil {
+			profile.SlowestUnits = rep.Units
+		}
+		if t.ConsoleLog != "" {
+			if err := writeTimedConsole(TimedConsoleLog(t.ConsoleLog), timed.Lines()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	out := &Report{Health: manifest.Health{
 		Firmware:      t.Firmware,
 		MultiUser:     rep.TargetState == "active",
@@ -211,6 +228,7 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 		Problems:      []string{},
 		BootSeconds:   res.Duration.Seconds(),
 		Accelerator:   opts.Accel,
+		Profile:       profile,
 	}}
 	if out.Health.ConsoleErrors == nil {
 		out.Health.ConsoleErrors = []string{}
@@ -235,6 +253,25 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 		out.Results = []manifest.TestResult{}
 	}
 	return out, nil
+}
+
+// TimedConsoleLog is where a profiled boot keeps its console with the time
+// each line arrived (see guest.WriteTimedConsole): serial.log becomes
+// serial.timed.log.
+func TimedConsoleLog(consoleLog string) string {
+	return strings.TrimSuffix(consoleLog, ".log") + ".timed.log"
+}
+
+func writeTimedConsole(path string, lines []guest.ConsoleLine) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := guest.WriteTimedConsole(f, lines); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func excerpt(s string, max int) string {

@@ -222,6 +222,7 @@ type SmokeRequest struct {
 	// ConsoleDir, when set, receives serial-<firmware>.log.
 	ConsoleDir string
 	Log        io.Writer
+	Profile    bool // see Request.Profile
 }
 
 // Smoke boots the target under each firmware with the tests injected into a
@@ -241,7 +242,7 @@ func Smoke(ctx context.Context, r SmokeRequest) (*Outcome, error) {
 		consoles[b] = filepath.Join(consoleDir, ConsoleLog(b, 2))
 	}
 	return Run(ctx, Suite{Image: r.Target.Path, RootOffset: r.Target.RootOffset, Name: r.Target.Name, Version: r.Target.Version,
-		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log})
+		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log, Profile: r.Profile})
 }
 
 // ConsoleLog is the name of a boot's console log among boots of one image:

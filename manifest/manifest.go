@@ -163,6 +163,32 @@ type Health struct {
 	Problems      []string      `json:"problems"`
 	// Checks are the named base checks (see recipes.HealthChecks) with their status.
 	Checks []HealthCheck `json:"checks"`
+	// Profile is when the boot reached each milestone (see BootProfile);
+	// nil when nothing could be timed.
+	Profile *BootProfile `json:"profile,omitempty"`
+}
+
+// BootProfile is when one boot reached each of its milestones, in seconds
+// from QEMU's start, read from the serial console as it arrived and from the
+// clocks the guest reports (see docs/testing.md). A milestone that was not
+// seen is 0 and left out.
+type BootProfile struct {
+	Firmware   float64 `json:"firmware,omitempty"`   // the firmware started the bootloader
+	Bootloader float64 `json:"bootloader,omitempty"` // the bootloader started loading the kernel
+	Kernel     float64 `json:"kernel,omitempty"`     // the kernel started its clock
+	Init       float64 `json:"init,omitempty"`       // the kernel ran the initramfs's /init
+	Root       float64 `json:"root,omitempty"`       // the root filesystem was mounted
+	Systemd    float64 `json:"systemd,omitempty"`    // systemd started on the root filesystem
+	MultiUser  float64 `json:"multi_user,omitempty"` // multi-user.target was reached
+	// SlowestUnits are the units that took longest to start, slowest
+	// first (systemd-analyze blame); only kiln test --profile asks for them.
+	SlowestUnits []UnitTime `json:"slowest_units,omitempty"`
+}
+
+// UnitTime is how long a systemd unit took to start.
+type UnitTime struct {
+	Unit    string  `json:"unit"`
+	Seconds float64 `json:"seconds"`
 }
 
 // HealthCheck is the outcome of one named base health check of one boot.

@@ -56,6 +56,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logs := fs.String("logs", "", "keep the serial console of each boot (serial-<firmware>.log) in this directory")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	verbose := fs.Bool("verbose", false, "copy the log (every command and its output) to stderr")
+	profile := fs.Bool("profile", false, "print when each boot reached each milestone and its slowest units (with --logs, keep serial-<firmware>.timed.log)")
 	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
 	if code >= 0 {
 		return code
@@ -110,7 +111,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
 	}
-	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log})
+	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log, Profile: *profile})
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), exitFailed)
 	}
@@ -135,6 +136,11 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, h := range rep.Health {
 		for _, c := range h.Checks {
 			fmt.Fprintf(stdout, "  health %-20s %s (%s)\n", c.Name, strings.ToUpper(string(c.Status)), h.Firmware)
+		}
+	}
+	if *profile {
+		for _, h := range rep.Health {
+			printProfile(stdout, h)
 		}
 	}
 	for _, t := range rep.Results {
@@ -243,4 +249,43 @@ func bootFlag(s string) (platform.Boot, error) {
 		return "", nil
 	}
 	return platform.ParseBoot(s)
+}
+
+// printProfile prints when a boot reached each milestone, and its slowest
+// units.
+func printProfile(w io.Writer, h manifest.Health) {
+	fmt.Fprintf(w, "  boot profile under %s (%s), seconds from QEMU's start:\n", h.Firmware, h.Accelerator)
+	p := h.Profile
+	if p == nil {
+		fmt.Fprintln(w, "    no milestone seen on the console or reported by the guest")
+		return
+	}
+	prev := 0.0
+	for _, m := range []struct {
+		name string
+		at   float64
+		what string
+	}{
+		{"firmware", p.Firmware, "the firmware started the bootloader"},
+		{"bootloader", p.Bootloader, "the bootloader started loading the kernel"},
+		{"kernel", p.Kernel, "the kernel started"},
+		{"init", p.Init, "the kernel ran init (the initramfs)"},
+		{"root", p.Root, "the root filesystem was mounted"},
+		{"systemd", p.Systemd, "systemd started"},
+		{"multi-user", p.MultiUser, "multi-user.target was reached"},
+	} {
+		if m.at == 0 {
+			fmt.Fprintf(w, "    %-11s      -           %s: not seen\n", m.name, m.what)
+			continue
+		}
+		fmt.Fprintf(w, "    %-11s %6.2f  (+%5.2f)  %s\n", m.name, m.at, m.at-prev, m.what)
+		prev = m.at
+	}
+	fmt.Fprintf(w, "    %-11s %6.2f            the guest powered off after its tests\n", "end", h.BootSeconds)
+	if len(p.SlowestUnits) > 0 {
+		fmt.Fprintln(w, "  slowest units (systemd-analyze blame):")
+		for _, u := range p.SlowestUnits {
+			fmt.Fprintf(w, "    %7.3fs  %s\n", u.Seconds, u.Unit)
+		}
+	}
 }

@@ -42,7 +42,13 @@ type Suite struct {
 	Tests []components.Step
 	// BootTimeout bounds the wait for multi-user.target inside the guest.
 	BootTimeout time.Duration
+	// Profile asks the guest for its slowest units too (KILN-UNITS).
+	Profile bool
 }
+
+// kernelMarkers are the kernel's messages that mark the start of init and
+// the mounting of the root filesystem (see ParseBoot), as a grep -E pattern.
+const kernelMarkers = initMarker + "|" + rootMarker
 
 const (
 	// harnessDir is under /etc, which is always on the root filesystem:
@@ -76,9 +82,16 @@ WantedBy=multi-user.target
 // runner is the guest side. Its output protocol, one line each on ttyS1:
 //
 //	KILN-STATE <state of multi-user.target> <seconds waited>
+//	KILN-BOOT <base64 of the boot's clocks: systemd's milestones, kernel lines>
+//	KILN-UNITS <base64 of systemd-analyze blame> (only with KILN_PROFILE=1)
 //	KILN-FAILED-UNITS <base64 of systemctl --failed>
 //	KILN-TEST <index> <exit code> <milliseconds> <base64 of output>
 //	KILN-DONE
+//
+// and one on the console, ttyS0, which the host timestamps as it arrives, so
+// that the guest's clock can be placed on the host's (see ParseBoot):
+//
+//	KILN-CLOCK <seconds since the guest's kernel started>
 const runner = `#!/bin/sh
 # Written by kiln into a throwaway copy of the image; never shipped.
 out=/dev/ttyS1
@@ -91,7 +104,18 @@ while [ "$state" != active ] && [ "$waited" -lt "$KILN_BOOT_TIMEOUT" ]; do
 	sleep 1; waited=$((waited+1))
 	state=$(systemctl is-active multi-user.target 2>/dev/null)
 done
+read up _ </proc/uptime
+echo "KILN-CLOCK $up" >/dev/ttyS0
 echo "KILN-STATE $state $waited" >&3
+# The boot's milestones on the guest's clocks, for the boot profile.
+echo "KILN-BOOT $( {
+	systemctl show -p UserspaceTimestampMonotonic -p FinishTimestampMonotonic
+	echo "MultiUserMonotonic=$(systemctl show -P ActiveEnterTimestampMonotonic multi-user.target)"
+	dmesg 2>/dev/null | grep -m 4 -E '` + kernelMarkers + `'
+} 2>/dev/null | base64 -w0)" >&3
+if [ "$KILN_PROFILE" = 1 ]; then
+	echo "KILN-UNITS $(systemd-analyze blame --no-pager 2>&1 | head -n 15 | base64 -w0)" >&3
+fi
 # Let units that were still starting settle before looking for failures.
 i=0
 while [ $i -lt 30 ] && [ -n "$(systemctl list-jobs --no-legend 2>/dev/null | grep -v kiln-test)" ]; do sleep 1; i=$((i+1)); done
@@ -131,11 +155,15 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 	if bootTimeout == 0 {
 		bootTimeout = 5 * time.Minute
 	}
+	profile := 0
+	if s.Profile {
+		profile = 1
+	}
 	files := map[string][]byte{
 		"unit":   []byte(unit),
 		"runner": []byte(runner),
-		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_FIRMWARE=%s KILN_BOOT_TIMEOUT=%d\n",
-			run.QuoteArg(s.Image), run.QuoteArg(s.Version), run.QuoteArg(s.Firmware), int(bootTimeout.Seconds()))),
+		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_FIRMWARE=%s KILN_BOOT_TIMEOUT=%d KILN_PROFILE=%d\n",
+			run.QuoteArg(s.Image), run.QuoteArg(s.Version), run.QuoteArg(s.Firmware), int(bootTimeout.Seconds()), profile)),
 	}
 	for i, t := range s.Tests {
 		if len(t.Files) > 0 || t.Retries > 0 || t.Continue {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // Result is the outcome of one test.
@@ -24,6 +26,8 @@ type Report struct {
 	TargetState string // state of multi-user.target ("active" when reached)
 	FailedUnits string // systemctl --failed output, empty when none failed
 	Results     []Result
+	Clocks      BootClocks          // the boot's milestones on the guest's clocks (KILN-BOOT)
+	Units       []manifest.UnitTime // the slowest units, slowest first (KILN-UNITS, with Suite.Profile)
 }
 
 // Parse reads the runner's ttyS1 output. names maps the test index to its name.
@@ -45,6 +49,16 @@ func Parse(data []byte, names []string) Report {
 		case "KILN-STATE":
 			if len(f) >= 2 {
 				r.TargetState = f[1]
+			}
+		case "KILN-BOOT":
+			if len(f) >= 2 {
+				b, _ := base64.StdEncoding.DecodeString(f[1])
+				r.Clocks = parseBootClocks(string(b))
+			}
+		case "KILN-UNITS":
+			if len(f) >= 2 {
+				b, _ := base64.StdEncoding.DecodeString(f[1])
+				r.Units = parseBlame(string(b))
 			}
 		case "KILN-FAILED-UNITS":
 			if len(f) >= 2 {
