@@ -64,6 +64,9 @@ func TestGrubCfgAndMkimageArgs(t *testing.T) {
 	require.Contains(t, cfg, "search --no-floppy --fs-uuid --set=root 1234\n")
 	require.Contains(t, cfg, "\tlinux /vmlinuz root=UUID=1234 ro console=tty0 console=ttyS0,115200 quiet\n")
 	require.Contains(t, cfg, "\tinitrd /initrd.img\n")
+	require.Contains(t, cfg, "set timeout=0\n", "the menu is not drawn unless a recipe asks")
+	require.Contains(t, cfg, "\techo 'Loading Linux ...'\n", "the boot profile's bootloader milestone")
+	require.Contains(t, GrubCfg(Config{RootUUID: "1234", MenuTimeout: 5}), "set timeout=5\n")
 	require.Equal(t, "search --no-floppy --fs-uuid --set=root 1234\nset prefix=($root)/boot/grub\n", earlyConfig(Config{RootUUID: "1234", BootPrefix: "/boot"}))
 	require.Equal(t, []string{"grub-mkimage", "-O", "x86_64-efi", "-o", "/tmp/grub.img", "-c", "/tmp/e.cfg", "-p", "/boot/grub", "a", "b"},
 		MkimageArgs("x86_64-efi", []string{"a", "b"}, "/tmp/e.cfg", "/boot/grub"))

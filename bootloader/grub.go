@@ -31,6 +31,10 @@ type Config struct {
 	KernelArgs  []string // extra kernel command-line arguments
 	Title       string
 	SerialSpeed int // default 115200
+	// MenuTimeout is how long GRUB shows its menu before it boots the
+	// default entry, in whole seconds; 0 (the default) boots at once
+	// without drawing the menu.
+	MenuTimeout int
 }
 
 func (c Config) bootUUID() string {
@@ -56,19 +60,27 @@ func GrubCfg(c Config) string {
 	// the paths below are relative to the filesystem GRUB searched for.
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by kiln. Boots the newest kernel through Debian's /vmlinuz and /initrd.img symlinks.
-set timeout=1
+set timeout=%d
 set default=0
 serial --unit=0 --speed=%d
 terminal_input serial console
 terminal_output serial console
 search --no-floppy --fs-uuid --set=root %s
 menuentry '%s' {
+	echo 'Loading Linux ...'
 	linux /vmlinuz %s
 	initrd /initrd.img
 }
-`, c.speed(), c.bootUUID(), strings.ReplaceAll(c.Title, "'", ""), strings.Join(args, " "))
+`, c.MenuTimeout, c.speed(), c.bootUUID(), strings.ReplaceAll(c.Title, "'", ""), strings.Join(args, " "))
 	return b.String()
 }
+
+// UnusedUnits are units of the GRUB packages that Kiln's grub.cfg makes
+// useless, disabled in every image: grub-common.service records each
+// successful boot in /boot/grub/grubenv for the recordfail logic of the
+// configurations grub-mkconfig writes, which Kiln's does not have (it costs
+// three processes before multi-user.target at every boot).
+var UnusedUnits = []string{"grub-common.service"}
 
 // earlyConfig is embedded into GRUB's core image: it finds the filesystem
 // holding /boot/grub by UUID.

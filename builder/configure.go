@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/disk"
@@ -156,7 +157,8 @@ func contentByMount(tree string, parts []disk.PartSpec) (map[string]uint64, erro
 // configureTree writes /etc/fstab, GRUB's configuration and the mount points
 // into the tree, and returns the bootloader configuration.
 func configureTree(tree string, l *disk.Layout, img recipes.Image) (bootloader.Config, error) {
-	c := bootloader.Config{RootUUID: l.Root().FSUUID, BootPrefix: "/boot", KernelArgs: img.Boot.KernelCmdline, Title: img.Name + " " + img.Version}
+	c := bootloader.Config{RootUUID: l.Root().FSUUID, BootPrefix: "/boot", KernelArgs: img.Boot.KernelCmdline, Title: img.Name + " " + img.Version,
+		MenuTimeout: int(img.Boot.MenuTimeout / time.Second)}
 	grubCfg := "/boot/grub/grub.cfg"
 	if boot := l.Mounted("/boot"); boot != nil {
 		// /boot is its own filesystem: GRUB finds it by UUID and reads
@@ -170,6 +172,9 @@ func configureTree(tree string, l *disk.Layout, img recipes.Image) (bootloader.C
 		return c, err
 	}
 	if err := fsroot.WriteFile(tree, grubCfg, []byte(bootloader.GrubCfg(c)), 0o644); err != nil {
+		return c, err
+	}
+	if err := disableUnits(tree, bootloader.UnusedUnits...); err != nil {
 		return c, err
 	}
 	if img.Disk.Grow {
@@ -220,4 +225,29 @@ func biosCoreLocation(l *disk.Layout) (lba, room uint64) {
 	}
 	first := l.Partitions[0].Start / disk.SectorSize
 	return 1, first - 1
+}
+
+// disableUnits does what systemctl disable does to the tree's units: it
+// removes their .wants and .requires links under /etc/systemd/system.
+func disableUnits(tree string, names ...string) error {
+	dir, err := fsroot.Resolve(tree, "/etc/systemd/system")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		for _, kind := range []string{"wants", "requires"} {
+			links, err := filepath.Glob(filepath.Join(dir, "*."+kind, name))
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				if fi, err := os.Lstat(l); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+					if err := os.Remove(l); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }

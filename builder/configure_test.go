@@ -85,3 +85,27 @@ func TestPlanDiskAutoAndChecks(t *testing.T) {
 	_, err = planDisk(image("bios", "mbr", d), tree)
 	require.ErrorContains(t, err, "partition 1 (var, mounted at /var) is 100 MiB")
 }
+
+// disableUnits removes a unit's .wants and .requires links, as systemctl
+// disable does, and nothing else.
+func TestDisableUnits(t *testing.T) {
+	tree := t.TempDir()
+	sys := filepath.Join(tree, "etc/systemd/system")
+	link := func(dir, name string) string {
+		require.NoError(t, os.MkdirAll(filepath.Join(sys, dir), 0o755))
+		p := filepath.Join(sys, dir, name)
+		require.NoError(t, os.Symlink("/usr/lib/systemd/system/"+name, p))
+		return p
+	}
+	gone := []string{link("multi-user.target.wants", "grub-common.service"), link("suspend.target.wants", "grub-common.service"),
+		link("local-fs.target.requires", "grub-common.service")}
+	kept := link("multi-user.target.wants", "dbus.service")
+	require.NoError(t, disableUnits(tree, "grub-common.service", "absent.service"))
+	for _, p := range gone {
+		require.NoFileExists(t, p)
+	}
+	_, err := os.Lstat(kept)
+	require.NoError(t, err)
+	// A tree without /etc/systemd/system is fine.
+	require.NoError(t, disableUnits(t.TempDir(), "grub-common.service"))
+}

@@ -3,6 +3,7 @@ package recipes
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -11,13 +12,18 @@ import (
 
 // bootBlockSchema is the boot block: how the image boots.
 var bootBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "firmware"}, {Name: "kernel_cmdline"}},
+	Attributes: []hcl.AttributeSchema{{Name: "firmware"}, {Name: "kernel_cmdline"}, {Name: "menu_timeout"}},
 }
 
 var (
 	firmwareArg      = arg{"firmware", `"uefi"`, false}
 	kernelCmdlineArg = arg{"kernel_cmdline", `["console=ttyS0", "quiet"]`, false}
+	menuTimeoutArg   = arg{"menu_timeout", `"5s"`, false}
 )
+
+// maxMenuTimeout bounds boot.menu_timeout: GRUB waits that long at every
+// boot.
+const maxMenuTimeout = time.Hour
 
 // bootBlock is a decoded boot block.
 type bootBlock struct {
@@ -35,6 +41,7 @@ func (d *decoder) decodeBootBlock(block *hcl.Block) (*bootBlock, hcl.Diagnostics
 	b.Range = toRange(block.DefRange)
 	getName(d, b.src, firmwareArg, &b.Firmware, &diags)
 	d.getStrList(b.src, kernelCmdlineArg, &b.KernelCmdline, &b.cmdlineRanges, &diags)
+	d.getDuration(b.src, menuTimeoutArg, &b.MenuTimeout, &diags)
 	return b, diags
 }
 
@@ -45,6 +52,10 @@ func (b *bootBlock) validate() hcl.Diagnostics {
 	if a, ok := b.src.valid("firmware"); ok && !b.Firmware.Valid() {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid firmware",
 			fmt.Sprintf("%q is not a firmware. Use %s; the default is %q.", b.Firmware, quoteList(platform.Firmwares), DefaultFirmware)))
+	}
+	if a, ok := b.src.valid("menu_timeout"); ok && (b.MenuTimeout < 0 || b.MenuTimeout > maxMenuTimeout || b.MenuTimeout%time.Second != 0) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid menu timeout",
+			fmt.Sprintf("GRUB waits whole seconds, from 0 (boot at once, the default) to 1h; %s is not one. Use, for example, menu_timeout = %s.", b.MenuTimeout, menuTimeoutArg.example)))
 	}
 	for i, arg := range b.KernelCmdline {
 		if strings.TrimSpace(arg) == "" || strings.ContainsAny(arg, "\r\n") {

@@ -168,7 +168,10 @@ type Base struct {
 type Boot struct {
 	Firmware      platform.Firmware // uefi, bios or hybrid (the default, DefaultFirmware)
 	KernelCmdline []string
-	Range         Range
+	// MenuTimeout is how long GRUB shows its menu; 0 (the default) boots
+	// at once without it.
+	MenuTimeout time.Duration
+	Range       Range
 }
 
 // Disk is the image's disk block, sizes in bytes. Range is zero when the
