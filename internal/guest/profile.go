@@ -62,13 +62,20 @@ type ConsoleLine struct {
 // ConsoleRecorder is an io.Writer for QEMU's live console (qemu.Options.
 // Console) that stamps each line with the time its first byte arrived,
 // counted from the recorder's creation: make it just before QEMU starts.
+// Output that follows a pause of consolePause or more starts a line of its
+// own even without a newline, so that what the guest prints later on a line
+// left open (GRUB's "Loading Linux ...", a status line redrawn in place) is
+// stamped when it arrived.
 type ConsoleRecorder struct {
 	start   time.Time
 	mu      sync.Mutex
 	lines   []ConsoleLine
 	partial []byte
-	at      time.Duration
+	at      time.Duration // when partial's first byte arrived
+	last    time.Duration // when the last byte arrived
 }
+
+const consolePause = 250 * time.Millisecond
 
 // NewConsoleRecorder starts the clock.
 func NewConsoleRecorder() *ConsoleRecorder { return &ConsoleRecorder{start: time.Now()} }
@@ -77,6 +84,11 @@ func (r *ConsoleRecorder) Write(p []byte) (int, error) {
 	now := time.Since(r.start)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.partial) > 0 && now-r.last >= consolePause {
+		r.lines = append(r.lines, ConsoleLine{At: r.at, Text: string(r.partial)})
+		r.partial = r.partial[:0]
+	}
+	r.last = now
 	for rest := p; len(rest) > 0; {
 		if len(r.partial) == 0 {
 			r.at = now
@@ -218,8 +230,9 @@ func Profile(console []ConsoleLine, clocks BootClocks) *manifest.BootProfile {
 			kernel = math.Min(kernel, l.At.Seconds()-t)
 		}
 		if m := clockRE.FindStringSubmatch(text); m != nil && math.IsNaN(anchor) {
-			up, _ := strconv.ParseFloat(m[1], 64)
-			anchor = l.At.Seconds() - up
+			if up, _ := strconv.ParseFloat(m[1], 64); l.At.Seconds() >= up {
+				anchor = l.At.Seconds() - up
+			}
 		}
 	}
 	switch {
