@@ -224,7 +224,7 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 		Firmware:      t.Firmware,
 		MultiUser:     rep.TargetState == "active",
 		FailedUnits:   rep.FailedUnits,
-		ConsoleErrors: guest.ConsoleProblems(console),
+		ConsoleErrors: guest.KernelProblems(console, rep),
 		Problems:      []string{},
 		BootSeconds:   res.Duration.Seconds(),
 		Accelerator:   opts.Accel,

@@ -51,5 +51,5 @@ func evaluateHealth(h *manifest.Health, rep guest.Report, timedOut bool, budget 
 		add("multi-user", true, "multi-user.target was not reached (the test runner never reported it)")
 	}
 	add("failed-units", rep.FailedUnits != "", "failed systemd units:\n"+rep.FailedUnits)
-	add("kernel-errors", len(h.ConsoleErrors) > 0, "kernel problems on the console:\n"+strings.Join(h.ConsoleErrors, "\n"))
+	add("kernel-errors", len(h.ConsoleErrors) > 0, "kernel problems on the console or in the kernel's log:\n"+strings.Join(h.ConsoleErrors, "\n"))
 }

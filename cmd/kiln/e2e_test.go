@@ -180,10 +180,21 @@ func TestE2EFailingTestPublishesNothing(t *testing.T) {
 	recipe := bookwormRecipe(t, "failing", `
   disk { size = "2GiB" }
   test "shell" "passes" { inline = ["true"] }
-  test "shell" "fails" { inline = ["echo 'expected failure output'", "exit 3"] }`)
+  test "shell" "fails" {
+    inline = [
+      "echo 'expected failure output'",
+      # A kernel problem that only the kernel's log holds (debug level: not
+      # printed on the console), as a quiet console would hide a real one.
+      "echo '<7>Oops: kiln e2e marker, in the kernel log only' >/dev/kmsg",
+      "exit 3",
+    ]
+  }`)
 	code, out, errOut := runKiln(t, "build", "--images", images, "--cache", sharedCache(t), recipe)
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, `test "fails" failed (exit code 3)`)
+	for _, fw := range []string{"uefi", "bios"} {
+		require.Regexp(t, fw+`: kernel problems on the console or in the kernel's log:\n.*Oops: kiln e2e marker`, errOut, "the kernel-errors check reads the kernel's log")
+	}
 	builds, err := catalog.Builds(filepath.Join(images, "failing", "1.0.0"))
 	require.NoError(t, err)
 	require.Empty(t, builds, "nothing is published")

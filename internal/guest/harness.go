@@ -5,8 +5,9 @@
 // root at its partition offset, with no mount. The runner waits for
 // multi-user.target, records the base health checks, runs each test as root
 // with a timeout and its KILN_* environment, prints framed results on the
-// second serial port (ttyS1) and powers the guest off. The shipped image is
-// never touched.
+// second serial port (ttyS1) and powers the guest off (without stopping its
+// units one by one: the copy is thrown away). The shipped image is never
+// touched.
 //
 // It does not boot QEMU itself (see internal/qemu) or decide what a recipe's
 // tests are: package components compiles them (components.GuestSteps).
@@ -86,6 +87,7 @@ WantedBy=multi-user.target
 //	KILN-UNITS <base64 of systemd-analyze blame> (only with KILN_PROFILE=1)
 //	KILN-FAILED-UNITS <base64 of systemctl --failed>
 //	KILN-TEST <index> <exit code> <milliseconds> <base64 of output>
+//	KILN-KERNEL <base64 of the kernel log's problem lines (see ConsoleProblems)>
 //	KILN-DONE
 //
 // and one on the console, ttyS0, which the host timestamps as it arrives, so
@@ -138,9 +140,13 @@ for t in ` + harnessDir + `/tests/*; do
 	end=$(date +%s%N)
 	echo "KILN-TEST $idx $rc $(( (end-start)/1000000 )) $(tail -c 8192 /tmp/kiln-test.out | base64 -w0)" >&3
 done
+echo "KILN-KERNEL $(dmesg 2>/dev/null | grep -E '` + kernelProblemPattern + `' | head -n 50 | base64 -w0)" >&3
 echo "KILN-DONE" >&3
+# Closing the port waits until its output has gone out. The copy is thrown
+# away, so the guest powers off without stopping its units one by one.
+exec 3>&-
 sync
-systemctl poweroff --no-block
+systemctl poweroff --force
 `
 
 // Inject writes the harness and the suite into the ext4 filesystem at byte

@@ -26,6 +26,7 @@ type Report struct {
 	TargetState string // state of multi-user.target ("active" when reached)
 	FailedUnits string // systemctl --failed output, empty when none failed
 	Results     []Result
+	Kernel      []string            // problem lines of the kernel's log once the tests ran (KILN-KERNEL)
 	Clocks      BootClocks          // the boot's milestones on the guest's clocks (KILN-BOOT)
 	Units       []manifest.UnitTime // the slowest units, slowest first (KILN-UNITS, with Suite.Profile)
 }
@@ -54,6 +55,11 @@ func Parse(data []byte, names []string) Report {
 			if len(f) >= 2 {
 				b, _ := base64.StdEncoding.DecodeString(f[1])
 				r.Clocks = parseBootClocks(string(b))
+			}
+		case "KILN-KERNEL":
+			if len(f) >= 2 {
+				b, _ := base64.StdEncoding.DecodeString(f[1])
+				r.Kernel = ConsoleProblems(b)
 			}
 		case "KILN-UNITS":
 			if len(f) >= 2 {
@@ -93,16 +99,40 @@ func Parse(data []byte, names []string) Report {
 	return r
 }
 
-// ConsoleProblems returns lines of a serial console log that show a kernel
-// panic, oops, BUG or call trace.
+// kernelProblemPattern marks a kernel panic, oops, BUG or call trace, as a
+// grep -E pattern of plain strings.
+const kernelProblemPattern = "Kernel panic|Oops:|BUG:|Call Trace:"
+
+var kernelProblems = strings.Split(kernelProblemPattern, "|")
+
+// ConsoleProblems returns lines of a serial console log (or of the kernel's
+// log) that show a kernel panic, oops, BUG or call trace.
 func ConsoleProblems(console []byte) []string {
 	var out []string
 	for _, line := range strings.Split(string(console), "\n") {
-		for _, marker := range []string{"Kernel panic", "Oops:", "BUG:", "Call Trace:"} {
+		for _, marker := range kernelProblems {
 			if strings.Contains(line, marker) {
 				out = append(out, strings.TrimSpace(line))
 				break
 			}
+		}
+	}
+	return out
+}
+
+// KernelProblems are the problem lines of the console and those of the
+// kernel's log the guest reported, which has what a quiet console did not
+// print, each once.
+func KernelProblems(console []byte, r Report) []string {
+	out := ConsoleProblems(console)
+	seen := map[string]bool{}
+	for _, l := range out {
+		seen[CleanConsoleLine(l)] = true
+	}
+	for _, l := range r.Kernel {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
 		}
 	}
 	return out

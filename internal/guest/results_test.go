@@ -34,3 +34,15 @@ func TestConsoleProblems(t *testing.T) {
 	require.Equal(t, []string{"[    2.0] Kernel panic - not syncing: VFS", "[ 4.0] BUG: kernel NULL pointer"}, ConsoleProblems([]byte(log)))
 	require.Empty(t, ConsoleProblems([]byte("all good\n")))
 }
+
+// The kernel's log reported by the guest adds what a quiet console did not
+// print; a line seen in both is reported once.
+func TestKernelProblems(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	console := "[    2.0] fine\r\n[    3.5] BUG: on the console too\r\n"
+	kernel := "[    3.5] BUG: on the console too\n[    9.0] WARNING: CPU: 0 PID: 1\n[    9.1] Call Trace:\n"
+	r := Parse([]byte("KILN-KERNEL "+b64(kernel)+"\nKILN-DONE\n"), nil)
+	require.Equal(t, []string{"[    3.5] BUG: on the console too", "[    9.1] Call Trace:"}, r.Kernel)
+	require.Equal(t, []string{"[    3.5] BUG: on the console too", "[    9.1] Call Trace:"}, KernelProblems([]byte(console), r))
+	require.Empty(t, KernelProblems([]byte("quiet\n"), Parse([]byte("KILN-KERNEL \nKILN-DONE\n"), nil)))
+}
