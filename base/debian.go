@@ -47,6 +47,18 @@ type Debian struct {
 	Arch       string
 	Components []string
 	Packages   []string // everything to install on top of the variant
+	// Setup are files written into the tree once the essential packages are
+	// installed and before the others are, so that their maintainer scripts
+	// see them: initramfs-tools' configuration, read when the kernel's
+	// package builds the initramfs.
+	Setup []SetupFile `json:",omitempty"`
+}
+
+// SetupFile is one file of Debian.Setup.
+type SetupFile struct {
+	Path string // absolute, inside the tree
+	Data string
+	Mode os.FileMode // 0 means 0644
 }
 
 // Result is what the base stage hands on.
@@ -142,6 +154,47 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 }
 
 func bootstrap(ctx context.Context, d Debian, tree string, log io.Writer) error {
+	setup := ""
+	if len(d.Setup) > 0 {
+		setup = tree + ".setup"
+		defer os.RemoveAll(setup)
+		if err := writeSetup(setup, d.Setup); err != nil {
+			return err
+		}
+	}
+	if err := run.Run(ctx, run.Cmd{Args: mmdebstrapArgs(d, tree, setup), Log: log}); err != nil {
+		return fmt.Errorf("bootstrapping Debian %s from %s: %w", d.Suite, d.Mirror, err)
+	}
+	return nil
+}
+
+// writeSetup writes the setup files below dir, as they go into the tree.
+func writeSetup(dir string, files []SetupFile) error {
+	for _, f := range files {
+		if !filepath.IsAbs(f.Path) || filepath.Clean(f.Path) != f.Path || f.Path == "/" {
+			return fmt.Errorf("base setup file %q: want a clean absolute path", f.Path)
+		}
+		p := filepath.Join(dir, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.WriteFile(p, []byte(f.Data), mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			return err
+		}
+	}
+	return nil
+}
+
+// mmdebstrapArgs is the bootstrap's command line; setup, when not empty, is
+// the directory of setup files copied in by the essential hook.
+func mmdebstrapArgs(d Debian, tree, setup string) []string {
 	args := []string{
 		// A private mount namespace and PID namespace: mmdebstrap mounts /proc,
 		// /sys and /dev in the tree, and nothing may survive a killed build.
@@ -154,11 +207,12 @@ func bootstrap(ctx context.Context, d Debian, tree string, log io.Writer) error 
 	if len(d.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(d.Packages, ","))
 	}
-	args = append(args, d.Suite, tree, d.Mirror)
-	if err := run.Run(ctx, run.Cmd{Args: args, Log: log}); err != nil {
-		return fmt.Errorf("bootstrapping Debian %s from %s: %w", d.Suite, d.Mirror, err)
+	if setup != "" {
+		// The hook runs as root with the tree as $1; existing directories
+		// keep their modes.
+		args = append(args, "--essential-hook=tar -C "+run.QuoteArg(setup)+` -c . | tar -C "$1" -x --no-overwrite-dir`)
 	}
-	return nil
+	return append(args, d.Suite, tree, d.Mirror)
 }
 
 func copyTree(ctx context.Context, src, dest string, log io.Writer) error {

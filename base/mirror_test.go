@@ -3,6 +3,7 @@ package base
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -54,4 +55,29 @@ func TestCacheKeyDependsOnInputs(t *testing.T) {
 	require.NotEqual(t, cacheKey(a), cacheKey(b))
 	require.Equal(t, cacheKey(a), cacheKey(a))
 	require.Equal(t, []string{"a", "b"}, sortedUnique([]string{"b", "a", "b", ""}))
+}
+
+func TestSetupFilesChangeTheKeyAndGoInBeforeThePackages(t *testing.T) {
+	a := Debian{Suite: "trixie", Mirror: "http://m/debian", Variant: "minbase", Arch: "amd64", Components: []string{"main"}, Packages: []string{"a"}}
+	b := a
+	b.Setup = []SetupFile{{Path: "/etc/initramfs-tools/conf.d/kiln", Data: "MODULES=list\n"}}
+	require.NotEqual(t, cacheKey(a), cacheKey(b))
+
+	args := mmdebstrapArgs(a, "/t/tree", "")
+	require.NotContains(t, strings.Join(args, " "), "--essential-hook")
+	args = mmdebstrapArgs(b, "/t/tree", "/t/tree.setup")
+	require.Contains(t, args, `--essential-hook=tar -C /t/tree.setup -c . | tar -C "$1" -x --no-overwrite-dir`)
+	require.Equal(t, []string{"trixie", "/t/tree", "http://m/debian"}, args[len(args)-3:])
+
+	dir := t.TempDir()
+	require.NoError(t, writeSetup(dir, []SetupFile{b.Setup[0], {Path: "/etc/initramfs-tools/hooks/kiln", Data: "#!/bin/sh\n", Mode: 0o755}}))
+	data, err := os.ReadFile(filepath.Join(dir, "etc/initramfs-tools/conf.d/kiln"))
+	require.NoError(t, err)
+	require.Equal(t, "MODULES=list\n", string(data))
+	fi, err := os.Stat(filepath.Join(dir, "etc/initramfs-tools/hooks/kiln"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o755), fi.Mode().Perm())
+	for _, bad := range []string{"etc/x", "/etc/../x", "/"} {
+		require.ErrorContains(t, writeSetup(dir, []SetupFile{{Path: bad}}), "clean absolute path")
+	}
 }

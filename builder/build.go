@@ -242,6 +242,8 @@ func keepLogs(imagesDir, name, version, from string, files []string) string {
 }
 
 // BasePackages are installed into every Debian base on top of its variant.
+// zstd is there for initramfs-tools, whose configuration asks for zstd and
+// which falls back to gzip (slower to unpack at every boot) without it.
 func BasePackages() []string {
-	return []string{"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "initramfs-tools", "e2fsprogs", "cloud-guest-utils"}
+	return []string{"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "initramfs-tools", "zstd", "e2fsprogs", "cloud-guest-utils"}
 }

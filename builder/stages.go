@@ -65,6 +65,7 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
 		Components: img.Base.Components,
 		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
+		Setup:      initramfsSetup(img.Base.InitramfsModules),
 	}
 	b, err := base.Prepare(ctx, deb, s.tree, base.Options{CacheDir: s.opts.CacheDir, Refresh: s.opts.RefreshBase, Log: s.log, Logger: s.opts.Logger})
 	if err != nil {
@@ -104,7 +105,7 @@ func writeHostname(s *state) error {
 
 // stageConfigure plans the disk, then writes what depends on it into the
 // tree, and records what the tree holds.
-func stageConfigure(_ context.Context, s *state) (string, error) {
+func stageConfigure(ctx context.Context, s *state) (string, error) {
 	if len(s.img.Build)+len(s.img.Validate) == 0 {
 		if err := writeHostname(s); err != nil {
 			return "", err
@@ -121,6 +122,11 @@ func stageConfigure(_ context.Context, s *state) (string, error) {
 	}
 	if s.bootCfg, err = configureTree(s.tree, s.layout, s.img); err != nil {
 		return "", err
+	}
+	if !s.img.Boot.UpdateAtFirstBoot {
+		if err := updateForFirstBoot(ctx, s.tree, s.log); err != nil {
+			return "", err
+		}
 	}
 	if s.m.Packages, err = installedPackages(s.tree); err != nil {
 		return "", err

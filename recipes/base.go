@@ -32,6 +32,7 @@ var BaseKinds = []BaseKind{BaseDebian, BaseImage, BaseFile}
 var debianBaseSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "suite"}, {Name: "mirror"}, {Name: "components"}, {Name: "packages"}, {Name: "variant"}, {Name: "arch"},
+		{Name: "initramfs_modules"},
 	},
 }
 
@@ -42,11 +43,13 @@ var (
 	packagesArg   = arg{"packages", `["curl", "ca-certificates"]`, false}
 	variantArg    = arg{"variant", `"minbase"`, false}
 	archArg       = arg{"arch", `"amd64"`, false}
+	initramfsArg  = arg{"initramfs_modules", `"most"`, false}
 )
 
 var (
 	debianVariants = []string{"minbase", "required", "important", "standard"}
 	debianArches   = []string{"amd64"}
+	initramfsKinds = []string{InitramfsVM, InitramfsMost}
 	suiteRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	componentRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 )
@@ -84,6 +87,8 @@ func (d *decoder) decodeBaseBlock(block *hcl.Block) (*baseBlock, hcl.Diagnostics
 	d.getStrList(b.src, packagesArg, &b.Packages, &b.packageRanges, &diags)
 	d.getStr(b.src, variantArg, &b.Variant, &diags)
 	d.getStr(b.src, archArg, &b.Arch, &diags)
+	b.InitramfsModules = InitramfsVM
+	d.getStr(b.src, initramfsArg, &b.InitramfsModules, &diags)
 	return b, diags
 }
 
@@ -124,6 +129,10 @@ func (b *baseBlock) validate() hcl.Diagnostics {
 	if a, ok := b.src.valid("variant"); ok && !contains(debianVariants, b.Variant) {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid variant",
 			fmt.Sprintf("%q is not a variant. Use one of %s; the default is %q.", b.Variant, quoteList(debianVariants), DefaultVariant)))
+	}
+	if a, ok := b.src.valid("initramfs_modules"); ok && !contains(initramfsKinds, b.InitramfsModules) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid initramfs_modules",
+			fmt.Sprintf("%q is not an initramfs driver policy. Use %q (the default: the disk drivers of virtual machines and clouds) or %q (Debian's: every storage and filesystem driver, for physical machines).", b.InitramfsModules, InitramfsVM, InitramfsMost)))
 	}
 	if a, ok := b.src.valid("arch"); ok && !contains(debianArches, b.Arch) {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Unsupported architecture",

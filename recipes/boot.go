@@ -12,13 +12,14 @@ import (
 
 // bootBlockSchema is the boot block: how the image boots.
 var bootBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "firmware"}, {Name: "kernel_cmdline"}, {Name: "menu_timeout"}},
+	Attributes: []hcl.AttributeSchema{{Name: "firmware"}, {Name: "kernel_cmdline"}, {Name: "menu_timeout"}, {Name: "update_at_first_boot"}},
 }
 
 var (
 	firmwareArg      = arg{"firmware", `"uefi"`, false}
 	kernelCmdlineArg = arg{"kernel_cmdline", `["console=ttyS0", "quiet"]`, false}
 	menuTimeoutArg   = arg{"menu_timeout", `"5s"`, false}
+	firstBootArg     = arg{"update_at_first_boot", `true`, false}
 )
 
 // maxMenuTimeout bounds boot.menu_timeout: GRUB waits that long at every
@@ -42,6 +43,7 @@ func (d *decoder) decodeBootBlock(block *hcl.Block) (*bootBlock, hcl.Diagnostics
 	getName(d, b.src, firmwareArg, &b.Firmware, &diags)
 	d.getStrList(b.src, kernelCmdlineArg, &b.KernelCmdline, &b.cmdlineRanges, &diags)
 	d.getDuration(b.src, menuTimeoutArg, &b.MenuTimeout, &diags)
+	d.getBool(b.src, firstBootArg, &b.UpdateAtFirstBoot, &diags)
 	return b, diags
 }
 

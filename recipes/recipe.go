@@ -154,6 +154,9 @@ type Base struct {
 	Arch       string // amd64
 	Components []string
 	Packages   []string
+	// InitramfsModules is the initramfs's driver policy: InitramfsVM (the
+	// default) or InitramfsMost (Debian's).
+	InitramfsModules string
 
 	Name              string // image: the parent image's name
 	VersionSelector   string // image: a version or x-wildcard selector, such as "1.x.x"; default "x.x.x"
@@ -171,7 +174,11 @@ type Boot struct {
 	// MenuTimeout is how long GRUB shows its menu; 0 (the default) boots
 	// at once without it.
 	MenuTimeout time.Duration
-	Range       Range
+	// UpdateAtFirstBoot leaves ldconfig, the journal catalog and system
+	// users to the first boot (systemd's ConditionNeedsUpdate= units), as
+	// Debian does; by default Kiln runs them at build time.
+	UpdateAtFirstBoot bool
+	Range             Range
 }
 
 // Disk is the image's disk block, sizes in bytes. Range is zero when the
@@ -231,6 +238,8 @@ const (
 	MaxDiskSize         = 64 << 40
 	MinRootSize         = 64 << 20 // room the disk must leave after the ESP
 	DefaultVariant      = "minbase"
+	InitramfsVM         = "vm"   // the disk drivers of virtual machines and clouds (the default)
+	InitramfsMost       = "most" // Debian's MODULES=most: every storage and filesystem driver
 	DefaultArch         = "amd64"
 	DefaultBuildTimeout = 30 * time.Minute
 	DefaultTestTimeout  = 5 * time.Minute

@@ -34,7 +34,7 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, "", img.Description)
 				require.Equal(t, Range{Filename: "testdata/valid/minimal.hcl", Line: 2, Column: 1}, img.Range)
 				require.Equal(t, Base{Type: "debian", Suite: "bookworm", Variant: "minbase", Arch: "amd64",
-					Components: []string{"main"}, Packages: []string{},
+					Components: []string{"main"}, Packages: []string{}, InitramfsModules: "vm",
 					Range: Range{Filename: "testdata/valid/minimal.hcl", Line: 4, Column: 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "hybrid", KernelCmdline: []string{}}, img.Boot, "defaults, zero Range")
 				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}}, img.Disk)
@@ -53,23 +53,23 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, "2.10.3", img.Version)
 				require.Equal(t, "Every argument set", img.Description)
 				require.Equal(t, Base{Type: "debian", Suite: "trixie", Mirror: "http://mirror.example/debian", Variant: "standard", Arch: "amd64",
-					Components: []string{"main", "contrib", "non-free-firmware"}, Packages: []string{"curl", "ca-certificates"},
+					Components: []string{"main", "contrib", "non-free-firmware"}, Packages: []string{"curl", "ca-certificates"}, InitramfsModules: "most",
 					Range: Range{f, 8, 3}}, img.Base)
-				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, Range: Range{f, 17, 3}}, img.Boot)
-				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 22, 3}}, img.Disk)
+				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, MenuTimeout: 5 * time.Second, UpdateAtFirstBoot: true, Range: Range{f, 18, 3}}, img.Boot)
+				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 25, 3}}, img.Disk)
 				require.Equal(t, shellSteps(
 					Step{Name: "packages", Action: inline("apt-get update", "apt-get install -y jq"),
-						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Policy: Policy{Timeout: 45 * time.Minute}, Range: Range{f, 28, 3}},
+						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Policy: Policy{Timeout: 45 * time.Minute}, Range: Range{f, 31, 3}},
 					Step{Name: "setup", Action: script(abs("testdata/valid/scripts/setup.sh")), Environment: map[string]string{},
-						Policy: Policy{Timeout: 30 * time.Minute}, Range: Range{f, 34, 3}},
+						Policy: Policy{Timeout: 30 * time.Minute}, Range: Range{f, 37, 3}},
 				), img.Build)
 				require.Equal(t, shellSteps(
-					Step{Name: "jq", Action: inline("jq --version"), Environment: map[string]string{}, Policy: Policy{Timeout: 90 * time.Second}, Range: Range{f, 38, 3}},
+					Step{Name: "jq", Action: inline("jq --version"), Environment: map[string]string{}, Policy: Policy{Timeout: 90 * time.Second}, Range: Range{f, 41, 3}},
 					Step{Name: "setup", Action: script(abs("testdata/valid/scripts/setup.sh")), Environment: map[string]string{},
-						Policy: Policy{Timeout: 5 * time.Minute}, Range: Range{f, 44, 3}},
+						Policy: Policy{Timeout: 5 * time.Minute}, Range: Range{f, 47, 3}},
 				), img.Tests)
 				want := defaultOutput()
-				want.Range = Range{f, 48, 3}
+				want.Range = Range{f, 51, 3}
 				require.Equal(t, want, img.Output)
 			},
 		},

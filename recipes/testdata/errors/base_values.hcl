@@ -7,5 +7,6 @@ image "base-values" {
     packages   = ["curl", "jq vim"]               # ERROR: Invalid package name
     variant    = "tiny"                           # ERROR: Invalid variant
     arch       = "arm64"                          # ERROR: Unsupported architecture
+    initramfs_modules = "dep"                     # ERROR: Invalid initramfs_modules
   }
 }

@@ -12,11 +12,14 @@ image "full.image_1" {
     packages   = ["curl", "ca-certificates"]
     variant    = "standard"
     arch       = "amd64"
+    initramfs_modules = "most"
   }
 
   boot {
     firmware       = "uefi"
     kernel_cmdline = ["console=ttyS0", "quiet"]
+    menu_timeout   = "5s"
+    update_at_first_boot = true
   }
 
   disk {
