@@ -218,6 +218,9 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 			if err := writeTimedConsole(TimedConsoleLog(t.ConsoleLog), timed.Lines()); err != nil {
 				return nil, err
 			}
+			if err := os.WriteFile(HarnessLog(t.ConsoleLog), data, 0o644); err != nil {
+				return nil, err
+			}
 		}
 	}
 	out := &Report{Health: manifest.Health{
@@ -260,6 +263,12 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 // serial.timed.log.
 func TimedConsoleLog(consoleLog string) string {
 	return strings.TrimSuffix(consoleLog, ".log") + ".timed.log"
+}
+
+// HarnessLog is where a profiled boot keeps what the guest's test runner
+// printed on ttyS1 (see guest.Parse): serial.log becomes serial.harness.log.
+func HarnessLog(consoleLog string) string {
+	return strings.TrimSuffix(consoleLog, ".log") + ".harness.log"
 }
 
 func writeTimedConsole(path string, lines []guest.ConsoleLine) error {

@@ -56,7 +56,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logs := fs.String("logs", "", "keep the serial console of each boot (serial-<firmware>.log) in this directory")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	verbose := fs.Bool("verbose", false, "copy the log (every command and its output) to stderr")
-	profile := fs.Bool("profile", false, "print when each boot reached each milestone and its slowest units (with --logs, keep serial-<firmware>.timed.log)")
+	profile := fs.Bool("profile", false, "print when each boot reached each milestone and its slowest units (with --logs, keep serial-<firmware>.timed.log and .harness.log)")
 	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
 	if code >= 0 {
 		return code
