@@ -52,25 +52,13 @@ func Parse(data []byte, names []string) Report {
 				r.TargetState = f[1]
 			}
 		case "KILN-BOOT":
-			if len(f) >= 2 {
-				b, _ := base64.StdEncoding.DecodeString(f[1])
-				r.Clocks = parseBootClocks(string(b))
-			}
+			r.Clocks = parseBootClocks(string(payload(f)))
 		case "KILN-KERNEL":
-			if len(f) >= 2 {
-				b, _ := base64.StdEncoding.DecodeString(f[1])
-				r.Kernel = ConsoleProblems(b)
-			}
+			r.Kernel = ConsoleProblems(payload(f))
 		case "KILN-UNITS":
-			if len(f) >= 2 {
-				b, _ := base64.StdEncoding.DecodeString(f[1])
-				r.Units = parseBlame(string(b))
-			}
+			r.Units = parseBlame(string(payload(f)))
 		case "KILN-FAILED-UNITS":
-			if len(f) >= 2 {
-				b, _ := base64.StdEncoding.DecodeString(f[1])
-				r.FailedUnits = strings.TrimSpace(string(b))
-			}
+			r.FailedUnits = strings.TrimSpace(string(payload(f)))
 		case "KILN-TEST":
 			if len(f) < 4 {
 				continue
@@ -104,6 +92,15 @@ func Parse(data []byte, names []string) Report {
 const kernelProblemPattern = "Kernel panic|Oops:|BUG:|Call Trace:"
 
 var kernelProblems = strings.Split(kernelProblemPattern, "|")
+
+// payload decodes a frame's base64 field; a missing or damaged one is empty.
+func payload(f []string) []byte {
+	if len(f) < 2 {
+		return nil
+	}
+	b, _ := base64.StdEncoding.DecodeString(f[1])
+	return b
+}
 
 // ConsoleProblems returns lines of a serial console log (or of the kernel's
 // log) that show a kernel panic, oops, BUG or call trace.
