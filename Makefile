@@ -42,6 +42,7 @@ fuzz: ## Fuzz the recipe parser, the size parser and every image format reader
 bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
 	bash bench/disk-stage.sh
 	bash bench/formats.sh
+	bash bench/loop.sh
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
