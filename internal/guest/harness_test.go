@@ -83,3 +83,11 @@ func mustCreate(t *testing.T, p string) string {
 	require.NoError(t, os.WriteFile(p, nil, 0o644))
 	return p
 }
+
+// The runner is valid POSIX shell (dash, as in Debian's guests).
+func TestRunnerParses(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "run")
+	require.NoError(t, os.WriteFile(p, []byte(runner), 0o755))
+	out, err := exec.Command("sh", "-n", p).CombinedOutput()
+	require.NoError(t, err, string(out))
+}

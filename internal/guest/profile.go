@@ -34,13 +34,15 @@ import (
 
 // Kernel messages that mark milestones, as patterns both grep -E and Go accept.
 const (
-	initMarker = `Run /[^ ]* as init process`
-	rootMarker = `EXT4-fs \([^)]*\): mounted filesystem`
+	initMarker    = `Run /[^ ]* as init process`
+	rootMarker    = `EXT4-fs \([^)]*\): mounted filesystem`
+	systemdMarker = `systemd\[1\]: systemd [0-9]`
 )
 
 var (
 	initRE      = regexp.MustCompile(initMarker)
 	rootRE      = regexp.MustCompile(rootMarker)
+	systemdKmRE = regexp.MustCompile(systemdMarker)
 	printkRE    = regexp.MustCompile(`\[\s*(\d+\.\d{6})\]`)
 	escapeRE    = regexp.MustCompile(`\x1b(\[[0-9;=?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[0-9A-Za-z=>])`)
 	clockRE     = regexp.MustCompile(`KILN-CLOCK (\d+(\.\d+)?)`)
@@ -149,24 +151,19 @@ func ReadTimedConsole(r io.Reader) ([]ConsoleLine, error) {
 type BootClocks struct {
 	Init      float64 // the kernel ran init (the initramfs's /init)
 	Root      float64 // the root filesystem was mounted
-	Systemd   float64 // systemd started on the root filesystem
+	Systemd   float64 // systemd's first message, as it starts on the root filesystem
 	MultiUser float64 // multi-user.target became active
 }
 
-// parseBootClocks reads the decoded KILN-BOOT block: systemctl show's
-// KEY=VALUE lines (microseconds) and kernel messages with their timestamps.
+// parseBootClocks reads the decoded KILN-BOOT block: multi-user.target's
+// properties from systemctl show (KEY=VALUE, microseconds) and the kernel's
+// messages that mark init, the root filesystem and systemd, with their
+// timestamps.
 func parseBootClocks(text string) BootClocks {
 	var c BootClocks
 	for _, line := range strings.Split(text, "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && !strings.Contains(k, " ") {
-			us, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil || us <= 0 {
-				continue
-			}
-			switch k {
-			case "UserspaceTimestampMonotonic":
-				c.Systemd = us / 1e6
-			case "MultiUserMonotonic":
+		if k, v, ok := strings.Cut(line, "="); ok && k == "ActiveEnterTimestampMonotonic" {
+			if us, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && us > 0 {
 				c.MultiUser = us / 1e6
 			}
 			continue
@@ -180,6 +177,8 @@ func parseBootClocks(text string) BootClocks {
 			c.Init = t
 		case c.Root == 0 && rootRE.MatchString(line):
 			c.Root = t
+		case c.Systemd == 0 && systemdKmRE.MatchString(line):
+			c.Systemd = t
 		}
 	}
 	return c

@@ -44,9 +44,10 @@ func TestConsoleRecorderStampsLineStarts(t *testing.T) {
 
 func TestParseBootReport(t *testing.T) {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	boot := "UserspaceTimestampMonotonic=5250000\nFinishTimestampMonotonic=0\nMultiUserMonotonic=12500000\n" +
+	boot := "ActiveState=active\nActiveEnterTimestampMonotonic=12500000\n" +
 		"[    1.901234] Run /init as init process\n" +
 		"[    3.500000] EXT4-fs (vda2): mounted filesystem 0b9f ro with ordered data mode. Quota mode: none.\n" +
+		"[    5.250000] systemd[1]: systemd 257.13-1~deb13u1 running in system mode (+PAM +AUDIT)\n" +
 		"[    9.000000] EXT4-fs (vda3): mounted filesystem 77aa r/w with ordered data mode.\n"
 	blame := "         2.513s kiln-growroot.service\n1min 2.001s slow.service\n    345ms dbus.service\n     12us x.mount\nnot a line\n"
 	r := Parse([]byte("KILN-STATE active 0\nKILN-BOOT "+b64(boot)+"\nKILN-UNITS "+b64(blame)+"\nKILN-DONE\n"), nil)
@@ -55,7 +56,7 @@ func TestParseBootReport(t *testing.T) {
 		{Unit: "dbus.service", Seconds: 0.345}, {Unit: "x.mount", Seconds: 0}}, r.Units)
 
 	// A guest whose systemd reports nothing (multi-user not reached) leaves zeros.
-	r = Parse([]byte("KILN-BOOT "+b64("UserspaceTimestampMonotonic=\nMultiUserMonotonic=0\n")+"\n"), nil)
+	r = Parse([]byte("KILN-BOOT "+b64("ActiveState=inactive\nActiveEnterTimestampMonotonic=0\n")+"\n"), nil)
 	require.Equal(t, BootClocks{}, r.Clocks)
 }
 
