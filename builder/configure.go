@@ -1,8 +1,11 @@
 package builder
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -174,9 +177,6 @@ func configureTree(tree string, l *disk.Layout, img recipes.Image) (bootloader.C
 	if err := fsroot.WriteFile(tree, grubCfg, []byte(bootloader.GrubCfg(c)), 0o644); err != nil {
 		return c, err
 	}
-	if err := disableUnits(tree, bootloader.UnusedUnits...); err != nil {
-		return c, err
-	}
 	if img.Disk.Grow {
 		if err := installGrowroot(tree); err != nil {
 			return c, err
@@ -228,23 +228,32 @@ func biosCoreLocation(l *disk.Layout) (lba, room uint64) {
 }
 
 // disableUnits does what systemctl disable does to the tree's units: it
-// removes their .wants and .requires links under /etc/systemd/system.
+// removes their .wants and .requires links under /etc/systemd/system. Every
+// path is resolved inside the tree (a .wants directory may be a link).
 func disableUnits(tree string, names ...string) error {
 	dir, err := fsroot.Resolve(tree, "/etc/systemd/system")
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		for _, kind := range []string{"wants", "requires"} {
-			links, err := filepath.Glob(filepath.Join(dir, "*."+kind, name))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".wants") && !strings.HasSuffix(e.Name(), ".requires") {
+			continue
+		}
+		for _, name := range names {
+			p := path.Join("/etc/systemd/system", e.Name(), name)
+			host, err := fsroot.ResolveForWrite(tree, path.Dir(p))
 			if err != nil {
 				return err
 			}
-			for _, l := range links {
-				if fi, err := os.Lstat(l); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-					if err := os.Remove(l); err != nil {
-						return err
-					}
+			if fi, err := os.Lstat(filepath.Join(host, name)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				if err := fsroot.Remove(tree, p); err != nil {
+					return err
 				}
 			}
 		}

@@ -23,6 +23,7 @@ var hostPaths = []string{
 	"/fstab", "/machine-id", "/hostname", "/hosts", "/kernel-img.conf", "/systemd", "/resolv.conf", "/grub", "/lib/kiln",
 	"/etc/fstab", "/etc/machine-id", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/systemd/system",
 	"/boot/grub/grub.cfg", "/usr/lib/kiln", "/usr/sbin/policy-rc.d", "/var/lib/kiln-build",
+	"/modules-load.d", "/etc/modules-load.d/kiln-esp.conf",
 }
 
 type hostState map[string]string
@@ -119,6 +120,7 @@ func TestHostileTreeWritesNothingOutside(t *testing.T) {
 				require.NoError(t, err)
 
 				var errs []error
+				errs = append(errs, writeBootDefaults(tree, img))
 				_, err = configureTree(tree, l, img)
 				errs = append(errs, err)
 				errs = append(errs, generalise(tree, "hostile"))

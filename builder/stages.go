@@ -85,9 +85,13 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 
 // stageBuild runs the build steps, then the validate steps, in the tree.
 // The image's name is its hostname unless a step sets another, so it is
-// written first (also when there are no steps: see stageConfigure).
+// written first, with the boot defaults a step may undo (also when there
+// are no steps: see stageConfigure).
 func stageBuild(ctx context.Context, s *state) (string, error) {
 	if err := writeHostname(s); err != nil {
+		return "", err
+	}
+	if err := writeBootDefaults(s.tree, s.img); err != nil {
 		return "", err
 	}
 	steps, err := components.BuildSteps(ctx, append(append([]recipes.Step{}, s.img.Build...), s.img.Validate...))
@@ -108,6 +112,9 @@ func writeHostname(s *state) error {
 func stageConfigure(ctx context.Context, s *state) (string, error) {
 	if len(s.img.Build)+len(s.img.Validate) == 0 {
 		if err := writeHostname(s); err != nil {
+			return "", err
+		}
+		if err := writeBootDefaults(s.tree, s.img); err != nil {
 			return "", err
 		}
 	}

@@ -1,0 +1,46 @@
+package builder
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kiln-build/kiln/platform"
+	"github.com/kiln-build/kiln/recipes"
+	"github.com/stretchr/testify/require"
+)
+
+// The boot defaults: grub-common disabled, the ESP's modules loaded early
+// when the image mounts a vfat filesystem.
+func TestWriteBootDefaults(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		img   recipes.Image
+		early bool
+	}{
+		{"uefi", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI}}, true},
+		{"hybrid", recipes.Image{Boot: recipes.Boot{Firmware: platform.Hybrid}}, true},
+		{"bios", recipes.Image{Boot: recipes.Boot{Firmware: platform.BIOS}}, false},
+		{"declared-esp", recipes.Image{Boot: recipes.Boot{Firmware: platform.BIOS},
+			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "vfat", Mount: "/boot/efi"}, {Filesystem: "ext4", Mount: "/"}}}}, true},
+		{"declared-no-vfat", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI},
+			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "ext4", Mount: "/"}}}}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tree := t.TempDir()
+			wants := filepath.Join(tree, "etc/systemd/system/multi-user.target.wants")
+			require.NoError(t, os.MkdirAll(wants, 0o755))
+			require.NoError(t, os.Symlink("/usr/lib/systemd/system/grub-common.service", filepath.Join(wants, "grub-common.service")))
+			require.NoError(t, writeBootDefaults(tree, c.img))
+			require.NoFileExists(t, filepath.Join(wants, "grub-common.service"))
+			conf := filepath.Join(tree, espModulesPath)
+			if !c.early {
+				require.NoFileExists(t, conf)
+				return
+			}
+			data, err := os.ReadFile(conf)
+			require.NoError(t, err)
+			require.Contains(t, string(data), "\nvfat\nnls_cp437\nnls_ascii\n")
+		})
+	}
+}
