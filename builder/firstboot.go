@@ -16,10 +16,15 @@ import (
 // up to date with /usr (/etc/.updated, /var/.updated). The first boot then
 // skips them: natively at build time they take a second, emulated at boot
 // several, on the way to multi-user.target. A tree without systemd is left
-// alone. boot.update_at_first_boot = true keeps Debian's way.
+// alone. The files it writes are the same from build to build (ldconfig's
+// auxiliary cache, which is not, is removed). boot.update_at_first_boot =
+// true keeps Debian's way.
 const firstBootUpdates = `set -e
 [ -x /usr/lib/systemd/systemd-update-done ] || exit 0
 ldconfig -X
+# ldconfig's auxiliary cache records the libraries' inode numbers and
+# times, which differ from build to build; the next ldconfig rebuilds it.
+rm -f /var/cache/ldconfig/aux-cache
 journalctl --update-catalog
 systemd-sysusers
 if [ ! -e /usr/lib/udev/hwdb.bin ] || [ -e /etc/udev/hwdb.bin ]; then systemd-hwdb update; fi
