@@ -58,6 +58,65 @@ type Manifest struct {
 	Parent *Parent `json:"parent,omitempty"`
 	// Components are the recipe's components, resolved.
 	Components []Component `json:"components"`
+	// SourceDate is the time the build stamped on every file of the disk
+	// and on the SBOMs, and where it came from.
+	SourceDate SourceDate `json:"source_date"`
+	// Lint is what the secret lint read and what the recipe allowed.
+	Lint Lint `json:"lint"`
+	// SBOMs are the artifact's software bills of materials.
+	SBOMs []SBOM `json:"sboms"`
+	// Provenance names the signed (or unsigned) provenance statement and
+	// the Sigstore bundle over this manifest, both written after it.
+	Provenance Provenance `json:"provenance"`
+}
+
+// Where a source date comes from.
+const (
+	SourceDateEnv    = "SOURCE_DATE_EPOCH" // the environment variable
+	SourceDateDebian = "debian-release"    // the Date of the archive's InRelease file
+	SourceDateParent = "parent"            // the parent image's source date
+	SourceDateTree   = "tree"              // the newest modification time in the base tree
+)
+
+// SourceDate is a build's source date: seconds since the epoch, the same
+// as a time, and its origin (one of the SourceDate* constants).
+type SourceDate struct {
+	Epoch  int64     `json:"epoch"`
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Lint records the secret lint of a build: the recipe's allow patterns,
+// the findings they accepted, and how many files were read.
+type Lint struct {
+	Allow   []string      `json:"allow"`
+	Allowed []LintFinding `json:"allowed"`
+	Files   int           `json:"files_scanned"`
+}
+
+// LintFinding is a secret the lint found at a path inside the image.
+type LintFinding struct {
+	Path string `json:"path"`
+	What string `json:"what"`
+}
+
+// SBOM is one software bill of materials in the artifact.
+type SBOM struct {
+	File     string `json:"file"`
+	Format   string `json:"format"` // spdx-2.3 or cyclonedx-1.6
+	SHA256   string `json:"sha256"`
+	Packages int    `json:"packages"`
+}
+
+// Provenance names the provenance files, which are written after the
+// manifest (they sign it): the DSSE envelope and, for a signed build, the
+// Sigstore bundle over manifest.json and the signing key's ID.
+type Provenance struct {
+	File   string `json:"file"`
+	Signed bool   `json:"signed"`
+	KeyID  string `json:"key_id,omitempty"`
+	Bundle string `json:"sigstore_bundle,omitempty"`
 }
 
 // Recipe identifies the recipe a build came from.

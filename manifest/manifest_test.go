@@ -50,6 +50,10 @@ func full() *Manifest {
 			Compression: "zstd", Extracted: []ExtractedFS{{Mount: "/", Partition: 2, UUID: "U"}}},
 		Components: []Component{{Name: "c", Constraint: "1.x.x", Version: "1.0.0", Source: "builtin", SHA256: "55",
 			Parameters: map[string]any{"k": "v"}, FilesSHA256: "66"}},
+		SourceDate: SourceDate{Epoch: 1764580000, Time: time.Unix(1764580000, 0).UTC(), From: SourceDateDebian, Detail: "Date of http://mirror.invalid/debian/dists/trixie/InRelease"},
+		Lint:       Lint{Allow: []string{"/etc/ssl/private/*"}, Allowed: []LintFinding{{Path: "/etc/ssl/private/web.key", What: "private key (PEM PRIVATE KEY)"}}, Files: 9282},
+		SBOMs:      []SBOM{{File: "sbom.spdx.json", Format: "spdx-2.3", SHA256: "77", Packages: 1}},
+		Provenance: Provenance{File: "provenance.dsse.json", Signed: true, KeyID: "88", Bundle: "manifest.json.sigstore.json"},
 	}
 }
 
