@@ -20,6 +20,7 @@ var imageBlockSchema = &hcl.BodySchema{
 		{Type: "component", LabelNames: []string{"name"}},
 		{Type: "output"},
 		{Type: "catalog"}, {Type: "lifecycle"}, {Type: "distribute", LabelNames: []string{"name"}},
+		{Type: "lint"},
 	},
 }
 
@@ -48,6 +49,7 @@ type imageBlock struct {
 	tests  []*stepBlock
 
 	catalog       *catalogBlock
+	lint          *lintBlock
 	lifecycle     *lifecycleBlock
 	distribute    []*distributeBlock
 	validateSteps []*stepBlock
@@ -117,6 +119,13 @@ func (d *decoder) decodeImageBlock(block *hcl.Block) (*imageBlock, hcl.Diagnosti
 			diags = append(append(diags, dd...), cat.validate()...)
 			if isFirst {
 				img.catalog = cat
+			}
+		case "lint":
+			isFirst := once(b)
+			lint, dd := d.decodeLintBlock(b)
+			diags = append(append(diags, dd...), lint.validate()...)
+			if isFirst {
+				img.lint = lint
 			}
 		case "lifecycle":
 			isFirst := once(b)
@@ -214,6 +223,10 @@ func (img *imageBlock) assemble() {
 	img.Catalog = defaultCatalog()
 	if img.catalog != nil {
 		img.Catalog = img.catalog.Catalog
+	}
+	img.Lint = Lint{Allow: []string{}}
+	if img.lint != nil && img.lint.Allow != nil {
+		img.Lint = img.lint.Lint
 	}
 	if img.lifecycle != nil {
 		lc := img.lifecycle.Lifecycle

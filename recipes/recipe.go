@@ -136,6 +136,7 @@ type Image struct {
 	Components  []Component // in recipe order
 	Output      Output
 	Catalog     Catalog        // see catalog.go
+	Lint        Lint           // see lint.go
 	Lifecycle   *Lifecycle     // nil without a lifecycle block
 	Distribute  []Distribution // in recipe order
 	SkipHealth  []string       // base health checks the recipe opts out of (names in HealthChecks)
