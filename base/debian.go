@@ -66,8 +66,14 @@ type Result struct {
 	Tree          string // the prepared tree (a private copy, safe to modify)
 	Mirror        string
 	ReleaseSHA256 string // digest of the archive's InRelease file; empty if unknown
-	CacheKey      string
-	CacheHit      bool
+	// ReleaseURL and ReleaseDate are that file's address and Date field:
+	// when the archive published what the tree was bootstrapped from. The
+	// date is zero when unknown (an unreachable archive and a cache entry
+	// made before Kiln recorded it).
+	ReleaseURL  string
+	ReleaseDate time.Time
+	CacheKey    string
+	CacheHit    bool
 }
 
 // Options controls caching.
@@ -82,6 +88,8 @@ type cacheMeta struct {
 	Format        string    `json:"format"`
 	Inputs        Debian    `json:"inputs"`
 	ReleaseSHA256 string    `json:"release_sha256"`
+	ReleaseURL    string    `json:"release_url,omitempty"`
+	ReleaseDate   int64     `json:"release_date,omitempty"` // seconds since the epoch
 	Created       time.Time `json:"created"`
 }
 
@@ -101,11 +109,12 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	key := cacheKey(d)
 	res := &Result{Tree: dest, Mirror: d.Mirror, CacheKey: key}
 
-	release, err := ReleaseDigest(ctx, d.Mirror, d.Suite)
+	rel, err := ReadRelease(ctx, d.Mirror, d.Suite)
 	if err != nil {
 		o.Logger.Warn("cannot read the archive's Release file; a cached base will be used as is", "mirror", d.Mirror, "suite", d.Suite, "err", err)
 	}
-	res.ReleaseSHA256 = release
+	release := rel.SHA256
+	res.ReleaseSHA256, res.ReleaseURL, res.ReleaseDate = release, rel.URL, rel.Date
 
 	entry := filepath.Join(o.CacheDir, "bases", key)
 	unlock, err := flock.Lock(entry + ".lock")
@@ -117,8 +126,11 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	meta, err := readMeta(entry)
 	usable := err == nil && !o.Refresh && (release == "" || meta.ReleaseSHA256 == release)
 	if usable {
-		if release == "" {
-			res.ReleaseSHA256 = meta.ReleaseSHA256
+		if release == "" { // the archive is unreachable: the cache entry says what it was made from
+			res.ReleaseSHA256, res.ReleaseURL = meta.ReleaseSHA256, meta.ReleaseURL
+			if meta.ReleaseDate > 0 {
+				res.ReleaseDate = time.Unix(meta.ReleaseDate, 0).UTC()
+			}
 		}
 		res.CacheHit = true
 		return res, copyTree(ctx, filepath.Join(entry, "tree"), dest, o.Log)
@@ -139,7 +151,10 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	if err := bootstrap(ctx, d, filepath.Join(tmp, "tree"), o.Log); err != nil {
 		return nil, err
 	}
-	m := cacheMeta{Format: cacheFormat, Inputs: d, ReleaseSHA256: release, Created: time.Now().UTC()}
+	m := cacheMeta{Format: cacheFormat, Inputs: d, ReleaseSHA256: release, ReleaseURL: rel.URL, Created: time.Now().UTC()}
+	if !rel.Date.IsZero() {
+		m.ReleaseDate = rel.Date.Unix()
+	}
 	data, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), data, 0o644); err != nil {
 		return nil, err

@@ -119,9 +119,16 @@ func mirrorFromDeb822(data []byte) string {
 	return ""
 }
 
-// ReleaseDigest returns the sha256 of the archive's InRelease (or Release)
-// file for suite: the fingerprint of everything the archive served.
-func ReleaseDigest(ctx context.Context, mirror, suite string) (string, error) {
+// Release is what Kiln reads from the archive's InRelease (or Release)
+// file for a suite.
+type Release struct {
+	URL    string
+	SHA256 string    // of the file: the fingerprint of everything the archive served
+	Date   time.Time // its Date field, when the archive published it; zero if absent
+}
+
+// ReadRelease fetches the archive's InRelease file (else Release) for suite.
+func ReadRelease(ctx context.Context, mirror, suite string) (Release, error) {
 	var lastErr error
 	for _, name := range []string{"InRelease", "Release"} {
 		u := strings.TrimRight(mirror, "/") + "/dists/" + suite + "/" + name
@@ -131,9 +138,35 @@ func ReleaseDigest(ctx context.Context, mirror, suite string) (string, error) {
 			continue
 		}
 		sum := sha256.Sum256(data)
-		return hex.EncodeToString(sum[:]), nil
+		return Release{URL: u, SHA256: hex.EncodeToString(sum[:]), Date: releaseDate(data)}, nil
 	}
-	return "", lastErr
+	return Release{}, lastErr
+}
+
+// ReleaseDigest returns the sha256 of the archive's InRelease (or Release)
+// file for suite: the fingerprint of everything the archive served.
+func ReleaseDigest(ctx context.Context, mirror, suite string) (string, error) {
+	r, err := ReadRelease(ctx, mirror, suite)
+	return r.SHA256, err
+}
+
+// releaseDate reads the Date field of a Release file ("Sat, 06 Dec 2026
+// 08:17:29 UTC"), or returns the zero time.
+func releaseDate(data []byte) time.Time {
+	for _, line := range strings.Split(string(data), "\n") {
+		v, ok := strings.CutPrefix(line, "Date:")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		for _, layout := range []string{time.RFC1123, time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 MST", "Mon, 2 Jan 2006 15:04:05 -0700"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return t.UTC()
+			}
+		}
+		return time.Time{}
+	}
+	return time.Time{}
 }
 
 func fetch(ctx context.Context, rawURL string) ([]byte, error) {

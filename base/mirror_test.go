@@ -1,10 +1,13 @@
 package base
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -80,4 +83,63 @@ func TestSetupFilesChangeTheKeyAndGoInBeforeThePackages(t *testing.T) {
 	for _, bad := range []string{"etc/x", "/etc/../x", "/"} {
 		require.ErrorContains(t, writeSetup(dir, []SetupFile{{Path: bad}}), "clean absolute path")
 	}
+}
+
+func TestReleaseDate(t *testing.T) {
+	signed := "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nSuite: stable\nDate: Sat, 06 Dec 2026 08:17:29 UTC\nValid-Until: x\n"
+	require.Equal(t, time.Date(2026, 12, 6, 8, 17, 29, 0, time.UTC), releaseDate([]byte(signed)))
+	require.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), releaseDate([]byte("Date: Fri, 2 Jan 2026 04:04:05 +0100\n")))
+	require.True(t, releaseDate([]byte("Origin: x\n")).IsZero())
+	require.True(t, releaseDate([]byte("Date: yesterday\n")).IsZero())
+}
+
+// The base remembers when the archive published what it was bootstrapped
+// from: from the InRelease file it read, from the cache entry when the
+// archive is unreachable, and from the InRelease file again for a cache
+// entry older than that record.
+func TestPrepareRecordsTheReleaseDate(t *testing.T) {
+	mirror := t.TempDir()
+	release := filepath.Join(mirror, "dists", "bookworm", "InRelease")
+	require.NoError(t, os.MkdirAll(filepath.Dir(release), 0o755))
+	require.NoError(t, os.WriteFile(release, []byte("Origin: Debian\nDate: Sat, 06 Dec 2026 08:17:29 UTC\n"), 0o644))
+	fake := filepath.Join(t.TempDir(), "unshare")
+	// Stands for unshare + mmdebstrap: the tree is the next-to-last argument.
+	require.NoError(t, os.WriteFile(fake, []byte("#!/bin/sh\neval tree=\\${$(($# - 1))}\nmkdir -p \"$tree/etc\" && echo base > \"$tree/etc/hostname\"\n"), 0o755))
+	old := UnshareCmd
+	UnshareCmd = fake
+	t.Cleanup(func() { UnshareCmd = old })
+
+	cache := t.TempDir()
+	d := Debian{Suite: "bookworm", Mirror: "file://" + mirror, Variant: "minbase", Arch: "amd64", Components: []string{"main"}}
+	want := time.Date(2026, 12, 6, 8, 17, 29, 0, time.UTC)
+	prepare := func() *Result {
+		res, err := Prepare(context.Background(), d, filepath.Join(t.TempDir(), "tree"), Options{CacheDir: cache})
+		require.NoError(t, err)
+		return res
+	}
+	res := prepare()
+	require.False(t, res.CacheHit)
+	require.Equal(t, want, res.ReleaseDate)
+	require.Equal(t, "file://"+release, res.ReleaseURL)
+	require.True(t, prepare().CacheHit)
+
+	require.NoError(t, os.Rename(release, release+".away"))
+	res = prepare()
+	require.True(t, res.CacheHit)
+	require.Equal(t, want, res.ReleaseDate, "from the cache entry")
+	require.Equal(t, "file://"+release, res.ReleaseURL)
+
+	// An entry written before Kiln recorded the date.
+	require.NoError(t, os.Rename(release+".away", release))
+	metaPath := filepath.Join(cache, "bases", res.CacheKey, "meta.json")
+	data, err := os.ReadFile(metaPath)
+	require.NoError(t, err)
+	var meta map[string]any
+	require.NoError(t, json.Unmarshal(data, &meta))
+	delete(meta, "release_date")
+	data, _ = json.Marshal(meta)
+	require.NoError(t, os.WriteFile(metaPath, data, 0o644))
+	res = prepare()
+	require.True(t, res.CacheHit)
+	require.Equal(t, want, res.ReleaseDate, "the InRelease file the entry was made from")
 }
