@@ -21,11 +21,17 @@ import (
 )
 
 // RecipeInputs collects the inputs of r for a Debian base at mirror (already
-// resolved: not empty) whose archive has the given InRelease digest.
-func RecipeInputs(r *recipes.Recipe, kilnVersion, mirror, releaseSHA256 string) (*manifest.Inputs, error) {
+// resolved: not empty) whose archive has the given InRelease digest. A
+// recipe with sensitive variables needs the catalog imagesDir, whose
+// secret key the inputs hash them with.
+func RecipeInputs(r *recipes.Recipe, imagesDir, kilnVersion, mirror, releaseSHA256 string) (*manifest.Inputs, error) {
 	img := r.Image
+	vars, err := inputVariables(r, imagesDir)
+	if err != nil {
+		return nil, err
+	}
 	in := &manifest.Inputs{
-		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: inputVariables(r),
+		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: vars,
 		Components: r.ComponentDigest(),
 		Base: manifest.BaseInputs{Type: string(img.Base.Type), Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
 			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
@@ -79,20 +85,31 @@ func recipeRecord(r *recipes.Recipe) manifest.Recipe {
 }
 
 // inputVariables are the variables as the inputs digest covers them: a
-// sensitive value as a keyed hash (HMAC-SHA256 keyed with the recipe's
-// digest), so that changing it changes the digest without recording it.
-func inputVariables(r *recipes.Recipe) map[string]any {
+// sensitive value as an HMAC-SHA256 keyed with the catalog's secret key
+// (catalog.InputsKey), so that changing it changes the digest while the
+// manifest holds nothing a guess could be checked against. (A key anyone
+// can read, such as the recipe's digest, would let a published manifest
+// confirm guesses of a weak password offline.)
+func inputVariables(r *recipes.Recipe, imagesDir string) (map[string]any, error) {
 	out := r.PublicVariables()
+	if len(r.Sensitive) == 0 {
+		return out, nil
+	}
+	key, err := catalog.InputsKey(imagesDir)
+	if err != nil {
+		return nil, fmt.Errorf("hashing sensitive variables: %w", err)
+	}
 	for name := range r.Sensitive {
 		text, err := json.Marshal(r.Variables[name])
 		if err != nil {
 			continue
 		}
-		mac := hmac.New(sha256.New, []byte("kiln-sensitive-variable\x00"+r.SHA256+"\x00"+name))
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte("kiln-sensitive-variable\x00" + name + "\x00"))
 		mac.Write(text)
 		out[name] = recipes.Redacted + " hmac-sha256:" + hex.EncodeToString(mac.Sum(nil))
 	}
-	return out
+	return out, nil
 }
 
 // debianPackages is what the base stage installs on top of the variant,
@@ -116,7 +133,7 @@ func debianPackages(extra []string) []string {
 func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*manifest.Inputs, error) {
 	switch b := r.Image.Base; b.Type {
 	case recipes.BaseImage, recipes.BaseFile:
-		in, err := RecipeInputs(r, kilnVersion, "", "")
+		in, err := RecipeInputs(r, imagesDir, kilnVersion, "", "")
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +157,7 @@ func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersio
 	if err != nil {
 		return nil, fmt.Errorf("reading the archive's Release file for %q from %s: %w", r.Image.Base.Suite, mirror, err)
 	}
-	return RecipeInputs(r, kilnVersion, mirror, release)
+	return RecipeInputs(r, imagesDir, kilnVersion, mirror, release)
 }
 
 // Newest returns the newest published build of name/version in the catalog

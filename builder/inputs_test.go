@@ -140,21 +140,31 @@ func TestCheckUpToDate(t *testing.T) {
 func itoa(n int) string { return string(rune('0' + n)) }
 
 // A sensitive variable changes the inputs digest, but its value is not in
-// the inputs (which the manifest records).
+// the inputs (which the manifest records), and the keyed hash that is uses
+// the catalog's secret key: another catalog gives another hash.
 func TestInputsSensitiveVariableIsKeyedHash(t *testing.T) {
+	images := t.TempDir()
 	r := &recipes.Recipe{SHA256: "abc", Variables: map[string]any{"password": "hunter2", "suite": "trixie"},
 		Sensitive: map[string]bool{"password": true}}
-	in, err := RecipeInputs(r, "1.0", "file:///m", "r")
+	in, err := RecipeInputs(r, images, "1.0", "file:///m", "r")
 	require.NoError(t, err)
 	data, err := json.Marshal(in)
 	require.NoError(t, err)
 	require.NotContains(t, string(data), "hunter2")
 	require.Equal(t, "trixie", in.Variables["suite"])
 	require.Contains(t, in.Variables["password"], recipes.Redacted)
+	again, err := RecipeInputs(r, images, "1.0", "file:///m", "r")
+	require.NoError(t, err)
+	require.Equal(t, in.Digest(), again.Digest(), "same catalog, same value: same digest")
+	other, err := RecipeInputs(r, t.TempDir(), "1.0", "file:///m", "r")
+	require.NoError(t, err)
+	require.NotEqual(t, in.Variables["password"], other.Variables["password"], "the key is the catalog's secret")
 	r.Variables["password"] = "hunter3"
-	in2, err := RecipeInputs(r, "1.0", "file:///m", "r")
+	in2, err := RecipeInputs(r, images, "1.0", "file:///m", "r")
 	require.NoError(t, err)
 	require.NotEqual(t, in.Digest(), in2.Digest(), "changing a sensitive value changes the digest")
+	_, err = RecipeInputs(r, "", "1.0", "file:///m", "r")
+	require.ErrorContains(t, err, "no catalog directory")
 }
 
 // What a recipe's expressions read with file() and templatefile() is an

@@ -54,7 +54,7 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		}
 		s.m.Parent = p
 		s.m.Base = manifest.Base{Type: string(img.Base.Type), Components: []string{}}
-		if s.m.Inputs, err = RecipeInputs(s.recipe, s.opts.KilnVersion, "", ""); err != nil {
+		if s.m.Inputs, err = RecipeInputs(s.recipe, s.opts.ImagesDir, s.opts.KilnVersion, "", ""); err != nil {
 			return "", err
 		}
 		s.m.Inputs.Base.Digest = base.ParentDigest(p)
@@ -73,7 +73,7 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 	}
 	s.m.Base = manifest.Base{Type: string(img.Base.Type), Suite: img.Base.Suite, Mirror: b.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
 		Components: img.Base.Components, ReleaseSHA256: b.ReleaseSHA256, CacheKey: b.CacheKey, CacheHit: b.CacheHit}
-	if s.m.Inputs, err = RecipeInputs(s.recipe, s.opts.KilnVersion, b.Mirror, b.ReleaseSHA256); err != nil {
+	if s.m.Inputs, err = RecipeInputs(s.recipe, s.opts.ImagesDir, s.opts.KilnVersion, b.Mirror, b.ReleaseSHA256); err != nil {
 		return "", err
 	}
 	s.m.InputsDigest = s.m.Inputs.Digest()
