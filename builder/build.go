@@ -17,6 +17,7 @@ package builder
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
@@ -30,9 +31,11 @@ import (
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/redact"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
+	"github.com/kiln-build/kiln/sbom"
 )
 
 // OnError is what a failed build keeps (kiln build --on-error).
@@ -49,9 +52,11 @@ type Options struct {
 	CacheDir        string // base cache
 	KilnVersion     string
 	RefreshBase     bool  // bootstrap even if a cached base exists
-	SourceDateEpoch int64 // timestamps for reproducible filesystems; 0 = now
-	Progress        progress.Reporter
-	Logger          *slog.Logger
+	SourceDateEpoch int64 // SOURCE_DATE_EPOCH; 0 = from the inputs (see resolveSourceDate)
+	// SignKey, when set, signs the provenance and manifest.json.
+	SignKey  *ecdsa.PrivateKey
+	Progress progress.Reporter
+	Logger   *slog.Logger
 	// LogCopy, when set, receives a copy of the build log as it is written.
 	LogCopy io.Writer
 	// OnError is OnErrorCleanup ("" means it) or OnErrorKeep.
@@ -79,6 +84,12 @@ type state struct {
 	raw     string // the raw disk image in staging
 
 	m *manifest.Manifest // the record, written once by the publish stage
+
+	inventory  *sbom.Inventory  // the tree's packages, for the manifest and the SBOMs
+	releaseURL string           // the InRelease file of a Debian base
+	redactor   *redact.Redactor // hides the recipe's sensitive values
+	flushLog   func()           // writes what the log's redactor holds back
+	started    time.Time
 
 	layout  *disk.Layout
 	bootCfg bootloader.Config
@@ -110,7 +121,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	img := r.Image
-	s := &state{recipe: r, img: img, opts: o, files: newArtifactFiles(img)}
+	s := &state{recipe: r, img: img, opts: o, files: newArtifactFiles(img), redactor: newRedactor(r), started: time.Now()}
 	s.m = &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion,
 		Name:          img.Name,
@@ -122,6 +133,9 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		BuildSteps:    []manifest.StepRecord{},
 		Catalog:       CatalogSpec(img),
 		Components:    manifestComponents(img.Components),
+		Lint:          manifest.Lint{Allow: img.Lint.Allow, Allowed: []manifest.LintFinding{}},
+		SBOMs:         []manifest.SBOM{},
+		Provenance:    provenanceRecord(o),
 	}
 
 	var err error
@@ -134,10 +148,13 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	s.log = logFile
+	var logTo io.Writer = logFile
 	if o.LogCopy != nil {
-		s.log = io.MultiWriter(logFile, o.LogCopy)
+		logTo = io.MultiWriter(logFile, o.LogCopy)
 	}
+	logw := s.redactor.Writer(logTo)
+	s.log, s.flushLog = logw, func() { _ = logw.Flush() }
+	defer s.flushLog()
 	s.tree = filepath.Join(s.staging.Work, "tree")
 	s.raw = filepath.Join(s.staging.Artifact, img.Name+".raw")
 
@@ -152,7 +169,8 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		note, err := st.run(ctx, s)
 		if err != nil {
 			end("failed")
-			return nil, fmt.Errorf("stage %s: %w", st.name, s.failed(err)) // failed fills in a test failure's logs first
+			// failed fills in a test failure's logs first
+			return nil, s.redactor.Error(fmt.Errorf("stage %s: %w", st.name, s.failed(err)))
 		}
 		if s.published == "" { // after publish, the manifest on disk is final
 			s.m.Stages = append(s.m.Stages, manifest.StageTiming{Stage: st.name, Seconds: time.Since(s.stageStart).Seconds()})
@@ -169,6 +187,11 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 func (s *state) failed(err error) error {
 	if s.published != "" {
 		return fmt.Errorf("published %s, but %w", s.published, err)
+	}
+	fmt.Fprintf(s.log, "\nbuild failed: %v\n", err)
+	s.flushLog()
+	if rerr := s.redactFiles(); rerr != nil {
+		fmt.Fprintf(s.log, "hiding sensitive values in the logs: %v\n", rerr)
 	}
 	dir := keepLogs(s.opts.ImagesDir, s.img.Name, s.img.Version, s.staging.Artifact, s.files.logs())
 	if dir == "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
+	"github.com/kiln-build/kiln/sbom"
 )
 
 // stages is the pipeline, top to bottom.
@@ -30,12 +31,14 @@ var stages = []stage{
 		}, run: stageBuild},
 	{name: "configure", describe: func(*state) string { return "layout, fstab and bootloader configuration" }, run: stageConfigure},
 	{name: "generalise", describe: func(*state) string { return "machine-id, SSH host keys, caches, logs" }, run: stageGeneralise},
+	{name: "lint", describe: func(*state) string { return "no private keys, credentials or sensitive values in the tree" }, run: stageLint},
 	{name: "bootloader", describe: func(s *state) string { return "GRUB for " + string(s.m.Boot.Firmware) }, run: stageBootloader},
 	{name: "disk", describe: func(s *state) string {
 		return fmt.Sprintf("%s raw image, %d MiB", s.m.Boot.PartitionTable, s.layout.Size/disk.MiB)
 	}, run: stageDisk},
 	{name: "test", describe: describeTest, run: stageTest},
 	{name: "outputs", describe: func(s *state) string { return strings.Join(s.img.Output.Formats, ", ") }, run: stageOutputs},
+	{name: "sbom", describe: func(*state) string { return sbom.SPDXFile + ", " + sbom.CycloneDXFile }, run: stageSBOM},
 	{name: "publish", describe: func(s *state) string { return "catalog " + s.opts.ImagesDir }, run: stagePublish},
 	{name: "distribute", skip: func(s *state) bool { return len(s.img.Distribute) == 0 },
 		describe: func(s *state) string { return fmt.Sprintf("%d other catalog(s)", len(s.img.Distribute)) }, run: stageDistribute},
@@ -59,7 +62,8 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		}
 		s.m.Inputs.Base.Digest = base.ParentDigest(p)
 		s.m.InputsDigest = s.m.Inputs.Digest()
-		return "extracted", nil
+		s.m.SourceDate, err = resolveSourceDate(s.opts.SourceDateEpoch, s.tree, nil, p)
+		return "extracted", err
 	}
 	deb := base.Debian{
 		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
@@ -77,6 +81,10 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		return "", err
 	}
 	s.m.InputsDigest = s.m.Inputs.Digest()
+	s.releaseURL = b.ReleaseURL
+	if s.m.SourceDate, err = resolveSourceDate(s.opts.SourceDateEpoch, s.tree, b, nil); err != nil {
+		return "", err
+	}
 	if b.CacheHit {
 		return "cached", nil
 	}
@@ -135,7 +143,7 @@ func stageConfigure(ctx context.Context, s *state) (string, error) {
 			return "", err
 		}
 	}
-	if s.m.Packages, err = installedPackages(s.tree); err != nil {
+	if err := treeInventory(s); err != nil {
 		return "", err
 	}
 	s.m.Kernel, err = kernelVersion(s.tree)
@@ -147,10 +155,7 @@ func stageGeneralise(_ context.Context, s *state) (string, error) {
 	if err := generalise(s.tree, s.img.Name); err != nil {
 		return "", err
 	}
-	if s.opts.SourceDateEpoch > 0 {
-		return "", disk.SetTreeTimes(s.tree, s.opts.SourceDateEpoch)
-	}
-	return "", nil
+	return "", disk.SetTreeTimes(s.tree, s.m.SourceDate.Epoch)
 }
 
 // stageBootloader builds GRUB with the target's own grub-mkimage, for each
@@ -185,7 +190,7 @@ func stageDisk(ctx context.Context, s *state) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := disk.Write(ctx, s.raw, s.layout, disk.Content{Tree: s.tree, Mounts: mounts, SourceDate: s.opts.SourceDateEpoch, Log: s.log, ESP: s.esp}); err != nil {
+	if err := disk.Write(ctx, s.raw, s.layout, disk.Content{Tree: s.tree, Mounts: mounts, SourceDate: s.m.SourceDate.Epoch, Log: s.log, ESP: s.esp}); err != nil {
 		return "", err
 	}
 	if s.m.Boot.Firmware.HasBIOS() {
@@ -271,7 +276,16 @@ func stagePublish(_ context.Context, s *state) (string, error) {
 		if err := catalogInitialState(s); err != nil {
 			return err
 		}
+		if err := s.redactFiles(); err != nil {
+			return err
+		}
+		if err := s.redactRecord(); err != nil {
+			return err
+		}
 		if err := s.m.Write(s.staging.Artifact); err != nil {
+			return err
+		}
+		if err := writeProvenance(s); err != nil {
 			return err
 		}
 		if testhook.InPublish != nil {

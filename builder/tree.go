@@ -1,8 +1,6 @@
 package builder
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -115,8 +113,9 @@ func prepareForSteps(tree string) (func() error, error) {
 	}, nil
 }
 
-// generalise strips what must not ship: machine identity, SSH host keys,
-// package lists and caches, logs, shell history and temporary files.
+// generalise strips what must not ship: machine identity, SSH host keys and
+// the snakeoil TLS key (both made anew at first boot), package lists and
+// caches, logs, shell history and temporary files.
 func generalise(tree, hostname string) error {
 	// systemd treats "uninitialized" as first boot and writes a new ID.
 	if err := fsroot.Remove(tree, "/etc/machine-id"); err != nil {
@@ -154,7 +153,37 @@ func generalise(tree, hostname string) error {
 	if err := truncateLogs(tree); err != nil {
 		return err
 	}
+	if err := snakeoilUnit(tree); err != nil {
+		return err
+	}
 	return sshKeygenUnit(tree)
+}
+
+// snakeoilUnit gives images with ssl-cert their own self-signed "snakeoil"
+// TLS key pair, made at first boot: the one ssl-cert's installation made
+// would otherwise be the same private key in every machine of the image.
+func snakeoilUnit(tree string) error {
+	if _, err := os.Lstat(filepath.Join(mustResolve(tree, "/usr/sbin"), "make-ssl-cert")); err != nil {
+		return nil
+	}
+	for _, p := range []string{"/etc/ssl/private/ssl-cert-snakeoil.key", "/etc/ssl/certs/ssl-cert-snakeoil.pem"} {
+		if err := removeRegular(tree, p); err != nil {
+			return err
+		}
+	}
+	unit := `[Unit]
+Description=Generate the snakeoil TLS key pair (kiln)
+ConditionPathExists=!/etc/ssl/private/ssl-cert-snakeoil.key
+Before=apache2.service nginx.service postfix.service exim4.service dovecot.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil
+
+[Install]
+WantedBy=multi-user.target
+`
+	return installUnit(tree, "kiln-snakeoil.service", unit, "multi-user.target")
 }
 
 // sshKeygenUnit makes images with OpenSSH create fresh host keys at first
@@ -231,49 +260,6 @@ func truncateLogs(tree string) error {
 		}
 		return nil
 	})
-}
-
-// installedPackages reads dpkg's status database.
-func installedPackages(tree string) ([]manifest.Package, error) {
-	data, err := fsroot.ReadFile(tree, "/var/lib/dpkg/status")
-	if err != nil {
-		return nil, fmt.Errorf("reading the package database: %w", err)
-	}
-	var out []manifest.Package
-	var cur manifest.Package
-	var installed bool
-	flush := func() {
-		if cur.Name != "" && installed {
-			out = append(out, cur)
-		}
-		cur, installed = manifest.Package{}, false
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			flush()
-			continue
-		}
-		k, v, ok := strings.Cut(line, ": ")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "Package":
-			cur.Name = v
-		case "Version":
-			cur.Version = v
-		case "Architecture":
-			cur.Arch = v
-		case "Status":
-			installed = strings.HasSuffix(v, " installed")
-		}
-	}
-	flush()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
 }
 
 // kernelVersion returns the version of the kernel /vmlinuz points at.

@@ -90,3 +90,30 @@ func TestInstallUnitEnablesIt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "/etc/systemd/system/kiln-x.service", target)
 }
+
+// An image with ssl-cert ships no snakeoil key: each machine makes its own
+// at first boot; without ssl-cert nothing is added.
+func TestGeneraliseSnakeoil(t *testing.T) {
+	tree := t.TempDir()
+	for p, data := range map[string]string{
+		"usr/sbin/make-ssl-cert": "#!/bin/sh\n", "etc/ssl/private/ssl-cert-snakeoil.key": "key", "etc/ssl/certs/ssl-cert-snakeoil.pem": "cert",
+		"etc/ssl/certs/other.pem": "keep",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Join(tree, filepath.Dir(p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(tree, p), []byte(data), 0o600))
+	}
+	require.NoError(t, generalise(tree, "img"))
+	require.NoFileExists(t, filepath.Join(tree, "etc/ssl/private/ssl-cert-snakeoil.key"))
+	require.NoFileExists(t, filepath.Join(tree, "etc/ssl/certs/ssl-cert-snakeoil.pem"))
+	require.FileExists(t, filepath.Join(tree, "etc/ssl/certs/other.pem"))
+	unit, err := os.ReadFile(filepath.Join(tree, "etc/systemd/system/kiln-snakeoil.service"))
+	require.NoError(t, err)
+	require.Contains(t, string(unit), "ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil")
+	target, err := os.Readlink(filepath.Join(tree, "etc/systemd/system/multi-user.target.wants/kiln-snakeoil.service"))
+	require.NoError(t, err)
+	require.Equal(t, "/etc/systemd/system/kiln-snakeoil.service", target)
+
+	bare := t.TempDir()
+	require.NoError(t, generalise(bare, "img"))
+	require.NoFileExists(t, filepath.Join(bare, "etc/systemd/system/kiln-snakeoil.service"))
+}
