@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kiln-build/kiln/boottest"
 	"github.com/kiln-build/kiln/builder"
@@ -22,7 +23,17 @@ const buildUsage = `kiln build [flags] RECIPE
 Builds the image a recipe describes: bootstraps (or reuses) the base, or
 extracts the parent image or disk file it names, runs the build steps, writes the disk, boots it in QEMU to run the tests, and publishes
 <images>/<name>/<version>/<build>/ with the disk, manifest.json, tests.xml,
-serial.log and build.log. A failed or interrupted build publishes nothing.
+serial.log, build.log, the SBOMs (sbom.spdx.json, sbom.cdx.json) and the
+provenance (provenance.dsse.json; with --sign-key it is signed, and
+manifest.json.sigstore.json signs the manifest). A failed or interrupted
+build publishes nothing.
+
+Before the disk is written, a secret lint fails the build when the tree
+holds a private key, credentials or the value of a sensitive variable
+(lint { allow = [...] } in the recipe accepts a path). Every timestamp comes
+from SOURCE_DATE_EPOCH, else from the inputs (the Debian archive's Release
+date): two builds of one recipe on one base write the same disk. See
+docs/supply-chain.md.
 
 With --if-changed, the build is skipped when its inputs digest (the recipe,
 the files it references, the variables, the base archive's Release file and
@@ -94,6 +105,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
 	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
 	onError := fs.String("on-error", string(builder.OnErrorCleanup), "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
+	signKey := fs.String("sign-key", "", "sign the provenance and manifest.json with this private key (PEM PKCS#8, kiln keygen; env "+signKeyEnv+": a path or the PEM text)")
 	recipe, code := oneArg(fs, args, stderr, "RECIPE")
 	if code >= 0 {
 		return code
@@ -118,6 +130,11 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(stdout, stderr, *rf.json, err, exitUsage)
 	}
+	if *signKey != "" { // else buildOptions read KILN_SIGN_KEY
+		if opts.SignKey, err = loadSignKey(*signKey); err != nil {
+			return fail(stdout, stderr, *rf.json, err, exitUsage)
+		}
+	}
 	opts.RefreshBase = *refresh
 	opts.OnError = builder.OnError(*onError)
 	if !*rf.json {
@@ -133,12 +150,22 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	m := res.Manifest
 	if *rf.json {
 		return writeJSON(stdout, map[string]any{"status": "published", "path": res.Path, "name": m.Name, "version": m.Version,
-			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests, "inputs_digest": m.InputsDigest, "copies": res.Copies})
+			"build": m.Build, "outputs": m.Outputs, "tests": m.Tests, "inputs_digest": m.InputsDigest, "copies": res.Copies,
+			"sboms": m.SBOMs, "provenance": m.Provenance, "source_date": m.SourceDate})
 	}
 	fmt.Fprintf(stdout, "published %s/%s/%d\n  path: %s\n", m.Name, m.Version, m.Build, res.Path)
 	for _, o := range m.Outputs {
 		fmt.Fprintf(stdout, "  %s: %s (sha256 %s)\n", o.Format, o.File, o.SHA256)
 	}
+	for _, b := range m.SBOMs {
+		fmt.Fprintf(stdout, "  sbom: %s (%s, %d packages)\n", b.File, b.Format, b.Packages)
+	}
+	if p := m.Provenance; p.Signed {
+		fmt.Fprintf(stdout, "  provenance: %s and %s, signed with key %s\n", p.File, p.Bundle, p.KeyID)
+	} else {
+		fmt.Fprintf(stdout, "  provenance: %s (unsigned: kiln build --sign-key signs it)\n", p.File)
+	}
+	fmt.Fprintf(stdout, "  source date: %s (%s)\n", m.SourceDate.Time.Format(time.RFC3339), m.SourceDate.Detail)
 	for _, t := range m.Tests {
 		fmt.Fprintf(stdout, "  test %-20s %s (%s, %.1fs)\n", t.Name, strings.ToUpper(string(t.Status)), t.Firmware, t.Seconds)
 	}

@@ -42,7 +42,8 @@ func commands() []command {
 		{"test", "Smoke-test any disk image or artifact: base health checks plus your tests", testUsage, cmdTest},
 		{"run", "Boot a disk image or artifact on this terminal's serial console", runUsage, cmdRun},
 		{"convert", "Convert a disk image to raw, qcow2, VMDK, VHD, VHDX or OVA, natively", convertUsage, cmdConvert},
-		{"verify", "Check a disk image against a platform's import rules", verifyUsage, cmdVerify},
+		{"verify", "Check a disk image against a platform's rules, or a build's signature and checksums", verifyUsage, cmdVerify},
+		{"keygen", "Make a key pair to sign builds with (kiln build --sign-key)", keygenUsage, cmdKeygen},
 		{"images", "The catalog: list, show, rm, deprecate, share, copy, prune builds", imagesUsage, cmdImages},
 		{"version", "Print kiln's version and the recipe format version", "kiln version [--json]", cmdVersion},
 	}

@@ -25,7 +25,9 @@ const verifyUsage = `kiln verify --target TARGET [--json] FILE
 
 Checks a disk image against the rules a platform applies when importing it,
 and says exactly what is wrong. TARGET is azure, vsphere, hyperv, aws or qemu.
-Exit code 0 when the file meets every rule, 1 when it does not, 2 on usage errors.`
+Exit code 0 when the file meets every rule, 1 when it does not, 2 on usage errors.
+
+` + verifyKeyUsage
 
 func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("convert", convertUsage, stderr)
@@ -148,9 +150,18 @@ func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify", verifyUsage, stderr)
 	target := fs.String("target", "", "azure, vsphere, hyperv, aws or qemu")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	key, images := registerVerifyKey(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
+	}
+	if *key != "" {
+		if len(pos) != 1 || *target != "" {
+			fmt.Fprintln(stderr, "kiln verify: expected --key PUB and one ARTIFACT or REF (--key and --target do not go together)")
+			fs.Usage()
+			return exitUsage
+		}
+		return verifyArtifact(*key, *images, pos[0], *asJSON, stdout, stderr)
 	}
 	if len(pos) != 1 || *target == "" {
 		fmt.Fprintln(stderr, "kiln verify: expected --target TARGET and one FILE")

@@ -245,6 +245,11 @@ func buildOptions(images, cache string, stderr io.Writer) (builder.Options, erro
 		}
 		opts.SourceDateEpoch = n
 	}
+	k, err := loadSignKey("")
+	if err != nil {
+		return opts, err
+	}
+	opts.SignKey = k
 	return opts, nil
 }
 
