@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
@@ -45,13 +47,15 @@ func readManifest(t *testing.T, dir string) *manifest.Manifest {
 }
 
 // The example builds, boots, passes its tests, and a second build reuses
-// the base. With SOURCE_DATE_EPOCH set, the two builds (one from a fresh
-// bootstrap, one from the cache, minutes apart) write the same raw disk,
-// byte for byte, and the manifest has exactly the keys of the golden one.
+// the base. Without SOURCE_DATE_EPOCH, the two builds (one from a fresh
+// bootstrap, one from the cache, minutes apart) write the same raw disk
+// and the same SBOMs, byte for byte: the source date comes from the
+// archive's InRelease file. The manifest has exactly the keys of the
+// golden one.
 func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	requireE2E(t)
 	images, cache := t.TempDir(), t.TempDir() // a fresh cache: the first build must bootstrap
-	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	t.Setenv("SOURCE_DATE_EPOCH", "")         // unset: reproducible by default
 
 	code, out, errOut := runKiln(t, "build", "--json", "--images", images, "--cache", cache, "../../examples/debian-minimal.hcl")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -121,6 +125,21 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	// The disk is clean for independent tools.
 	checkDisk(t, img, m)
 
+	// The source date is the archive's, and debugfs finds it on the file
+	// the build step wrote.
+	require.Equal(t, manifest.SourceDateDebian, m.SourceDate.From)
+	require.Contains(t, m.SourceDate.Detail, "/dists/trixie/InRelease")
+	require.True(t, m.SourceDate.Time.Before(m.Created), "the archive published the base before the build")
+	var root manifest.Partition
+	for _, p := range m.Disk.Partitions {
+		if p.Mount == "/" {
+			root = p
+		}
+	}
+	stat, err := exec.Command("debugfs", "-R", "stat /etc/motd", img+"?offset="+strconv.FormatUint(root.Start, 10)).CombinedOutput()
+	require.NoError(t, err, string(stat))
+	require.Contains(t, string(stat), fmt.Sprintf("mtime: 0x%08x", m.SourceDate.Epoch), "/etc/motd carries the source date")
+
 	// A second build hits the base cache: its base stage takes under 1/5 of the first's.
 	code, out, errOut = runKiln(t, "build", "--json", "--images", images, "--cache", cache, "../../examples/debian-minimal.hcl")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -131,7 +150,16 @@ func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
 	first, second := m.StageSeconds("base"), m2.StageSeconds("base")
 	t.Logf("base stage: first %.1fs, second %.1fs", first, second)
 	require.Less(t, second, first/5)
-	require.Equal(t, raw.UncompressedSHA256, m2.Outputs[0].UncompressedSHA256, "SOURCE_DATE_EPOCH builds of one recipe write the same raw disk")
+	require.GreaterOrEqual(t, m2.Created.Sub(m.Created), time.Minute, "the builds are a minute apart or more")
+	require.Equal(t, m.SourceDate, m2.SourceDate)
+	require.Equal(t, raw.UncompressedSHA256, m2.Outputs[0].UncompressedSHA256, "two builds of one recipe write the same raw disk, without SOURCE_DATE_EPOCH")
+	for _, f := range []string{"sbom.spdx.json", "sbom.cdx.json"} {
+		a, err := os.ReadFile(filepath.Join(filepath.Dir(res.Path), "1", f))
+		require.NoError(t, err)
+		b, err := os.ReadFile(filepath.Join(res.Path, f))
+		require.NoError(t, err)
+		require.Equal(t, a, b, "%s is the same bytes for the same tree", f)
+	}
 	// Build 1 is untouched.
 	sum, err = sparse.SHA256(filepath.Join(filepath.Dir(res.Path), "1", raw.File))
 	require.NoError(t, err)
