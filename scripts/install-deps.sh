@@ -17,6 +17,8 @@ packages=(
   patch                         # applies kiln fmt -diff output in a test
   busybox-static                # tiny static trees for sandbox tests
   systemd                       # systemd-analyze verify of the example units (judge)
+  openssl                       # judge of signatures (DSSE, Sigstore bundle)
+  python3-jsonschema python3-rfc3987 python3-idna  # judge of the SBOMs against their official schemas
   ca-certificates git make
 )
 
