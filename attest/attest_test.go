@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,49 +132,23 @@ func TestOpenSSLVerifiesSignatures(t *testing.T) {
 	st := &Statement{Type: StatementType, PredicateType: PredicateSLSA1, Subject: []Subject{{Name: "manifest.json", Digest: map[string]string{"sha256": "00"}}}}
 	require.NoError(t, Write(dir, st, k))
 
-	checkDSSE(t, filepath.Join(dir, ProvenanceFile), pubPath, true)
+	out, ok, _ := testutil.OpenSSLVerifyDSSE(t, filepath.Join(dir, ProvenanceFile), pubPath)
+	require.True(t, ok, out)
+	require.Contains(t, out, "Verified OK")
 	other := testKey(t)
 	otherPub, _ := MarshalPublicKey(&other.PublicKey)
 	otherPath := filepath.Join(dir, "other.pub")
 	require.NoError(t, os.WriteFile(otherPath, otherPub, 0o644))
-	checkDSSE(t, filepath.Join(dir, ProvenanceFile), otherPath, false)
+	out, ok, _ = testutil.OpenSSLVerifyDSSE(t, filepath.Join(dir, ProvenanceFile), otherPath)
+	require.False(t, ok)
+	require.Contains(t, out, "Verification failure")
 
-	var b Bundle
-	data, _ := os.ReadFile(filepath.Join(dir, BundleFile))
-	require.NoError(t, json.Unmarshal(data, &b))
-	sig, _ := base64.StdEncoding.DecodeString(b.MessageSignature.Signature)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "bundle.sig"), sig, 0o644))
-	out := openssl(t, "dgst", "-sha256", "-verify", pubPath, "-signature", filepath.Join(dir, "bundle.sig"), filepath.Join(dir, "manifest.json"))
+	out, ok = testutil.OpenSSLVerifyBundle(t, filepath.Join(dir, BundleFile), filepath.Join(dir, "manifest.json"), pubPath)
+	require.True(t, ok, out)
 	require.Contains(t, out, "Verified OK")
-}
-
-// checkDSSE runs openssl on a DSSE envelope file as docs/supply-chain.md
-// shows: PAE = "DSSEv1 <len type> <type> <len body> <body>".
-func checkDSSE(t *testing.T, envelope, pub string, ok bool) {
-	var env struct {
-		PayloadType string
-		Payload     string
-		Signatures  []struct{ Sig string }
-	}
-	data, err := os.ReadFile(envelope)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(data, &env))
-	body, err := base64.StdEncoding.DecodeString(env.Payload)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	pae := fmt.Sprintf("DSSEv1 %d %s %d %s", len(env.PayloadType), env.PayloadType, len(body), body)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "pae"), []byte(pae), 0o644))
-	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "sig.der"), sig, 0o644))
-	out, err := exec.Command("openssl", "dgst", "-sha256", "-verify", pub, "-signature", filepath.Join(dir, "sig.der"), filepath.Join(dir, "pae")).CombinedOutput()
-	if ok {
-		require.NoError(t, err, string(out))
-		require.Contains(t, string(out), "Verified OK")
-	} else {
-		require.Error(t, err)
-		require.Contains(t, string(out), "Verification failure")
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(`{"name":"wEb"}`+"\n"), 0o644))
+	_, ok = testutil.OpenSSLVerifyBundle(t, filepath.Join(dir, BundleFile), filepath.Join(dir, "manifest.json"), pubPath)
+	require.False(t, ok, "a changed manifest.json fails")
 }
 
 func TestBundle(t *testing.T) {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -158,8 +156,7 @@ func TestE2ESupply(t *testing.T) {
 	require.Contains(t, errOut, "provenance.dsse.json: no signature verifies with the key")
 
 	// openssl, not Kiln, checks both signatures.
-	opensslVerifyDSSE(t, filepath.Join(dir, "provenance.dsse.json"), pub)
-	opensslVerifyBundle(t, filepath.Join(dir, "manifest.json.sigstore.json"), filepath.Join(dir, "manifest.json"), pub)
+	opensslVerify(t, dir, pub)
 	if cosign := os.Getenv("KILN_COSIGN"); cosign != "" {
 		cosignVerify(t, cosign, dir, pub)
 	}
@@ -235,54 +232,21 @@ func requireSBOMsCoverManifest(t *testing.T, dir string, m *manifest.Manifest) {
 	require.Equal(t, want, got, "sbom.cdx.json lists the manifest's packages")
 }
 
-// opensslVerifyDSSE checks a DSSE envelope's signature with openssl over
-// the PAE built here from the DSSE specification (docs/supply-chain.md).
-func opensslVerifyDSSE(t *testing.T, envelope, pub string) {
-	var env struct {
-		PayloadType string                 `json:"payloadType"`
-		Payload     string                 `json:"payload"`
-		Signatures  []struct{ Sig string } `json:"signatures"`
-	}
-	data, err := os.ReadFile(envelope)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(data, &env))
-	require.Len(t, env.Signatures, 1)
-	body, err := base64.StdEncoding.DecodeString(env.Payload)
-	require.NoError(t, err)
-	tmp := t.TempDir()
-	pae := fmt.Sprintf("DSSEv1 %d %s %d %s", len(env.PayloadType), env.PayloadType, len(body), body)
-	require.NoError(t, os.WriteFile(filepath.Join(tmp, "pae"), []byte(pae), 0o644))
-	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(tmp, "sig"), sig, 0o644))
-	out, err := exec.Command("openssl", "dgst", "-sha256", "-verify", pub, "-signature", filepath.Join(tmp, "sig"), filepath.Join(tmp, "pae")).CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.Contains(t, string(out), "Verified OK")
+// opensslVerify checks the DSSE signature and the bundle's with openssl.
+func opensslVerify(t *testing.T, dir, pub string) {
+	out, ok, payload := testutil.OpenSSLVerifyDSSE(t, filepath.Join(dir, "provenance.dsse.json"), pub)
+	require.True(t, ok, out)
+	require.Contains(t, out, "Verified OK")
 	var st struct {
 		Type          string `json:"_type"`
 		PredicateType string `json:"predicateType"`
-		Subject       []struct{ Name string }
 	}
-	require.NoError(t, json.Unmarshal(body, &st))
+	require.NoError(t, json.Unmarshal(payload, &st))
 	require.Equal(t, "https://in-toto.io/Statement/v1", st.Type)
 	require.Equal(t, "https://slsa.dev/provenance/v1", st.PredicateType)
-}
-
-// opensslVerifyBundle checks the Sigstore bundle's signature over file.
-func opensslVerifyBundle(t *testing.T, bundle, file, pub string) {
-	var b struct {
-		MessageSignature struct{ Signature string } `json:"messageSignature"`
-	}
-	data, err := os.ReadFile(bundle)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(data, &b))
-	sig, err := base64.StdEncoding.DecodeString(b.MessageSignature.Signature)
-	require.NoError(t, err)
-	sigPath := filepath.Join(t.TempDir(), "sig")
-	require.NoError(t, os.WriteFile(sigPath, sig, 0o644))
-	out, err := exec.Command("openssl", "dgst", "-sha256", "-verify", pub, "-signature", sigPath, file).CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.Contains(t, string(out), "Verified OK")
+	out, ok = testutil.OpenSSLVerifyBundle(t, filepath.Join(dir, "manifest.json.sigstore.json"), filepath.Join(dir, "manifest.json"), pub)
+	require.True(t, ok, out)
+	require.Contains(t, out, "Verified OK")
 }
 
 // cosignVerify runs cosign (v2.6.5, offline) on the bundle and the
