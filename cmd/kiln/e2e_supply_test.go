@@ -259,7 +259,7 @@ func cosignVerify(t *testing.T, cosign, dir, pub string) {
 		{"verify-blob", "--key", pub, "--new-bundle-format", "--bundle", filepath.Join(dir, "manifest.json.sigstore.json"),
 			"--trusted-root", root, "--insecure-ignore-tlog=true", filepath.Join(dir, "manifest.json")},
 		{"verify-blob-attestation", "--key", pub, "--signature", filepath.Join(dir, "provenance.dsse.json"),
-			"--type", "slsaprovenance1", "--insecure-ignore-tlog=true", filepath.Join(dir, "supply.qcow2")},
+			"--type", "slsaprovenance1", "--insecure-ignore-tlog=true", filepath.Join(dir, "manifest.json")},
 	} {
 		out, err := exec.Command(cosign, args...).CombinedOutput()
 		require.NoError(t, err, "cosign %s:\n%s", strings.Join(args, " "), out)
