@@ -39,6 +39,9 @@ func TestE2EChainedAndImportedBases(t *testing.T) {
 	require.Equal(t, "image", child.Base.Type)
 	requirePassed(t, child, []string{"parent-change-kept", "child-change-added", "mounted-as-declared"})
 	require.NotEmpty(t, child.Kernel)
+	// The child is stamped with its parent's source date.
+	require.Equal(t, manifest.SourceDateParent, child.SourceDate.From)
+	require.Equal(t, parent.SourceDate.Epoch, child.SourceDate.Epoch)
 
 	// Another tool's disk: qemu-img converts the child to a VMDK.
 	vmdk := filepath.Join(t.TempDir(), "legacy.vmdk")
@@ -51,6 +54,10 @@ func TestE2EChainedAndImportedBases(t *testing.T) {
 	require.Equal(t, manifest.Parent{Kind: "file", SHA256: sum, Path: vmdk, Format: "vmdk", Extracted: imported.Parent.Extracted}, *imported.Parent)
 	require.Equal(t, "/", imported.Parent.Extracted[0].Mount)
 	requirePassed(t, imported, []string{"customised", "booted-under-bios"})
+	// A disk file's source date is its newest file's time: the child's
+	// source date, to which the child's own files were clamped.
+	require.Equal(t, manifest.SourceDateTree, imported.SourceDate.From)
+	require.Equal(t, child.SourceDate.Epoch, imported.SourceDate.Epoch)
 	require.Equal(t, platform.BootBIOS, imported.Health[0].Firmware)
 	// The imported image was re-laid out for BIOS and still has what its
 	// ancestors added.
