@@ -13,7 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
 )
@@ -287,15 +286,9 @@ func TestE2ESecretLintFailsTheBuild(t *testing.T) {
 	require.Contains(t, errOut, "/root/.ssh/id_ed25519: OpenSSH private key")
 	require.Contains(t, errOut, `/etc/leaky.conf: value of sensitive variable "api_token"`)
 	require.NotContains(t, errOut+out, supplySecret)
-	builds, err := catalog.Builds(filepath.Join(images, "leaky", "1.0.0"))
-	require.NoError(t, err)
-	require.Empty(t, builds, "nothing is published")
-	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
-	require.Empty(t, staging, "no half artifact is left")
-	logs, _ := filepath.Glob(filepath.Join(images, ".failed", "leaky-1.0.0-*", "build.log"))
-	require.Len(t, logs, 1)
-	require.False(t, containsSecret(t, logs[0]))
-	data, _ := os.ReadFile(logs[0])
+	buildLog := filepath.Join(requireNothingPublished(t, images, "leaky"), "build.log")
+	require.False(t, containsSecret(t, buildLog))
+	data, _ := os.ReadFile(buildLog)
 	require.Contains(t, string(data), "configuring with (sensitive)")
 	require.Contains(t, string(data), "/root/.ssh/id_ed25519: OpenSSH private key")
 	require.NotContains(t, string(data), "=== stage disk", "the lint fails before the disk is written")

@@ -223,22 +223,31 @@ func TestE2EFailingTestPublishesNothing(t *testing.T) {
 	for _, fw := range []string{"uefi", "bios"} {
 		require.Regexp(t, fw+`: kernel problems on the console or in the kernel's log:\n.*Oops: kiln e2e marker`, errOut, "the kernel-errors check reads the kernel's log")
 	}
-	builds, err := catalog.Builds(filepath.Join(images, "failing", "1.0.0"))
-	require.NoError(t, err)
-	require.Empty(t, builds, "nothing is published")
-	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
-	require.Empty(t, staging, "no half artifact is left")
-	failed, _ := filepath.Glob(filepath.Join(images, ".failed", "failing-1.0.0-*", "tests.xml"))
-	require.Len(t, failed, 1)
-	data, _ := os.ReadFile(failed[0])
+	kept := requireNothingPublished(t, images, "failing")
+	data, _ := os.ReadFile(filepath.Join(kept, "tests.xml"))
 	require.Contains(t, string(data), "expected failure output")
 	// The recipe's boot mode is the default, hybrid: it booted twice, and a
 	// console log of each boot is kept.
 	for _, fw := range []string{"uefi", "bios"} {
-		console, err := os.ReadFile(filepath.Join(filepath.Dir(failed[0]), "serial-"+fw+".log"))
+		console, err := os.ReadFile(filepath.Join(kept, "serial-"+fw+".log"))
 		require.NoError(t, err, "the %s boot's console log is kept", fw)
 		require.Contains(t, string(console), "Linux version", "the %s console shows the kernel booting", fw)
 	}
+}
+
+// requireNothingPublished checks that a failed build of NAME 1.0.0
+// published nothing and left no staging directory, and returns the one
+// directory its logs were kept in.
+func requireNothingPublished(t *testing.T, images, name string) string {
+	t.Helper()
+	builds, err := catalog.Builds(filepath.Join(images, name, "1.0.0"))
+	require.NoError(t, err)
+	require.Empty(t, builds, "nothing is published")
+	staging, _ := os.ReadDir(filepath.Join(images, ".staging"))
+	require.Empty(t, staging, "no half artifact is left")
+	kept, _ := filepath.Glob(filepath.Join(images, ".failed", name+"-1.0.0-*"))
+	require.Len(t, kept, 1, "the logs are kept once")
+	return kept[0]
 }
 
 // bookwormRecipe writes a recipe for image NAME, version 1.0.0, on a
