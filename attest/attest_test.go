@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/kiln-build/kiln/internal/sparse"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,7 +173,7 @@ func fakeArtifact(t *testing.T, key *ecdsa.PrivateKey) string {
 	dir := t.TempDir()
 	write := func(name, data string) string {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
-		sum, err := SHA256File(filepath.Join(dir, name))
+		sum, err := sparse.SHA256(filepath.Join(dir, name))
 		require.NoError(t, err)
 		return sum
 	}

@@ -1,11 +1,7 @@
 package attest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
-	"os"
 	"time"
 )
 
@@ -80,20 +76,6 @@ type BuildMetadata struct {
 	InvocationID string    `json:"invocationId,omitempty"`
 	StartedOn    time.Time `json:"startedOn"`
 	FinishedOn   time.Time `json:"finishedOn"`
-}
-
-// SHA256File is the hex sha256 of a file's bytes.
-func SHA256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Encode is the statement's JSON, the DSSE payload.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/internal/sparse"
 	"os"
 	"path/filepath"
 	"sort"
@@ -90,7 +91,7 @@ func VerifyArtifact(dir string, pub *ecdsa.PublicKey) (*Report, error) {
 			return nil, mismatch(provFile, "subject %q is not a file of the build", s.Name)
 		}
 		want := s.Digest["sha256"]
-		got, err := SHA256File(filepath.Join(dir, s.Name))
+		got, err := sparse.SHA256(filepath.Join(dir, s.Name))
 		if err != nil {
 			return nil, mismatch(s.Name, "%v", err)
 		}

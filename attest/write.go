@@ -2,6 +2,7 @@ package attest
 
 import (
 	"crypto/ecdsa"
+	"github.com/kiln-build/kiln/internal/sparse"
 	"os"
 	"path/filepath"
 
@@ -12,7 +13,7 @@ import (
 func Subjects(dir string, names []string) ([]Subject, error) {
 	var out []Subject
 	for _, n := range names {
-		sum, err := SHA256File(filepath.Join(dir, n))
+		sum, err := sparse.SHA256(filepath.Join(dir, n))
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/internal/sparse"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -178,7 +179,7 @@ func stageSBOM(_ context.Context, s *state) (string, error) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			return "", err
 		}
-		sum, err := attest.SHA256File(path)
+		sum, err := sparse.SHA256(path)
 		if err != nil {
 			return "", err
 		}
@@ -300,7 +301,7 @@ func resolvedDependencies(s *state) []attest.ResourceDescriptor {
 	}
 	kiln := attest.ResourceDescriptor{Name: "kiln", URI: "pkg:golang/github.com/kiln-build/kiln@" + s.opts.KilnVersion}
 	if exe, err := os.Executable(); err == nil {
-		if sum, err := attest.SHA256File(exe); err == nil {
+		if sum, err := sparse.SHA256(exe); err == nil {
 			kiln.Digest = map[string]string{"sha256": sum}
 		}
 	}
