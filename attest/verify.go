@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/internal/sparse"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/sbom"
 )

@@ -2,10 +2,10 @@ package attest
 
 import (
 	"crypto/ecdsa"
-	"github.com/kiln-build/kiln/internal/sparse"
 	"os"
 	"path/filepath"
 
+	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
 )
 

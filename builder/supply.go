@@ -3,7 +3,6 @@ package builder
 import (
 	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/internal/sparse"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/kiln-build/kiln/attest"
 	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/internal/redact"
+	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/kiln-build/kiln/sbom"
