@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,9 +63,7 @@ func requireOpenSSL(t *testing.T) {
 
 func openssl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("openssl", args...).CombinedOutput()
-	require.NoError(t, err, "openssl %s: %s", strings.Join(args, " "), out)
-	return string(out)
+	return testutil.Run(t, "openssl", args...)
 }
 
 // Keys openssl makes, PKCS#8 and SEC 1, sign; keys kiln makes, openssl reads.
