@@ -34,6 +34,7 @@ var JudgeTools = map[string]string{
 	"mdir":            "mtools",
 	"minfo":           "mtools",
 	"mtype":           "mtools",
+	"openssl":         "openssl",
 	"patch":           "patch",
 	"qemu-io":         "qemu-utils",
 	"setcap":          "libcap2-bin",
