@@ -24,7 +24,20 @@ import (
 // run their tests in the guest. They need root, the network to the Debian
 // archive and the host packages from scripts/install-deps.sh. They run when
 // KILN_E2E=1 (make test) and fail instead of skipping when KILN_REQUIRE_QEMU=1.
+//
+// They run in parallel with each other (go test -parallel, 2 by default on a
+// 2-core machine: one guest boots while another build writes its disk), so
+// each uses its own catalog and temporary directories; the base cache is
+// shared and locked. A test that changes the process's environment
+// (t.Setenv) calls requireE2ESerial instead and runs before the others.
 func requireE2E(t *testing.T) {
+	t.Helper()
+	requireE2ESerial(t)
+	t.Parallel()
+}
+
+// requireE2ESerial is requireE2E for a test that must not run beside others.
+func requireE2ESerial(t *testing.T) {
 	t.Helper()
 	if !e2eEnabled() {
 		t.Skip("end-to-end build; set KILN_E2E=1 (make test does)")
@@ -53,7 +66,7 @@ func readManifest(t *testing.T, dir string) *manifest.Manifest {
 // archive's InRelease file. The manifest has exactly the keys of the
 // golden one.
 func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
-	requireE2E(t)
+	requireE2ESerial(t) // t.Setenv below
 	images, cache := t.TempDir(), t.TempDir() // a fresh cache: the first build must bootstrap
 	t.Setenv("SOURCE_DATE_EPOCH", "")         // unset: reproducible by default
 
