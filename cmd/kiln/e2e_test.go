@@ -66,7 +66,7 @@ func readManifest(t *testing.T, dir string) *manifest.Manifest {
 // archive's InRelease file. The manifest has exactly the keys of the
 // golden one.
 func TestE2EExampleBuildsBootsAndCaches(t *testing.T) {
-	requireE2ESerial(t) // t.Setenv below
+	requireE2ESerial(t)                       // t.Setenv below
 	images, cache := t.TempDir(), t.TempDir() // a fresh cache: the first build must bootstrap
 	t.Setenv("SOURCE_DATE_EPOCH", "")         // unset: reproducible by default
 
