@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
@@ -182,24 +183,20 @@ func TestStepOnFailureContinue(t *testing.T) {
 	require.Contains(t, log, "exit code 7")
 }
 
-// debianTree copies the cached base the e2e tests bootstrap (apt, systemd,
-// useradd are needed), or skips when there is none.
+// debianTree copies the bookworm base the e2e tests use (apt, systemd and
+// useradd are needed) from the shared test cache, bootstrapping it there
+// first when no test has yet (the lock on the cache entry makes a
+// concurrent e2e build wait for it instead of bootstrapping it again).
 func debianTree(t *testing.T) string {
 	testutil.RequireRoot(t)
+	testutil.Require(t, "mmdebstrap", "unshare")
 	cache := os.Getenv("KILN_TEST_CACHE")
 	if cache == "" {
 		cache = filepath.Join(os.TempDir(), "kiln-test-cache")
 	}
-	trees, _ := filepath.Glob(filepath.Join(cache, "bases", "*", "tree"))
-	if len(trees) == 0 {
-		msg := "no cached Debian base under " + cache + " (run an e2e build first)"
-		if testutil.Strict() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	dest := filepath.Join(t.TempDir(), "tree")
-	testutil.Run(t, "cp", "-a", "--reflink=auto", trees[0], dest)
+	_, err := base.Prepare(context.Background(), debianBase(testImage(t, "")), dest, base.Options{CacheDir: cache})
+	require.NoError(t, err)
 	return dest
 }
 

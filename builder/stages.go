@@ -65,13 +65,7 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		s.m.SourceDate, err = resolveSourceDate(s.opts.SourceDateEpoch, s.tree, nil, p)
 		return "extracted", err
 	}
-	deb := base.Debian{
-		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
-		Components: img.Base.Components,
-		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
-		Setup:      initramfsSetup(img.Base.InitramfsModules),
-	}
-	b, err := base.Prepare(ctx, deb, s.tree, base.Options{CacheDir: s.opts.CacheDir, Refresh: s.opts.RefreshBase, Log: s.log, Logger: s.opts.Logger})
+	b, err := base.Prepare(ctx, debianBase(img), s.tree, base.Options{CacheDir: s.opts.CacheDir, Refresh: s.opts.RefreshBase, Log: s.log, Logger: s.opts.Logger})
 	if err != nil {
 		return "", err
 	}
@@ -89,6 +83,17 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		return "cached", nil
 	}
 	return "bootstrapped", nil
+}
+
+// debianBase is what the base stage bootstraps (or finds cached) for an
+// image on a Debian base: the recipe's suite with Kiln's packages.
+func debianBase(img recipes.Image) base.Debian {
+	return base.Debian{
+		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
+		Components: img.Base.Components,
+		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
+		Setup:      initramfsSetup(img.Base.InitramfsModules),
+	}
 }
 
 // stageBuild runs the build steps, then the validate steps, in the tree.
