@@ -200,12 +200,15 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		what := st.describe(s)
 		fmt.Fprintf(s.log, "\n=== stage %s: %s\n", st.name, what)
 		s.stageStart = time.Now()
+		o.Logger.Info("stage started", "stage", st.name, "what", what)
 		note, end, err := s.runStage(ctx, st, what)
 		if err != nil {
 			end("failed")
+			o.Logger.Info("stage failed", "stage", st.name, "seconds", roundSeconds(time.Since(s.stageStart)))
 			// failed fills in a test failure's logs first
 			return nil, s.redactor.Error(fmt.Errorf("stage %s: %w", st.name, s.failed(err)))
 		}
+		o.Logger.Info("stage done", "stage", st.name, "seconds", roundSeconds(time.Since(s.stageStart)), "note", note)
 		if s.published == "" { // after publish, the manifest on disk is final
 			s.m.Stages = append(s.m.Stages, manifest.StageTiming{Stage: st.name, Seconds: time.Since(s.stageStart).Seconds()})
 		}
@@ -249,6 +252,8 @@ func (s *state) runStage(ctx context.Context, st stage, what string) (string, fu
 		end = s.opts.Progress.Start(st.name, what+" (again)")
 	}
 }
+
+func roundSeconds(d time.Duration) float64 { return d.Round(100 * time.Millisecond).Seconds() }
 
 func decisionName(d Decision) string {
 	switch d {

@@ -90,7 +90,7 @@ var environment = []struct{ name, meaning string }{
 	{"KILN_LOG", "log level on stderr: debug, info or warn (the default)"},
 	{"NO_COLOR", "any value: no ANSI colour and no progress spinner, also on a terminal"},
 	{"CI", "any value: plain progress lines even on a terminal"},
-	{"SOURCE_DATE_EPOCH", "fixed timestamps for reproducible filesystems"},
+	{"SOURCE_DATE_EPOCH", "fixed timestamps for reproducible filesystems; the time timestamp() returns"},
 }
 
 const mainUsage = `kiln turns an HCL recipe into a bootable VM image that has been tested and versioned.
