@@ -50,7 +50,8 @@ func Shell(ctx context.Context, tree string, stdin, stdout, stderr *os.File) err
 	if _, err := fsroot.Resolve(tree, "/bin/bash"); err == nil {
 		sh = "/bin/bash"
 	}
-	env := append(sandbox.DefaultEnv(), "PS1=(kiln: failed build) \\w# ")
+	// Debian's bashrc sets PS1 itself, with $debian_chroot in front.
+	env := append(sandbox.DefaultEnv(), "PS1=(kiln: failed build) \\w# ", "debian_chroot=kiln: failed build")
 	if t := os.Getenv("TERM"); t != "" {
 		env = append(env, "TERM="+t) // the last value wins over DefaultEnv's dumb
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-build/kiln/builder"
 )
 
@@ -82,6 +84,7 @@ func askOnTerminal(in, term *os.File) func(ctx context.Context, p builder.Paused
 func lookInside(ctx context.Context, p builder.Paused, in, term *os.File) {
 	release := holdInterrupts(ctx)
 	defer release()
+	defer reclaimTerminal(in)
 	if p.Tree != "" {
 		fmt.Fprintf(term, "kiln: a shell in %s; exit it to come back to the question\n", p.Tree)
 		err := builder.Shell(ctx, p.Tree, in, term, term)
@@ -92,6 +95,18 @@ func lookInside(ctx context.Context, p builder.Paused, in, term *os.File) {
 		return
 	}
 	cmdRun(ctx, []string{p.Disk}, term, term)
+}
+
+// reclaimTerminal makes kiln's process group the terminal's foreground
+// group again. An interactive shell takes the terminal for its own group
+// and, in the sandbox's PID namespace, cannot give it back to a group it
+// does not see; kiln, left in the background, would get EIO on reading.
+// Asking for the terminal from the background raises SIGTTOU, ignored
+// meanwhile.
+func reclaimTerminal(f *os.File) {
+	signal.Ignore(syscall.SIGTTOU)
+	defer signal.Reset(syscall.SIGTTOU)
+	_ = unix.IoctlSetPointerInt(int(f.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
 }
 
 // readLine reads one line from in, a byte at a time so nothing meant for a

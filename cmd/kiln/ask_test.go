@@ -53,8 +53,11 @@ func (term *terminal) text() string {
 // expect waits until the terminal shows want n times in all.
 func (term *terminal) expect(t *testing.T, want string, n int, timeout time.Duration) {
 	t.Helper()
-	require.Eventually(t, func() bool { return strings.Count(term.text(), want) >= n }, timeout, 50*time.Millisecond,
-		"waiting for %q (%d) on the terminal; it shows:\n%s", want, n, term.text())
+	for end := time.Now().Add(timeout); strings.Count(term.text(), want) < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited %s for %q (%d) on the terminal; it shows:\n%s", timeout, want, n, term.text())
+		}
+	}
 }
 
 func (term *terminal) typeLine(t *testing.T, s string) {

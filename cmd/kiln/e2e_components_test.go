@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kiln-build/kiln/manifest"
@@ -124,6 +126,7 @@ func TestE2EBuiltinComponents(t *testing.T) {
   }
   output { formats = ["raw"] }`)
 	m, dir := buildExample(t, t.TempDir(), recipe)
+	logStages(t, m)
 	require.Len(t, m.Components, 7)
 	names := map[string]bool{}
 	for _, tr := range m.Tests {
@@ -138,4 +141,14 @@ func TestE2EBuiltinComponents(t *testing.T) {
 		require.True(t, names[n], "test %s ran", n)
 	}
 	t.Run("run-ssh-cloud-init", func(t *testing.T) { debugLoopBoot(t, dir, filepath.Join(dir, m.Outputs[0].File)) })
+}
+
+// logStages logs a build's stage timings, to see where a slow e2e test
+// spends its time.
+func logStages(t *testing.T, m *manifest.Manifest) {
+	var b strings.Builder
+	for _, st := range m.Stages {
+		fmt.Fprintf(&b, " %s %.0fs", st.Stage, st.Seconds)
+	}
+	t.Logf("stages:%s", b.String())
 }
