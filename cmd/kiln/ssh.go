@@ -71,9 +71,12 @@ func sessionsDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != uid || fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s is not a private directory of this user (owner %d, mode %s); remove it or set XDG_RUNTIME_DIR", dir, st.Uid, fi.Mode().Perm())
+	owner := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = int(st.Uid)
+	}
+	if !fi.IsDir() || owner != uid || fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is not a private directory of this user (owner %d, mode %s); remove it or set XDG_RUNTIME_DIR", dir, owner, fi.Mode().Perm())
 	}
 	return dir, nil
 }
