@@ -90,7 +90,8 @@ var environment = []struct{ name, meaning string }{
 	{"KILN_LOG", "log level on stderr: debug, info or warn (the default)"},
 	{"NO_COLOR", "any value: no ANSI colour and no progress spinner, also on a terminal"},
 	{"CI", "any value: plain progress lines even on a terminal"},
-	{"SOURCE_DATE_EPOCH", "fixed timestamps for reproducible filesystems; the time timestamp() returns"},
+	{"SOURCE_DATE_EPOCH", "the source date (else from the inputs); the time timestamp() returns"},
+	{"KILN_SIGN_KEY", "the signing key of kiln build and kiln schedule: a path, or the PEM text"},
 }
 
 const mainUsage = `kiln turns an HCL recipe into a bootable VM image that has been tested and versioned.
