@@ -229,7 +229,8 @@ func (s *state) runStage(ctx context.Context, st stage, what string) (string, fu
 		}
 		end("failed")
 		end = func(string) {}
-		p := Paused{Stage: st.name, Err: err, Attempt: attempt, CanRetry: st.retry != nil}
+		// the question goes to a terminal: sensitive values are hidden, as in the final error
+		p := Paused{Stage: st.name, Err: s.redactor.Error(err), Attempt: attempt, CanRetry: st.retry != nil}
 		if _, serr := os.Lstat(s.tree); serr == nil {
 			p.Tree = s.tree
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -88,6 +89,16 @@ func TestRunStageAsks(t *testing.T) {
 	require.False(t, asked[len(asked)-1].CanRetry)
 	require.Equal(t, s.raw, asked[len(asked)-1].Disk)
 	require.False(t, s.keep)
+
+	// The question shows the error with the recipe's sensitive values hidden.
+	s.redactor = newRedactor(&recipes.Recipe{Variables: map[string]any{"token": "tok-0123456789"}, Sensitive: map[string]bool{"token": true}})
+	answers = []Decision{Cleanup}
+	leaky := stage{name: "build", run: func(context.Context, *state) (string, error) {
+		return "", errors.New("curl -H 'Authorization: tok-0123456789' failed")
+	}, retry: flaky.retry}
+	_, _, err = s.runStage(context.Background(), leaky, "steps")
+	require.Error(t, err)
+	require.EqualError(t, asked[len(asked)-1].Err, "curl -H 'Authorization: (sensitive)' failed")
 
 	// Without ask, Ask is never called.
 	s.opts.OnError = OnErrorKeep
