@@ -8,7 +8,7 @@ EXAMPLE ?= examples/debian-minimal.hcl
 # Tests that boot images must not be skipped when this is 1 (CI sets it).
 export KILN_REQUIRE_QEMU ?= 0
 
-.PHONY: help deps build demo test test-unit test-e2e fuzz bench lint clean
+.PHONY: help deps build man demo test test-unit test-e2e fuzz bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,6 +18,9 @@ deps: ## Install the host packages Kiln needs (Debian, root)
 
 build: ## Build bin/kiln
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kiln
+
+man: build ## Write the man page bin/kiln.1 from kiln's own help (read it with man -l bin/kiln.1)
+	./$(BIN) man > bin/kiln.1
 
 demo: deps build ## Build, boot and test the example image; print the artifact and results
 	./$(BIN) build $(EXAMPLE)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/nocloud"
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
@@ -38,6 +39,9 @@ type Request struct {
 	// Profile asks for the slowest units in the boot profile too and, with
 	// a ConsoleLog, keeps the timed console beside it (TimedConsoleLog).
 	Profile bool
+	// UserData, when set, is cloud-init user-data, given to the guest on a
+	// NoCloud seed disk (see attachUserData).
+	UserData []byte
 }
 
 // Report is the outcome of one boot.
@@ -98,7 +102,8 @@ type Suite struct {
 	Consoles             map[platform.Boot]string
 	Tests                []components.Step
 	SkipHealth           []string
-	Profile              bool // see Request.Profile
+	Profile              bool   // see Request.Profile
+	UserData             []byte // cloud-init user-data for every boot, as in Request
 	WorkDir              string
 	Log                  io.Writer
 	// Booted, when set, is called after each boot with its report (the
@@ -128,7 +133,7 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 	var failed []*Failure
 	for _, b := range s.Boots {
 		rep, err := Boot(ctx, Request{Image: s.Image, RootOffset: s.RootOffset, Firmware: b, Name: s.Name, Version: s.Version,
-			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth, Profile: s.Profile})
+			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth, Profile: s.Profile, UserData: s.UserData})
 		if err != nil {
 			return nil, err
 		}
@@ -179,6 +184,11 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 	}
 	defer os.RemoveAll(work)
 	bootDisk, bootFormat, err := prepareBootDisk(ctx, t.Image, work, t.GrowBy, func(raw string) error {
+		if t.UserData != nil {
+			if err := guest.CheckCloudInit(ctx, raw, t.RootOffset); err != nil {
+				return err
+			}
+		}
 		return guest.Inject(ctx, raw, t.RootOffset, suite, t.Log)
 	})
 	if err != nil {
@@ -191,6 +201,9 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 		ConsoleLog:   t.ConsoleLog,
 		ExtraSerials: []string{resultsPath},
 		Timeout:      total,
+	}
+	if err := attachUserData(&opts, t.UserData, work); err != nil {
+		return nil, err
 	}
 	if t.Firmware == platform.BootUEFI {
 		opts.Firmware = qemu.UEFI
@@ -281,6 +294,22 @@ func writeTimedConsole(path string, lines []guest.ConsoleLine) error {
 		return err
 	}
 	return f.Close()
+}
+
+// attachUserData gives cloud-init user-data to the guest: a NoCloud seed
+// (an ISO 9660 labelled cidata, with a fresh instance-id so cloud-init
+// applies it) written into work and attached as a read-only disk after
+// the boot disk. Nothing is attached without user-data.
+func attachUserData(o *qemu.Options, userData []byte, work string) error {
+	if userData == nil {
+		return nil
+	}
+	seed := filepath.Join(work, "cidata.iso")
+	if err := nocloud.Write(seed, nocloud.Seed{UserData: userData, InstanceID: nocloud.NewInstanceID()}); err != nil {
+		return err
+	}
+	o.Disks = append(o.Disks, qemu.Disk{Path: seed, Format: "raw", ReadOnly: true})
+	return nil
 }
 
 func excerpt(s string, max int) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/formats"
+	"github.com/kiln-build/kiln/internal/guest"
 	"github.com/kiln-build/kiln/internal/parttype"
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/semver"
@@ -223,6 +224,8 @@ type SmokeRequest struct {
 	ConsoleDir string
 	Log        io.Writer
 	Profile    bool // see Request.Profile
+	// UserData, when set, is cloud-init user-data on a NoCloud seed.
+	UserData []byte
 }
 
 // Smoke boots the target under each firmware with the tests injected into a
@@ -242,7 +245,7 @@ func Smoke(ctx context.Context, r SmokeRequest) (*Outcome, error) {
 		consoles[b] = filepath.Join(consoleDir, ConsoleLog(b, 2))
 	}
 	return Run(ctx, Suite{Image: r.Target.Path, RootOffset: r.Target.RootOffset, Name: r.Target.Name, Version: r.Target.Version,
-		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log, Profile: r.Profile})
+		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log, Profile: r.Profile, UserData: r.UserData})
 }
 
 // ConsoleLog is the name of a boot's console log among boots of one image:
@@ -260,34 +263,89 @@ type RunRequest struct {
 	Firmware platform.Boot // "" = the target's first firmware
 	Stdin    io.Reader     // keystrokes for ttyS0
 	Stdout   io.Writer     // ttyS0
-	WorkDir  string        // the UEFI variables live here
+	WorkDir  string        // the UEFI variables and any throwaway copy live here
 	Timeout  time.Duration
+	// SSH, when set, lets its key log in over SSH on a loopback port.
+	SSH *SSHAccess
+	// UserData, when set, is cloud-init user-data on a NoCloud seed.
+	UserData []byte
+	Log      io.Writer // the QEMU command line and debugfs's output
+	// Attach, when set, is called once the boot disk is ready, just before
+	// QEMU starts, and returns Stdin: a terminal goes into raw mode only
+	// then, after anything that could fail and print.
+	Attach func() (io.Reader, error)
+}
+
+// SSHAccess is how kiln run --ssh gets into the guest: AuthorizedKey (an
+// OpenSSH public key line) may log in to the guest's sshd, which QEMU
+// forwards from 127.0.0.1:HostPort.
+type SSHAccess struct {
+	AuthorizedKey []byte
+	HostPort      int
 }
 
 // RunTarget boots the target with its console on Stdin/Stdout until the
-// guest powers off or the user quits QEMU (Ctrl-A x). The disk is attached
-// with snapshot=on: writes go to a throwaway overlay, the image file is
-// never changed.
+// guest powers off or the user quits QEMU (Ctrl-A x). The image file is
+// never changed: the disk is attached with snapshot=on, so writes go to a
+// throwaway overlay; with SSH or UserData, the guest boots a throwaway
+// copy (as kiln test's), into which the key and sshd settings are
+// injected, and in which sshd or cloud-init must be found first.
 func RunTarget(ctx context.Context, r RunRequest) (*qemu.Result, error) {
 	fw := r.Firmware
 	if fw == "" {
 		fw = r.Target.Firmwares[0]
 	}
+	if r.Log == nil {
+		r.Log = io.Discard
+	}
 	kind, err := formats.Detect(r.Target.Path)
 	if err != nil {
 		return nil, err
 	}
+	disk := qemu.Disk{Path: r.Target.Path, Format: qemuFormat(kind), Snapshot: true}
+	if r.SSH != nil || r.UserData != nil {
+		path, format, err := prepareBootDisk(ctx, r.Target.Path, r.WorkDir, 0, func(raw string) error {
+			if r.UserData != nil {
+				if err := guest.CheckCloudInit(ctx, raw, r.Target.RootOffset); err != nil {
+					return err
+				}
+			}
+			if r.SSH != nil {
+				return guest.InjectSSH(ctx, raw, r.Target.RootOffset, r.SSH.AuthorizedKey, r.Log)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		disk = qemu.Disk{Path: path, Format: format}
+	}
 	opts := qemu.Options{
 		Firmware: qemu.BIOS,
-		Disks:    []qemu.Disk{{Path: r.Target.Path, Format: qemuFormat(kind), Snapshot: true}},
+		Disks:    []qemu.Disk{disk},
 		Console:  r.Stdout,
 		Stdin:    r.Stdin,
 		Network:  true,
 		Timeout:  r.Timeout,
 	}
+	if r.SSH != nil {
+		opts.Forwards = []qemu.Forward{{HostPort: r.SSH.HostPort, GuestPort: 22}}
+	}
+	if err := attachUserData(&opts, r.UserData, r.WorkDir); err != nil {
+		return nil, err
+	}
 	if fw == platform.BootUEFI {
 		opts.Firmware = qemu.UEFI
 		opts.VarsFile = filepath.Join(r.WorkDir, "vars-uefi.fd")
+	}
+	opts.Accel = qemu.DetectAccel(ctx)
+	if cmd, err := opts.Cmdline(); err == nil {
+		fmt.Fprintf(r.Log, "+ %s\n", strings.Join(cmd, " "))
+	}
+	if r.Attach != nil {
+		if opts.Stdin, err = r.Attach(); err != nil {
+			return nil, err
+		}
 	}
 	return qemu.Run(ctx, opts)
 }

@@ -44,7 +44,35 @@ type OnError string
 const (
 	OnErrorCleanup OnError = "cleanup" // remove everything but the logs (the default)
 	OnErrorKeep    OnError = "keep"    // also keep the tree or the disk, to look inside
+	OnErrorAsk     OnError = "ask"     // let Options.Ask decide, stage by stage
 )
+
+// Decision is what Options.Ask decides after a stage failed.
+type Decision int
+
+const (
+	Cleanup Decision = iota // give up: remove everything but the logs
+	Keep                    // give up, keeping the tree or the disk as OnErrorKeep does
+	Retry                   // run the failed stage again
+)
+
+// Paused describes a failed stage while the build waits for Options.Ask:
+// nothing has been cleaned up yet.
+type Paused struct {
+	Stage   string
+	Err     error
+	Attempt int // 1 for the first failure of the stage
+	// Tree is the root tree while it exists (the build failed before the
+	// disk stage removed it); a person may look into it, and change it,
+	// with Shell before deciding.
+	Tree string
+	// Disk is the raw disk once the disk stage wrote it (the tests boot a
+	// throwaway copy, so it never holds the test harness).
+	Disk string
+	// CanRetry says whether Retry is allowed: the stage can run again on
+	// the state it left (the build stage resumes at the failed step).
+	CanRetry bool
+}
 
 // Options are the knobs of one build that do not come from the recipe.
 type Options struct {
@@ -59,8 +87,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// LogCopy, when set, receives a copy of the build log as it is written.
 	LogCopy io.Writer
-	// OnError is OnErrorCleanup ("" means it) or OnErrorKeep.
+	// OnError is OnErrorCleanup ("" means it), OnErrorKeep or OnErrorAsk.
 	OnError OnError
+	// Ask, with OnErrorAsk, is called when a stage fails, before anything
+	// is cleaned up, and decides what happens. A nil Ask decides Cleanup.
+	Ask func(ctx context.Context, p Paused) Decision
 }
 
 // Result is a published build.
@@ -99,6 +130,7 @@ type state struct {
 	rawSum  string      // the raw image's sha256 once written
 
 	stageStart time.Time // of the running stage
+	keep       bool      // Options.Ask decided Keep
 	published  string    // the build's directory in the catalog
 	copies     []string
 }
@@ -110,6 +142,9 @@ type stage struct {
 	skip     func(*state) bool
 	describe func(*state) string
 	run      func(context.Context, *state) (note string, err error)
+	// retry, when set, makes the stage safe to run again after it failed
+	// (with OnErrorAsk); a stage without it is not retried.
+	retry func(*state) error
 }
 
 // Build runs the whole pipeline for r.
@@ -164,20 +199,71 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		}
 		what := st.describe(s)
 		fmt.Fprintf(s.log, "\n=== stage %s: %s\n", st.name, what)
-		end := o.Progress.Start(st.name, what)
 		s.stageStart = time.Now()
-		note, err := st.run(ctx, s)
+		o.Logger.Info("stage started", "stage", st.name, "what", what)
+		note, end, err := s.runStage(ctx, st, what)
 		if err != nil {
 			end("failed")
+			o.Logger.Info("stage failed", "stage", st.name, "seconds", roundSeconds(time.Since(s.stageStart)))
 			// failed fills in a test failure's logs first
 			return nil, s.redactor.Error(fmt.Errorf("stage %s: %w", st.name, s.failed(err)))
 		}
+		o.Logger.Info("stage done", "stage", st.name, "seconds", roundSeconds(time.Since(s.stageStart)), "note", note)
 		if s.published == "" { // after publish, the manifest on disk is final
 			s.m.Stages = append(s.m.Stages, manifest.StageTiming{Stage: st.name, Seconds: time.Since(s.stageStart).Seconds()})
 		}
 		end(note)
 	}
 	return &Result{Path: s.published, Manifest: s.m, Copies: s.copies}, nil
+}
+
+// runStage runs st under a progress line that the returned function ends.
+// With OnErrorAsk, a failure ends the line and is put to Options.Ask,
+// which may have the stage run again under a new line.
+func (s *state) runStage(ctx context.Context, st stage, what string) (string, func(string), error) {
+	end := s.opts.Progress.Start(st.name, what)
+	for attempt := 1; ; attempt++ {
+		note, err := st.run(ctx, s)
+		if err == nil || s.opts.OnError != OnErrorAsk || ctx.Err() != nil {
+			return note, end, err
+		}
+		end("failed")
+		end = func(string) {}
+		// the question goes to a terminal: sensitive values are hidden, as in the final error
+		p := Paused{Stage: st.name, Err: s.redactor.Error(err), Attempt: attempt, CanRetry: st.retry != nil}
+		if _, serr := os.Lstat(s.tree); serr == nil {
+			p.Tree = s.tree
+		}
+		if _, serr := os.Stat(s.raw); serr == nil {
+			p.Disk = s.raw
+		}
+		d := Cleanup
+		if s.opts.Ask != nil {
+			d = s.opts.Ask(ctx, p)
+		}
+		fmt.Fprintf(s.log, "=== stage %s failed (attempt %d): %s\n", st.name, attempt, decisionName(d))
+		if d != Retry || !p.CanRetry || ctx.Err() != nil {
+			s.keep = d == Keep
+			return note, end, err
+		}
+		if err := st.retry(s); err != nil {
+			return "", end, fmt.Errorf("preparing to run the stage again: %w", err)
+		}
+		fmt.Fprintf(s.log, "\n=== stage %s again: %s\n", st.name, what)
+		end = s.opts.Progress.Start(st.name, what+" (again)")
+	}
+}
+
+func roundSeconds(d time.Duration) float64 { return d.Round(100 * time.Millisecond).Seconds() }
+
+func decisionName(d Decision) string {
+	switch d {
+	case Keep:
+		return "keep"
+	case Retry:
+		return "retry"
+	}
+	return "cleanup"
 }
 
 // failed keeps a failed build's logs (and, with --on-error=keep, its tree or
@@ -198,7 +284,7 @@ func (s *state) failed(err error) error {
 		return err
 	}
 	var kept string
-	if s.opts.OnError == OnErrorKeep {
+	if s.opts.OnError == OnErrorKeep || s.keep {
 		kept = keepForDebugging(dir, s.tree, s.raw)
 	}
 	var tf *boottest.Failure

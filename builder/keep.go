@@ -1,9 +1,13 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/internal/sandbox"
 )
 
 // keepForDebugging moves what a person needs to look into a failure out of
@@ -30,4 +34,26 @@ func keepForDebugging(dir, tree, raw string) string {
 		return fmt.Sprintf("kept the disk: %s\n  boot it with: kiln run %s", dst, dst)
 	}
 	return ""
+}
+
+// Shell runs an interactive shell in a failed build's tree (Paused.Tree),
+// the way build steps run there: chrooted in private mount and PID
+// namespaces, with the host's DNS and no services starting. What the
+// person changes stays in the tree, for a retried stage or a kept tree.
+func Shell(ctx context.Context, tree string, stdin, stdout, stderr *os.File) error {
+	undo, err := prepareForSteps(tree)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = undo() }()
+	sh := "/bin/sh"
+	if _, err := fsroot.Resolve(tree, "/bin/bash"); err == nil {
+		sh = "/bin/bash"
+	}
+	// Debian's bashrc sets PS1 itself, with $debian_chroot in front.
+	env := append(sandbox.DefaultEnv(), "PS1=(kiln: failed build) \\w# ", "debian_chroot=kiln: failed build")
+	if t := os.Getenv("TERM"); t != "" {
+		env = append(env, "TERM="+t) // the last value wins over DefaultEnv's dumb
+	}
+	return sandbox.Interactive(ctx, sandbox.Spec{Root: tree, Args: []string{sh, "-i"}, Env: env}, stdin, stdout, stderr)
 }

@@ -24,11 +24,12 @@ import (
 
 // stages is the pipeline, top to bottom.
 var stages = []stage{
-	{name: "base", describe: func(s *state) string { return baseDescription(s.img.Base) }, run: stageBase},
+	{name: "base", describe: func(s *state) string { return baseDescription(s.img.Base) }, run: stageBase,
+		retry: func(s *state) error { return os.RemoveAll(s.tree) }},
 	{name: "build", skip: func(s *state) bool { return len(s.img.Build)+len(s.img.Validate) == 0 },
 		describe: func(s *state) string {
 			return fmt.Sprintf("%d build step(s), %d validate step(s)", len(s.img.Build), len(s.img.Validate))
-		}, run: stageBuild},
+		}, run: stageBuild, retry: func(*state) error { return nil }},
 	{name: "configure", describe: func(*state) string { return "layout, fstab and bootloader configuration" }, run: stageConfigure},
 	{name: "generalise", describe: func(*state) string { return "machine-id, SSH host keys, caches, logs" }, run: stageGeneralise},
 	{name: "lint", describe: func(*state) string { return "no private keys, credentials or sensitive values in the tree" }, run: stageLint},
@@ -36,7 +37,7 @@ var stages = []stage{
 	{name: "disk", describe: func(s *state) string {
 		return fmt.Sprintf("%s raw image, %d MiB", s.m.Boot.PartitionTable, s.layout.Size/disk.MiB)
 	}, run: stageDisk},
-	{name: "test", describe: describeTest, run: stageTest},
+	{name: "test", describe: describeTest, run: stageTest, retry: func(*state) error { return nil }},
 	{name: "outputs", describe: func(s *state) string { return strings.Join(s.img.Output.Formats, ", ") }, run: stageOutputs},
 	{name: "sbom", describe: func(*state) string { return sbom.SPDXFile + ", " + sbom.CycloneDXFile }, run: stageSBOM},
 	{name: "publish", describe: func(s *state) string { return "catalog " + s.opts.ImagesDir }, run: stagePublish},
@@ -99,19 +100,22 @@ func debianBase(img recipes.Image) base.Debian {
 // stageBuild runs the build steps, then the validate steps, in the tree.
 // The image's name is its hostname unless a step sets another, so it is
 // written first, with the boot defaults a step may undo (also when there
-// are no steps: see stageConfigure).
+// are no steps: see stageConfigure). Run again after a failure
+// (--on-error=ask), it resumes at the failed step.
 func stageBuild(ctx context.Context, s *state) (string, error) {
-	if err := writeHostname(s); err != nil {
-		return "", err
-	}
-	if err := writeBootDefaults(s.tree, s.img); err != nil {
-		return "", err
+	if len(s.m.BuildSteps) == 0 {
+		if err := writeHostname(s); err != nil {
+			return "", err
+		}
+		if err := writeBootDefaults(s.tree, s.img); err != nil {
+			return "", err
+		}
 	}
 	steps, err := components.BuildSteps(ctx, append(append([]recipes.Step{}, s.img.Build...), s.img.Validate...))
 	if err != nil {
 		return "", err
 	}
-	records, err := runSteps(ctx, s.tree, steps, s.log)
+	records, err := runSteps(ctx, s.tree, steps[len(s.m.BuildSteps):], s.log)
 	s.m.BuildSteps = append(s.m.BuildSteps, records...)
 	return "", err
 }
@@ -229,6 +233,7 @@ func describeTest(s *state) string {
 // and runs the tests inside the guest; boottest proves the image itself
 // did not change.
 func stageTest(ctx context.Context, s *state) (string, error) {
+	s.m.Tests, s.m.Health = []manifest.TestResult{}, nil // a retried stage records its last run
 	tests, err := components.GuestSteps(ctx, s.img.Tests)
 	if err != nil {
 		return "", err

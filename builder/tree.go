@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/internal/guest"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -192,19 +193,7 @@ func sshKeygenUnit(tree string) error {
 	if _, err := os.Lstat(filepath.Join(mustResolve(tree, "/usr/sbin"), "sshd")); err != nil {
 		return nil
 	}
-	unit := `[Unit]
-Description=Generate SSH host keys (kiln)
-ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
-Before=ssh.service
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target
-`
-	return installUnit(tree, "kiln-ssh-hostkeys.service", unit, "multi-user.target")
+	return installUnit(tree, guest.SSHHostKeysUnitName, guest.SSHHostKeysUnit, "multi-user.target")
 }
 
 func mustResolve(tree, p string) string {

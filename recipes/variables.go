@@ -14,6 +14,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/kiln-build/kiln/internal/didyoumean"
 )
 
 // variableBlockSchema is a variable block: an input of the recipe.
@@ -620,35 +622,8 @@ func goValue(v cty.Value) any {
 // suggest returns ` Did you mean "x"?` for the closest of names to given,
 // or "" when none is close.
 func suggest(given string, names []string) string {
-	best, bestDist := "", 3
-	for _, n := range names {
-		if d := editDistance(given, n); d < bestDist {
-			best, bestDist = n, d
-		}
+	if best := didyoumean.Closest(given, names); best != "" {
+		return fmt.Sprintf(" Did you mean %q?", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" Did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return ""
 }

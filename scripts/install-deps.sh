@@ -19,6 +19,10 @@ packages=(
   systemd                       # systemd-analyze verify of the example units (judge)
   openssl                       # judge of signatures (DSSE, Sigstore bundle)
   python3-jsonschema python3-rfc3987 python3-idna  # judge of the SBOMs against their official schemas
+  openssh-client                # kiln run --ssh / kiln ssh: ssh-keygen, ssh
+  genisoimage                   # isoinfo: judges the cloud-init seed ISO
+  man-db groff-base             # man -l: judges the generated man page
+  zsh fish                      # zsh -n, fish: judge the completion scripts
   ca-certificates git make
 )
 

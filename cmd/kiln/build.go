@@ -68,7 +68,7 @@ func loadRecipe(path string, rf *recipeFlags, stderr io.Writer, jsonOut io.Write
 		return nil, exitUsage
 	}
 	if len(diags) > 0 {
-		recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
+		recipes.WriteDiagnostics(stderr, files, diags, useColor(stderr))
 	}
 	if diags.HasErrors() {
 		return nil, exitUsage
@@ -104,14 +104,14 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
 	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
-	onError := fs.String("on-error", string(builder.OnErrorCleanup), "after a failure: cleanup, or keep the tree (failed build step) or the disk (failed test) in <images>/.failed/")
+	onError := fs.String("on-error", string(builder.OnErrorCleanup), "after a failure: cleanup; keep the tree (failed build step) or the disk (failed test) in <images>/.failed/; or ask on the terminal (retry, shell, keep, abort)")
 	signKey := fs.String("sign-key", "", "sign the provenance and manifest.json with this private key (PEM PKCS#8, kiln keygen; env "+signKeyEnv+": a path or the PEM text)")
 	recipe, code := oneArg(fs, args, stderr, "RECIPE")
 	if code >= 0 {
 		return code
 	}
-	if oe := builder.OnError(*onError); oe != builder.OnErrorCleanup && oe != builder.OnErrorKeep {
-		fmt.Fprintf(stderr, "kiln build: --on-error %q: use cleanup or keep\n", *onError)
+	if oe := builder.OnError(*onError); oe != builder.OnErrorCleanup && oe != builder.OnErrorKeep && oe != builder.OnErrorAsk {
+		fmt.Fprintf(stderr, "kiln build: --on-error %q: use cleanup, keep or ask\n", *onError)
 		return exitUsage
 	}
 	r, code := loadRecipe(recipe, &rf, stderr, stdout)
@@ -137,6 +137,15 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	opts.RefreshBase = *refresh
 	opts.OnError = builder.OnError(*onError)
+	if opts.OnError == builder.OnErrorAsk {
+		term, ok := stderr.(*os.File)
+		if !ok || !isTerminal(os.Stdin) || !isTerminal(term) {
+			fmt.Fprintln(stderr, "kiln build: --on-error=ask: no terminal to ask on; a failure is cleaned up as with --on-error=cleanup")
+			opts.OnError = builder.OnErrorCleanup
+		} else {
+			opts.Ask = askOnTerminal(os.Stdin, term)
+		}
+	}
 	if !*rf.json {
 		opts.Progress = progress.New(stderr)
 	}
@@ -204,15 +213,6 @@ func checkHost() error {
 		return errors.New(strings.Join(problems, "\n"))
 	}
 	return nil
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func recipeFormat() string { return recipes.FormatVersion }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,4 +101,21 @@ func TestFlagsAfterPositional(t *testing.T) {
 	require.Equal(t, 2, code)
 	code, _, _ = runKiln(t, "build", "--no-such-flag", "x.hcl")
 	require.Equal(t, 2, code)
+}
+
+// "--" ends the flags wherever it is: what follows is positional, even
+// when it looks like a flag.
+func TestDoubleDashEndsFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--json", "--", "a", "-b"},
+		{"--", "a", "-b"},
+		{"a", "--json", "--", "-b"},
+	} {
+		fs := newFlagSet("x", "x", io.Discard)
+		asJSON := fs.Bool("json", false, "")
+		pos, err := parseInterleaved(fs, args)
+		require.NoError(t, err, "%v", args)
+		require.Equal(t, []string{"a", "-b"}, pos, "%v", args)
+		require.Equal(t, args[0] == "--json" || args[1] == "--json", *asJSON)
+	}
 }

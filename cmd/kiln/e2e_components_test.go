@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kiln-build/kiln/manifest"
@@ -76,7 +78,10 @@ func TestE2EWebServerComponents(t *testing.T) {
 
 // Every built-in component builds, validates and passes its own tests in
 // the booted guest, together; test-phase actions other than shell and the
-// on_failure policy work in the guest too.
+// on_failure policy work in the guest too. The published image (it has
+// openssh-server and cloud-init) is then booted once more for the debug
+// loop: kiln run --ssh --cloud-init, checked over kiln ssh, which also
+// tests cloud-init-nocloud with a real seed (debugLoopBoot).
 func TestE2EBuiltinComponents(t *testing.T) {
 	requireE2E(t)
 	recipe := bookwormRecipe(t, "builtins", `
@@ -92,7 +97,7 @@ func TestE2EBuiltinComponents(t *testing.T) {
   }
   component "sshd-hardening" {
     version    = "1.x.x"
-    parameters = { allow_users = ["deploy"] }
+    parameters = { allow_users = ["deploy", "root"] }
   }
   component "system-settings" {
     version    = "x.x.x"
@@ -120,7 +125,8 @@ func TestE2EBuiltinComponents(t *testing.T) {
     on_failure = "continue"
   }
   output { formats = ["raw"] }`)
-	m, _ := buildExample(t, t.TempDir(), recipe)
+	m, dir := buildExample(t, t.TempDir(), recipe)
+	logStages(t, m)
 	require.Len(t, m.Components, 7)
 	names := map[string]bool{}
 	for _, tr := range m.Tests {
@@ -134,4 +140,15 @@ func TestE2EBuiltinComponents(t *testing.T) {
 		"cloud-init-nocloud/ran", "qemu-guest-agent/binary", "serial-console/running", "guest-file-there"} {
 		require.True(t, names[n], "test %s ran", n)
 	}
+	t.Run("run-ssh-cloud-init", func(t *testing.T) { debugLoopBoot(t, dir, filepath.Join(dir, m.Outputs[0].File)) })
+}
+
+// logStages logs a build's stage timings, to see where a slow e2e test
+// spends its time.
+func logStages(t *testing.T, m *manifest.Manifest) {
+	var b strings.Builder
+	for _, st := range m.Stages {
+		fmt.Fprintf(&b, " %s %.0fs", st.Stage, st.Seconds)
+	}
+	t.Logf("stages:%s", b.String())
 }

@@ -44,16 +44,27 @@ func cmdImages(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return exitOK
 	}
-	subs := map[string]func([]string, io.Writer, io.Writer) int{
-		"list": imagesList, "show": imagesShow, "rm": imagesRm, "deprecate": imagesDeprecate,
-		"share": imagesShare, "copy": imagesCopy, "prune": imagesPrune,
+	for _, sub := range imagesSubcommands() {
+		if sub.name == args[0] {
+			return sub.run(args[1:], stdout, stderr)
+		}
 	}
-	sub, ok := subs[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "kiln images: unknown subcommand %q\n\n%s\n", args[0], imagesUsage)
-		return exitUsage
+	fmt.Fprintf(stderr, "kiln images: unknown subcommand %q%s\n\n%s\n", args[0], didYouMean(args[0], subcommandNames(imagesSubcommands())), imagesUsage)
+	return exitUsage
+}
+
+// imagesSubcommands is the table of kiln images subcommands; completion and
+// the man page read it too.
+func imagesSubcommands() []subcommand {
+	return []subcommand{
+		{"list", "every build, with its visibility and deprecation", imagesList},
+		{"show", "one build: manifest summary, state, history", imagesShow},
+		{"rm", "remove one build (crash-safe)", imagesRm},
+		{"deprecate", "deprecate builds (now, or from DATE), or undo it", imagesDeprecate},
+		{"share", "change who may use builds", imagesShare},
+		{"copy", "copy a build to another catalog, checksums verified", imagesCopy},
+		{"prune", "apply the builds' lifecycle rules", imagesPrune},
 	}
-	return sub(args[1:], stdout, stderr)
 }
 
 // imagesFlags are the flags every images subcommand takes.

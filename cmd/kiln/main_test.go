@@ -19,6 +19,9 @@ import (
 const pauseInPublishEnv = "KILN_TEST_BINARY_PAUSE_IN_PUBLISH"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asKilnEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	if path := os.Getenv(pauseInPublishEnv); path != "" {
 		testhook.InPublish = func() {
 			if os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644) == nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -65,7 +64,7 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitUsage
 	}
 	if len(diags) > 0 {
-		recipes.WriteDiagnostics(stderr, files, diags, isTerminal(stderr))
+		recipes.WriteDiagnostics(stderr, files, diags, useColor(stderr))
 	}
 	if diags.HasErrors() {
 		return exitUsage
@@ -236,7 +235,7 @@ func pruneImage(images, name string, now time.Time) ([]string, error) {
 func buildOptions(images, cache string, stderr io.Writer) (builder.Options, error) {
 	opts := builder.Options{
 		ImagesDir: images, CacheDir: cache, KilnVersion: Version, Progress: progress.Quiet{},
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: newLogger(stderr),
 	}
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

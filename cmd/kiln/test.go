@@ -12,6 +12,8 @@ import (
 
 	"github.com/kiln-build/kiln/boottest"
 	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/nocloud"
 	krun "github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
@@ -43,7 +45,19 @@ Boots an image in QEMU with its serial console on this terminal, like
 qemu -nographic: Ctrl-A x quits, Ctrl-A c switches to the QEMU monitor,
 Ctrl-C goes to the guest. The disk is attached through a throwaway overlay
 (snapshot=on), so the image is never changed. Arguments and firmware are
-chosen as for kiln test. KVM is used when it works, TCG otherwise.`
+chosen as for kiln test. KVM is used when it works, TCG otherwise.
+
+With --ssh, QEMU forwards a port on 127.0.0.1 to the guest's port 22, and a
+throwaway key made for this run may log in as root: kiln writes it, and
+sshd settings that admit it, into a throwaway copy of the image (never the
+image). kiln prints the ssh command; kiln ssh, from another terminal, finds
+the running guest and connects. An image without sshd is refused before it
+boots.
+
+With --cloud-init FILE, the guest gets FILE as cloud-init user-data on a
+NoCloud seed disk (ISO 9660 labelled cidata, with a new instance-id), so
+cloud-init applies it at this boot. An image without cloud-init is refused
+before it boots.`
 
 func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", testUsage, stderr)
@@ -54,6 +68,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 5*time.Minute, "time limit of each --test")
 	junit := fs.String("junit", "", "write the results as JUnit XML to this file")
 	logs := fs.String("logs", "", "keep the serial console of each boot (serial-<firmware>.log) in this directory")
+	cloudInit := fs.String("cloud-init", "", "give the guest this cloud-init user-data on a NoCloud seed disk (cidata)")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	verbose := fs.Bool("verbose", false, "copy the log (every command and its output) to stderr")
 	profile := fs.Bool("profile", false, "print when each boot reached each milestone and its slowest units (with --logs, keep serial-<firmware>.timed.log and .harness.log)")
@@ -79,6 +94,10 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		seen[name] = true
 		steps = append(steps, components.Step{Name: name, Script: data, Timeout: *timeout})
 	}
+	userData, err := readUserData(*cloudInit)
+	if err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitUsage)
+	}
 	if *logs != "" {
 		if err := os.MkdirAll(*logs, 0o755); err != nil {
 			return fail(stdout, stderr, *asJSON, err, exitUsage)
@@ -96,7 +115,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return targetError(stdout, stderr, *asJSON, err)
 	}
-	var log io.Writer = io.Discard
+	var log io.Writer = debugLog(stderr)
 	if *verbose {
 		log = stderr
 	}
@@ -111,9 +130,9 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
 	}
-	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log, Profile: *profile})
+	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log, Profile: *profile, UserData: userData})
 	if err != nil {
-		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), exitFailed)
+		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), imageRefusalCode(err))
 	}
 	if *junit != "" {
 		if err := boottest.WriteJUnit(*junit, target.Name, rep.Results, rep.Health); err != nil {
@@ -164,6 +183,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	firmware := fs.String("firmware", "", "uefi or bios (default: from the manifest, else detected)")
 	images := fs.String("images", defaultImagesDir(), "catalog for name@version arguments (env KILN_IMAGES)")
 	timeout := fs.Duration("timeout", 0, "stop the guest after this long (default: no limit)")
+	withSSH := fs.Bool("ssh", false, "forward a loopback port to the guest's sshd and let a throwaway key log in (see kiln ssh)")
+	sshPort := fs.Int("ssh-port", 0, "the port on 127.0.0.1 for --ssh (default: a free one)")
+	cloudInit := fs.String("cloud-init", "", "give the guest this cloud-init user-data on a NoCloud seed disk (cidata)")
 	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
 	if code >= 0 {
 		return code
@@ -173,7 +195,23 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kiln run: --firmware %q: use uefi or bios\n", *firmware)
 		return exitUsage
 	}
-	if err := krun.Require("qemu-system-x86_64"); err != nil {
+	if *sshPort != 0 && !*withSSH {
+		fmt.Fprintln(stderr, "kiln run: --ssh-port needs --ssh")
+		return exitUsage
+	}
+	userData, err := readUserData(*cloudInit)
+	if err != nil {
+		fmt.Fprintf(stderr, "kiln run: %v\n", err)
+		return exitUsage
+	}
+	tools := []string{"qemu-system-x86_64"}
+	if *withSSH || userData != nil {
+		tools = append(tools, "debugfs")
+	}
+	if *withSSH {
+		tools = append(tools, "ssh-keygen")
+	}
+	if err := krun.Require(tools...); err != nil {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 		return exitFailed
 	}
@@ -190,22 +228,66 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fw == "" {
 		fw = target.Firmwares[0]
 	}
-	fmt.Fprintf(stderr, "kiln: booting %s under %s on a throwaway overlay; Ctrl-A x quits, Ctrl-A c is the QEMU monitor\n", target.Source, fw)
-	stdin, restore, err := consoleInput()
-	if err != nil {
-		fmt.Fprintf(stderr, "kiln: %v\n", err)
-		return exitFailed
+	req := boottest.RunRequest{Target: target, Firmware: fw, Stdout: stdout, WorkDir: scratch, Timeout: *timeout, UserData: userData, Log: debugLog(stderr)}
+	if *withSSH {
+		access, forget, err := startSSHSession(ctx, target.Source, scratch, *sshPort, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "kiln run: --ssh: %v\n", err)
+			return exitFailed
+		}
+		defer forget()
+		req.SSH = access
 	}
-	res, err := boottest.RunTarget(ctx, boottest.RunRequest{Target: target, Firmware: fw, Stdin: stdin, Stdout: stdout, WorkDir: scratch, Timeout: *timeout})
+	if userData != nil {
+		fmt.Fprintf(stderr, "kiln: the guest gets %s as cloud-init user-data (NoCloud seed)\n", *cloudInit)
+	}
+	restore := func() {}
+	req.Attach = func() (io.Reader, error) {
+		fmt.Fprintf(stderr, "kiln: booting %s under %s on a throwaway overlay; Ctrl-A x quits, Ctrl-A c is the QEMU monitor\n", target.Source, fw)
+		stdin, undo, err := consoleInput()
+		if err == nil {
+			restore = undo
+		}
+		return stdin, err
+	}
+	res, err := boottest.RunTarget(ctx, req)
 	restore()
 	if err != nil {
-		fmt.Fprintf(stderr, "\nkiln: %v\n", err)
-		return exitFailed
+		fmt.Fprintf(stderr, "\nkiln run: %v\n", err)
+		return imageRefusalCode(err)
 	}
 	if res.TimedOut {
 		fmt.Fprintf(stderr, "\nkiln: stopped the guest after %s (--timeout)\n", *timeout)
 	}
 	return exitOK
+}
+
+// readUserData reads --cloud-init's file ("" gives nil), refusing
+// user-data cloud-init would ignore.
+func readUserData(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cloud-init: %w", err)
+	}
+	if err := nocloud.CheckUserData(data); err != nil {
+		return nil, fmt.Errorf("--cloud-init %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// imageRefusalCode is the exit code of a boot that failed: 2 when the image
+// cannot do what the command line asked (no sshd for --ssh, no cloud-init
+// for --cloud-init), 1 otherwise.
+func imageRefusalCode(err error) int {
+	var noSSHD *guest.NoSSHDError
+	var noCI *guest.NoCloudInitError
+	if errors.As(err, &noSSHD) || errors.As(err, &noCI) {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 // consoleInput returns what QEMU reads keystrokes from. A pipe or file is

@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -160,11 +159,6 @@ systemctl poweroff --force
 // Inject writes the harness and the suite into the ext4 filesystem at byte
 // offset rootOffset of the raw image. The image must be a throwaway copy.
 func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log io.Writer) error {
-	dir, err := os.MkdirTemp("", "kiln-harness-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	bootTimeout := s.BootTimeout
 	if bootTimeout == 0 {
 		bootTimeout = 5 * time.Minute
@@ -193,11 +187,22 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 		files["timeout-"+idx] = []byte(strconv.Itoa(int(to.Seconds())) + "s")
 		files["envs-"+idx] = envFile(t.Env)
 	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return err
-		}
+	fs := newExt4(image, rootOffset, log)
+	out, err := fs.write(ctx, files, func(dir string) []string { return harnessCommands(dir, files) })
+	if err != nil {
+		return fmt.Errorf("injecting the test harness: %w", err)
 	}
+	// debugfs reports per-command errors on stderr but exits 0; verify the result instead.
+	check, err := fs.readFile(ctx, harnessDir+"/run")
+	if err != nil || !strings.Contains(string(check), "KILN-DONE") {
+		return fmt.Errorf("injecting the test harness: %s did not receive %s/run (debugfs said: %s)", image, harnessDir, out)
+	}
+	return nil
+}
+
+// harnessCommands are the debugfs commands that write the harness files,
+// which are in dir on the host.
+func harnessCommands(dir string, files map[string][]byte) []string {
 	cmds := []string{
 		"mkdir " + harnessDir,
 		"mkdir " + harnessDir + "/tests",
@@ -232,21 +237,7 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 			cmds = append(cmds, "write "+filepath.Join(dir, name)+" "+harnessDir+"/envs/"+idx)
 		}
 	}
-	script := filepath.Join(dir, "debugfs.cmds")
-	if err := os.WriteFile(script, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
-		return err
-	}
-	target := fmt.Sprintf("%s?offset=%d", image, rootOffset)
-	out, err := run.Output(ctx, run.Cmd{Args: []string{DebugfsCmd, "-w", "-f", script, target}, Log: log})
-	if err != nil {
-		return fmt.Errorf("injecting the test harness: %w", err)
-	}
-	// debugfs reports per-command errors on stderr but exits 0; verify the result instead.
-	check, err := run.Output(ctx, run.Cmd{Args: []string{DebugfsCmd, "-R", "cat " + harnessDir + "/run", target}})
-	if err != nil || !strings.Contains(string(check), "KILN-DONE") {
-		return fmt.Errorf("injecting the test harness: %s did not receive %s/run (debugfs said: %s)", image, harnessDir, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return cmds
 }
 
 // envFile renders env as shell exports, sorted for stable output.

@@ -25,9 +25,12 @@ type Reporter interface {
 	Info(format string, args ...any)
 }
 
-// New picks the terminal face when w is a terminal, plain lines otherwise.
+// New picks the terminal face when w is a terminal, plain lines otherwise,
+// and also on a terminal when CI or NO_COLOR is set or TERM is dumb: the
+// spinner redraws its line with escapes that logs and screen readers do not
+// want.
 func New(w io.Writer) Reporter {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("CI") == "" {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("CI") == "" && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" {
 		return &tty{w: w}
 	}
 	return &Plain{W: w}

@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 
+	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,4 +43,23 @@ func TestNewIsPlainInCI(t *testing.T) {
 	t.Setenv("CI", "true")
 	_, plain := New(os.Stderr).(*Plain)
 	require.True(t, plain)
+}
+
+// On a terminal the spinner is used, unless NO_COLOR, CI or TERM=dumb asks
+// for plain lines (no escapes, no redrawn line).
+func TestNewOnATerminal(t *testing.T) {
+	_, slave := testutil.PTY(t)
+	t.Setenv("CI", "")
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "xterm")
+	_, ok := New(slave).(*tty)
+	require.True(t, ok, "a terminal gets the spinner")
+	for _, env := range []string{"NO_COLOR=1", "CI=true", "TERM=dumb"} {
+		k, v, _ := strings.Cut(env, "=")
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(k, v)
+			_, ok := New(slave).(*Plain)
+			require.True(t, ok, "%s gives plain lines", env)
+		})
+	}
 }

@@ -17,8 +17,9 @@
 //
 // It deliberately does not: build, convert or copy disk images (callers pass
 // disks and may ask for snapshot=on); interpret the guest's serial output or
-// decide whether a test passed; talk QMP, forward ports, share directories or
-// attach displays; retry a boot; or support guests other than x86_64.
+// decide whether a test passed; talk QMP, share directories or attach
+// displays; retry a boot; or support guests other than x86_64. Its only
+// way in from the host is Forwards on the user-mode network.
 package qemu
 
 import (
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,6 +115,10 @@ type Options struct {
 
 	// Network adds a user-mode NIC (-nic user,model=virtio-net-pci).
 	Network bool
+	// Forwards, with Network, make host ports reach guest ports through
+	// the user-mode network (hostfwd): kiln run --ssh forwards a loopback
+	// port to the guest's sshd.
+	Forwards []Forward
 	// DebugExit adds isa-debug-exit at DebugExitPort: a guest writing v
 	// there makes QEMU exit at once with status (v<<1)|1. Run then treats an
 	// odd status above 1 as the guest's answer, not a failure (see Result).
@@ -125,6 +131,39 @@ type Options struct {
 	Timeout time.Duration
 	// ExtraArgs are appended to the command line as they are.
 	ExtraArgs []string
+}
+
+// Forward is one TCP port forwarded from the host to the guest.
+type Forward struct {
+	// HostAddr is the host address QEMU listens on; "" means 127.0.0.1,
+	// so nothing outside this machine reaches the guest.
+	HostAddr  string
+	HostPort  int
+	GuestPort int
+}
+
+// hostfwd is the forward as a -nic hostfwd= value.
+func (f Forward) hostfwd() (string, error) {
+	addr := f.HostAddr
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	if f.HostPort <= 0 || f.HostPort > 65535 || f.GuestPort <= 0 || f.GuestPort > 65535 {
+		return "", fmt.Errorf("qemu: port forward %s:%d to guest port %d: ports must be 1 to 65535", addr, f.HostPort, f.GuestPort)
+	}
+	return fmt.Sprintf("tcp:%s:%d-:%d", addr, f.HostPort, f.GuestPort), nil
+}
+
+// FreeLoopbackPort returns a TCP port on 127.0.0.1 that nothing listens on
+// now, for a Forward's HostPort. Another program may take it before QEMU
+// does; QEMU then fails to start, saying so.
+func FreeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on 127.0.0.1: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Result is how a run ended.
@@ -288,8 +327,19 @@ func (o Options) Cmdline() ([]string, error) {
 		args = append(args, "-chardev", "file,id="+id+",path="+optEscape(p), "-serial", "chardev:"+id)
 	}
 
+	if len(o.Forwards) > 0 && !o.Network {
+		return nil, errors.New("qemu: port forwards need Options.Network")
+	}
 	if o.Network {
-		args = append(args, "-nic", "user,model=virtio-net-pci")
+		nic := "user,model=virtio-net-pci"
+		for _, f := range o.Forwards {
+			fwd, err := f.hostfwd()
+			if err != nil {
+				return nil, err
+			}
+			nic += ",hostfwd=" + fwd
+		}
+		args = append(args, "-nic", nic)
 	}
 	if o.DebugExit {
 		args = append(args, "-device", fmt.Sprintf("isa-debug-exit,iobase=%#x,iosize=0x04", DebugExitPort))

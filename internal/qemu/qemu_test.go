@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -330,4 +332,63 @@ func TestRunStopsAtKVMInternalError(t *testing.T) {
 	require.ErrorContains(t, err, "KVM internal error")
 	require.False(t, res.TimedOut)
 	require.Less(t, time.Since(start), 20*time.Second)
+}
+
+func TestCmdlineForwards(t *testing.T) {
+	o := Options{Accel: "tcg", Network: true, Forwards: []Forward{{HostPort: 2222, GuestPort: 22}, {HostAddr: "::1", HostPort: 8080, GuestPort: 80}}}
+	argv, err := o.Cmdline()
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(argv, " "), "-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:::1:8080-:80")
+
+	o.Network = false
+	_, err = o.Cmdline()
+	require.ErrorContains(t, err, "need Options.Network")
+	o = Options{Accel: "tcg", Network: true, Forwards: []Forward{{HostPort: 0, GuestPort: 22}}}
+	_, err = o.Cmdline()
+	require.ErrorContains(t, err, "ports must be 1 to 65535")
+}
+
+// A forward listens on the loopback address only, for as long as QEMU runs.
+func TestRunForwardListensOnLoopback(t *testing.T) {
+	requireQEMU(t)
+	port, err := FreeLoopbackPort()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Options{Accel: "tcg", MemoryMiB: 128, Network: true,
+			Disks:    []Disk{{Path: bootDisk(t, hangProgram), Format: "raw"}},
+			Forwards: []Forward{{HostPort: port, GuestPort: 22}}, Timeout: time.Minute})
+		done <- err
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var conn net.Conn
+	require.Eventually(t, func() bool {
+		conn, err = net.Dial("tcp", addr)
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "QEMU listens on %s", addr)
+	conn.Close()
+	// Not on the machine's other addresses.
+	ifaces, _ := net.InterfaceAddrs()
+	for _, a := range ifaces {
+		ip, _, _ := net.ParseCIDR(a.String())
+		if ip == nil || ip.IsLoopback() || ip.To4() == nil {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), time.Second)
+		if err == nil {
+			c.Close()
+			t.Fatalf("the forward answers on %s, not only on the loopback address", ip)
+		}
+	}
+	cancel()
+	<-done
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 10*time.Second, 100*time.Millisecond, "the port is closed once QEMU is gone")
 }

@@ -21,6 +21,8 @@ var Tools = map[string]string{
 	"zstd":               "zstd",
 	"xz":                 "xz-utils",
 	"cp":                 "coreutils",
+	"ssh-keygen":         "openssh-client", // kiln run --ssh: the throwaway key
+	"ssh":                "openssh-client", // kiln ssh
 }
 
 // JudgeTools maps the programs only the tests run (the independent judges:
@@ -28,8 +30,13 @@ var Tools = map[string]string{
 // installs these too, and a test checks that every tool a test asks for
 // through testutil.Require or testutil.Have is in one of the two tables.
 var JudgeTools = map[string]string{
+	"bash":            "bash",
 	"blkid":           "util-linux",
+	"fish":            "fish",
 	"fsck.vfat":       "dosfstools",
+	"groff":           "groff-base",
+	"isoinfo":         "genisoimage",
+	"man":             "man-db",
 	"mcopy":           "mtools",
 	"mdir":            "mtools",
 	"minfo":           "mtools",
@@ -43,6 +50,7 @@ var JudgeTools = map[string]string{
 	"systemd-analyze": "systemd",
 	"tar":             "tar",
 	"xmllint":         "libxml2-utils",
+	"zsh":             "zsh",
 }
 
 // PackageFor returns the Debian package that provides tool, from Tools or

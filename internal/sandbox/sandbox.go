@@ -66,23 +66,10 @@ func Run(ctx context.Context, s Spec, stdin io.Reader, out io.Writer) error {
 
 // RunSplit is Run with separate writers for stdout and stderr.
 func RunSplit(ctx context.Context, s Spec, stdin io.Reader, stdout, stderr io.Writer) error {
-	if s.Dir == "" {
-		s.Dir = "/"
-	}
-	if fi, err := os.Stat(s.Root); err != nil || !fi.IsDir() {
-		return fmt.Errorf("sandbox: root %s is not a directory", s.Root)
-	}
-	enc, err := json.Marshal(s)
+	cmd, err := command(ctx, s)
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, self)
-	cmd.Args = []string{"kiln-sandbox"}
-	cmd.Env = []string{helperEnv + "=" + string(enc)}
 	cmd.Stdin = stdin
 	tail := run.NewTail(16 << 10)
 	if stdout == stderr {
@@ -91,15 +78,50 @@ func RunSplit(ctx context.Context, s Spec, stdin io.Reader, stdout, stderr io.Wr
 	} else {
 		cmd.Stdout, cmd.Stderr = stdout, io.MultiWriter(tail, stderr)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
-		Pdeathsig:  syscall.SIGKILL,
-	}
 	err = cmd.Run()
 	if err == nil {
 		return nil
 	}
 	return run.Failed(ctx, "chroot "+s.Root+" "+run.Quote(s.Args), tail, err)
+}
+
+// Interactive runs s with a person's terminal as its standard streams
+// (the files themselves, so programs see a terminal), for a shell in a
+// tree; it returns the command's exit error, if any, as exec does.
+func Interactive(ctx context.Context, s Spec, stdin, stdout, stderr *os.File) error {
+	cmd, err := command(ctx, s)
+	if err != nil {
+		return err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	return cmd.Run()
+}
+
+// command is the re-execution of this binary that runs s as PID 1 of new
+// mount and PID namespaces; it dies with Kiln.
+func command(ctx context.Context, s Spec) (*exec.Cmd, error) {
+	if s.Dir == "" {
+		s.Dir = "/"
+	}
+	if fi, err := os.Stat(s.Root); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("sandbox: root %s is not a directory", s.Root)
+	}
+	enc, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Args = []string{"kiln-sandbox"}
+	cmd.Env = []string{helperEnv + "=" + string(enc)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	return cmd, nil
 }
 
 // helperMain runs as PID 1 of the new namespaces.
