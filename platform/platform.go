@@ -75,3 +75,29 @@ var Tables = []Table{GPT, MBR}
 
 // Valid reports whether t is one of Tables.
 func (t Table) Valid() bool { return t == GPT || t == MBR }
+
+// SecureBoot is how an image's UEFI boot path is signed.
+type SecureBoot string
+
+const (
+	// SecureBootOff: Kiln's own unsigned GRUB; firmware that enforces
+	// Secure Boot refuses it.
+	SecureBootOff SecureBoot = "off"
+	// SecureBootDistro: the distribution's signed shim, GRUB and kernel,
+	// trusted through the Microsoft UEFI CA that firmwares ship.
+	SecureBootDistro SecureBoot = "distro"
+	// SecureBootCustom: a GRUB and kernel Kiln signs with the user's key,
+	// trusted by firmware that has the user's certificate in db.
+	SecureBootCustom SecureBoot = "custom"
+)
+
+// SecureBoots lists every Secure Boot mode a recipe may name.
+var SecureBoots = []SecureBoot{SecureBootOff, SecureBootDistro, SecureBootCustom}
+
+// Valid reports whether s is one of SecureBoots.
+func (s SecureBoot) Valid() bool {
+	return s == SecureBootOff || s == SecureBootDistro || s == SecureBootCustom
+}
+
+// Enabled reports whether the image is signed for Secure Boot.
+func (s SecureBoot) Enabled() bool { return s == SecureBootDistro || s == SecureBootCustom }

@@ -2,6 +2,8 @@ package recipes
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,4 +73,54 @@ func TestDefaultBootModeIsHybridGPT(t *testing.T) {
 	require.Equal(t, platform.GPT, r.Image.Disk.Table)
 	require.True(t, r.Image.Disk.Grow)
 	require.Empty(t, r.Image.Disk.Partitions)
+}
+
+// secure_boot and tpm decode; custom key paths resolve against the recipe's
+// directory and are checked before any build.
+func TestSecureBootArguments(t *testing.T) {
+	r, _, diags := Parse("r.hcl", []byte(`image "x" {
+  version = "1.0.0"
+  base "debian" { suite = "trixie" }
+  boot {
+    firmware    = "uefi"
+    secure_boot = "distro"
+    tpm         = true
+  }
+}
+`), LoadOptions{Library: testLibrary})
+	require.False(t, diags.HasErrors(), "%v", diags)
+	require.Equal(t, platform.SecureBootDistro, r.Image.Boot.SecureBoot)
+	require.True(t, r.Image.Boot.TPM)
+	require.Empty(t, r.Image.Boot.SecureBootKey)
+
+	r, _, diags = Parse("r.hcl", []byte(`image "x" {
+  version = "1.0.0"
+  base "debian" { suite = "trixie" }
+}
+`), LoadOptions{Library: testLibrary})
+	require.False(t, diags.HasErrors(), "%v", diags)
+	require.Equal(t, platform.SecureBootOff, r.Image.Boot.SecureBoot, "off by default")
+	require.False(t, r.Image.Boot.TPM)
+
+	r, _, diags = Load("testdata/secureboot/custom.hcl", LoadOptions{Library: testLibrary})
+	require.False(t, diags.HasErrors(), "%v", diags)
+	dir, err := filepath.Abs("testdata/keys")
+	require.NoError(t, err)
+	b := r.Image.Boot
+	require.Equal(t, platform.SecureBootCustom, b.SecureBoot)
+	require.Equal(t, platform.Hybrid, b.Firmware, "hybrid: the BIOS path stays as it is")
+	require.Equal(t, filepath.Join(dir, "db.key"), b.SecureBootKey)
+	require.Equal(t, filepath.Join(dir, "db.pem"), b.SecureBootCertificate)
+	require.Equal(t, filepath.Join(dir, "vars.fd"), b.SecureBootVars)
+}
+
+// The diagnostics name the file, line and column, and say what to do.
+func TestSecureBootDiagnosticsRendered(t *testing.T) {
+	_, files, diags := Load("testdata/errors/secure_boot_bad_keys.hcl", LoadOptions{Library: testLibrary})
+	var b strings.Builder
+	WriteDiagnostics(&b, files, diags, false)
+	out := b.String()
+	require.Contains(t, out, "testdata/errors/secure_boot_bad_keys.hcl:7:31: error: Passphrase-protected key")
+	require.Contains(t, out, "openssl pkey -in")
+	require.Contains(t, out, "3 errors")
 }

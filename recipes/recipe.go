@@ -179,7 +179,16 @@ type Boot struct {
 	// users to the first boot (systemd's ConditionNeedsUpdate= units), as
 	// Debian does; by default Kiln runs them at build time.
 	UpdateAtFirstBoot bool
-	Range             Range
+	// SecureBoot is how the UEFI boot path is signed: off (the default),
+	// distro or custom. The BIOS path of a hybrid image stays as it is.
+	SecureBoot platform.SecureBoot
+	// TPM gives the test VM a TPM 2.0 (swtpm).
+	TPM bool
+	// Custom Secure Boot: absolute paths of the PEM signing key and
+	// certificate, and of an OVMF variable store with that certificate in
+	// db, which the test VM boots with. Empty unless SecureBoot is custom.
+	SecureBootKey, SecureBootCertificate, SecureBootVars string
+	Range                                                Range
 }
 
 // Disk is the image's disk block, sizes in bytes. Range is zero when the

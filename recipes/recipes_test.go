@@ -36,7 +36,7 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, Base{Type: "debian", Suite: "bookworm", Variant: "minbase", Arch: "amd64",
 					Components: []string{"main"}, Packages: []string{}, InitramfsModules: "vm",
 					Range: Range{Filename: "testdata/valid/minimal.hcl", Line: 4, Column: 3}}, img.Base)
-				require.Equal(t, Boot{Firmware: "hybrid", KernelCmdline: []string{}}, img.Boot, "defaults, zero Range")
+				require.Equal(t, Boot{Firmware: "hybrid", KernelCmdline: []string{}, SecureBoot: "off"}, img.Boot, "defaults, zero Range")
 				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}}, img.Disk)
 				require.Equal(t, defaultOutput(), img.Output)
 				require.Empty(t, img.Build)
@@ -55,7 +55,7 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, Base{Type: "debian", Suite: "trixie", Mirror: "http://mirror.example/debian", Variant: "standard", Arch: "amd64",
 					Components: []string{"main", "contrib", "non-free-firmware"}, Packages: []string{"curl", "ca-certificates"}, InitramfsModules: "most",
 					Range: Range{f, 8, 3}}, img.Base)
-				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, MenuTimeout: 5 * time.Second, UpdateAtFirstBoot: true, Range: Range{f, 18, 3}}, img.Boot)
+				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, SecureBoot: "off", MenuTimeout: 5 * time.Second, UpdateAtFirstBoot: true, Range: Range{f, 18, 3}}, img.Boot)
 				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 25, 3}}, img.Disk)
 				require.Equal(t, shellSteps(
 					Step{Name: "packages", Action: inline("apt-get update", "apt-get install -y jq"),
