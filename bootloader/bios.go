@@ -30,7 +30,7 @@ const (
 
 // CoreImage runs the tree's grub-mkimage for i386-pc and returns core.img.
 func CoreImage(ctx context.Context, tree string, c Config, log io.Writer) ([]byte, error) {
-	core, err := mkimage(ctx, tree, "i386-pc", BIOSModules, c, log)
+	core, err := mkimage(ctx, tree, mkimageJob{format: "i386-pc", modules: BIOSModules, early: earlyConfig(c), prefix: c.BootPrefix + "/grub"}, log)
 	if err != nil {
 		return nil, err
 	}

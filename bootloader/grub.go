@@ -16,8 +16,10 @@ package bootloader
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/kiln-build/kiln/internal/sandbox"
@@ -103,21 +105,45 @@ func MkimageArgs(format string, modules []string, earlyCfgPath, prefix string) [
 
 // EFIImage runs the tree's grub-mkimage and returns BOOTX64.EFI.
 func EFIImage(ctx context.Context, tree string, c Config, log io.Writer) ([]byte, error) {
-	return mkimage(ctx, tree, "x86_64-efi", EFIModules, c, log)
+	return mkimage(ctx, tree, mkimageJob{format: "x86_64-efi", modules: EFIModules, early: earlyConfig(c), prefix: c.BootPrefix + "/grub"}, log)
 }
 
-func mkimage(ctx context.Context, tree, format string, modules []string, c Config, log io.Writer) ([]byte, error) {
+// mkimageJob is one run of the tree's grub-mkimage.
+type mkimageJob struct {
+	format  string
+	modules []string
+	early   string // the config embedded into the image
+	prefix  string
+	// files are written to /tmp/NAME in the sandbox before grub-mkimage
+	// runs, for options that name them (--pubkey /tmp/NAME).
+	files   map[string][]byte
+	options []string // more grub-mkimage options
+}
+
+func mkimage(ctx context.Context, tree string, j mkimageJob, log io.Writer) ([]byte, error) {
 	// /tmp is a private tmpfs inside the sandbox, so nothing is left in the
 	// tree. grub-mkimage fsyncs its output, which a pipe refuses, so the
 	// image goes through a file there and then to stdout.
-	script := fmt.Sprintf("set -e\ncat > /tmp/early.cfg <<'KILN_EOF'\n%sKILN_EOF\n%s\ncat /tmp/grub.img", earlyConfig(c), shellJoin(MkimageArgs(format, modules, "/tmp/early.cfg", c.BootPrefix+"/grub")))
+	var script strings.Builder
+	fmt.Fprintf(&script, "set -e\ncat > /tmp/early.cfg <<'KILN_EOF'\n%sKILN_EOF\n", j.early)
+	names := make([]string, 0, len(j.files))
+	for name := range j.files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(&script, "base64 -d > /tmp/%s <<'KILN_EOF'\n%s\nKILN_EOF\n", name, base64.StdEncoding.EncodeToString(j.files[name]))
+	}
+	args := MkimageArgs(j.format, nil, "/tmp/early.cfg", j.prefix)
+	args = append(append(args, j.options...), j.modules...)
+	fmt.Fprintf(&script, "%s\ncat /tmp/grub.img", shellJoin(args))
 	var out, errs bytes.Buffer
-	err := sandbox.RunSplit(ctx, sandbox.Spec{Root: tree, Args: []string{"/bin/sh", "-c", script}, Env: sandbox.DefaultEnv()}, nil, &out, io.MultiWriter(&errs, log))
+	err := sandbox.RunSplit(ctx, sandbox.Spec{Root: tree, Args: []string{"/bin/sh", "-c", script.String()}, Env: sandbox.DefaultEnv()}, nil, &out, io.MultiWriter(&errs, log))
 	if err != nil {
-		return nil, fmt.Errorf("making GRUB's %s image with the target's grub-mkimage (is the package for %s installed in the base?): %w", format, format, err)
+		return nil, fmt.Errorf("making GRUB's %s image with the target's grub-mkimage (is the package for %s installed in the base?): %w", j.format, j.format, err)
 	}
 	if out.Len() < 4096 {
-		return nil, fmt.Errorf("grub-mkimage produced only %d bytes for %s: %s", out.Len(), format, errs.String())
+		return nil, fmt.Errorf("grub-mkimage produced only %d bytes for %s: %s", out.Len(), j.format, errs.String())
 	}
 	return out.Bytes(), nil
 }
@@ -128,12 +154,4 @@ func shellJoin(args []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
-}
-
-// Packages are the Debian packages the bootloaders need in the base. Both
-// firmwares' GRUB binaries are always installed (about 6 MB): every boot
-// mode then shares one cached base, and an image can later be switched to
-// another boot mode without a new bootstrap.
-func Packages() []string {
-	return []string{"grub-pc-bin", "grub-efi-amd64-bin", "grub-common"}
 }

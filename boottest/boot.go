@@ -42,6 +42,32 @@ type Request struct {
 	// UserData, when set, is cloud-init user-data, given to the guest on a
 	// NoCloud seed disk (see attachUserData).
 	UserData []byte
+	// Secure Boot and TPM: see Firmware.
+	Devices
+}
+
+// Devices are what the test VM has besides its disk: Secure Boot firmware
+// (UEFI boots only) and a TPM.
+type Devices struct {
+	// SecureBoot boots UEFI under Secure Boot firmware found through QEMU's
+	// descriptors: Microsoft's keys enrolled and Secure Boot enforced, or,
+	// with SecureBootVars, that variable store (your own keys in db). The
+	// boot is held to the secure-boot health check, and a firmware that
+	// refuses the boot loader ends it at once.
+	SecureBoot     bool
+	SecureBootVars string
+	// TPM gives the VM a TPM 2.0 (swtpm), its state in the boot's
+	// throwaway directory.
+	TPM bool
+}
+
+// forBoot is what applies to a boot under b: Secure Boot is UEFI's only.
+func (d Devices) forBoot(b platform.Boot) Devices {
+	d.SecureBoot = d.SecureBoot || d.SecureBootVars != ""
+	if b != platform.BootUEFI {
+		d.SecureBoot, d.SecureBootVars = false, ""
+	}
+	return d
 }
 
 // Report is the outcome of one boot.
@@ -102,8 +128,9 @@ type Suite struct {
 	Consoles             map[platform.Boot]string
 	Tests                []components.Step
 	SkipHealth           []string
-	Profile              bool   // see Request.Profile
-	UserData             []byte // cloud-init user-data for every boot, as in Request
+	Profile              bool    // see Request.Profile
+	UserData             []byte  // cloud-init user-data for every boot, as in Request
+	Devices              Devices // Secure Boot applies to the UEFI boot only
 	WorkDir              string
 	Log                  io.Writer
 	// Booted, when set, is called after each boot with its report (the
@@ -133,7 +160,7 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 	var failed []*Failure
 	for _, b := range s.Boots {
 		rep, err := Boot(ctx, Request{Image: s.Image, RootOffset: s.RootOffset, Firmware: b, Name: s.Name, Version: s.Version,
-			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth, Profile: s.Profile, UserData: s.UserData})
+			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth, Profile: s.Profile, UserData: s.UserData, Devices: s.Devices.forBoot(b)})
 		if err != nil {
 			return nil, err
 		}
@@ -171,6 +198,7 @@ const bootBudget = 5 * time.Minute
 // Boot boots a throwaway copy of an image with the test harness injected
 // into its root filesystem and collects the results of that one boot.
 func Boot(ctx context.Context, t Request) (*Report, error) {
+	t.Devices = t.Devices.forBoot(t.Firmware)
 	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests, Profile: t.Profile}
 	names := make([]string, len(t.Tests))
 	total := bootBudget + time.Minute
@@ -205,9 +233,8 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 	if err := attachUserData(&opts, t.UserData, work); err != nil {
 		return nil, err
 	}
-	if t.Firmware == platform.BootUEFI {
-		opts.Firmware = qemu.UEFI
-		opts.VarsFile = filepath.Join(work, "vars-uefi.fd")
+	if err := t.Devices.apply(&opts, t.Firmware, work); err != nil {
+		return nil, err
 	}
 	opts.Accel = qemu.DetectAccel(ctx)
 	if cmd, err := opts.Cmdline(); err == nil {
@@ -249,7 +276,11 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 	if out.Health.ConsoleErrors == nil {
 		out.Health.ConsoleErrors = []string{}
 	}
-	evaluateHealth(&out.Health, rep, res.TimedOut, total, t.SkipHealth)
+	end := bootEnd{timedOut: res.TimedOut, budget: total, secureBoot: t.SecureBoot}
+	if res.StoppedOn != "" {
+		end.refused = consoleLine(console, res.StoppedOn)
+	}
+	evaluateHealth(&out.Health, rep, end, t.SkipHealth)
 	ran := map[string]bool{}
 	for _, r := range rep.Results {
 		status := manifest.Fail

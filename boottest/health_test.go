@@ -14,9 +14,9 @@ import (
 )
 
 func TestHealthChecksAreNamedAndSkippable(t *testing.T) {
-	rep := guest.Report{Finished: true, TargetState: "active", FailedUnits: "broken.service loaded failed failed"}
+	rep := guest.Report{Finished: true, TargetState: "active", FailedUnits: "broken.service loaded failed failed", SecureBoot: "1"}
 	h := manifest.Health{Firmware: "uefi", MultiUser: true}
-	evaluateHealth(&h, rep, false, time.Minute, nil)
+	evaluateHealth(&h, rep, bootEnd{budget: time.Minute, secureBoot: true}, nil)
 	require.Len(t, h.Problems, 1)
 	require.Contains(t, h.Problems[0], "broken.service")
 	var names []string
@@ -26,14 +26,14 @@ func TestHealthChecksAreNamedAndSkippable(t *testing.T) {
 	require.Equal(t, append([]string{checkFinished}, recipes.HealthChecks...), names, "every check the recipe may skip is reported")
 
 	skipped := manifest.Health{Firmware: "uefi", MultiUser: true}
-	evaluateHealth(&skipped, rep, false, time.Minute, []string{"failed-units"})
+	evaluateHealth(&skipped, rep, bootEnd{budget: time.Minute}, []string{"failed-units"})
 	require.Empty(t, skipped.Problems)
 	require.Equal(t, manifest.Skipped, skipped.Checks[2].Status)
 	require.Contains(t, skipped.Checks[2].Detail, "broken.service")
 
 	// A guest that never finished fails whatever the recipe skips.
 	dead := manifest.Health{Firmware: "bios"}
-	evaluateHealth(&dead, guest.Report{}, true, time.Minute, recipes.HealthChecks)
+	evaluateHealth(&dead, guest.Report{}, bootEnd{timedOut: true, budget: time.Minute}, recipes.HealthChecks)
 	require.Len(t, dead.Problems, 1)
 	require.Contains(t, dead.Problems[0], "did not finish within 1m0s")
 
@@ -52,10 +52,56 @@ func TestHealthChecksAreNamedAndSkippable(t *testing.T) {
 		} `xml:"testcase"`
 	}
 	require.NoError(t, xml.Unmarshal(data, &ts))
-	require.Equal(t, 9, ts.Tests)
+	require.Equal(t, 10, ts.Tests, "5 checks of a Secure Boot boot, 4 of another, 1 test")
 	require.Equal(t, 1, ts.Failures)
 	require.Equal(t, 1, ts.Skipped)
 	require.Equal(t, "health/failed-units", ts.Cases[2].Name)
 	require.NotNil(t, ts.Cases[2].Failure)
-	require.NotNil(t, ts.Cases[6].Skipped)
+	require.Equal(t, "health/failed-units", ts.Cases[7].Name)
+	require.NotNil(t, ts.Cases[7].Skipped)
+}
+
+// Under Secure Boot firmware the secure-boot check reads the guest's
+// SecureBoot variable; a firmware refusal is what the boot failed on.
+func TestSecureBootHealth(t *testing.T) {
+	check := func(h manifest.Health, name string) manifest.HealthCheck {
+		for _, c := range h.Checks {
+			if c.Name == name {
+				return c
+			}
+		}
+		t.Fatalf("no check %s in %v", name, h.Checks)
+		return manifest.HealthCheck{}
+	}
+	ok := guest.Report{Finished: true, TargetState: "active"}
+	for value, want := range map[string]string{"1": "", "0": "is 0, not 1", "absent": "no SecureBoot EFI variable", "": "never reported"} {
+		rep := ok
+		rep.SecureBoot = value
+		h := manifest.Health{MultiUser: true}
+		evaluateHealth(&h, rep, bootEnd{budget: time.Minute, secureBoot: true}, nil)
+		c := check(h, "secure-boot")
+		if want == "" {
+			require.Equal(t, manifest.Pass, c.Status)
+			require.Empty(t, h.Problems)
+			continue
+		}
+		require.Equal(t, manifest.Fail, c.Status, value)
+		require.Contains(t, c.Detail, want)
+		require.Len(t, h.Problems, 1)
+	}
+	h := manifest.Health{}
+	evaluateHealth(&h, ok, bootEnd{budget: time.Minute}, nil)
+	for _, c := range h.Checks {
+		require.NotEqual(t, "secure-boot", c.Name, "only boots under Secure Boot firmware have it")
+	}
+
+	console := []byte("\x1b[2J\x1b[01;01HBdsDxe: loading Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x1,0x0)\r\n" +
+		"BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x1,0x0): Access Denied\r\n")
+	line := consoleLine(console, "Access Denied")
+	require.Equal(t, `BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0): Access Denied`, line)
+	refused := manifest.Health{}
+	evaluateHealth(&refused, guest.Report{}, bootEnd{budget: time.Minute, secureBoot: true, refused: line}, nil)
+	require.Equal(t, manifest.Fail, check(refused, "finished").Status)
+	require.Contains(t, refused.Problems[0], "the firmware refused to start the boot loader under Secure Boot")
+	require.Contains(t, refused.Problems[0], "Access Denied")
 }

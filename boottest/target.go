@@ -223,7 +223,8 @@ type SmokeRequest struct {
 	// ConsoleDir, when set, receives serial-<firmware>.log.
 	ConsoleDir string
 	Log        io.Writer
-	Profile    bool // see Request.Profile
+	Profile    bool    // see Request.Profile
+	Devices    Devices // Secure Boot (the UEFI boot) and a TPM
 	// UserData, when set, is cloud-init user-data on a NoCloud seed.
 	UserData []byte
 }
@@ -245,7 +246,7 @@ func Smoke(ctx context.Context, r SmokeRequest) (*Outcome, error) {
 		consoles[b] = filepath.Join(consoleDir, ConsoleLog(b, 2))
 	}
 	return Run(ctx, Suite{Image: r.Target.Path, RootOffset: r.Target.RootOffset, Name: r.Target.Name, Version: r.Target.Version,
-		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log, Profile: r.Profile, UserData: r.UserData})
+		Boots: boots, Consoles: consoles, Tests: r.Tests, WorkDir: r.WorkDir, Log: r.Log, Profile: r.Profile, UserData: r.UserData, Devices: r.Devices})
 }
 
 // ConsoleLog is the name of a boot's console log among boots of one image:
@@ -263,8 +264,9 @@ type RunRequest struct {
 	Firmware platform.Boot // "" = the target's first firmware
 	Stdin    io.Reader     // keystrokes for ttyS0
 	Stdout   io.Writer     // ttyS0
-	WorkDir  string        // the UEFI variables and any throwaway copy live here
+	WorkDir  string        // the UEFI variables, the TPM's state and any throwaway copy live here
 	Timeout  time.Duration
+	Devices  Devices // Secure Boot (under UEFI) and a TPM
 	// SSH, when set, lets its key log in over SSH on a loopback port.
 	SSH *SSHAccess
 	// UserData, when set, is cloud-init user-data on a NoCloud seed.
@@ -334,10 +336,10 @@ func RunTarget(ctx context.Context, r RunRequest) (*qemu.Result, error) {
 	if err := attachUserData(&opts, r.UserData, r.WorkDir); err != nil {
 		return nil, err
 	}
-	if fw == platform.BootUEFI {
-		opts.Firmware = qemu.UEFI
-		opts.VarsFile = filepath.Join(r.WorkDir, "vars-uefi.fd")
+	if err := r.Devices.forBoot(fw).apply(&opts, fw, r.WorkDir); err != nil {
+		return nil, err
 	}
+	opts.StopOn = nil // a person watches the console and quits when they like
 	opts.Accel = qemu.DetectAccel(ctx)
 	if cmd, err := opts.Cmdline(); err == nil {
 		fmt.Fprintf(r.Log, "+ %s\n", strings.Join(cmd, " "))

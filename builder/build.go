@@ -163,14 +163,15 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		Version:       img.Version,
 		KilnVersion:   o.KilnVersion,
 		Recipe:        recipeRecord(r),
-		Boot:          manifest.Boot{Firmware: platform.Firmware(img.Boot.Firmware), PartitionTable: platform.Table(img.Disk.Table), Bootloader: "grub"},
-		Tests:         []manifest.TestResult{},
-		BuildSteps:    []manifest.StepRecord{},
-		Catalog:       CatalogSpec(img),
-		Components:    manifestComponents(img.Components),
-		Lint:          manifest.Lint{Allow: img.Lint.Allow, Allowed: []manifest.LintFinding{}},
-		SBOMs:         []manifest.SBOM{},
-		Provenance:    provenanceRecord(o),
+		Boot: manifest.Boot{Firmware: platform.Firmware(img.Boot.Firmware), PartitionTable: platform.Table(img.Disk.Table), Bootloader: "grub",
+			SecureBoot: img.Boot.SecureBoot, TPM: img.Boot.TPM, Chain: []manifest.BootFile{}},
+		Tests:      []manifest.TestResult{},
+		BuildSteps: []manifest.StepRecord{},
+		Catalog:    CatalogSpec(img),
+		Components: manifestComponents(img.Components),
+		Lint:       manifest.Lint{Allow: img.Lint.Allow, Allowed: []manifest.LintFinding{}},
+		SBOMs:      []manifest.SBOM{},
+		Provenance: provenanceRecord(o),
 	}
 
 	var err error

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
 )
 
@@ -34,10 +35,26 @@ func RecipeInputs(r *recipes.Recipe, imagesDir, kilnVersion, mirror, releaseSHA2
 		KilnVersion: kilnVersion, RecipeSHA256: r.SHA256, Files: map[string]string{}, Variables: vars,
 		Components: r.ComponentDigest(),
 		Base: manifest.BaseInputs{Type: string(img.Base.Type), Suite: img.Base.Suite, Variant: img.Base.Variant, Arch: img.Base.Arch,
-			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages), ReleaseSHA256: releaseSHA256},
+			Mirror: mirror, Components: img.Base.Components, Packages: debianPackages(img.Base.Packages, img.Boot.SecureBoot), ReleaseSHA256: releaseSHA256},
 	}
 	if in.Variables == nil {
 		in.Variables = map[string]any{}
+	}
+	// Custom Secure Boot: the certificate (which the key must match; the
+	// key itself is secret) and the variable store the tests boot with.
+	for _, path := range []string{img.Boot.SecureBootCertificate, img.Boot.SecureBootVars} {
+		if path == "" {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("secure boot: %w", err)
+		}
+		if rel, err := filepath.Rel(r.Dir, path); err == nil {
+			path = rel
+		}
+		sum := sha256.Sum256(data)
+		in.Files[filepath.ToSlash(path)] = hex.EncodeToString(sum[:])
 	}
 	// The image's own steps; a component's files are in its digest.
 	for _, s := range append(append(append([]recipes.Step{}, img.Build...), img.Validate...), img.Tests...) {
@@ -114,10 +131,10 @@ func inputVariables(r *recipes.Recipe, imagesDir string) (map[string]any, error)
 
 // debianPackages is what the base stage installs on top of the variant,
 // sorted and without duplicates.
-func debianPackages(extra []string) []string {
+func debianPackages(extra []string, sb platform.SecureBoot) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, p := range append(append(BasePackages(), bootloader.Packages()...), extra...) {
+	for _, p := range append(append(BasePackages(), bootloader.Packages(sb)...), extra...) {
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)

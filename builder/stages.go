@@ -33,7 +33,7 @@ var stages = []stage{
 	{name: "configure", describe: func(*state) string { return "layout, fstab and bootloader configuration" }, run: stageConfigure},
 	{name: "generalise", describe: func(*state) string { return "machine-id, SSH host keys, caches, logs" }, run: stageGeneralise},
 	{name: "lint", describe: func(*state) string { return "no private keys, credentials or sensitive values in the tree" }, run: stageLint},
-	{name: "bootloader", describe: func(s *state) string { return "GRUB for " + string(s.m.Boot.Firmware) }, run: stageBootloader},
+	{name: "bootloader", describe: describeBootloader, run: stageBootloader},
 	{name: "disk", describe: func(s *state) string {
 		return fmt.Sprintf("%s raw image, %d MiB", s.m.Boot.PartitionTable, s.layout.Size/disk.MiB)
 	}, run: stageDisk},
@@ -92,7 +92,7 @@ func debianBase(img recipes.Image) base.Debian {
 	return base.Debian{
 		Suite: img.Base.Suite, Mirror: img.Base.Mirror, Variant: img.Base.Variant, Arch: img.Base.Arch,
 		Components: img.Base.Components,
-		Packages:   append(append(BasePackages(), bootloader.Packages()...), img.Base.Packages...),
+		Packages:   debianPackages(img.Base.Packages, img.Boot.SecureBoot),
 		Setup:      initramfsSetup(img.Base.InitramfsModules),
 	}
 }
@@ -168,15 +168,19 @@ func stageGeneralise(_ context.Context, s *state) (string, error) {
 }
 
 // stageBootloader builds GRUB with the target's own grub-mkimage, for each
-// firmware the image boots under.
+// firmware the image boots under; under UEFI with Secure Boot, the signed
+// chain instead (secureboot.go). It records the UEFI boot chain.
 func stageBootloader(ctx context.Context, s *state) (string, error) {
 	fw := s.m.Boot.Firmware
 	if fw.HasUEFI() {
-		efi, err := bootloader.EFIImage(ctx, s.tree, s.bootCfg, s.log)
+		files, err := uefiChain(ctx, s)
 		if err != nil {
 			return "", err
 		}
-		s.esp = append(s.esp, disk.File{Path: "EFI/BOOT/BOOTX64.EFI", Data: efi})
+		s.esp = append(s.esp, files...)
+		if s.m.Boot.Chain, err = bootChain(s.esp, s.tree, s.m.Kernel); err != nil {
+			return "", err
+		}
 	}
 	if fw.HasBIOS() {
 		var err error
@@ -244,7 +248,7 @@ func stageTest(ctx context.Context, s *state) (string, error) {
 	}
 	out, err := boottest.Run(ctx, boottest.Suite{
 		Image: s.raw, Name: s.img.Name, Version: s.img.Version, RootOffset: s.layout.Root().Start,
-		Boots: s.files.boots, Consoles: consoles, Tests: tests, SkipHealth: s.img.SkipHealth,
+		Boots: s.files.boots, Consoles: consoles, Tests: tests, SkipHealth: s.img.SkipHealth, Devices: testDevices(s.img.Boot),
 		WorkDir: s.staging.Work, Log: s.log,
 		Booted: func(b platform.Boot, r *boottest.Report) error {
 			s.m.Tests = append(s.m.Tests, r.Results...)

@@ -156,6 +156,30 @@ type Boot struct {
 	Firmware       platform.Firmware `json:"firmware"`
 	PartitionTable platform.Table    `json:"partition_table"`
 	Bootloader     string            `json:"bootloader"`
+	// SecureBoot is how the UEFI boot path is signed: off, distro or custom.
+	SecureBoot platform.SecureBoot `json:"secure_boot"`
+	// TPM says the test VM had a TPM 2.0.
+	TPM bool `json:"tpm"`
+	// Chain is the UEFI boot chain: each EFI binary on the ESP, then the
+	// kernel, with who signed it. Empty for a BIOS-only image.
+	Chain []BootFile `json:"chain"`
+}
+
+// BootFile is one binary of the UEFI boot chain.
+type BootFile struct {
+	// Path is the file's path on the ESP ("EFI/BOOT/BOOTX64.EFI") or, for
+	// the kernel, in the root tree ("/boot/vmlinuz-6.12.0-1-cloud-amd64").
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	// Signers are its Authenticode signatures, in order; empty when unsigned.
+	Signers []Signer `json:"signers"`
+}
+
+// Signer is one Authenticode signature: the signer certificate's subject
+// and issuer in OpenSSL's one-line form.
+type Signer struct {
+	Subject string `json:"subject"`
+	Issuer  string `json:"issuer"`
 }
 
 // Disk is the layout of the raw disk.

@@ -13,6 +13,7 @@ var HealthChecks = []string{
 	"multi-user",    // multi-user.target was reached
 	"failed-units",  // systemctl --failed is empty
 	"kernel-errors", // no kernel panic, oops, BUG: or call trace on the console
+	"secure-boot",   // boots under Secure Boot firmware only: the guest's SecureBoot EFI variable is 1
 }
 
 var skipHealthArg = arg{"skip_health", `["failed-units"]`, false}

@@ -32,5 +32,5 @@ func TestSkipHealth(t *testing.T) {
 	require.Equal(t, "x.hcl", diags[0].Subject.Filename)
 	require.Equal(t, 3, diags[0].Subject.Start.Line)
 	require.Equal(t, 18, diags[0].Subject.Start.Column)
-	require.Contains(t, diags[0].Detail, `"multi-user", "failed-units" or "kernel-errors"`)
+	require.Contains(t, diags[0].Detail, `"multi-user", "failed-units", "kernel-errors" or "secure-boot"`)
 }

@@ -11,7 +11,9 @@ packages=(
   libcap2-bin                   # setcap: file capabilities kept in the image (judge)
   gdisk fdisk                   # sgdisk -v, sfdisk --verify (judges)
   qemu-system-x86 qemu-utils    # boot tests; qemu-img as judge
-  ovmf seabios                  # UEFI and legacy BIOS firmware
+  ovmf seabios                  # UEFI and legacy BIOS firmware (Secure Boot builds and snakeoil keys too)
+  swtpm swtpm-tools             # a TPM 2.0 for test VMs (tpm = true, --tpm)
+  sbsigntool osslsigncode gpg   # judges of Kiln's Authenticode and OpenPGP signatures in the tests
   zstd xz-utils                 # decompression checks
   bc                            # bench scripts
   patch                         # applies kiln fmt -diff output in a test

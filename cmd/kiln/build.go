@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/qemu"
 	krun "github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -123,7 +124,11 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return reportUpToDate(stdout, *rf.json, res)
 		}
 	}
-	if err := checkHost(); err != nil {
+	var extra []string
+	if r.Image.Boot.TPM {
+		extra = append(extra, qemu.SwtpmBinary, qemu.SwtpmSetupBinary)
+	}
+	if err := checkHost(extra...); err != nil {
 		return fail(stdout, stderr, *rf.json, err, exitFailed)
 	}
 	opts, err := buildOptions(*images, *cache, stderr)
@@ -200,10 +205,11 @@ func fail(stdout, stderr io.Writer, asJSON bool, err error, code int) int {
 	return code
 }
 
-// checkHost reports every missing host tool at once.
-func checkHost() error {
+// checkHost reports every missing host tool at once: the build tools and
+// the extra ones a recipe needs.
+func checkHost(extra ...string) error {
 	var problems []string
-	if err := krun.Require(krun.BuildTools...); err != nil {
+	if err := krun.Require(append(append([]string{}, krun.BuildTools...), extra...)...); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if os.Geteuid() != 0 {

@@ -30,7 +30,7 @@ func TestE2EImportHandmadeDisk(t *testing.T) {
 	work := t.TempDir()
 	tree := filepath.Join(work, "tree")
 	deb := base.Debian{Suite: "bookworm", Variant: "minbase", Arch: "amd64", Components: []string{"main"},
-		Packages: append(builder.BasePackages(), bootloader.Packages()...)}
+		Packages: append(builder.BasePackages(), bootloader.Packages(platform.SecureBootOff)...)}
 	_, err := base.Prepare(ctx, deb, tree, base.Options{CacheDir: sharedCache(t)})
 	require.NoError(t, err)
 	out, err := exec.Command("dpkg", "--root="+tree, "--purge", "--force-depends", "grub-pc-bin").CombinedOutput()

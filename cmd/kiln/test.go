@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/guest"
 	"github.com/kiln-build/kiln/internal/nocloud"
+	"github.com/kiln-build/kiln/internal/qemu"
 	krun "github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
@@ -36,6 +38,14 @@ Firmware: --firmware, else the artifact's boot mode, else detected from the
 partitions (an EFI system partition means uefi, a BIOS boot partition or MBR
 boot code means bios, both means both).
 
+Secure Boot: --secure-boot boots UEFI under Secure Boot firmware found through
+QEMU's firmware descriptors, with Microsoft's keys enrolled and Secure Boot
+enforced (what clouds run); --secure-boot-vars FILE uses that OVMF variable
+store instead (your own keys in db). Such a boot is also held to the
+secure-boot health check (the guest's SecureBoot EFI variable is 1), and a
+firmware that refuses the boot loader fails it at once. --tpm gives the VM a
+TPM 2.0 (swtpm).
+
 Exit codes: 0 every check and test passed, 1 a test or health check failed
 (or the image could not be booted), 2 usage error.`
 
@@ -44,8 +54,9 @@ const runUsage = `kiln run [flags] IMAGE_FILE|ARTIFACT
 Boots an image in QEMU with its serial console on this terminal, like
 qemu -nographic: Ctrl-A x quits, Ctrl-A c switches to the QEMU monitor,
 Ctrl-C goes to the guest. The disk is attached through a throwaway overlay
-(snapshot=on), so the image is never changed. Arguments and firmware are
-chosen as for kiln test. KVM is used when it works, TCG otherwise.
+(snapshot=on), so the image is never changed. Arguments, firmware,
+--secure-boot, --secure-boot-vars and --tpm are as for kiln test. KVM is
+used when it works, TCG otherwise.
 
 With --ssh, QEMU forwards a port on 127.0.0.1 to the guest's port 22, and a
 throwaway key made for this run may log in as root: kiln writes it, and
@@ -72,6 +83,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	verbose := fs.Bool("verbose", false, "copy the log (every command and its output) to stderr")
 	profile := fs.Bool("profile", false, "print when each boot reached each milestone and its slowest units (with --logs, keep serial-<firmware>.timed.log and .harness.log)")
+	devices := deviceFlags(fs)
 	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
 	if code >= 0 {
 		return code
@@ -103,7 +115,11 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(stdout, stderr, *asJSON, err, exitUsage)
 		}
 	}
-	if err := krun.Require("debugfs", "qemu-system-x86_64"); err != nil {
+	dev, err := devices.get()
+	if err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitUsage)
+	}
+	if err := krun.Require(append([]string{"debugfs", "qemu-system-x86_64"}, dev.tools()...)...); err != nil {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
 	scratch, err := os.MkdirTemp("", "kiln-test-")
@@ -130,7 +146,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
 	}
-	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log, Profile: *profile, UserData: userData})
+	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log, Profile: *profile, UserData: userData, Devices: dev.Devices})
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), imageRefusalCode(err))
 	}
@@ -186,6 +202,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	withSSH := fs.Bool("ssh", false, "forward a loopback port to the guest's sshd and let a throwaway key log in (see kiln ssh)")
 	sshPort := fs.Int("ssh-port", 0, "the port on 127.0.0.1 for --ssh (default: a free one)")
 	cloudInit := fs.String("cloud-init", "", "give the guest this cloud-init user-data on a NoCloud seed disk (cidata)")
+	devices := deviceFlags(fs)
 	image, code := oneArg(fs, args, stderr, "IMAGE_FILE or ARTIFACT")
 	if code >= 0 {
 		return code
@@ -204,6 +221,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kiln run: %v\n", err)
 		return exitUsage
 	}
+	dev, err := devices.get()
+	if err != nil {
+		fmt.Fprintf(stderr, "kiln run: %v\n", err)
+		return exitUsage
+	}
 	tools := []string{"qemu-system-x86_64"}
 	if *withSSH || userData != nil {
 		tools = append(tools, "debugfs")
@@ -211,7 +233,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *withSSH {
 		tools = append(tools, "ssh-keygen")
 	}
-	if err := krun.Require(tools...); err != nil {
+	if err := krun.Require(append(tools, dev.tools()...)...); err != nil {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 		return exitFailed
 	}
@@ -228,7 +250,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fw == "" {
 		fw = target.Firmwares[0]
 	}
-	req := boottest.RunRequest{Target: target, Firmware: fw, Stdout: stdout, WorkDir: scratch, Timeout: *timeout, UserData: userData, Log: debugLog(stderr)}
+	req := boottest.RunRequest{Target: target, Firmware: fw, Stdout: stdout, WorkDir: scratch, Timeout: *timeout, UserData: userData, Devices: dev.Devices, Log: debugLog(stderr)}
 	if *withSSH {
 		access, forget, err := startSSHSession(ctx, target.Source, scratch, *sshPort, stderr)
 		if err != nil {
@@ -370,4 +392,45 @@ func printProfile(w io.Writer, h manifest.Health) {
 			fmt.Fprintf(w, "    %7.3fs  %s\n", u.Seconds, u.Unit)
 		}
 	}
+}
+
+// devicesFlags are --secure-boot, --secure-boot-vars and --tpm, shared by
+// kiln test and kiln run.
+type devicesFlags struct {
+	secureBoot *bool
+	vars       *string
+	tpm        *bool
+}
+
+func deviceFlags(fs *flag.FlagSet) devicesFlags {
+	return devicesFlags{
+		secureBoot: fs.Bool("secure-boot", false, "boot UEFI under Secure Boot firmware with Microsoft's keys enrolled"),
+		vars:       fs.String("secure-boot-vars", "", "boot UEFI under Secure Boot with this OVMF variable store (your keys in db)"),
+		tpm:        fs.Bool("tpm", false, "give the VM a TPM 2.0 (swtpm)"),
+	}
+}
+
+// chosenDevices are the flags' devices and the host tools they need.
+type chosenDevices struct{ boottest.Devices }
+
+func (f devicesFlags) get() (chosenDevices, error) {
+	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm}}
+	if *f.vars != "" {
+		abs, err := filepath.Abs(*f.vars)
+		if err != nil {
+			return d, err
+		}
+		if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
+			return d, fmt.Errorf("--secure-boot-vars %s: no such file", *f.vars)
+		}
+		d.SecureBootVars = abs
+	}
+	return d, nil
+}
+
+func (d chosenDevices) tools() []string {
+	if d.TPM {
+		return []string{qemu.SwtpmBinary, qemu.SwtpmSetupBinary}
+	}
+	return nil
 }

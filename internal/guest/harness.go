@@ -85,6 +85,7 @@ WantedBy=multi-user.target
 //	KILN-STATE <state of multi-user.target> <seconds waited>
 //	KILN-BOOT <base64 of the boot's clocks: systemd's milestones, kernel lines>
 //	KILN-UNITS <base64 of systemd-analyze blame> (only with KILN_PROFILE=1)
+//	KILN-SECURE-BOOT <the SecureBoot efivar's value byte, "absent" or "unreadable">
 //	KILN-FAILED-UNITS <base64 of systemctl --failed>
 //	KILN-TEST <index> <exit code> <milliseconds> <base64 of output>
 //	KILN-KERNEL <base64 of the kernel log's problem lines (see ConsoleProblems)>
@@ -125,7 +126,8 @@ echo "KILN-BOOT $( {
 if [ "$KILN_PROFILE" = 1 ]; then
 	echo "KILN-UNITS $(systemd-analyze blame --no-pager 2>&1 | head -n 15 | base64 -w0)" >&3
 fi
-# Let units that were still starting settle before looking for failures.
+sbvar=` + secureBootVar + `
+` + secureBootProbe + `# Let units that were still starting settle before looking for failures.
 i=0
 while [ $i -lt 30 ] && [ -n "$(systemctl list-jobs --no-legend 2>/dev/null | grep -v kiln-test)" ]; do sleep 1; i=$((i+1)); done
 echo "KILN-FAILED-UNITS $(systemctl --failed --no-legend --plain 2>&1 | base64 -w0)" >&3
@@ -154,6 +156,16 @@ echo "KILN-DONE" >&3
 exec 3>&-
 sync
 systemctl poweroff --force
+`
+
+// secureBootVar is the SecureBoot EFI variable in efivarfs: 4 bytes of
+// attributes, then one byte, 1 when the firmware enforces Secure Boot.
+const secureBootVar = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+// secureBootProbe reports the variable named by $sbvar on fd 3.
+const secureBootProbe = `sb=absent
+[ -e "$sbvar" ] && sb=$(od -An -tu1 -j4 -N1 "$sbvar" 2>/dev/null | tr -d ' ')
+echo "KILN-SECURE-BOOT ${sb:-unreadable}" >&3
 `
 
 // Inject writes the harness and the suite into the ext4 filesystem at byte

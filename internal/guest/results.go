@@ -25,10 +25,14 @@ type Report struct {
 	Finished    bool   // the runner reached its end
 	TargetState string // state of multi-user.target ("active" when reached)
 	FailedUnits string // systemctl --failed output, empty when none failed
-	Results     []Result
-	Kernel      []string            // problem lines of the kernel's log once the tests ran (KILN-KERNEL)
-	Clocks      BootClocks          // the boot's milestones on the guest's clocks (KILN-BOOT)
-	Units       []manifest.UnitTime // the slowest units, slowest first (KILN-UNITS, with Suite.Profile)
+	// SecureBoot is the value of the guest's SecureBoot EFI variable: "1"
+	// when the firmware enforces Secure Boot, "0" when not, "absent" when
+	// there is none (BIOS), "" when the runner did not say.
+	SecureBoot string
+	Results    []Result
+	Kernel     []string            // problem lines of the kernel's log once the tests ran (KILN-KERNEL)
+	Clocks     BootClocks          // the boot's milestones on the guest's clocks (KILN-BOOT)
+	Units      []manifest.UnitTime // the slowest units, slowest first (KILN-UNITS, with Suite.Profile)
 }
 
 // Parse reads the runner's ttyS1 output. names maps the test index to its name.
@@ -57,6 +61,10 @@ func Parse(data []byte, names []string) Report {
 			r.Kernel = ConsoleProblems(payload(f))
 		case "KILN-UNITS":
 			r.Units = parseBlame(string(payload(f)))
+		case "KILN-SECURE-BOOT":
+			if len(f) >= 2 {
+				r.SecureBoot = f[1]
+			}
 		case "KILN-FAILED-UNITS":
 			r.FailedUnits = strings.TrimSpace(string(payload(f)))
 		case "KILN-TEST":

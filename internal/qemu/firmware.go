@@ -44,6 +44,10 @@ type FirmwareQuery struct {
 	// "secure-boot" feature. Without it, descriptors with "secure-boot" or
 	// "enrolled-keys" are skipped, so the guest boots unsigned loaders.
 	SecureBoot bool
+	// EnrolledKeys, with SecureBoot, also asks for the "enrolled-keys"
+	// feature: an NVRAM template with the usual (Microsoft) keys enrolled
+	// and Secure Boot enforced, rather than one in setup mode.
+	EnrolledKeys bool
 }
 
 // FirmwareDirs returns QEMU's firmware descriptor directories in precedence
@@ -129,7 +133,7 @@ func FindUEFI(q FirmwareQuery) (*UEFIFirmware, error) {
 	var skipped []string
 	for _, name := range names {
 		file := chosen[name]
-		fw, why := considerDescriptor(file, arch, machine, q.SecureBoot)
+		fw, why := considerDescriptor(file, arch, machine, q)
 		if fw != nil {
 			return fw, nil
 		}
@@ -139,6 +143,9 @@ func FindUEFI(q FirmwareQuery) (*UEFIFirmware, error) {
 	kind := "UEFI firmware"
 	if q.SecureBoot {
 		kind = "Secure Boot UEFI firmware"
+	}
+	if q.SecureBoot && q.EnrolledKeys {
+		kind = "Secure Boot UEFI firmware with enrolled keys"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "no %s for %s (machine %s) found in QEMU firmware descriptors\n", kind, arch, machine)
@@ -157,7 +164,7 @@ func FindUEFI(q FirmwareQuery) (*UEFIFirmware, error) {
 
 // considerDescriptor returns the firmware a descriptor names if it fits, or
 // why it does not.
-func considerDescriptor(file, arch, machine string, secureBoot bool) (*UEFIFirmware, string) {
+func considerDescriptor(file, arch, machine string, q FirmwareQuery) (*UEFIFirmware, string) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err.Error()
@@ -182,10 +189,13 @@ func considerDescriptor(file, arch, machine string, secureBoot bool) (*UEFIFirmw
 		return nil, fmt.Sprintf("no target for %s with a machine matching %s", arch, machine)
 	}
 	secure := slices.Contains(d.Features, "secure-boot")
-	if secureBoot && !secure {
+	if q.SecureBoot && !secure {
 		return nil, "no \"secure-boot\" feature"
 	}
-	if !secureBoot {
+	if q.SecureBoot && q.EnrolledKeys && !slices.Contains(d.Features, "enrolled-keys") {
+		return nil, "no \"enrolled-keys\" feature"
+	}
+	if !q.SecureBoot {
 		for _, f := range []string{"secure-boot", "enrolled-keys"} {
 			if slices.Contains(d.Features, f) {
 				return nil, fmt.Sprintf("has feature %q (Secure Boot not requested)", f)

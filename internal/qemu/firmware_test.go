@@ -61,6 +61,24 @@ func TestFindUEFISecureBoot(t *testing.T) {
 	require.True(t, fw.RequiresSMM())
 }
 
+// EnrolledKeys skips Secure Boot builds whose NVRAM template is in setup
+// mode: with 20-secure-enrolled.json hidden, only 30-secure.json is left,
+// which has no enrolled keys.
+func TestFindUEFIEnrolledKeys(t *testing.T) {
+	dirs, _ := fixtureDirs(t, "share")
+	fw, err := FindUEFI(FirmwareQuery{Dirs: dirs, SecureBoot: true, EnrolledKeys: true})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dirs[0], "20-secure-enrolled.json"), fw.Descriptor)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dirs[0], "20-secure-enrolled.json"), nil, 0o644))
+	fw, err = FindUEFI(FirmwareQuery{Dirs: dirs, SecureBoot: true})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dirs[0], "30-secure.json"), fw.Descriptor)
+	_, err = FindUEFI(FirmwareQuery{Dirs: dirs, SecureBoot: true, EnrolledKeys: true})
+	require.ErrorContains(t, err, "no Secure Boot UEFI firmware with enrolled keys")
+	require.ErrorContains(t, err, `30-secure.json: no "enrolled-keys" feature`)
+}
+
 func TestFindUEFIHigherDirectoryOverrides(t *testing.T) {
 	dirs, files := fixtureDirs(t, "etc", "share")
 	fw, err := FindUEFI(FirmwareQuery{Dirs: dirs})

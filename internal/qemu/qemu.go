@@ -126,6 +126,16 @@ type Options struct {
 	// so guests should not write 0.
 	DebugExit bool
 
+	// TPM, when set, gives the guest a TPM 2.0 (swtpm on tpm-tis). Run
+	// starts swtpm before QEMU and stops it after.
+	TPM *TPM
+	// StopOn ends the run as soon as ttyS0 shows one of these strings, so
+	// that a boot whose outcome is already known (firmware refusing to
+	// start the boot loader, say) does not sit out the timeout. It is not
+	// an error: Result.StoppedOn says which string was seen. ttyS0 is then
+	// read through QEMU's stdout, as with Console.
+	StopOn []string
+
 	// Timeout bounds the run; zero means only ctx does. Hitting it is not an
 	// error: Result.TimedOut says so.
 	Timeout time.Duration
@@ -174,7 +184,9 @@ type Result struct {
 	// when QEMU was killed (timeout, cancellation).
 	ExitCode int
 	TimedOut bool
-	Cmdline  []string // the argv that ran
+	// StoppedOn is the Options.StopOn string that ended the run, if one did.
+	StoppedOn string
+	Cmdline   []string // the argv that ran
 }
 
 // DebugExitValue returns the value the guest wrote to isa-debug-exit, if
@@ -302,7 +314,7 @@ func (o Options) Cmdline() ([]string, error) {
 	}
 	var console string
 	switch {
-	case o.Console != nil:
+	case o.Console != nil || len(o.StopOn) > 0:
 		console = "stdio,id=ttyS0"
 		if o.Stdin != nil {
 			console += ",mux=on,signal=off"
@@ -343,6 +355,13 @@ func (o Options) Cmdline() ([]string, error) {
 	}
 	if o.DebugExit {
 		args = append(args, "-device", fmt.Sprintf("isa-debug-exit,iobase=%#x,iosize=0x04", DebugExitPort))
+	}
+	if o.TPM != nil {
+		tpm, err := o.TPM.args()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, tpm...)
 	}
 	return append(args, o.ExtraArgs...), nil
 }
@@ -403,14 +422,42 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("qemu: NVRAM file: %w", err)
 		}
 	}
+	if o.TPM != nil {
+		tpm := *o.TPM
+		if tpm.Socket == "" {
+			dir, err := os.MkdirTemp("", "kiln-tpm-*")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(dir)
+			tpm.Socket = filepath.Join(dir, "swtpm.sock")
+		}
+		o.TPM = &tpm
+	}
 	args, err := o.Cmdline()
 	if err != nil {
 		return nil, err
+	}
+	if o.TPM != nil {
+		swtpm, err := startTPM(ctx, *o.TPM)
+		if err != nil {
+			return nil, err
+		}
+		// After QEMU: swtpm normally ended itself (--terminate) already.
+		defer func() { _ = swtpm.Stop(2 * time.Second) }()
 	}
 
 	res := &Result{Cmdline: args, ExitCode: -1}
 	base, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if len(o.StopOn) > 0 {
+		w := &consoleWatch{patterns: o.StopOn, onMatch: func(s string) { cancel(&stopped{s}) }}
+		if o.Console != nil {
+			o.Console = io.MultiWriter(o.Console, w)
+		} else {
+			o.Console = w
+		}
+	}
 	rctx := base
 	if o.Timeout > 0 {
 		var stop context.CancelFunc
@@ -429,9 +476,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if !errors.As(err, &re) {
 		return res, fmt.Errorf("qemu: %w", err)
 	}
+	var stop *stopped
 	switch {
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("qemu: %w", err)
+	case errors.As(context.Cause(base), &stop):
+		res.StoppedOn = stop.pattern
+		return res, nil
 	case context.Cause(base) == errKVMInternal:
 		return res, fmt.Errorf("qemu: KVM cannot run this guest on this host (%s; set %s=tcg to use TCG): %w",
 			strings.Join(watch.fatalLines(), "; "), AccelEnv, err)
@@ -462,4 +513,41 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// stopped is the cause of a run ended by Options.StopOn.
+type stopped struct{ pattern string }
+
+func (s *stopped) Error() string { return "qemu: stopped on " + strconv.Quote(s.pattern) }
+
+// consoleWatch looks for patterns in the console stream, also across
+// writes, and reports the first one seen, once.
+type consoleWatch struct {
+	patterns []string
+	onMatch  func(string)
+	tail     []byte
+	done     bool
+}
+
+func (w *consoleWatch) Write(p []byte) (int, error) {
+	if w.done {
+		return len(p), nil
+	}
+	w.tail = append(w.tail, p...)
+	for _, pat := range w.patterns {
+		if strings.Contains(string(w.tail), pat) {
+			w.done = true
+			w.onMatch(pat)
+			return len(p), nil
+		}
+	}
+	// Keep what a pattern split across writes needs.
+	keep := 0
+	for _, pat := range w.patterns {
+		keep = max(keep, len(pat))
+	}
+	if len(w.tail) > keep {
+		w.tail = append([]byte(nil), w.tail[len(w.tail)-keep:]...)
+	}
+	return len(p), nil
 }

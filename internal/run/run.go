@@ -19,8 +19,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Cmd describes one invocation.
@@ -77,8 +79,18 @@ func Output(ctx context.Context, c Cmd) ([]byte, error) {
 
 // Run runs c to completion. A cancelled context kills the whole process group.
 func Run(ctx context.Context, c Cmd) error {
+	cmd, tail, err := command(ctx, c)
+	if err != nil {
+		return err
+	}
+	return commandError(ctx, c, cmd.Run(), tail)
+}
+
+// command prepares c: its own process group, SIGKILL to the group when ctx
+// is done, SIGKILL when Kiln dies, stderr's tail kept for errors.
+func command(ctx context.Context, c Cmd) (*exec.Cmd, *Tail, error) {
 	if len(c.Args) == 0 {
-		return errors.New("run: empty command")
+		return nil, nil, errors.New("run: empty command")
 	}
 	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
 	cmd.Dir = c.Dir
@@ -111,7 +123,11 @@ func Run(ctx context.Context, c Cmd) error {
 		cmd.Stdout = io.MultiWriter(outs...)
 	}
 	cmd.Stderr = io.MultiWriter(errs...)
-	err := cmd.Run()
+	return cmd, tail, nil
+}
+
+// commandError turns what exec returned into an *Error (nil stays nil).
+func commandError(ctx context.Context, c Cmd, err error, tail *Tail) error {
 	if err == nil {
 		return nil
 	}
@@ -132,6 +148,74 @@ func Failed(ctx context.Context, cmdline string, tail *Tail, err error) *Error {
 		e.ExitCode = -1
 	}
 	return e
+}
+
+// Process is a program Start left running in the background.
+type Process struct {
+	pid  int
+	done chan struct{}
+	err  error
+}
+
+// Start starts c and returns once it runs. Like Run, the program gets its
+// own process group, ctx being done kills the group, and the kernel kills
+// the program when Kiln dies (Pdeathsig), also when Kiln is SIGKILLed.
+//
+// Linux sends the parent-death signal when the thread that forked the child
+// exits, not the process, and Go may end threads: the goroutine that starts
+// the program therefore keeps its thread locked until the program exits.
+func Start(ctx context.Context, c Cmd) (*Process, error) {
+	cmd, tail, err := command(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := cmd.Start(); err != nil {
+			started <- commandError(ctx, c, err, tail)
+			return
+		}
+		p.pid = cmd.Process.Pid
+		started <- nil
+		p.err = commandError(ctx, c, cmd.Wait(), tail)
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Pid is the program's process ID, which is also its process group's.
+func (p *Process) Pid() int { return p.pid }
+
+// Done is closed when the program has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the program to exit and returns what Run would have.
+func (p *Process) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Stop ends the program: SIGTERM to its process group, SIGKILL after
+// grace, and waits for it. The error is the program's, as Wait returns it.
+func (p *Process) Stop(grace time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		<-p.done
+	}
+	return p.err
 }
 
 // Quote renders args as a command line a POSIX shell would accept.

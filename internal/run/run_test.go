@@ -1,10 +1,15 @@
 package run
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -52,4 +57,51 @@ func TestCancelKillsProcessGroup(t *testing.T) {
 	cancel()
 	err := <-done
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// A started program runs in the background; Stop ends its whole process
+// group, and a program that cannot start is an error at once.
+func TestStartAndStop(t *testing.T) {
+	p, err := Start(context.Background(), Cmd{Args: []string{"sh", "-c", "sleep 30 & exec sleep 30"}})
+	require.NoError(t, err)
+	require.Positive(t, p.Pid())
+	select {
+	case <-p.Done():
+		t.Fatal("exited early")
+	case <-time.After(100 * time.Millisecond):
+	}
+	start := time.Now()
+	err = p.Stop(5 * time.Second)
+	require.Error(t, err, "killed by a signal")
+	require.Less(t, time.Since(start), 4*time.Second, "SIGTERM was enough")
+	require.Eventually(t, func() bool { return liveInGroup(p.Pid()) == 0 }, 5*time.Second, 50*time.Millisecond, "no process of the group is left")
+
+	p, err = Start(context.Background(), Cmd{Args: []string{"sh", "-c", "echo done >&2; exit 4"}})
+	require.NoError(t, err)
+	err = p.Wait()
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, 4, e.ExitCode)
+	require.Contains(t, e.Stderr, "done")
+
+	_, err = Start(context.Background(), Cmd{Args: []string{"kiln-no-such-program"}})
+	require.ErrorContains(t, err, "kiln-no-such-program")
+}
+
+// liveInGroup counts the processes of a process group that are not zombies.
+func liveInGroup(pgid int) int {
+	n := 0
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")".
+		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+		if len(fields) > 2 && fields[0] != "Z" && fields[2] == strconv.Itoa(pgid) {
+			n++
+		}
+	}
+	return n
 }

@@ -23,6 +23,8 @@ var Tools = map[string]string{
 	"cp":                 "coreutils",
 	"ssh-keygen":         "openssh-client", // kiln run --ssh: the throwaway key
 	"ssh":                "openssh-client", // kiln ssh
+	"swtpm":              "swtpm",          // tpm = true, --tpm
+	"swtpm_setup":        "swtpm-tools",    // tpm = true, --tpm
 }
 
 // JudgeTools maps the programs only the tests run (the independent judges:

@@ -1,0 +1,96 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCmdlineTPM(t *testing.T) {
+	argv, err := Options{Accel: "tcg", TPM: &TPM{StateDir: "/work/tpm", Socket: "/run/k,1/swtpm.sock"}}.Cmdline()
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(argv, " "),
+		" -chardev socket,id=chrtpm,path=/run/k,,1/swtpm.sock -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0")
+	_, err = Options{Accel: "tcg", TPM: &TPM{StateDir: "/work/tpm"}}.Cmdline()
+	require.ErrorContains(t, err, "TPM.Socket")
+	require.Equal(t, []string{"swtpm", "socket", "--tpm2", "--tpmstate", "dir=/work/tpm", "--ctrl", "type=unixio,path=/run/s",
+		"--log", "file=/work/tpm/swtpm.log", "--terminate"}, SwtpmArgs(TPM{StateDir: "/work/tpm", Socket: "/run/s"}))
+}
+
+// StopOn reads ttyS0 through QEMU's stdout, with the console log kept.
+func TestCmdlineStopOnTapsTheConsole(t *testing.T) {
+	argv, err := Options{Accel: "tcg", ConsoleLog: "/out/serial.log", StopOn: []string{"Access Denied"}}.Cmdline()
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(argv, " "), " -chardev stdio,id=ttyS0,logfile=/out/serial.log,logappend=off -serial chardev:ttyS0")
+}
+
+func TestConsoleWatchAcrossWrites(t *testing.T) {
+	var got []string
+	w := &consoleWatch{patterns: []string{"Access Denied", "Security Violation"}, onMatch: func(s string) { got = append(got, s) }}
+	for _, chunk := range []string{"BdsDxe: failed to load Boot0001 \"UEFI Misc Device\": Acc", "ess Den", "ied\r\n", "Security Violation"} {
+		n, err := w.Write([]byte(chunk))
+		require.NoError(t, err)
+		require.Equal(t, len(chunk), n)
+	}
+	require.Equal(t, []string{"Access Denied"}, got, "reported once")
+}
+
+// A guest whose console shows a StopOn string is stopped at once, without
+// error, and the console log keeps what it printed.
+func TestRunStopOn(t *testing.T) {
+	requireQEMU(t)
+	log := filepath.Join(t.TempDir(), "serial.log")
+	start := time.Now()
+	res, err := Run(context.Background(), Options{
+		Accel: DetectAccel(context.Background()), MemoryMiB: 128,
+		Disks:      []Disk{{Path: bootDisk(t, serialProgram("kiln: refused\r\n", 0x21)), Format: "raw"}},
+		ConsoleLog: log, StopOn: []string{"never printed", "refused"},
+		Timeout: time.Minute, // no DebugExit device: the program hangs after printing
+	})
+	require.NoError(t, err)
+	require.Equal(t, "refused", res.StoppedOn)
+	require.False(t, res.TimedOut)
+	require.Less(t, time.Since(start), 30*time.Second)
+	data, err := os.ReadFile(log)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "kiln: refused")
+	noProcessWith(t, log)
+}
+
+func requireSwtpm(t *testing.T) {
+	t.Helper()
+	for _, b := range []string{SwtpmBinary, SwtpmSetupBinary} {
+		if _, err := exec.LookPath(b); err != nil {
+			missing(t, b+" is not installed (apt-get install swtpm swtpm-tools)")
+		}
+	}
+}
+
+// OVMF boots with a TPM: swtpm_setup manufactures the state in the given
+// directory, QEMU connects to swtpm (it would not start otherwise), and
+// swtpm is gone when Run returns.
+func TestRunWithTPM(t *testing.T) {
+	requireQEMU(t)
+	requireOVMF(t)
+	requireSwtpm(t)
+	state := filepath.Join(t.TempDir(), "tpm")
+	log := filepath.Join(t.TempDir(), "serial.log")
+	var console bytes.Buffer
+	res, err := Run(context.Background(), Options{
+		Accel: DetectAccel(context.Background()), Firmware: UEFI,
+		TPM: &TPM{StateDir: state}, ConsoleLog: log, Console: &console,
+		StopOn: []string{"BdsDxe"}, Timeout: 2 * time.Minute,
+	})
+	require.NoError(t, err)
+	require.Equal(t, "BdsDxe", res.StoppedOn, "OVMF reached its boot manager:\n%s", console.String())
+	require.FileExists(t, filepath.Join(state, "tpm2-00.permall"), "swtpm_setup manufactured the TPM")
+	require.Contains(t, strings.Join(res.Cmdline, " "), "-device tpm-tis,tpmdev=tpm0")
+	noProcessWith(t, "dir="+state)
+}
