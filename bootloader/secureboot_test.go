@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/platform"
 )
 
@@ -67,31 +68,8 @@ func fakeGrub(modules ...string) []byte {
 	binary.LittleEndian.PutUint64(info[8:], 24)
 	binary.LittleEndian.PutUint64(info[16:], uint64(24+len(mods)))
 	section := append(info, mods...)
-	for len(section)%0x200 != 0 {
-		section = append(section, 0)
-	}
 
-	pe := make([]byte, 0x200)
-	pe[0], pe[1] = 'M', 'Z'
-	binary.LittleEndian.PutUint32(pe[0x3c:], 0x40)
-	copy(pe[0x40:], "PE\x00\x00")
-	coff := 0x44
-	binary.LittleEndian.PutUint16(pe[coff:], 0x8664)
-	binary.LittleEndian.PutUint16(pe[coff+2:], 1)
-	binary.LittleEndian.PutUint16(pe[coff+16:], 240)
-	opt := coff + 20
-	binary.LittleEndian.PutUint16(pe[opt:], 0x20b)
-	binary.LittleEndian.PutUint32(pe[opt+32:], 0x1000)
-	binary.LittleEndian.PutUint32(pe[opt+36:], 0x200)
-	binary.LittleEndian.PutUint32(pe[opt+60:], 0x200)
-	binary.LittleEndian.PutUint32(pe[opt+108:], 16)
-	sec := opt + 240
-	copy(pe[sec:], "mods")
-	binary.LittleEndian.PutUint32(pe[sec+8:], uint32(len(section)))
-	binary.LittleEndian.PutUint32(pe[sec+12:], 0x1000)
-	binary.LittleEndian.PutUint32(pe[sec+16:], uint32(len(section)))
-	binary.LittleEndian.PutUint32(pe[sec+20:], 0x200)
-	return append(pe, section...)
+	return testutil.PE(testutil.PESection{Name: "mods", Data: section})
 }
 
 func TestEmbeddedModules(t *testing.T) {

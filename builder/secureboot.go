@@ -2,12 +2,8 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/boottest"
@@ -17,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
+	"github.com/kiln-build/kiln/secureboot"
 )
 
 func describeBootloader(s *state) string {
@@ -71,25 +68,18 @@ func loadKeyPair(b recipes.Boot) (*authenticode.KeyPair, error) {
 func bootChain(esp []disk.File, tree, kernelVersion string) ([]manifest.BootFile, error) {
 	chain := []manifest.BootFile{}
 	add := func(path string, data []byte) error {
-		signers, err := authenticode.Signers(data)
-		if errors.Is(err, authenticode.ErrNotPE) {
-			return nil // a configuration file
+		f, ok, err := secureboot.Describe(path, data)
+		if err != nil || !ok {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("reading the signatures of %s: %w", path, err)
+		bf := manifest.BootFile{Path: f.Path, SHA256: f.SHA256, Signers: []manifest.Signer{}}
+		for _, s := range f.Signers {
+			bf.Signers = append(bf.Signers, manifest.Signer{Subject: s.Subject, Issuer: s.Issuer})
 		}
-		sum := sha256.Sum256(data)
-		f := manifest.BootFile{Path: path, SHA256: hex.EncodeToString(sum[:]), Signers: []manifest.Signer{}}
-		for _, s := range signers {
-			f.Signers = append(f.Signers, manifest.Signer{Subject: s.Subject, Issuer: s.Issuer})
-		}
-		chain = append(chain, f)
+		chain = append(chain, bf)
 		return nil
 	}
 	for _, f := range esp {
-		if !strings.HasSuffix(strings.ToLower(f.Path), ".efi") {
-			continue
-		}
 		data := f.Data
 		if f.HostPath != "" {
 			var err error

@@ -12,7 +12,7 @@ import (
 )
 
 // Targets are the platforms kiln verify knows.
-var Targets = []string{"azure", "vsphere", "hyperv", "aws", "qemu"}
+var Targets = []string{"azure", "gcp", "vsphere", "hyperv", "aws", "qemu"}
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
@@ -102,6 +102,20 @@ func Verify(path, target string) (VerifyReport, error) {
 		}
 		if format != "ova" && len(rep.Problems) == 0 {
 			rep.Problems = append(rep.Problems, checkDisk(path, false)...)
+		}
+	case "gcp":
+		// Compute Engine imports a raw disk (disk.raw in a tar.gz); its
+		// size must be a whole number of GiB (docs/boot-modes.md).
+		if format != "raw" {
+			add("Compute Engine imports a raw disk (disk.raw in a tar.gz); this is %s (kiln convert %s --to raw)", format, path)
+			return rep, nil
+		}
+		rep.Problems = append(rep.Problems, checkDisk(path, false)...)
+		if img, err := Open(path); err == nil {
+			if size := img.Size(); size%(1<<30) != 0 {
+				add("Compute Engine needs a disk size that is a whole number of GiB; this one is %d bytes (set disk { size = \"%dGiB\" })", size, (size+(1<<30)-1)>>30)
+			}
+			img.Close()
 		}
 	case "qemu":
 		switch format {

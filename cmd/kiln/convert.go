@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/secureboot"
 )
 
 const convertUsage = `kiln convert [flags] IN --to FORMAT [-o OUT]
@@ -21,10 +23,17 @@ raw, qcow2, vmdk, vhd, vhdx or ova. OUT defaults to IN with the new extension;
 an existing OUT is never overwritten unless --force is given, and a failed or
 interrupted conversion leaves no partial OUT.`
 
-const verifyUsage = `kiln verify --target TARGET [--json] FILE
+const verifyUsage = `kiln verify --target TARGET [--secure-boot] [--json] FILE
 
 Checks a disk image against the rules a platform applies when importing it,
-and says exactly what is wrong. TARGET is azure, vsphere, hyperv, aws or qemu.
+and says exactly what is wrong. TARGET is azure, gcp, vsphere, hyperv, aws or
+qemu.
+
+For azure and gcp it also reports whether the image is Secure-Boot-ready:
+whether the platform's default Secure Boot keys (Microsoft's UEFI CA) would
+start EFI/BOOT/BOOTX64.EFI on its EFI system partition, and the second stage
+a shim starts is signed. --secure-boot makes that one of the rules.
+
 Exit code 0 when the file meets every rule, 1 when it does not, 2 on usage errors.
 
 ` + verifyKeyUsage
@@ -148,16 +157,17 @@ func compressInto(ctx context.Context, path string, r io.Reader, compress string
 
 func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("verify", verifyUsage, stderr)
-	target := fs.String("target", "", "azure, vsphere, hyperv, aws or qemu")
+	target := fs.String("target", "", "azure, gcp, vsphere, hyperv, aws or qemu")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	key, images := registerVerifyKey(fs)
+	requireSB := fs.Bool("secure-boot", false, "azure, gcp: fail unless the image is Secure-Boot-ready")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
 	}
 	if *key != "" {
-		if len(pos) != 1 || *target != "" {
-			fmt.Fprintln(stderr, "kiln verify: expected --key PUB and one ARTIFACT or REF (--key and --target do not go together)")
+		if len(pos) != 1 || *target != "" || *requireSB {
+			fmt.Fprintln(stderr, "kiln verify: expected --key PUB and one ARTIFACT or REF (--key goes with neither --target nor --secure-boot)")
 			fs.Usage()
 			return exitUsage
 		}
@@ -176,20 +186,93 @@ func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stdout, stderr, *asJSON, err, code)
 	}
-	if *asJSON {
-		writeJSON(stdout, rep)
-	} else if rep.OK() {
-		fmt.Fprintf(stdout, "%s: meets %s's rules (%s%s)\n", rep.File, rep.Target, rep.Format, subformatSuffix(rep.Subformat))
-	} else {
-		fmt.Fprintf(stdout, "%s: %d problem(s) for %s (%s%s):\n", rep.File, len(rep.Problems), rep.Target, rep.Format, subformatSuffix(rep.Subformat))
-		for _, p := range rep.Problems {
-			fmt.Fprintf(stdout, "  - %s\n", p)
-		}
+	sb, err := secureBootReadiness(pos[0], *target)
+	if err != nil {
+		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
-	if !rep.OK() {
+	if *requireSB && sb == nil {
+		return fail(stdout, stderr, *asJSON, fmt.Errorf("--secure-boot: kiln knows the Secure Boot defaults of %s only", strings.Join(secureBootTargets(), " and ")), exitUsage)
+	}
+	ok := rep.OK() && (!*requireSB || sb.Ready)
+	if *asJSON {
+		writeJSON(stdout, struct {
+			formats.VerifyReport
+			SecureBoot *secureboot.Readiness `json:"secure_boot,omitempty"`
+		}{rep, sb})
+	} else {
+		if rep.OK() {
+			fmt.Fprintf(stdout, "%s: meets %s's rules (%s%s)\n", rep.File, rep.Target, rep.Format, subformatSuffix(rep.Subformat))
+		} else {
+			fmt.Fprintf(stdout, "%s: %d problem(s) for %s (%s%s):\n", rep.File, len(rep.Problems), rep.Target, rep.Format, subformatSuffix(rep.Subformat))
+			for _, p := range rep.Problems {
+				fmt.Fprintf(stdout, "  - %s\n", p)
+			}
+		}
+		writeReadiness(stdout, sb)
+	}
+	if !ok {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// secureBootReadiness reads the image's ESP and holds it to the target's
+// Secure Boot defaults; nil for targets without known defaults.
+func secureBootReadiness(path, target string) (*secureboot.Readiness, error) {
+	p, known := secureboot.Platforms[target]
+	if !known {
+		return nil, nil
+	}
+	img, err := formats.Open(path)
+	if err != nil {
+		r := secureboot.Readiness{Platform: p.Name, Chain: []secureboot.File{}, Problems: []string{fmt.Sprintf("the disk cannot be read for its EFI system partition: %v", err)}, Notes: []string{}}
+		return &r, nil
+	}
+	defer img.Close()
+	chain, err := secureboot.ReadESP(img, img.Size())
+	if err != nil {
+		r := secureboot.Readiness{Platform: p.Name, Chain: []secureboot.File{}, Problems: []string{err.Error()}, Notes: []string{}}
+		return &r, nil
+	}
+	r := secureboot.Check(chain, p)
+	return &r, nil
+}
+
+func secureBootTargets() []string {
+	var out []string
+	for t := range secureboot.Platforms {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func writeReadiness(w io.Writer, sb *secureboot.Readiness) {
+	if sb == nil {
+		return
+	}
+	if sb.Ready {
+		fmt.Fprintf(w, "Secure Boot: ready for %s\n", sb.Platform)
+	} else {
+		fmt.Fprintf(w, "Secure Boot: not ready for %s:\n", sb.Platform)
+		for _, p := range sb.Problems {
+			fmt.Fprintf(w, "  - %s\n", p)
+		}
+	}
+	for _, f := range sb.Chain {
+		who := "unsigned"
+		if len(f.Signers) > 0 {
+			var s []string
+			for _, g := range f.Signers {
+				s = append(s, g.Subject+" (issuer "+g.Issuer+")")
+			}
+			who = "signed by " + strings.Join(s, "; ")
+		}
+		fmt.Fprintf(w, "  %s: %s\n", f.Path, who)
+	}
+	for _, n := range sb.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
 }
 
 func subformatSuffix(s string) string {

@@ -1,16 +1,26 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/formats"
+	"github.com/kiln-build/kiln/internal/authenticode"
+	"github.com/kiln-build/kiln/internal/fat32"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
-	"github.com/stretchr/testify/require"
 )
 
 // gptDisk makes a 64 MiB raw disk with a GPT holding an ESP and a Linux
@@ -143,8 +153,106 @@ func TestVerifyTargets(t *testing.T) {
 		require.Equal(t, c.code, code, "%s %s: %s%s", c.target, c.file, out, stderr)
 		require.Contains(t, out, c.says, "%s %s", c.target, c.file)
 	}
-	code, _, _ := runKiln(t, "verify", "--target", "gcp", fixed)
+	code, _, _ := runKiln(t, "verify", "--target", "oracle", fixed)
 	require.Equal(t, 2, code)
 	code, _, _ = runKiln(t, "verify", fixed)
 	require.Equal(t, 2, code)
+}
+
+// espDisk is a 1 GiB GPT disk whose ESP holds files, written with Kiln's
+// FAT writer.
+func espDisk(t *testing.T, files map[string][]byte) string {
+	testutil.Require(t, "sgdisk")
+	p := filepath.Join(t.TempDir(), "disk.raw")
+	require.NoError(t, os.WriteFile(p, nil, 0o644))
+	require.NoError(t, os.Truncate(p, 1<<30))
+	out, err := exec.Command("sgdisk", "-n1:2048:+40M", "-t1:EF00", "-n2:0:0", "-t2:8300", p).CombinedOutput()
+	require.NoError(t, err, string(out))
+	b := fat32.New()
+	for name, data := range files {
+		require.NoError(t, b.AddBytes(name, data))
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, b.Write(f, 1<<20, 40<<20, fat32.Options{}))
+	return p
+}
+
+// signedBy signs a test EFI binary with a leaf certificate issued by a CA
+// with the given common name.
+func signedBy(t *testing.T, caCN string) []byte {
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: caCN, Organization: []string{"Microsoft Corporation"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test loader publisher"}, NotBefore: ca.NotBefore, NotAfter: ca.NotAfter}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	signed, err := authenticode.Sign(testutil.TinyPE(), &authenticode.KeyPair{Key: key, Cert: cert})
+	require.NoError(t, err)
+	return signed
+}
+
+// kiln verify --target azure|gcp reports Secure Boot readiness from the
+// ESP; --secure-boot makes it a rule. gcp is a target of its own.
+func TestVerifySecureBootReadiness(t *testing.T) {
+	ready := espDisk(t, map[string][]byte{
+		"EFI/BOOT/BOOTX64.EFI": signedBy(t, "Microsoft Corporation UEFI CA 2011"),
+		"EFI/BOOT/grubx64.efi": signedBy(t, "Debian Secure Boot CA"),
+	})
+	code, out, stderr := runKiln(t, "verify", "--target", "gcp", "--secure-boot", ready)
+	require.Equal(t, 0, code, "%s%s", out, stderr)
+	require.Contains(t, out, "meets gcp's rules (raw)")
+	require.Contains(t, out, "Secure Boot: ready for GCP Shielded VM")
+	require.Contains(t, out, "EFI/BOOT/BOOTX64.EFI: signed by /CN=test loader publisher (issuer /O=Microsoft Corporation/CN=Microsoft Corporation UEFI CA 2011)")
+
+	unsigned := espDisk(t, map[string][]byte{"EFI/BOOT/BOOTX64.EFI": testutil.TinyPE()})
+	code, out, _ = runKiln(t, "verify", "--target", "gcp", unsigned)
+	require.Equal(t, 0, code, "readiness is reported, not a rule, without --secure-boot")
+	require.Contains(t, out, "Secure Boot: not ready for GCP Shielded VM:\n  - EFI/BOOT/BOOTX64.EFI is not signed")
+	code, out, _ = runKiln(t, "verify", "--target", "gcp", "--secure-boot", "--json", unsigned)
+	require.Equal(t, 1, code)
+	var rep struct {
+		Target     string
+		Problems   []string
+		SecureBoot struct {
+			Ready    bool
+			Problems []string
+			Chain    []struct{ Path string }
+		} `json:"secure_boot"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Equal(t, "gcp", rep.Target)
+	require.Empty(t, rep.Problems)
+	require.False(t, rep.SecureBoot.Ready)
+	require.Equal(t, "EFI/BOOT/BOOTX64.EFI", rep.SecureBoot.Chain[0].Path)
+
+	// On Azure (a fixed VHD of the same disk) a loader under another CA is not ready.
+	own := espDisk(t, map[string][]byte{"EFI/BOOT/BOOTX64.EFI": signedBy(t, "My Own CA")})
+	vhd := filepath.Join(t.TempDir(), "own.vhd")
+	code, _, stderr = runKiln(t, "convert", own, "--to", "vhd", "-o", vhd)
+	require.Equal(t, 0, code, stderr)
+	code, out, _ = runKiln(t, "verify", "--target", "azure", "--secure-boot", vhd)
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "meets azure's rules")
+	require.Contains(t, out, "not by a CA in Azure Trusted Launch's default db")
+
+	// gcp's own rules: raw, a whole number of GiB.
+	small := gptDisk(t, true)
+	code, out, _ = runKiln(t, "verify", "--target", "gcp", small)
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "whole number of GiB")
+	require.Contains(t, out, "Secure Boot: not ready", "an ESP without a filesystem")
+	code, _, stderr = runKiln(t, "verify", "--target", "qemu", "--secure-boot", small)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "azure and gcp only")
 }

@@ -22,43 +22,6 @@ import (
 	"github.com/kiln-build/kiln/internal/testutil"
 )
 
-// tinyPE is a minimal PE32+ EFI application: headers, and one .text section
-// of 0x200 bytes that returns EFI_SUCCESS. sbsign and osslsigncode accept
-// it like any EFI binary.
-func tinyPE() []byte {
-	pe := make([]byte, 0x400)
-	pe[0], pe[1] = 'M', 'Z'
-	binary.LittleEndian.PutUint32(pe[0x3c:], 0x40)
-	copy(pe[0x40:], "PE\x00\x00")
-	coff := 0x44
-	binary.LittleEndian.PutUint16(pe[coff:], 0x8664) // x86-64
-	binary.LittleEndian.PutUint16(pe[coff+2:], 1)    // one section
-	binary.LittleEndian.PutUint16(pe[coff+16:], 240) // PE32+ optional header with 16 directories
-	binary.LittleEndian.PutUint16(pe[coff+18:], 0x22)
-	opt := coff + 20
-	binary.LittleEndian.PutUint16(pe[opt:], magicPE32Plus)
-	binary.LittleEndian.PutUint32(pe[opt+4:], 0x200)     // SizeOfCode
-	binary.LittleEndian.PutUint32(pe[opt+16:], 0x1000)   // AddressOfEntryPoint
-	binary.LittleEndian.PutUint32(pe[opt+20:], 0x1000)   // BaseOfCode
-	binary.LittleEndian.PutUint64(pe[opt+24:], 0x400000) // ImageBase
-	binary.LittleEndian.PutUint32(pe[opt+32:], 0x1000)   // SectionAlignment
-	binary.LittleEndian.PutUint32(pe[opt+36:], 0x200)    // FileAlignment
-	binary.LittleEndian.PutUint32(pe[opt+56:], 0x2000)   // SizeOfImage
-	binary.LittleEndian.PutUint32(pe[opt+60:], 0x200)    // SizeOfHeaders
-	binary.LittleEndian.PutUint16(pe[opt+68:], 10)       // EFI application
-	binary.LittleEndian.PutUint32(pe[opt+108:], 16)      // NumberOfRvaAndSizes
-	sec := opt + 240
-	copy(pe[sec:], ".text")
-	binary.LittleEndian.PutUint32(pe[sec+8:], 0x200)       // VirtualSize
-	binary.LittleEndian.PutUint32(pe[sec+12:], 0x1000)     // VirtualAddress
-	binary.LittleEndian.PutUint32(pe[sec+16:], 0x200)      // SizeOfRawData
-	binary.LittleEndian.PutUint32(pe[sec+20:], 0x200)      // PointerToRawData
-	binary.LittleEndian.PutUint32(pe[sec+36:], 0x60000020) // code, execute, read
-	copy(pe[0x200:], []byte{0x31, 0xc0, 0xc3})             // xor eax,eax; ret
-	copy(pe[0x210:], "kiln authenticode test image\x00")
-	return pe
-}
-
 // testKey writes a fresh RSA key and self-signed certificate as PEM files.
 func testKey(t *testing.T, dir, cn string) (*KeyPair, string, string) {
 	t.Helper()
@@ -101,7 +64,7 @@ func TestSignJudgedBySbverifyAndOsslsigncode(t *testing.T) {
 	testutil.Require(t, "sbverify", "osslsigncode")
 	dir := t.TempDir()
 	kp, _, certPath := testKey(t, dir, "Kiln Test Signer")
-	signed, err := Sign(tinyPE(), kp)
+	signed, err := Sign(testutil.TinyPE(), kp)
 	require.NoError(t, err)
 	file := filepath.Join(dir, "signed.efi")
 	require.NoError(t, os.WriteFile(file, signed, 0o644))
@@ -167,8 +130,8 @@ func TestSignersMatchSbverify(t *testing.T) {
 	_, key1, cert1 := testKey(t, dir, "First Signer")
 	_, key2, cert2 := testKey(t, dir, "Second Signer")
 	unsigned := filepath.Join(dir, "unsigned.efi")
-	require.NoError(t, os.WriteFile(unsigned, tinyPE(), 0o644))
-	signers, err := Signers(tinyPE())
+	require.NoError(t, os.WriteFile(unsigned, testutil.TinyPE(), 0o644))
+	signers, err := Signers(testutil.TinyPE())
 	require.NoError(t, err)
 	require.Empty(t, signers)
 
@@ -246,7 +209,7 @@ func TestNotPE(t *testing.T) {
 		_, err = Digest(data)
 		require.ErrorIs(t, err, ErrNotPE)
 	}
-	pe := tinyPE()
+	pe := testutil.TinyPE()
 	binary.LittleEndian.PutUint32(pe[0x44+20+112+8*certDirIndex:], 0x300)
 	binary.LittleEndian.PutUint32(pe[0x44+20+112+8*certDirIndex+4:], 0x1000)
 	_, err := Signers(pe)
@@ -255,7 +218,7 @@ func TestNotPE(t *testing.T) {
 
 // Hostile images never panic the reader.
 func FuzzSigners(f *testing.F) {
-	f.Add(tinyPE())
+	f.Add(testutil.TinyPE())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = Signers(data)
 		_, _ = Digest(data)

@@ -19,8 +19,11 @@
 // and nothing else: the unused data area is never touched, so a sparse image
 // file stays sparse.
 //
-// What the package deliberately does not do: it cannot read, check or modify
-// an existing filesystem, it writes only FAT32 (no FAT12 or FAT16, so the
+// Reader (read.go) reads files from an existing FAT12/16/32 filesystem, for
+// kiln verify; it never writes.
+//
+// What the package deliberately does not do: it cannot check or modify an
+// existing filesystem, it writes only FAT32 (no FAT12 or FAT16, so the
 // filesystem must have at least 65525 clusters, see MinSize), it supports only
 // 512-byte sectors, and it stores no file attributes other than
 // directory/archive, no symlinks and no per-file timestamps.
