@@ -63,6 +63,27 @@ func distroBootstrap(c Config) string {
 		DistroGrubPrefix, c.BootPrefix, earlyConfig(c))
 }
 
+// DefaultGrub is /etc/default/grub for the distro chain. shim-signed
+// brings grub2-common, whose kernel hook runs update-grub on every kernel
+// upgrade in the guest: it regenerates /boot/grub/grub.cfg from this file,
+// which therefore keeps Kiln's serial console and kernel arguments.
+// GRUB_DISTRIBUTOR is not "debian", so shim-signed's postinst (which runs
+// grub-install when /boot/efi/EFI/<distributor> exists) never rewrites the
+// ESP from inside the guest.
+func DefaultGrub(c Config) string {
+	args := append([]string{"console=tty0", fmt.Sprintf("console=ttyS0,%d", c.speed())}, c.KernelArgs...)
+	return fmt.Sprintf(`# Written by kiln. update-grub (run by kernel upgrades) regenerates
+# /boot/grub/grub.cfg from this file; the ESP is never touched in the guest.
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=Kiln
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX=%q
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=%d"
+`, strings.Join(args, " "), c.speed())
+}
+
 // DistroChain returns the ESP files of Debian's signed chain, read from
 // the tree, and the small grub.cfg the signed GRUB reads. It fails, naming
 // the package, when the tree lacks a signed binary, and when the signed

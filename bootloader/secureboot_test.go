@@ -155,3 +155,10 @@ func TestCustomConfig(t *testing.T) {
 	require.Contains(t, cfg, "search --no-floppy --fs-uuid --set=root boot-uuid\n")
 	require.Contains(t, cfg, "set check_signatures=enforce\nlinux /vmlinuz-6.12 root=UUID=root-uuid ro console=tty0 console=ttyS0,115200 quiet\nset check_signatures=no\ninitrd /initrd.img-6.12\nboot\n")
 }
+
+func TestDefaultGrub(t *testing.T) {
+	got := DefaultGrub(Config{KernelArgs: []string{"quiet", "net.ifnames=0"}})
+	require.Contains(t, got, "GRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200 quiet net.ifnames=0\"\n")
+	require.Contains(t, got, "GRUB_DISTRIBUTOR=Kiln\n", "not debian: shim-signed's postinst runs no grub-install")
+	require.Contains(t, got, "GRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\n")
+}

@@ -177,6 +177,11 @@ func configureTree(tree string, l *disk.Layout, img recipes.Image) (bootloader.C
 	if err := fsroot.WriteFile(tree, grubCfg, []byte(bootloader.GrubCfg(c)), 0o644); err != nil {
 		return c, err
 	}
+	if img.Boot.SecureBoot == platform.SecureBootDistro {
+		if err := fsroot.WriteFile(tree, "/etc/default/grub", []byte(bootloader.DefaultGrub(c)), 0o644); err != nil {
+			return c, err
+		}
+	}
 	if img.Disk.Grow {
 		if err := installGrowroot(tree); err != nil {
 			return c, err

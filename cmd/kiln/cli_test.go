@@ -57,7 +57,13 @@ func TestAllExamplesValidate(t *testing.T) {
 	require.NotEmpty(t, files)
 	disk := filepath.Join(t.TempDir(), "disk.vmdk") // file-base.hcl's required variables
 	require.NoError(t, os.WriteFile(disk, []byte("disk"), 0o644))
-	vars := map[string][]string{"file-base.hcl": {"-var", "disk=" + disk, "-var", "sha256=" + strings.Repeat("0", 64)}}
+	keys, err := filepath.Abs("../../recipes/testdata/keys") // test keys, for secure-boot-custom.hcl's variables
+	require.NoError(t, err)
+	vars := map[string][]string{
+		"file-base.hcl": {"-var", "disk=" + disk, "-var", "sha256=" + strings.Repeat("0", 64)},
+		"secure-boot-custom.hcl": {"-var", "key=" + filepath.Join(keys, "db.key"), "-var", "certificate=" + filepath.Join(keys, "db.pem"),
+			"-var", "vars=" + filepath.Join(keys, "vars.fd")},
+	}
 	for _, f := range files {
 		code, _, errOut := runKiln(t, append([]string{"validate", f}, vars[filepath.Base(f)]...)...)
 		require.Equal(t, 0, code, "%s: %s", f, errOut)

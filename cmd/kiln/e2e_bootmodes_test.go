@@ -63,6 +63,12 @@ func TestE2EBootMatrix(t *testing.T) {
 			if c.firmware != "hybrid" {
 				checkGrows(t, img, m, platform.Boot(c.firmware))
 			}
+			if c.firmware == "uefi" && c.table == "gpt" {
+				// The enforcing firmware TestE2ESecureBootDistro passes under
+				// refuses the unsigned image secure_boot = "off" builds.
+				require.Equal(t, platform.SecureBootOff, m.Boot.SecureBoot)
+				checkRefusedUnderSecureBoot(t, img)
+			}
 		})
 	}
 }
