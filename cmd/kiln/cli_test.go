@@ -125,3 +125,38 @@ func TestDoubleDashEndsFlags(t *testing.T) {
 		require.Equal(t, args[0] == "--json" || args[1] == "--json", *asJSON)
 	}
 }
+
+// --secure-boot-vars must name a file; --tpm needs swtpm on the host.
+func TestDeviceFlags(t *testing.T) {
+	img := gptDisk(t, true)
+	for _, cmd := range []string{"test", "run"} {
+		code, _, stderr := runKiln(t, cmd, "--secure-boot-vars", filepath.Join(t.TempDir(), "none.fd"), img)
+		require.Equal(t, 2, code, cmd)
+		require.Contains(t, stderr, "--secure-boot-vars", cmd)
+	}
+	for _, cmd := range []string{"test", "run"} {
+		_, out, stderr := runKiln(t, cmd, "--help")
+		for _, flag := range []string{"-secure-boot", "-secure-boot-vars", "-tpm"} {
+			require.Contains(t, out+stderr, flag, "kiln %s --help", cmd)
+		}
+	}
+	var help strings.Builder
+	fs := newFlagSet("test", testUsage, &help)
+	d := deviceFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--tpm", "--secure-boot"}))
+	got, err := d.get()
+	require.NoError(t, err)
+	require.True(t, got.SecureBoot)
+	require.True(t, got.TPM)
+	require.Equal(t, []string{"swtpm", "swtpm_setup"}, got.tools())
+	fs = newFlagSet("test", testUsage, &help)
+	d = deviceFlags(fs)
+	vars := filepath.Join(t.TempDir(), "vars.fd")
+	require.NoError(t, os.WriteFile(vars, []byte("x"), 0o644))
+	require.NoError(t, fs.Parse([]string{"--secure-boot-vars", vars}))
+	got, err = d.get()
+	require.NoError(t, err)
+	require.True(t, got.SecureBoot, "the variable store implies Secure Boot")
+	require.Equal(t, vars, got.SecureBootVars)
+	require.Empty(t, got.tools())
+}
