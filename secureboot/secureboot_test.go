@@ -1,17 +1,12 @@
 package secureboot
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -69,13 +64,7 @@ func TestCheck(t *testing.T) {
 // it, as authenticode.Signers reads it, and skips other files.
 func TestReadESP(t *testing.T) {
 	testutil.Require(t, "sgdisk")
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ESP test"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
+	key, cert := testutil.RSACert(t, pkix.Name{CommonName: "ESP test"}, nil, nil)
 	signed, err := authenticode.Sign(testutil.TinyPE(), &authenticode.KeyPair{Key: key, Cert: cert})
 	require.NoError(t, err)
 

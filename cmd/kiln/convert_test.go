@@ -1,18 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -182,21 +177,8 @@ func espDisk(t *testing.T, files map[string][]byte) string {
 // signedBy signs a test EFI binary with a leaf certificate issued by a CA
 // with the given common name.
 func signedBy(t *testing.T, caCN string) []byte {
-	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: caCN, Organization: []string{"Microsoft Corporation"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	caCert, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test loader publisher"}, NotBefore: ca.NotBefore, NotAfter: ca.NotAfter}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
+	caKey, ca := testutil.RSACert(t, pkix.Name{CommonName: caCN, Organization: []string{"Microsoft Corporation"}}, nil, nil)
+	key, cert := testutil.RSACert(t, pkix.Name{CommonName: "test loader publisher"}, ca, caKey)
 	signed, err := authenticode.Sign(testutil.TinyPE(), &authenticode.KeyPair{Key: key, Cert: cert})
 	require.NoError(t, err)
 	return signed

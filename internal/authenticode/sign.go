@@ -67,14 +67,21 @@ func LoadKeyPair(keyPEM, certPEM []byte) (*KeyPair, error) {
 	return &KeyPair{Key: key, Cert: cert}, nil
 }
 
+// pemBlocks returns every PEM block in data, in order.
+func pemBlocks(data []byte) []*pem.Block {
+	var out []*pem.Block
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return out
+		}
+		out = append(out, b)
+	}
+}
+
 // ParseKey reads an unencrypted RSA private key in PEM.
 func ParseKey(data []byte) (*rsa.PrivateKey, error) {
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no PEM private key (a block such as -----BEGIN PRIVATE KEY-----) found")
-		}
+	for _, b := range pemBlocks(data) {
 		switch {
 		case b.Type == "ENCRYPTED PRIVATE KEY", strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED"):
 			return nil, ErrEncryptedKey
@@ -94,20 +101,17 @@ func ParseKey(data []byte) (*rsa.PrivateKey, error) {
 			return nil, fmt.Errorf("%w: it is a %q block", ErrNotRSA, b.Type)
 		}
 	}
+	return nil, errors.New("no PEM private key (a block such as -----BEGIN PRIVATE KEY-----) found")
 }
 
 // ParseCertificate reads the first PEM certificate in data.
 func ParseCertificate(data []byte) (*x509.Certificate, error) {
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no PEM certificate (-----BEGIN CERTIFICATE-----) found")
-		}
+	for _, b := range pemBlocks(data) {
 		if b.Type == "CERTIFICATE" {
 			return x509.ParseCertificate(b.Bytes)
 		}
 	}
+	return nil, errors.New("no PEM certificate (-----BEGIN CERTIFICATE-----) found")
 }
 
 // Digest returns the SHA-256 Authenticode digest of a PE image.

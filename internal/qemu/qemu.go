@@ -398,6 +398,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Accel == "" {
 		o.Accel = DetectAccel(ctx)
 	}
+	// scratch holds what the caller left to Run: the NVRAM copy, the TPM's
+	// socket (short: a UNIX socket's path is limited to 107 bytes).
+	var scratch string
+	defer func() {
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
+	}()
+	scratchFile := func(name string) (string, error) {
+		if scratch == "" {
+			var err error
+			if scratch, err = os.MkdirTemp("", "kiln-qemu-*"); err != nil {
+				return "", err
+			}
+		}
+		return filepath.Join(scratch, name), nil
+	}
 	if o.Firmware == UEFI {
 		if o.UEFI == nil {
 			fw, err := FindUEFI(FirmwareQuery{Machine: firmwareMachine(o.Machine)})
@@ -407,12 +424,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			o.UEFI = fw
 		}
 		if o.VarsFile == "" {
-			dir, err := os.MkdirTemp("", "kiln-qemu-*")
-			if err != nil {
+			var err error
+			if o.VarsFile, err = scratchFile("efivars.fd"); err != nil {
 				return nil, err
 			}
-			defer os.RemoveAll(dir)
-			o.VarsFile = filepath.Join(dir, "efivars.fd")
 		}
 		if _, err := os.Stat(o.VarsFile); errors.Is(err, fs.ErrNotExist) {
 			if err := copyFile(o.VarsFile, o.UEFI.VarsTemplate); err != nil {
@@ -425,12 +440,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.TPM != nil {
 		tpm := *o.TPM
 		if tpm.Socket == "" {
-			dir, err := os.MkdirTemp("", "kiln-tpm-*")
-			if err != nil {
+			var err error
+			if tpm.Socket, err = scratchFile("swtpm.sock"); err != nil {
 				return nil, err
 			}
-			defer os.RemoveAll(dir)
-			tpm.Socket = filepath.Join(dir, "swtpm.sock")
 		}
 		o.TPM = &tpm
 	}
