@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 func runKiln(t *testing.T, args ...string) (int, string, string) {
@@ -144,7 +146,7 @@ func TestDeviceFlags(t *testing.T) {
 	fs := newFlagSet("test", testUsage, &help)
 	d := deviceFlags(fs)
 	require.NoError(t, fs.Parse([]string{"--tpm", "--secure-boot"}))
-	got, err := d.get()
+	got, err := d.get("")
 	require.NoError(t, err)
 	require.True(t, got.SecureBoot)
 	require.True(t, got.TPM)
@@ -154,9 +156,14 @@ func TestDeviceFlags(t *testing.T) {
 	vars := filepath.Join(t.TempDir(), "vars.fd")
 	require.NoError(t, os.WriteFile(vars, []byte("x"), 0o644))
 	require.NoError(t, fs.Parse([]string{"--secure-boot-vars", vars}))
-	got, err = d.get()
+	got, err = d.get(platform.BootUEFI)
 	require.NoError(t, err)
 	require.True(t, got.SecureBoot, "the variable store implies Secure Boot")
 	require.Equal(t, vars, got.SecureBootVars)
 	require.Empty(t, got.tools())
+	_, err = d.get(platform.BootBIOS)
+	require.ErrorContains(t, err, "UEFI feature")
+	code, _, stderr := runKiln(t, "test", "--firmware", "bios", "--secure-boot", img)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "need --firmware uefi")
 }

@@ -115,7 +115,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(stdout, stderr, *asJSON, err, exitUsage)
 		}
 	}
-	dev, err := devices.get()
+	dev, err := devices.get(boot)
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, err, exitUsage)
 	}
@@ -221,7 +221,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kiln run: %v\n", err)
 		return exitUsage
 	}
-	dev, err := devices.get()
+	dev, err := devices.get(fw)
 	if err != nil {
 		fmt.Fprintf(stderr, "kiln run: %v\n", err)
 		return exitUsage
@@ -413,8 +413,12 @@ func deviceFlags(fs *flag.FlagSet) devicesFlags {
 // chosenDevices are the flags' devices and the host tools they need.
 type chosenDevices struct{ boottest.Devices }
 
-func (f devicesFlags) get() (chosenDevices, error) {
+// get returns the chosen devices; firmware is --firmware ("" for the image's).
+func (f devicesFlags) get(firmware platform.Boot) (chosenDevices, error) {
 	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm}}
+	if d.SecureBoot && firmware == platform.BootBIOS {
+		return d, fmt.Errorf("Secure Boot is a UEFI feature: --secure-boot and --secure-boot-vars need --firmware uefi (or none)")
+	}
 	if *f.vars != "" {
 		abs, err := filepath.Abs(*f.vars)
 		if err != nil {
