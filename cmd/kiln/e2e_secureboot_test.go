@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/kiln-build/kiln/boottest"
 	"github.com/kiln-build/kiln/internal/parttype"
-	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
@@ -94,8 +92,7 @@ func TestE2ESecureBootCustom(t *testing.T) {
 		require.FileExists(t, f, "Debian's ovmf package ships the snakeoil key, certificate and variable store")
 	}
 	key := filepath.Join(t.TempDir(), "snakeoil.key")
-	out, err := exec.Command("openssl", "pkey", "-in", encrypted, "-passin", "pass:snakeoil", "-out", key).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "openssl", "pkey", "-in", encrypted, "-passin", "pass:snakeoil", "-out", key)
 
 	// The passphrase-protected original is refused before any build, with the position.
 	code, _, stderr := runKiln(t, "validate", "-var", "key="+encrypted, "-var", "certificate="+cert, "-var", "vars="+vars, "../../examples/secure-boot-custom.hcl")
@@ -122,8 +119,7 @@ func TestE2ESecureBootCustom(t *testing.T) {
 	require.Equal(t, []manifest.Signer{{Subject: snakeoil, Issuer: snakeoil}}, chain["/boot/vmlinuz-"+m.Kernel].Signers, "the kernel carries only the user's signature")
 	boot := filepath.Join(t.TempDir(), "BOOTX64.EFI")
 	require.NoError(t, os.WriteFile(boot, esp.read("EFI/BOOT/BOOTX64.EFI"), 0o644))
-	out, err = exec.Command("sbverify", "--cert", cert, boot).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "sbverify", "--cert", cert, boot)
 
 	// Under the Microsoft store the firmware refuses it, and kiln test says so at once.
 	checkRefusedUnderSecureBoot(t, m.Name+"@1.0.0", "--images", images)
@@ -186,10 +182,8 @@ func espFiles(t *testing.T, img string, m *manifest.Manifest) esp {
 }
 
 func (e esp) names(dir string) []string {
-	out, err := exec.Command("mdir", "-b", "-i", e.img, "::/"+dir).CombinedOutput()
-	require.NoError(e.t, err, string(out))
 	var names []string
-	for _, l := range strings.Fields(string(out)) {
+	for _, l := range strings.Fields(testutil.Run(e.t, "mdir", "-b", "-i", e.img, "::/"+dir)) {
 		names = append(names, filepath.Base(l))
 	}
 	return names
@@ -220,12 +214,9 @@ func checkChainAgainstSbverify(t *testing.T, e esp, chain map[string]manifest.Bo
 		}
 		local := filepath.Join(dir, filepath.Base(path))
 		require.NoError(t, os.WriteFile(local, e.read(path), 0o644))
-		sum, err := sparse.SHA256(local)
-		require.NoError(t, err)
-		require.Equal(t, f.SHA256, sum, path)
-		out, err := exec.Command("sbverify", "--list", local).CombinedOutput()
-		require.NoError(t, err, string(out))
-		issuers := regexp.MustCompile(`(?m)^image signature issuers:\n - (.*)$`).FindAllStringSubmatch(string(out), -1)
+		require.Equal(t, f.SHA256, testutil.FileSHA256(t, local), path)
+		out := testutil.Run(t, "sbverify", "--list", local)
+		issuers := regexp.MustCompile(`(?m)^image signature issuers:\n - (.*)$`).FindAllStringSubmatch(out, -1)
 		require.Len(t, issuers, len(f.Signers), "%s:\n%s", path, out)
 		for i, s := range f.Signers {
 			require.Equal(t, issuers[i][1], s.Issuer, path)
@@ -233,39 +224,32 @@ func checkChainAgainstSbverify(t *testing.T, e esp, chain map[string]manifest.Bo
 	}
 }
 
-// checkKilledRunLeavesNothing SIGKILLs a kiln run --secure-boot --tpm while
-// its VM runs: swtpm and QEMU must go with it.
+// checkKilledRunLeavesNothing SIGKILLs a kiln run --secure-boot --tpm
+// while its VM runs: swtpm and QEMU must go with it.
 func checkKilledRunLeavesNothing(t *testing.T, img string) {
 	tmp := t.TempDir() // kiln's scratch, the TPM's state and socket are under it
-	self, err := os.Executable()
-	require.NoError(t, err)
-	cmd := exec.Command(self, "run", "--secure-boot", "--tpm", "--timeout", "10m", img)
-	cmd.Env = append(os.Environ(), asKilnEnv+"=1", "TMPDIR="+tmp)
-	stdin, err := cmd.StdinPipe() // kept open: QEMU reads the console's input from it
-	require.NoError(t, err)
-	defer stdin.Close()
-	var console, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &console, &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(5 * time.Minute)
-	for ready := false; !ready; {
-		select {
-		case err := <-exited:
-			t.Fatalf("kiln run ended early: %v\n%s", err, stderr.String())
-		case <-deadline:
-			t.Fatalf("no swtpm and QEMU under %s within 5 minutes: %v", tmp, processesWith(tmp))
-		case <-time.After(500 * time.Millisecond):
-		}
+	var running time.Time
+	testutil.KillChild(t, "TestKilnRunTPMChild", []string{runTPMImageEnv + "=" + img, "TMPDIR=" + tmp}, 5*time.Minute, func() bool {
 		procs := strings.Join(processesWith(tmp), "\n")
-		ready = strings.Contains(procs, "swtpm socket") && strings.Contains(procs, "qemu-system") && strings.Contains(procs, "tpm-tis")
-	}
-	time.Sleep(3 * time.Second) // the VM runs: firmware on the console
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	<-exited
+		if !strings.Contains(procs, "swtpm socket") || !strings.Contains(procs, "qemu-system") || !strings.Contains(procs, "tpm-tis") {
+			return false
+		}
+		if running.IsZero() {
+			running = time.Now()
+		}
+		return time.Since(running) > 3*time.Second // the VM runs: the firmware is up
+	})
 	require.Eventually(t, func() bool { return len(processesWith(tmp)) == 0 }, 15*time.Second, 200*time.Millisecond,
 		"processes left after kiln was killed: %v", processesWith(tmp))
+}
+
+const runTPMImageEnv = "KILN_TEST_RUN_TPM_IMAGE"
+
+// TestKilnRunTPMChild is kiln run --secure-boot --tpm in a child process of
+// TestE2ESecureBootDistro, which SIGKILLs it while the VM runs.
+func TestKilnRunTPMChild(t *testing.T) {
+	img := testutil.ChildEnv(t, runTPMImageEnv)
+	os.Exit(run([]string{"run", "--secure-boot", "--tpm", "--timeout", "10m", img}, os.Stdout, os.Stderr))
 }
 
 // processesWith lists live processes whose command line contains marker.

@@ -37,13 +37,6 @@ func mustRead(t *testing.T, p string) []byte {
 	return b
 }
 
-func command(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	require.NoError(t, err, "%s %s:\n%s", name, strings.Join(args, " "), out)
-	return string(out)
-}
-
 // Kiln's signature verifies with sbverify and osslsigncode against the
 // certificate, and re-signing a signed image leaves exactly one signature.
 func TestSignJudgedBySbverifyAndOsslsigncode(t *testing.T) {
@@ -55,8 +48,8 @@ func TestSignJudgedBySbverifyAndOsslsigncode(t *testing.T) {
 	file := filepath.Join(dir, "signed.efi")
 	require.NoError(t, os.WriteFile(file, signed, 0o644))
 
-	require.Contains(t, command(t, "sbverify", "--cert", certPath, file), "Signature verification OK")
-	out := command(t, "osslsigncode", "verify", "-CAfile", certPath, "-in", file)
+	require.Contains(t, testutil.Run(t, "sbverify", "--cert", certPath, file), "Signature verification OK")
+	out := testutil.Run(t, "osslsigncode", "verify", "-CAfile", certPath, "-in", file)
 	require.Contains(t, out, "Signature verification: ok")
 	current := regexp.MustCompile(`Current message digest\s*:\s*([0-9A-F]+)`).FindStringSubmatch(out)
 	calculated := regexp.MustCompile(`Calculated message digest\s*:\s*([0-9A-F]+)`).FindStringSubmatch(out)
@@ -72,9 +65,9 @@ func TestSignJudgedBySbverifyAndOsslsigncode(t *testing.T) {
 	resigned, err := Sign(signed, kp2)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file, resigned, 0o644))
-	require.Contains(t, command(t, "sbverify", "--cert", cert2, file), "Signature verification OK")
+	require.Contains(t, testutil.Run(t, "sbverify", "--cert", cert2, file), "Signature verification OK")
 	require.Error(t, exec.Command("sbverify", "--cert", certPath, file).Run(), "the first signature is gone")
-	list := command(t, "sbverify", "--list", file)
+	list := testutil.Run(t, "sbverify", "--list", file)
 	require.Len(t, regexp.MustCompile(`(?m)^signature \d+$`).FindAllString(list, -1), 1, list)
 }
 
@@ -82,7 +75,7 @@ func TestSignJudgedBySbverifyAndOsslsigncode(t *testing.T) {
 // subject of each signature (the certificate whose issuer is the
 // signature's issuer).
 func sbverifyList(t *testing.T, file string) []Signer {
-	out := command(t, "sbverify", "--list", file)
+	out := testutil.Run(t, "sbverify", "--list", file)
 	var signers []Signer
 	var issuer string
 	var subject string
@@ -122,9 +115,9 @@ func TestSignersMatchSbverify(t *testing.T) {
 	require.Empty(t, signers)
 
 	one := filepath.Join(dir, "one.efi")
-	command(t, "sbsign", "--key", key1, "--cert", cert1, "--output", one, unsigned)
+	testutil.Run(t, "sbsign", "--key", key1, "--cert", cert1, "--output", one, unsigned)
 	two := filepath.Join(dir, "two.efi")
-	command(t, "sbsign", "--key", key2, "--cert", cert2, "--output", two, one)
+	testutil.Run(t, "sbsign", "--key", key2, "--cert", cert2, "--output", two, one)
 	for _, f := range []string{one, two} {
 		got, err := Signers(mustRead(t, f))
 		require.NoError(t, err)
@@ -136,7 +129,7 @@ func TestSignersMatchSbverify(t *testing.T) {
 	require.Equal(t, "/CN=Second Signer/O=Kiln Test/C=DE", reorder(got[1].Subject))
 
 	nested := filepath.Join(dir, "nested.efi")
-	command(t, "osslsigncode", "sign", "-nest", "-h", "sha256", "-certs", cert2, "-key", key2, "-in", one, "-out", nested)
+	testutil.Run(t, "osslsigncode", "sign", "-nest", "-h", "sha256", "-certs", cert2, "-key", key2, "-in", one, "-out", nested)
 	got, err = Signers(mustRead(t, nested))
 	require.NoError(t, err)
 	require.Len(t, got, 2, "the outer signature and the nested one")
