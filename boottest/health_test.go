@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/qemu"
+	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
 	"github.com/stretchr/testify/require"
 )
@@ -104,4 +107,42 @@ func TestSecureBootHealth(t *testing.T) {
 	require.Equal(t, manifest.Fail, check(refused, "finished").Status)
 	require.Contains(t, refused.Problems[0], "the firmware refused to start the boot loader under Secure Boot")
 	require.Contains(t, refused.Problems[0], "Access Denied")
+}
+
+// A Secure Boot boot gets the descriptor's Secure Boot firmware with keys
+// enrolled (or the given variable store), the refusals to stop on and the
+// TPM's state in the boot's directory; a BIOS boot gets none of it.
+func TestDevicesApply(t *testing.T) {
+	if _, err := SecureBootFirmware(""); err != nil {
+		if testutil.Strict() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	work := t.TempDir()
+	var o qemu.Options
+	d := Devices{SecureBoot: true, TPM: true}.forBoot(platform.BootUEFI)
+	require.NoError(t, d.apply(&o, platform.BootUEFI, work))
+	require.Equal(t, qemu.UEFI, o.Firmware)
+	require.Contains(t, o.UEFI.Features, "enrolled-keys")
+	require.True(t, o.UEFI.RequiresSMM())
+	require.Equal(t, Refusals, o.StopOn)
+	require.Equal(t, filepath.Join(work, "tpm"), o.TPM.StateDir)
+	require.Equal(t, filepath.Join(work, "vars-uefi.fd"), o.VarsFile)
+
+	vars := filepath.Join(work, "my-vars.fd")
+	o = qemu.Options{}
+	d = Devices{SecureBootVars: vars}.forBoot(platform.BootUEFI)
+	require.True(t, d.SecureBoot, "a variable store means Secure Boot")
+	require.NoError(t, d.apply(&o, platform.BootUEFI, work))
+	require.Equal(t, vars, o.UEFI.VarsTemplate)
+	require.Nil(t, o.TPM)
+
+	o = qemu.Options{}
+	d = Devices{SecureBoot: true, TPM: true}.forBoot(platform.BootBIOS)
+	require.False(t, d.SecureBoot)
+	require.NoError(t, d.apply(&o, platform.BootBIOS, work))
+	require.Equal(t, qemu.BIOS, o.Firmware)
+	require.Empty(t, o.StopOn)
+	require.NotNil(t, o.TPM, "a TPM works under BIOS too")
 }

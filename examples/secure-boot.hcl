@@ -30,6 +30,8 @@ image "secure-boot" {
       "cat /sys/kernel/security/lockdown",
       "grep -q '\\[integrity\\]' /sys/kernel/security/lockdown",
       "mokutil --sb-state | grep 'SecureBoot enabled'",
+      # The firmware's db: Microsoft's third-party CA, which signed shim.
+      "mokutil --db | grep 'Microsoft Corporation UEFI CA 2011'",
     ]
   }
 
