@@ -64,7 +64,10 @@ func NeededModules(cfg string) ([]string, error) {
 }
 
 // GRUB's module area (include/grub/kernel.h): a "mimg" header, then
-// modules each with a type and a size that includes its 8-byte header.
+// objects (modules, the memdisk, the embedded config, public keys) each
+// with a type and a size that includes its 8-byte header, each starting at
+// the previous one's start plus its size rounded up to 8 bytes (GRUB's
+// FOR_MODULES: a public key's size, for one, is not a multiple of 8).
 const (
 	modInfoMagic = 0x676d696d // "mimg"
 	objTypeELF   = 0
@@ -105,7 +108,7 @@ func EmbeddedModules(image []byte) ([]string, error) {
 			}
 			out = append(out, name)
 		}
-		p += n
+		p += (n + 7) &^ 7
 	}
 	sort.Strings(out)
 	return out, nil

@@ -58,9 +58,15 @@ func fakeGrub(modules ...string) []byte {
 		binary.LittleEndian.PutUint32(h, typ)
 		binary.LittleEndian.PutUint32(h[4:], uint32(8+len(body)))
 		mods = append(append(mods, h...), body...)
+		for len(mods)%8 != 0 { // the next object starts 8-aligned
+			mods = append(mods, 0)
+		}
 	}
-	for _, m := range modules {
+	for i, m := range modules {
 		add(objTypeELF, elfModule(m))
+		if i == 0 {
+			add(4, []byte("an OpenPGP key of 29 bytes..")) // OBJ_TYPE_GPG_PUBKEY, its size not a multiple of 8
+		}
 	}
 	add(3, []byte("/EFI/debian\x00\x00\x00\x00\x00")) // OBJ_TYPE_PREFIX
 	info := make([]byte, 24)
