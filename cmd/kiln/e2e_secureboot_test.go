@@ -41,6 +41,7 @@ func TestE2ESecureBootDistro(t *testing.T) {
 	requireE2E(t)
 	requireSecureBootTools(t)
 	m, dir := buildExample(t, t.TempDir(), "../../examples/secure-boot.hcl")
+	t.Logf("stages: %+v; boot %.0fs", m.Stages, m.Health[0].BootSeconds)
 	require.Equal(t, platform.SecureBootDistro, m.Boot.SecureBoot)
 	require.True(t, m.Boot.TPM)
 	requirePassedUnderSecureBoot(t, m)
@@ -99,6 +100,7 @@ func TestE2ESecureBootCustom(t *testing.T) {
 
 	images := t.TempDir()
 	m, dir := buildExample(t, images, "../../examples/secure-boot-custom.hcl", "key="+key, "certificate="+cert, "vars="+vars)
+	t.Logf("stages: %+v; boot %.0fs", m.Stages, m.Health[0].BootSeconds)
 	require.Equal(t, platform.SecureBootCustom, m.Boot.SecureBoot)
 	requirePassedUnderSecureBoot(t, m)
 	console, err := os.ReadFile(filepath.Join(dir, "serial.log"))
