@@ -13,7 +13,8 @@ packages=(
   qemu-system-x86 qemu-utils    # boot tests; qemu-img as judge
   ovmf seabios                  # UEFI and legacy BIOS firmware (Secure Boot builds and snakeoil keys too)
   swtpm swtpm-tools             # a TPM 2.0 for test VMs (tpm = true, --tpm)
-  sbsigntool osslsigncode gpg   # judges of Kiln's Authenticode and OpenPGP signatures in the tests
+  sbsigntool osslsigncode       # judges of Kiln's Authenticode signatures in the tests
+  gpg gpgv                      # judges of Kiln's OpenPGP key and signatures for GRUB
   zstd xz-utils                 # decompression checks
   bc                            # bench scripts
   patch                         # applies kiln fmt -diff output in a test
