@@ -122,12 +122,12 @@ func TestDistroChain(t *testing.T) {
 	_, err := DistroChain(tree, c)
 	require.ErrorContains(t, err, "from the package grub-efi-amd64-signed")
 
-	put("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", fakeGrub("configfile", "search", "normal", "linux", "terminal"))
+	put("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", fakeGrub("configfile", "search", "normal", "linux", "terminal", "echo"))
 	put("/usr/lib/shim/mmx64.efi.signed", []byte("mm"))
 	_, err = DistroChain(tree, c)
 	require.ErrorContains(t, err, "lacks the GRUB module(s) serial")
 
-	grub := fakeGrub("configfile", "search", "normal", "linux", "terminal", "serial")
+	grub := fakeGrub("configfile", "search", "normal", "linux", "terminal", "echo", "serial")
 	put("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", grub)
 	files, err := DistroChain(tree, c)
 	require.NoError(t, err)
