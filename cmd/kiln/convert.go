@@ -167,7 +167,7 @@ func cmdVerify(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *key != "" {
 		if len(pos) != 1 || *target != "" || *requireSB {
-			fmt.Fprintln(stderr, "kiln verify: expected --key PUB and one ARTIFACT or REF (--key goes with neither --target nor --secure-boot)")
+			fmt.Fprintln(stderr, "kiln verify: expected --key PUB and one ARTIFACT or REF (--key and --target or --secure-boot do not go together)")
 			fs.Usage()
 			return exitUsage
 		}
