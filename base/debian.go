@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/flock"
+	"github.com/kiln-build/kiln/internal/livedir"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -38,6 +39,10 @@ var (
 // cacheFormat changes whenever the way trees are bootstrapped changes, so
 // old cache entries are never reused by a Kiln that would build them differently.
 const cacheFormat = "debian-v1"
+
+// bootstrapPrefix names the live directories (internal/livedir) under
+// <cache>/bases that bootstraps run in before they are renamed into place.
+const bootstrapPrefix = ".bootstrap-"
 
 // Debian describes a Debian base.
 type Debian struct {
@@ -116,7 +121,10 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	release := rel.SHA256
 	res.ReleaseSHA256, res.ReleaseURL, res.ReleaseDate = release, rel.URL, rel.Date
 
-	entry := filepath.Join(o.CacheDir, "bases", key)
+	bases := filepath.Join(o.CacheDir, "bases")
+	// Bootstraps killed before they were renamed into place.
+	_, _ = livedir.SweepDead(bases, bootstrapPrefix)
+	entry := filepath.Join(bases, key)
 	unlock, err := flock.Lock(entry + ".lock")
 	if err != nil {
 		return nil, err
@@ -139,15 +147,15 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 		return nil, fmt.Errorf("the archive at %s is unreachable and no cached base exists for suite %q", d.Mirror, d.Suite)
 	}
 
-	// Bootstrap into a temporary cache entry, then rename it into place.
-	tmp := entry + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
+	// Bootstrap into a live temporary directory (swept by the next
+	// Prepare if this process dies), then rename it into place.
+	_ = os.RemoveAll(entry + ".tmp") // what Kiln before live directories left
+	live, err := livedir.Create(bases, bootstrapPrefix+key+"-", 0o755)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
+	defer live.Remove()
+	tmp := live.Path
 	if err := bootstrap(ctx, d, filepath.Join(tmp, "tree"), o.Log); err != nil {
 		return nil, err
 	}
@@ -162,6 +170,7 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	if err := os.RemoveAll(entry); err != nil {
 		return nil, err
 	}
+	_ = os.Remove(filepath.Join(tmp, livedir.LockFile)) // the entry is no live directory; a sweep leaves a young lockless one alone
 	if err := os.Rename(tmp, entry); err != nil {
 		return nil, err
 	}

@@ -18,18 +18,18 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/flock"
+	"github.com/kiln-build/kiln/internal/livedir"
 )
 
 const stagingDir = ".staging"
 
-// newPrefix names staging directories being created; Sweep removes them
-// only when they are older than an hour (their creator died).
-const newPrefix = "new-"
+// stagingPrefix names the live directories (internal/livedir) of builds in
+// progress under .staging.
+const stagingPrefix = "build-"
 
 // Staging is a build in progress.
 type Staging struct {
@@ -37,40 +37,23 @@ type Staging struct {
 	Work     string // scratch space (trees, test copies); never published
 	Artifact string // what gets published
 	root     string
-	lock     *os.File // held for the staging's lifetime so sweepers can tell it is alive
+	live     *livedir.Dir // held for the staging's lifetime so sweepers can tell it is alive
 }
 
-// NewStaging creates a staging directory under root.
+// NewStaging creates a staging directory under root, after sweeping what
+// dead builds left there.
 func NewStaging(root string) (*Staging, error) {
 	base := filepath.Join(root, stagingDir)
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
 	Sweep(root)
-	// The directory is created under a name Sweep leaves alone and renamed
-	// to build-* only once its lock is held, so a concurrent Sweep can never
-	// take a newborn staging directory for a dead one.
-	tmp, err := os.MkdirTemp(base, newPrefix)
+	live, err := livedir.Create(base, stagingPrefix, 0o755)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	dir := filepath.Join(base, "build-"+strings.TrimPrefix(filepath.Base(tmp), newPrefix))
-	if err := os.Rename(tmp, dir); err != nil {
-		lock.Close()
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	s := &Staging{Dir: dir, Work: filepath.Join(dir, "work"), Artifact: filepath.Join(dir, "artifact"), root: root, lock: lock}
+	dir := live.Path
+	s := &Staging{Dir: dir, Work: filepath.Join(dir, "work"), Artifact: filepath.Join(dir, "artifact"), root: root, live: live}
 	for _, d := range []string{s.Work, s.Artifact} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			s.Discard()
@@ -82,39 +65,44 @@ func NewStaging(root string) (*Staging, error) {
 
 // Discard removes the staging directory. It is safe to call more than once.
 func (s *Staging) Discard() {
-	if s.lock != nil {
-		os.RemoveAll(s.Dir)
-		s.lock.Close()
-		s.lock = nil
+	if s.live != nil {
+		_ = s.live.Remove()
+		s.live = nil
 	}
 }
 
-// Sweep removes staging directories whose builds are no longer running
-// (their lock is free: the process holding it died, SIGKILL included), and
-// what removals renamed out of the catalog but did not finish deleting.
-func Sweep(root string) {
+// oldNewPrefix names the staging directories of older Kilns while they
+// were being created; they are swept once older than an hour.
+const oldNewPrefix = "new-"
+
+// Sweep removes what dead processes left in the catalog: staging
+// directories whose builds are no longer running (their lock is free: the
+// process holding it died, SIGKILL included), and what removals renamed out
+// of the catalog but did not finish deleting. A live build's staging is
+// never touched. Every command that opens the catalog calls it; it returns
+// what it removed.
+func Sweep(root string) []string {
+	var removed []string
 	trash, _ := os.ReadDir(filepath.Join(root, trashDir))
 	for _, e := range trash {
-		_ = os.RemoveAll(filepath.Join(root, trashDir, e.Name()))
+		p := filepath.Join(root, trashDir, e.Name())
+		if os.RemoveAll(p) == nil {
+			removed = append(removed, p)
+		}
 	}
-	entries, _ := os.ReadDir(filepath.Join(root, stagingDir))
-	for _, e := range entries {
-		dir := filepath.Join(root, stagingDir, e.Name())
-		if strings.HasPrefix(e.Name(), newPrefix) {
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				os.RemoveAll(dir)
+	base := filepath.Join(root, stagingDir)
+	dead, _ := livedir.SweepDead(base, stagingPrefix)
+	removed = append(removed, dead...)
+	olds, _ := os.ReadDir(base)
+	for _, e := range olds {
+		if fi, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), oldNewPrefix) && time.Since(fi.ModTime()) > livedir.StaleAfter {
+			p := filepath.Join(base, e.Name())
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
 			}
-			continue
 		}
-		f, err := os.Open(filepath.Join(dir, ".lock"))
-		if err != nil {
-			continue
-		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			os.RemoveAll(dir)
-		}
-		f.Close()
 	}
+	return removed
 }
 
 // Publish moves the staged artifact to <root>/<name>/<version>/<build>. Under

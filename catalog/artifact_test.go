@@ -83,8 +83,8 @@ func TestSweepRemovesOnlyDeadStagings(t *testing.T) {
 
 	// A process that creates a staging dir and is then SIGKILLed.
 	testutil.KillChild(t, "TestSweepChild", []string{"KILN_ARTIFACT_CHILD=" + root}, 10*time.Second, func() bool {
-		entries, _ := filepath.Glob(filepath.Join(root, stagingDir, "build-*"))
-		return len(entries) == 2 // both created (not new-* any more)
+		entries, _ := filepath.Glob(filepath.Join(root, stagingDir, "build-[0-9]*"))
+		return len(entries) == 2 // both created (not build-born-* any more)
 	})
 	Sweep(root)
 	entries, _ := os.ReadDir(filepath.Join(root, stagingDir))

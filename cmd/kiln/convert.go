@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/internal/livedir"
 	"github.com/kiln-build/kiln/secureboot"
 )
 
@@ -82,13 +83,22 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return exitOK
 }
 
-// convert writes in as format to out, through a temporary file renamed into place.
+// convertTempPrefix names kiln convert's live temporary directories
+// (internal/livedir) beside the output.
+const convertTempPrefix = ".kiln-convert-"
+
+// convert writes in as format to out, through a temporary file renamed
+// into place. The temporary directory beside out is a live directory: a
+// conversion killed with SIGKILL leaves it, and the next conversion into
+// the same directory sweeps it (and only such dead ones).
 func convert(ctx context.Context, in, out string, ft *formats.Format, opts formats.Options, compress string) (err error) {
-	tmpDir, err := os.MkdirTemp(filepath.Dir(out), ".kiln-convert-")
+	_, _ = livedir.SweepDead(filepath.Dir(out), convertTempPrefix)
+	live, err := livedir.Create(filepath.Dir(out), convertTempPrefix, 0o700)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmpDir)
+	defer live.Remove()
+	tmpDir := live.Path
 	switch kind, err := formats.Detect(in); {
 	case err != nil:
 		return err

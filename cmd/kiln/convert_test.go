@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/formats"
 	"github.com/kiln-build/kiln/internal/authenticode"
 	"github.com/kiln-build/kiln/internal/fat32"
+	"github.com/kiln-build/kiln/internal/livedir"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testutil"
 )
@@ -237,4 +239,32 @@ func TestVerifySecureBootReadiness(t *testing.T) {
 	code, _, stderr = runKiln(t, "verify", "--target", "qemu", "--secure-boot", small)
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "azure and gcp only")
+}
+
+// kiln convert sweeps what killed conversions left beside the output: the
+// lockless 140 MB leftovers of Kilns before live directories (once older
+// than livedir.StaleAfter), and a live directory whose process died; a
+// conversion still running (its directory held by a live process) keeps
+// its directory. Nothing else in the directory is touched.
+func TestConvertSweepsDeadTemporaries(t *testing.T) {
+	raw := gptDisk(t, true)
+	dir := t.TempDir()
+	old := filepath.Join(dir, convertTempPrefix+"123456789")
+	require.NoError(t, os.Mkdir(old, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(old, "output"), []byte("half a disk"), 0o644))
+	stale := time.Now().Add(-2 * livedir.StaleAfter)
+	require.NoError(t, os.Chtimes(old, stale, stale))
+	live, err := livedir.Create(dir, convertTempPrefix, 0o700)
+	require.NoError(t, err)
+	defer live.Remove()
+	keep := filepath.Join(dir, ".kiln-convert.txt") // not a temporary: another prefix
+	require.NoError(t, os.WriteFile(keep, nil, 0o644))
+
+	code, _, stderr := runKiln(t, "convert", raw, "--to", "qcow2", "-o", filepath.Join(dir, "out.qcow2"))
+	require.Equal(t, 0, code, stderr)
+	require.NoDirExists(t, old)
+	require.DirExists(t, live.Path, "a live conversion's directory survives")
+	require.FileExists(t, keep)
+	left, _ := filepath.Glob(filepath.Join(dir, convertTempPrefix+"*"))
+	require.Equal(t, []string{live.Path}, left, "the conversion removed its own temporary directory")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-build/kiln/boottest"
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/internal/livedir"
 	"github.com/kiln-build/kiln/internal/nocloud"
 	"github.com/kiln-build/kiln/internal/qemu"
 	krun "github.com/kiln-build/kiln/internal/run"
@@ -122,12 +123,12 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := krun.Require(append([]string{"debugfs", "qemu-system-x86_64"}, dev.tools()...)...); err != nil {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
-	scratch, err := os.MkdirTemp("", "kiln-test-")
+	scratch, err := scratchDir("kiln-test-")
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, err, exitFailed)
 	}
-	defer os.RemoveAll(scratch)
-	target, err := boottest.OpenTarget(ctx, image, *images, scratch)
+	defer scratch.Remove()
+	target, err := boottest.OpenTarget(ctx, image, *images, scratch.Path)
 	if err != nil {
 		return targetError(stdout, stderr, *asJSON, err)
 	}
@@ -146,7 +147,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "testing %s (%s %s) under %s: base health checks and %d test(s)\n", target.Source, target.Name, target.Version, fw, len(steps))
 	}
-	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch, ConsoleDir: *logs, Log: log, Profile: *profile, UserData: userData, Devices: dev.Devices})
+	rep, err := boottest.Smoke(ctx, boottest.SmokeRequest{Target: target, Firmware: boot, Tests: steps, WorkDir: scratch.Path, ConsoleDir: *logs, Log: log, Profile: *profile, UserData: userData, Devices: dev.Devices})
 	if err != nil {
 		return fail(stdout, stderr, *asJSON, fmt.Errorf("test: %w", err), imageRefusalCode(err))
 	}
@@ -237,22 +238,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 		return exitFailed
 	}
-	scratch, err := os.MkdirTemp("", "kiln-run-")
+	scratch, err := scratchDir("kiln-run-")
 	if err != nil {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
 		return exitFailed
 	}
-	defer os.RemoveAll(scratch)
-	target, err := boottest.OpenTarget(ctx, image, *images, scratch)
+	defer scratch.Remove()
+	target, err := boottest.OpenTarget(ctx, image, *images, scratch.Path)
 	if err != nil {
 		return targetError(stdout, stderr, false, err)
 	}
 	if fw == "" {
 		fw = target.Firmwares[0]
 	}
-	req := boottest.RunRequest{Target: target, Firmware: fw, Stdout: stdout, WorkDir: scratch, Timeout: *timeout, UserData: userData, Devices: dev.Devices, Log: debugLog(stderr)}
+	req := boottest.RunRequest{Target: target, Firmware: fw, Stdout: stdout, WorkDir: scratch.Path, Timeout: *timeout, UserData: userData, Devices: dev.Devices, Log: debugLog(stderr)}
 	if *withSSH {
-		access, forget, err := startSSHSession(ctx, target.Source, scratch, *sshPort, stderr)
+		access, forget, err := startSSHSession(ctx, target.Source, scratch.Path, *sshPort, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "kiln run: --ssh: %v\n", err)
 			return exitFailed
@@ -437,4 +438,12 @@ func (d chosenDevices) tools() []string {
 		return []string{qemu.SwtpmBinary, qemu.SwtpmSetupBinary}
 	}
 	return nil
+}
+
+// scratchDir sweeps what killed kiln test and kiln run processes left in
+// the temporary directory, then makes a new live directory (internal/livedir)
+// there for this one.
+func scratchDir(prefix string) (*livedir.Dir, error) {
+	_, _ = livedir.SweepDead(os.TempDir(), prefix)
+	return livedir.Create(os.TempDir(), prefix, 0o700)
 }

@@ -169,7 +169,9 @@ echo "KILN-SECURE-BOOT ${sb:-unreadable}" >&3
 `
 
 // Inject writes the harness and the suite into the ext4 filesystem at byte
-// offset rootOffset of the raw image. The image must be a throwaway copy.
+// offset rootOffset of the raw image. The image must be a throwaway copy;
+// the files are staged beside it (in the caller's work directory, which a
+// killed build's sweep removes), not in the system's temporary directory.
 func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log io.Writer) error {
 	bootTimeout := s.BootTimeout
 	if bootTimeout == 0 {

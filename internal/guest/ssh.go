@@ -70,6 +70,7 @@ func (*NoCloudInitError) Error() string {
 // with debugfs, without mounting it.
 type ext4 struct {
 	target string // image?offset=N, as debugfs takes it
+	dir    string // the image's directory, where write stages its host files
 	log    io.Writer
 }
 
@@ -77,7 +78,7 @@ func newExt4(image string, offset uint64, log io.Writer) ext4 {
 	if log == nil {
 		log = io.Discard
 	}
-	return ext4{target: fmt.Sprintf("%s?offset=%d", image, offset), log: log}
+	return ext4{target: fmt.Sprintf("%s?offset=%d", image, offset), dir: filepath.Dir(image), log: log}
 }
 
 // exists says whether path (a file, directory or link) exists.
@@ -129,9 +130,12 @@ func separateUsr(fstab []byte) bool {
 
 // write runs debugfs -w with cmds, which may name the host files given in
 // files (name -> content) by their host path, created in a scratch
-// directory first; dir is that directory's placeholder in cmds.
+// directory first; dir is that directory's placeholder in cmds. The
+// scratch directory is beside the image (a throwaway copy in the caller's
+// work directory, which a killed build's sweep removes), not in the
+// system's temporary directory.
 func (e ext4) write(ctx context.Context, files map[string][]byte, cmds func(dir string) []string) (string, error) {
-	dir, err := os.MkdirTemp("", "kiln-debugfs-")
+	dir, err := os.MkdirTemp(e.dir, "kiln-debugfs-")
 	if err != nil {
 		return "", err
 	}
