@@ -32,6 +32,7 @@ import (
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/redact"
+	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
@@ -200,6 +201,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		}
 		what := st.describe(s)
 		fmt.Fprintf(s.log, "\n=== stage %s: %s\n", st.name, what)
+		testhook.At(testhook.Stage + st.name)
 		s.stageStart = time.Now()
 		o.Logger.Info("stage started", "stage", st.name, "what", what)
 		note, end, err := s.runStage(ctx, st, what)

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -34,7 +35,7 @@ func CatalogSpec(img recipes.Image) manifest.Catalog {
 
 // distribute copies the published build at path to each of the recipe's
 // distribute targets, and returns the paths of the copies.
-func distribute(path string, targets []recipes.Distribution, log io.Writer) ([]string, error) {
+func distribute(ctx context.Context, path string, targets []recipes.Distribution, log io.Writer) ([]string, error) {
 	v, err := semver.Parse(filepath.Base(filepath.Dir(path)))
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func distribute(path string, targets []recipes.Distribution, log io.Writer) ([]s
 	e := catalog.Entry{Name: filepath.Base(filepath.Dir(filepath.Dir(path))), Version: v, Build: build, Dir: path}
 	var out []string
 	for _, t := range targets {
-		copy, copied, err := catalog.Distribute(e, t.Images, time.Now())
+		copy, copied, err := catalog.Distribute(ctx, e, t.Images, time.Now())
 		if err != nil {
 			return out, fmt.Errorf("distribute %q: %w", t.Name, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/formats"
 	kimage "github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -55,6 +56,7 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 			return nil, err
 		}
 		outs = append(outs, o)
+		testhook.At(testhook.OutputWritten + f)
 	}
 	raw := manifest.Output{File: filepath.Base(r.Raw), Format: "raw", VirtualSize: uint64(src.Size()), SHA256: rawSum, Checks: []string{}}
 	for _, t := range []string{"qemu", "aws"} {

@@ -282,7 +282,10 @@ func stageOutputs(ctx context.Context, s *state) (string, error) {
 // stagePublish numbers the build under the version's lock, writes the
 // manifest (once, from the state) and the catalog state, and renames the
 // staging directory into the catalog.
-func stagePublish(_ context.Context, s *state) (string, error) {
+//
+// A build interrupted (SIGINT, SIGTERM) before the rename publishes
+// nothing: the context is checked last thing inside the window.
+func stagePublish(ctx context.Context, s *state) (string, error) {
 	build, path, err := s.staging.Publish(s.img.Name, s.img.Version, func(build int) error {
 		s.m.Build = build
 		s.m.Created = time.Now().UTC().Truncate(time.Second)
@@ -302,10 +305,8 @@ func stagePublish(_ context.Context, s *state) (string, error) {
 		if err := writeProvenance(s); err != nil {
 			return err
 		}
-		if testhook.InPublish != nil {
-			testhook.InPublish()
-		}
-		return nil
+		testhook.At(testhook.PublishWindow)
+		return ctx.Err()
 	})
 	if err != nil {
 		return "", err
@@ -315,9 +316,9 @@ func stagePublish(_ context.Context, s *state) (string, error) {
 }
 
 // stageDistribute copies the published build to the recipe's other catalogs.
-func stageDistribute(_ context.Context, s *state) (string, error) {
+func stageDistribute(ctx context.Context, s *state) (string, error) {
 	var err error
-	s.copies, err = distribute(s.published, s.img.Distribute, s.log)
+	s.copies, err = distribute(ctx, s.published, s.img.Distribute, s.log)
 	return "", err
 }
 

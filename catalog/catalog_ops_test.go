@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -196,7 +197,7 @@ func TestPrunePlanMatchesResult(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, snapshot(t, root), "planning changes nothing")
 
-	done, err := Apply(root, plan, now)
+	done, err := Apply(context.Background(), root, plan, now)
 	require.NoError(t, err)
 	assert.Equal(t, plan, done)
 	after := snapshot(t, root)
@@ -249,7 +250,7 @@ func TestDistribute(t *testing.T) {
 	publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{})
 	e := publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{Visibility: Shared, SharedWith: []string{"alice"}})
 
-	out, copied, err := Distribute(e, dst, now)
+	out, copied, err := Distribute(context.Background(), e, dst, now)
 	require.NoError(t, err)
 	assert.True(t, copied)
 	assert.Equal(t, filepath.Join(dst, "web", "1.0.0", "2"), out.Dir, "the copy keeps its build number")
@@ -264,20 +265,20 @@ func TestDistribute(t *testing.T) {
 	assert.Equal(t, "copy", st.History[0].Action)
 	assert.Equal(t, []string{"web/1.0.0/2"}, listIDs(t, dst))
 
-	_, copied, err = Distribute(e, dst, now)
+	_, copied, err = Distribute(context.Background(), e, dst, now)
 	require.NoError(t, err, "distributing again is a no-op")
 	assert.False(t, copied)
 
 	// A different build 1 at the destination: a conflict, nothing changes.
 	publishBuild(t, dst, "web", "1.0.0", now.Add(time.Hour), manifest.Catalog{}) // gets 3
 	other := publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{})       // src build 3
-	_, _, err = Distribute(other, dst, now)
+	_, _, err = Distribute(context.Background(), other, dst, now)
 	assert.ErrorContains(t, err, "already holds a different web/1.0.0/3")
 
 	// A damaged source (output no longer matching its manifest) is not copied.
 	first := mustEntry(t, src, "web@1.0.0/1")
 	require.NoError(t, os.WriteFile(filepath.Join(first.Dir, "web.raw"), []byte("bit rot"), 0o644))
-	_, _, err = Distribute(first, dst, now)
+	_, _, err = Distribute(context.Background(), first, dst, now)
 	assert.ErrorContains(t, err, "the source build is damaged")
 	assert.Equal(t, []string{"web/1.0.0/2", "web/1.0.0/3"}, listIDs(t, dst))
 	staging, _ := os.ReadDir(filepath.Join(dst, stagingDir))
@@ -320,3 +321,31 @@ func TestPublishChild(t *testing.T) {
 }
 
 func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+// A copy whose context is cancelled (kiln's SIGINT or SIGTERM) publishes
+// nothing in the destination and leaves no staging there; a prune whose
+// context is cancelled stops between two actions, each whole.
+func TestCancelledDistributeAndPrune(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	e := publishBuild(t, src, "web", "1.0.0", now, manifest.Catalog{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, copied, err := Distribute(ctx, e, dst, now)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.False(t, copied)
+	assert.Empty(t, listIDs(t, dst))
+	staging, _ := os.ReadDir(filepath.Join(dst, stagingDir))
+	assert.Empty(t, staging)
+
+	keep1 := manifest.Catalog{Lifecycle: &manifest.Lifecycle{KeepLast: 1}}
+	for range 3 {
+		publishBuild(t, src, "db", "1.0.0", now, keep1)
+	}
+	plan, err := Plan(src, now)
+	require.NoError(t, err)
+	require.Len(t, plan, 2)
+	done, err := Apply(ctx, src, plan, now)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, done)
+	assert.Equal(t, []string{"db/1.0.0/1", "db/1.0.0/2", "db/1.0.0/3", "web/1.0.0/1"}, listIDs(t, src))
+}

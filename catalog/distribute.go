@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -27,7 +29,10 @@ import (
 // build was distributed before and nothing is done (copied is false);
 // otherwise the copy fails, since the same name/version/build would name two
 // different images.
-func Distribute(e Entry, dest string, now time.Time) (out Entry, copied bool, err error) {
+//
+// A cancelled ctx (SIGINT, SIGTERM) stops the copy before it is published;
+// dest then holds nothing of it.
+func Distribute(ctx context.Context, e Entry, dest string, now time.Time) (out Entry, copied bool, err error) {
 	srcRoot := filepath.Dir(filepath.Dir(filepath.Dir(e.Dir)))
 	if same, _ := sameDir(srcRoot, dest); same {
 		return Entry{}, false, fmt.Errorf("cannot distribute %s to its own catalog %s", e.ID(), dest)
@@ -59,6 +64,9 @@ func Distribute(e Entry, dest string, now time.Time) (out Entry, copied bool, er
 		if err != nil {
 			return err
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		rel, _ := filepath.Rel(e.Dir, path)
 		switch {
 		case rel == ".":
@@ -86,6 +94,10 @@ func Distribute(e Entry, dest string, now time.Time) (out Entry, copied bool, er
 	st.History = []Change{{At: now.UTC(), Action: "copy", Detail: "from " + e.Dir}}
 	if err := writeState(s.Artifact, st); err != nil {
 		return out, false, err
+	}
+	testhook.At(testhook.DistributeWindow)
+	if err := ctx.Err(); err != nil {
+		return out, false, fmt.Errorf("copying %s to %s: %w", e.ID(), dest, err)
 	}
 	if _, err := s.PublishAs(e.Name, e.Version.String(), e.Build, nil); err != nil {
 		if errors.Is(err, ErrBuildExists) { // published meanwhile by another copy

@@ -1,10 +1,12 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -102,11 +104,15 @@ func Plan(root string, now time.Time) ([]Action, error) {
 }
 
 // Apply carries out a plan made by Plan: deprecations through UpdateState,
-// deletions through Remove. It stops at the first failure and returns the
-// actions done.
-func Apply(root string, plan []Action, now time.Time) ([]Action, error) {
+// deletions through Remove. It stops at the first failure, or between two
+// actions when ctx is cancelled (SIGINT, SIGTERM), and returns the actions
+// done; each action is whole or not done at all.
+func Apply(ctx context.Context, root string, plan []Action, now time.Time) ([]Action, error) {
 	var done []Action
 	for _, a := range plan {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
 		switch a.Do {
 		case "deprecate":
 			at := now.UTC().Truncate(time.Second)
@@ -125,6 +131,7 @@ func Apply(root string, plan []Action, now time.Time) ([]Action, error) {
 			return done, fmt.Errorf("unknown prune action %q", a.Do)
 		}
 		done = append(done, a)
+		testhook.At(testhook.PruneActionDone)
 	}
 	return done, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/kiln-build/kiln/internal/flock"
+	"github.com/kiln-build/kiln/internal/testhook"
 )
 
 // trashDir holds builds renamed out of the catalog and not yet deleted.
@@ -54,6 +55,9 @@ func Remove(root string, e Entry) error {
 		moved = true
 		return syncDir(vdir)
 	}()
+	if moved {
+		testhook.At(testhook.RemoveRenamed)
+	}
 	if err != nil && !moved {
 		return err
 	}

@@ -59,7 +59,7 @@ func commands() []command {
 type subcommand struct {
 	name    string
 	summary string
-	run     func(args []string, stdout, stderr io.Writer) int
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // subcommandsOf lists a command's subcommands, for completion and the man page.
@@ -264,9 +264,9 @@ type flagProbe struct{ sets []*flag.FlagSet }
 func (*flagProbe) Write(b []byte) (int, error) { return len(b), nil }
 
 // flagsOf returns the flags a command (or subcommand) parses, sorted by name.
-func flagsOf(run func(args []string, stdout, stderr io.Writer) int) []*flag.Flag {
+func flagsOf(run func(ctx context.Context, args []string, stdout, stderr io.Writer) int) []*flag.Flag {
 	p := &flagProbe{}
-	run([]string{"--help"}, io.Discard, p)
+	run(context.Background(), []string{"--help"}, io.Discard, p)
 	var flags []*flag.Flag
 	for _, fs := range p.sets {
 		fs.VisitAll(func(f *flag.Flag) { flags = append(flags, f) })
@@ -276,9 +276,7 @@ func flagsOf(run func(args []string, stdout, stderr io.Writer) int) []*flag.Flag
 
 // commandFlags is flagsOf for a command of the table.
 func commandFlags(c command) []*flag.Flag {
-	return flagsOf(func(args []string, stdout, stderr io.Writer) int {
-		return c.run(context.Background(), args, stdout, stderr)
-	})
+	return flagsOf(c.run)
 }
 
 // flagError turns a flag parse error into an exit code (help is success).

@@ -23,9 +23,9 @@ lists exactly the commands and flags this kiln has. Load it with:
 // completionShells are the arguments of kiln completion.
 func completionShells() []subcommand {
 	return []subcommand{
-		{"bash", "completion script for bash", func([]string, io.Writer, io.Writer) int { return exitOK }},
-		{"zsh", "completion script for zsh", func([]string, io.Writer, io.Writer) int { return exitOK }},
-		{"fish", "completion script for fish", func([]string, io.Writer, io.Writer) int { return exitOK }},
+		{"bash", "completion script for bash", func(context.Context, []string, io.Writer, io.Writer) int { return exitOK }},
+		{"zsh", "completion script for zsh", func(context.Context, []string, io.Writer, io.Writer) int { return exitOK }},
+		{"fish", "completion script for fish", func(context.Context, []string, io.Writer, io.Writer) int { return exitOK }},
 	}
 }
 

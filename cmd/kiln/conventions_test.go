@@ -23,7 +23,7 @@ func TestEveryCommandParsesFlagsFirst(t *testing.T) {
 		if c.name == "images" {
 			for _, sub := range imagesSubcommands() {
 				p := &flagProbe{}
-				require.Equal(t, exitOK, sub.run([]string{"--help"}, io.Discard, p), "images %s", sub.name)
+				require.Equal(t, exitOK, sub.run(t.Context(), []string{"--help"}, io.Discard, p), "images %s", sub.name)
 				require.Len(t, p.sets, 1, "images %s makes one flag set", sub.name)
 			}
 			continue

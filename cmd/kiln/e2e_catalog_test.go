@@ -10,9 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
@@ -113,56 +111,4 @@ func TestE2EConcurrentBuildsGetDistinctNumbers(t *testing.T) {
 	code, out, errOut = runKiln(t, "images", "prune", "--dry-run", "--images", images)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, 1, strings.Count(out, "would delete twin/1.0.0/"), out)
-}
-
-// A real kiln build SIGKILLed in its publish window (the version's lock
-// held, build number taken, manifest written; held there by the test-only
-// testhook.InPublish, set by this test binary run as kiln) leaves kiln images list showing exactly
-// the earlier builds, and the next kiln build publishes.
-func TestE2EBuildKilledWhilePublishing(t *testing.T) {
-	requireE2E(t)
-	images := t.TempDir()
-	before := twoEarlierBuilds(t, images, "killed")
-
-	recipe := bookwormRecipe(t, "killed", `
-  boot { firmware = "uefi" }
-  disk { size = "2GiB" }
-  output { compress = "none" }`)
-	paused := filepath.Join(t.TempDir(), "paused")
-	self, err := os.Executable() // this test binary, run as kiln with the publish hook set (main_test.go)
-	require.NoError(t, err)
-	cmd := exec.Command(self, "build", "--images", images, "--cache", sharedCache(t), recipe)
-	cmd.Env = append(os.Environ(), pauseInPublishEnv+"="+paused)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(30 * time.Minute)
-	for {
-		if _, err := os.Stat(paused); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("kiln build ended before publishing: %v\n%s", err, errb.String())
-		case <-deadline:
-			t.Fatal("kiln build did not reach the publish window in 30 minutes")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	staged, _ := filepath.Glob(filepath.Join(images, ".staging", "build-*", "artifact", "manifest.json"))
-	require.Len(t, staged, 1, "the build is in the publish window, its manifest written")
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	<-exited
-
-	require.Equal(t, before, listJSON(t, images), "the catalog lists exactly the earlier builds")
-	code, out, errOut := runKiln(t, "build", "--json", "--images", images, "--cache", sharedCache(t), recipe)
-	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	var res struct{ Build int }
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.Equal(t, 3, res.Build, "the killed build's number was never published; the next build takes it")
-	require.Equal(t, []string{"killed/1.0.0/1", "killed/1.0.0/2", "killed/1.0.0/3"}, itemIDs(listJSON(t, images)))
-	left, _ := os.ReadDir(filepath.Join(images, ".staging"))
-	require.Empty(t, left, "the killed build's staging directory was swept")
 }

@@ -46,7 +46,7 @@ func cmdImages(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	for _, sub := range imagesSubcommands() {
 		if sub.name == args[0] {
-			return sub.run(args[1:], stdout, stderr)
+			return sub.run(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "kiln images: unknown subcommand %q%s\n\n%s\n", args[0], didYouMean(args[0], subcommandNames(imagesSubcommands())), imagesUsage)
@@ -110,7 +110,7 @@ func deprecationText(s catalog.State, now time.Time) string {
 	}
 }
 
-func imagesList(args []string, stdout, stderr io.Writer) int {
+func imagesList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("list", "kiln images list [--name N] [--json] [--images DIR]", stderr)
 	name := fs.String("name", "", "only the builds of this image")
 	asJSON := fs.Bool("json", false, "print a JSON array")
@@ -155,7 +155,7 @@ func imagesList(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func imagesShow(args []string, stdout, stderr io.Writer) int {
+func imagesShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("show", "kiln images show REF [--include-deprecated] [--json] [--images DIR]", stderr)
 	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -244,7 +244,7 @@ func usageErr(stderr io.Writer, fs *flag.FlagSet, err error) int {
 	return exitUsage
 }
 
-func imagesRm(args []string, stdout, stderr io.Writer) int {
+func imagesRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("rm", "kiln images rm NAME@VERSION/BUILD [--images DIR]\n\nRemoves one build: under the version's lock it is renamed out of the\ncatalog, then deleted. Its build number is never handed out again.", stderr)
 	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
@@ -278,7 +278,7 @@ func parseDate(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a date: write YYYY-MM-DD (UTC midnight) or RFC 3339, such as 2027-01-31 or 2027-01-31T12:00:00Z", s)
 }
 
-func imagesDeprecate(args []string, stdout, stderr io.Writer) int {
+func imagesDeprecate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("deprecate", "kiln images deprecate NAME@VERSION[/BUILD] [--at DATE] [--undo] [--images DIR]\n\nDeprecated builds stay listed, but wildcards skip them unless\n--include-deprecated is given. A public build cannot be deprecated later\nthan two years after its creation, nor undeprecated: make it private first.", stderr)
 	atFlag := fs.String("at", "", "deprecate from this date (YYYY-MM-DD or RFC 3339; default now)")
 	undo := fs.Bool("undo", false, "cancel the deprecation")
@@ -333,7 +333,7 @@ func eachExactBuild(root, arg string, fs *flag.FlagSet, stderr io.Writer, change
 	return exitOK
 }
 
-func imagesShare(args []string, stdout, stderr io.Writer) int {
+func imagesShare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("share", "kiln images share NAME@VERSION[/BUILD] [--add P]... [--remove P]... [--public | --private] [--images DIR]\n\nChanges who may use builds; every change is recorded in the build's\nhistory. An encrypted build, or one with product codes, cannot be public.\nA public build is deprecated two years after its creation at the latest.", stderr)
 	var add, remove multiFlag
 	fs.Var(&add, "add", "share with this principal (repeatable)")
@@ -361,7 +361,7 @@ func imagesShare(args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-func imagesCopy(args []string, stdout, stderr io.Writer) int {
+func imagesCopy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("copy", "kiln images copy REF --to DIR [--include-deprecated] [--images DIR]\n\nCopies a build, keeping its name, version and build number, to the\ncatalog DIR, verifying every file's sha256 there before publishing it.", stderr)
 	to := fs.String("to", "", "the destination catalog directory")
 	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
@@ -380,7 +380,7 @@ func imagesCopy(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
-	out, copied, err := catalog.Distribute(e, *to, time.Now())
+	out, copied, err := catalog.Distribute(ctx, e, *to, time.Now())
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -392,7 +392,7 @@ func imagesCopy(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func imagesPrune(args []string, stdout, stderr io.Writer) int {
+func imagesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, root := imagesFlags("prune", "kiln images prune [--dry-run] [--json] [--images DIR]\n\nApplies the lifecycle rules recorded in the builds' manifests (see\ndocs/catalog.md) and prints each deprecation and deletion. --dry-run prints\nthe same plan and changes nothing.", stderr)
 	dry := fs.Bool("dry-run", false, "print what would be done, change nothing")
 	asJSON := fs.Bool("json", false, "print the actions as a JSON array")
@@ -411,7 +411,7 @@ func imagesPrune(args []string, stdout, stderr io.Writer) int {
 	done := plan
 	var applyErr error
 	if !*dry {
-		done, applyErr = catalog.Apply(*root, plan, now)
+		done, applyErr = catalog.Apply(ctx, *root, plan, now)
 	}
 	if *asJSON {
 		type action struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -251,7 +252,7 @@ func TestPipelinePrunesOnlyItsImage(t *testing.T) {
 			fakeBuild(t, root, name, "1.0.0", now.Add(-time.Duration(4-i)*time.Hour), manifest.Catalog{Lifecycle: &manifest.Lifecycle{KeepLast: 2}})
 		}
 	}
-	did, err := pruneImage(root, "web", now)
+	did, err := pruneImage(context.Background(), root, "web", now)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"delete web/1.0.0/1", "delete web/1.0.0/2"}, did)
 	assert.Equal(t, []string{"db/1.0.0/1", "db/1.0.0/2", "db/1.0.0/3", "db/1.0.0/4", "web/1.0.0/3", "web/1.0.0/4"}, itemIDs(listJSON(t, root)))

@@ -4,31 +4,38 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/testhook"
 )
 
-// pauseInPublishEnv makes this test binary run as kiln with a build held in
-// its publish window: it writes its pid to the named file there and waits,
-// so a test can SIGKILL a real build at that point. Only test code reads it.
-const pauseInPublishEnv = "KILN_TEST_BINARY_PAUSE_IN_PUBLISH"
+// The kill tests run this test binary as kiln with internal/testhook's
+// hook set (only test code reads these variables; kiln itself reads none):
+//
+//   - traceEnv names a file to which every point the process reaches is
+//     appended, one per line;
+//   - pauseAtEnv names a point (testhook.PublishWindow, testhook.Stage +
+//     "outputs", ...) at which the process writes its pid to the file
+//     pausedEnv names and waits there until SIGTERM or SIGINT (then it goes
+//     on, with kiln's context cancelled) or SIGKILL.
+const (
+	traceEnv   = "KILN_TEST_BINARY_TRACE"
+	pauseAtEnv = "KILN_TEST_BINARY_PAUSE_AT"
+	pausedEnv  = "KILN_TEST_BINARY_PAUSED"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asKilnEnv) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	if path := os.Getenv(pauseInPublishEnv); path != "" {
-		testhook.InPublish = func() {
-			if os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644) == nil {
-				time.Sleep(10 * time.Minute)
-			}
-		}
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	if os.Getenv(traceEnv) != "" || os.Getenv(pauseAtEnv) != "" {
+		os.Exit(runHooked(os.Args[1:]))
 	}
 	code := m.Run()
 	if code == 0 && e2eEnabled() && flag.Lookup("test.run").Value.String() == "" {
@@ -38,6 +45,36 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// runHooked runs kiln with the test hook set from the environment.
+func runHooked(args []string) int {
+	trace, pauseAt, paused := os.Getenv(traceEnv), os.Getenv(pauseAtEnv), os.Getenv(pausedEnv)
+	var once sync.Once
+	testhook.Reached = func(point string) {
+		if trace != "" {
+			if f, err := os.OpenFile(trace, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				fmt.Fprintln(f, point)
+				f.Close()
+			}
+		}
+		if point != pauseAt {
+			return
+		}
+		once.Do(func() {
+			stop := make(chan os.Signal, 1)
+			signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(stop)
+			if os.WriteFile(paused, []byte(strconv.Itoa(os.Getpid())), 0o644) != nil {
+				return
+			}
+			select {
+			case <-stop:
+			case <-time.After(10 * time.Minute):
+			}
+		})
+	}
+	return run(args, os.Stdout, os.Stderr)
 }
 
 // builtExamples records the example recipes an end-to-end test built and

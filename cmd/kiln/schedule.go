@@ -199,7 +199,7 @@ func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string,
 	m := res.Manifest
 	out := fmt.Sprintf("published %s/%s/%d", m.Name, m.Version, m.Build)
 	if p.Lifecycle != nil {
-		pruned, err := pruneImage(images, m.Name, time.Now())
+		pruned, err := pruneImage(ctx, images, m.Name, time.Now())
 		if err != nil {
 			return out, fmt.Errorf("published %s/%s/%d, then pruning failed: %s", m.Name, m.Version, m.Build, oneLine(err.Error()))
 		}
@@ -212,7 +212,7 @@ func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string,
 
 // pruneImage applies the lifecycle rule of one image's builds (see
 // catalog.Plan) and returns what it did, such as "delete web/1.0.0/3".
-func pruneImage(images, name string, now time.Time) ([]string, error) {
+func pruneImage(ctx context.Context, images, name string, now time.Time) ([]string, error) {
 	plan, err := catalog.Plan(images, now)
 	if err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func pruneImage(images, name string, now time.Time) ([]string, error) {
 			mine = append(mine, a)
 		}
 	}
-	done, err := catalog.Apply(images, mine, now)
+	done, err := catalog.Apply(ctx, images, mine, now)
 	var out []string
 	for _, a := range done {
 		out = append(out, a.Do+" "+a.Entry.ID())
