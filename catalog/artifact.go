@@ -44,7 +44,10 @@ type Staging struct {
 // dead builds left there.
 func NewStaging(root string) (*Staging, error) {
 	base := filepath.Join(root, stagingDir)
-	if err := os.MkdirAll(base, 0o755); err != nil {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	if err := mkdirs(root, stagingDir); err != nil {
 		return nil, err
 	}
 	Sweep(root)
@@ -83,7 +86,10 @@ const oldNewPrefix = "new-"
 // what it removed.
 func Sweep(root string) []string {
 	var removed []string
-	trash, _ := os.ReadDir(filepath.Join(root, trashDir))
+	var trash []os.DirEntry
+	if realDir(filepath.Join(root, trashDir)) == nil {
+		trash, _ = os.ReadDir(filepath.Join(root, trashDir))
+	}
 	for _, e := range trash {
 		p := filepath.Join(root, trashDir, e.Name())
 		if os.RemoveAll(p) == nil {
@@ -91,6 +97,9 @@ func Sweep(root string) []string {
 		}
 	}
 	base := filepath.Join(root, stagingDir)
+	if realDir(base) != nil {
+		return removed // missing, or a link: never followed
+	}
 	dead, _ := livedir.SweepDead(base, stagingPrefix)
 	removed = append(removed, dead...)
 	olds, _ := os.ReadDir(base)
@@ -134,7 +143,7 @@ func (s *Staging) PublishAs(name, version string, build int, finalize func(build
 
 func (s *Staging) publish(name, version string, want int, finalize func(build int) error) (int, string, error) {
 	vdir := filepath.Join(s.root, name, version)
-	if err := os.MkdirAll(vdir, 0o755); err != nil {
+	if err := mkdirs(s.root, name, version); err != nil {
 		return 0, "", err
 	}
 	unlock, err := flock.Lock(filepath.Join(vdir, ".lock"))
@@ -220,6 +229,40 @@ func Builds(vdir string) ([]int, error) {
 	}
 	sort.Ints(out)
 	return out, nil
+}
+
+// mkdirs makes root/a/b/... one directory at a time, refusing to go
+// through a symbolic link (MkdirAll would follow one out of the catalog).
+func mkdirs(root string, parts ...string) error {
+	dir := root
+	for _, p := range parts {
+		dir = filepath.Join(dir, p)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := realDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// realDir fails unless dir is a directory itself: a symbolic link inside the
+// catalog that stands for one of its directories (and may lead out of it)
+// is never followed.
+func realDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, _ := os.Readlink(dir)
+		return fmt.Errorf("%s is a symbolic link (to %s), not a directory of the catalog; Kiln does not follow it (kiln images check lists such links)", dir, target)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -4,31 +4,44 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/flock"
 	"github.com/kiln-build/kiln/internal/semver"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // StateFile is the name of a build's mutable catalog state, beside its
 // immutable manifest.json.
 const StateFile = "catalog.json"
 
+// StateSchemaVersion is the version of catalog.json this Kiln writes and
+// reads; a file without one is version 1. A newer version is refused (the
+// build is listed as damaged), never rewritten.
+const StateSchemaVersion = 1
+
+// ErrStateSchema is wrapped by ReadState for a catalog.json written by a
+// newer Kiln.
+var ErrStateSchema = errors.New("unknown catalog.json schema_version")
+
 // State is what the catalog says about a build after it was published:
 // who may use it and whether it is deprecated. The zero State is a private
 // build that is not deprecated.
 type State struct {
-	Visibility   string     `json:"visibility,omitempty"` // private (default), shared or public
-	SharedWith   []string   `json:"shared_with,omitempty"`
-	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
-	History      []Change   `json:"history,omitempty"`
+	SchemaVersion int        `json:"schema_version,omitempty"`
+	Visibility    string     `json:"visibility,omitempty"` // private (default), shared or public
+	SharedWith    []string   `json:"shared_with,omitempty"`
+	DeprecatedAt  *time.Time `json:"deprecated_at,omitempty"`
+	History       []Change   `json:"history,omitempty"`
 }
 
 // Change is one recorded change of a build's state.
@@ -56,10 +69,12 @@ type Entry struct {
 func (e Entry) ID() string { return fmt.Sprintf("%s/%s/%d", e.Name, e.Version, e.Build) }
 
 // ReadState reads a build directory's catalog state; a build without one
-// has the zero State.
+// has the zero State. A state file that is not a regular file (a symbolic
+// link), cannot be parsed, or has an unknown schema version is an error.
 func ReadState(dir string) (State, error) {
 	var s State
-	data, err := os.ReadFile(filepath.Join(dir, StateFile))
+	path := filepath.Join(dir, StateFile)
+	data, err := readRegular(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
 	}
@@ -67,10 +82,37 @@ func ReadState(dir string) (State, error) {
 		return s, err
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
-		return s, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	if s.SchemaVersion > StateSchemaVersion {
+		return s, fmt.Errorf("%s: %w %d (this Kiln reads %d; a newer Kiln wrote it)", path, ErrStateSchema, s.SchemaVersion, StateSchemaVersion)
 	}
 	return s, nil
 }
+
+// readRegular reads a file that must be a regular file: a symbolic link
+// (which could lead out of the catalog) is refused, not followed.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s: a symbolic link, not followed; a build holds only regular files", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return io.ReadAll(io.LimitReader(f, maxMetadata+1))
+}
+
+// maxMetadata bounds what is read of a manifest.json or catalog.json.
+const maxMetadata = 64 << 20
 
 // UpdateState changes a published build's state under its version's lock
 // (the lock Publish takes) and replaces the state file atomically, so a
@@ -83,7 +125,7 @@ func UpdateState(e Entry, change func(*State) error) error {
 	defer unlock()
 	s, err := ReadState(e.Dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w; kiln images check --repair recreates it from manifest.json", e.ID(), err)
 	}
 	if err := change(&s); err != nil {
 		return err
@@ -93,6 +135,7 @@ func UpdateState(e Entry, change func(*State) error) error {
 
 // writeState replaces dir's state file atomically.
 func writeState(dir string, s State) error {
+	s.SchemaVersion = StateSchemaVersion
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
@@ -102,15 +145,45 @@ func writeState(dir string, s State) error {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
-// List returns the published builds under root, of one image when name is
-// not "", ordered by name, version and build. Directories that are not
-// builds (staging, failed logs, stray files) are ignored.
+// Damaged is a build directory the catalog cannot read: its manifest.json
+// or catalog.json is missing, unreadable, truncated, a symbolic link, of an
+// unknown schema version, or names another build. It is listed as damaged,
+// never used as a base, copied, pruned or changed; it can be removed, and
+// kiln images check --repair recreates what it can.
+type Damaged struct {
+	Name    string
+	Version semver.Version
+	Build   int
+	Dir     string
+	Reason  string
+}
+
+// ID is name/version/build.
+func (d Damaged) ID() string { return fmt.Sprintf("%s/%s/%d", d.Name, d.Version, d.Build) }
+
+// Entry is the damaged build as an Entry (for Remove), with the zero State.
+func (d Damaged) Entry() Entry {
+	return Entry{Name: d.Name, Version: d.Version, Build: d.Build, Dir: d.Dir}
+}
+
+// List returns the readable published builds under root, of one image when
+// name is not "", ordered by name, version and build. Directories that are
+// not builds (staging, failed logs, stray files, symbolic links) are
+// ignored, and so are damaged builds (see Scan).
 func List(root, name string) ([]Entry, error) {
+	es, _, err := Scan(root, name)
+	return es, err
+}
+
+// Scan is List that also returns the damaged builds, with what is wrong
+// with each. It never follows a symbolic link: a link where an image,
+// version or build directory belongs is not part of the catalog.
+func Scan(root, name string) ([]Entry, []Damaged, error) {
 	names := []string{name}
 	if name == "" {
 		des, err := os.ReadDir(root)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
+			return nil, nil, err
 		}
 		names = names[:0]
 		for _, d := range des {
@@ -120,13 +193,14 @@ func List(root, name string) ([]Entry, error) {
 		}
 	}
 	var out []Entry
+	var damaged []Damaged
 	for _, n := range names {
-		vdirs, err := os.ReadDir(filepath.Join(root, n))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		if fi, err := os.Lstat(filepath.Join(root, n)); err != nil || !fi.IsDir() {
+			continue // missing, or a link leading out of the catalog
 		}
+		vdirs, err := os.ReadDir(filepath.Join(root, n))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, vd := range vdirs {
 			v, err := semver.Parse(vd.Name())
@@ -136,29 +210,69 @@ func List(root, name string) ([]Entry, error) {
 			vdir := filepath.Join(root, n, vd.Name())
 			builds, err := Builds(vdir)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, b := range builds {
 				dir := filepath.Join(vdir, strconv.Itoa(b))
-				st, err := ReadState(dir)
-				if err != nil {
-					return nil, err
+				st, reason := readBuild(dir, n, v, b)
+				if reason != "" {
+					damaged = append(damaged, Damaged{Name: n, Version: v, Build: b, Dir: dir, Reason: reason})
+					continue
 				}
 				out = append(out, Entry{Name: n, Version: v, Build: b, Dir: dir, State: st})
 			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		if c := a.Version.Compare(b.Version); c != 0 {
-			return c < 0
-		}
-		return a.Build < b.Build
+		return less(out[i].Name, out[i].Version, out[i].Build, out[j].Name, out[j].Version, out[j].Build)
 	})
-	return out, nil
+	sort.Slice(damaged, func(i, j int) bool {
+		return less(damaged[i].Name, damaged[i].Version, damaged[i].Build, damaged[j].Name, damaged[j].Version, damaged[j].Build)
+	})
+	return out, damaged, nil
+}
+
+func less(an string, av semver.Version, ab int, bn string, bv semver.Version, bb int) bool {
+	if an != bn {
+		return an < bn
+	}
+	if c := av.Compare(bv); c != 0 {
+		return c < 0
+	}
+	return ab < bb
+}
+
+// readBuild reads a build's state and checks its manifest: it must be
+// readable, of this Kiln's schema version, and name this build. It returns
+// what is wrong ("" when nothing).
+func readBuild(dir, name string, v semver.Version, build int) (State, string) {
+	data, err := readRegular(filepath.Join(dir, manifest.FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, "manifest.json is missing"
+	}
+	if err != nil {
+		return State{}, "manifest.json: " + trimPath(err, dir)
+	}
+	m, err := manifest.Decode(data)
+	if err != nil {
+		return State{}, "manifest.json: " + err.Error()
+	}
+	if m.Name != name || m.Version != v.String() || m.Build != build {
+		return State{}, fmt.Sprintf("manifest.json names %s/%s/%d, not this build", m.Name, m.Version, m.Build)
+	}
+	st, err := ReadState(dir)
+	if err != nil {
+		return State{}, "catalog.json: " + trimPath(err, dir)
+	}
+	return st, ""
+}
+
+// trimPath drops the build directory from an error's text: the listing
+// names the build already.
+func trimPath(err error, dir string) string {
+	s := strings.ReplaceAll(err.Error(), filepath.Join(dir, StateFile)+": ", "")
+	s = strings.ReplaceAll(s, filepath.Join(dir, manifest.FileName)+": ", "")
+	return strings.ReplaceAll(s, dir+string(filepath.Separator), "")
 }
 
 // Ref is a reference to catalog builds: NAME, NAME@SELECTOR or
@@ -212,10 +326,24 @@ func (r Ref) String() string {
 // that r's selector matches. Deprecated builds (at now) are skipped unless
 // includeDeprecated is set or r names the build explicitly; when every build
 // of the newest matching version is deprecated, an older version is picked.
+//
+// Damaged builds are never picked: a ref that names one explicitly gets an
+// error that says what is wrong with it, and a wildcard that matches some
+// says how many it skipped.
 func Select(root string, r Ref, includeDeprecated bool, now time.Time) (Entry, error) {
-	all, err := List(root, r.Name)
+	all, damaged, err := Scan(root, r.Name)
 	if err != nil {
 		return Entry{}, err
+	}
+	var skippedDamaged []string
+	for _, d := range damaged {
+		if !r.Selector.Matches(d.Version) || (r.Build != 0 && d.Build != r.Build) {
+			continue
+		}
+		if r.Build != 0 {
+			return Entry{}, fmt.Errorf("%s is damaged: %s; kiln images check says more (and --repair recreates what it can)", d.ID(), d.Reason)
+		}
+		skippedDamaged = append(skippedDamaged, d.ID())
 	}
 	var best *Entry
 	skipped := 0
@@ -231,7 +359,7 @@ func Select(root string, r Ref, includeDeprecated bool, now time.Time) (Entry, e
 		best = e // List is ordered, so the last match is the newest
 	}
 	if best == nil {
-		return Entry{}, &NoMatchError{Ref: r, Root: root, SkippedDeprecated: skipped, Hint: "pass --include-deprecated"}
+		return Entry{}, &NoMatchError{Ref: r, Root: root, SkippedDeprecated: skipped, SkippedDamaged: skippedDamaged, Hint: "pass --include-deprecated"}
 	}
 	return *best, nil
 }
@@ -243,6 +371,7 @@ type NoMatchError struct {
 	Ref               Ref
 	Root              string
 	SkippedDeprecated int
+	SkippedDamaged    []string // IDs of damaged builds the ref matched
 	Hint              string
 }
 
@@ -250,6 +379,9 @@ func (e *NoMatchError) Error() string {
 	msg := fmt.Sprintf("no build of %s in the catalog %s matches %s", e.Ref.Name, e.Root, e.Ref)
 	if e.SkippedDeprecated > 0 {
 		msg += fmt.Sprintf(" (%d deprecated build(s) were skipped; %s to consider them)", e.SkippedDeprecated, e.Hint)
+	}
+	if len(e.SkippedDamaged) > 0 {
+		msg += fmt.Sprintf(" (damaged, and never picked: %s; see kiln images check)", strings.Join(e.SkippedDamaged, ", "))
 	}
 	return msg
 }

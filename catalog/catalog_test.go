@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +20,10 @@ func catalogOf(t *testing.T, builds map[string]int) string {
 		for i := 0; i < n; i++ {
 			s, err := NewStaging(root)
 			require.NoError(t, err)
-			_, _, err = s.Publish(filepath.Clean(name), version, func(int) error { return nil })
+			_, _, err = s.Publish(filepath.Clean(name), version, func(build int) error {
+				m := manifest.Manifest{SchemaVersion: manifest.SchemaVersion, Name: filepath.Clean(name), Version: version, Build: build}
+				return m.Write(s.Artifact)
+			})
 			require.NoError(t, err)
 			s.Discard()
 		}

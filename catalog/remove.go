@@ -28,8 +28,13 @@ func Remove(root string, e Entry) error {
 	}
 	Sweep(root)
 	trash := filepath.Join(root, trashDir)
-	if err := os.MkdirAll(trash, 0o755); err != nil {
+	if err := mkdirs(root, trashDir); err != nil {
 		return err
+	}
+	for _, d := range []string{filepath.Join(root, e.Name), vdir} {
+		if err := realDir(d); err != nil {
+			return err
+		}
 	}
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -43,7 +48,7 @@ func Remove(root string, e Entry) error {
 			return err
 		}
 		defer unlock()
-		if _, err := os.Lstat(e.Dir); err != nil {
+		if fi, err := os.Lstat(e.Dir); err != nil || !fi.IsDir() {
 			return fmt.Errorf("%s: no such build in the catalog (removed already?)", e.ID())
 		}
 		if err := raiseLastBuild(vdir, e.Build); err != nil {

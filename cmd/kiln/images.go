@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/internal/semver"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -28,13 +30,17 @@ Subcommands:
                                                    change who may use builds
   copy      REF --to DIR                           copy a build to another catalog, checksums verified
   prune     [--dry-run] [--json]                   apply the builds' lifecycle rules
+  check     [--repair] [--json]                    find every inconsistency; repair what the manifests allow
 
 REF is NAME, NAME@SELECTOR or NAME@VERSION/BUILD. SELECTOR is a version or an
 x-wildcard ("1.x.x" is the newest 1.*.*, "x.x.x" the newest of all): show and
 copy pick the newest build it matches, skipping deprecated builds unless
 --include-deprecated is given. deprecate and share take NAME@VERSION (every
 build of that version) or NAME@VERSION/BUILD. DATE is YYYY-MM-DD (UTC) or
-RFC 3339. See docs/catalog.md.`
+RFC 3339. Every subcommand first removes what dead processes left in the
+catalog (staging of killed builds, unfinished removals). A damaged build
+(unreadable manifest.json or catalog.json) is listed as damaged, never
+picked, copied, pruned or changed; rm removes it. See docs/catalog.md.`
 
 func cmdImages(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -64,6 +70,7 @@ func imagesSubcommands() []subcommand {
 		{"share", "change who may use builds", imagesShare},
 		{"copy", "copy a build to another catalog, checksums verified", imagesCopy},
 		{"prune", "apply the builds' lifecycle rules", imagesPrune},
+		{"check", "find every inconsistency; repair what the manifests allow", imagesCheck},
 	}
 }
 
@@ -74,29 +81,47 @@ func imagesFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *string) 
 	return fs, root
 }
 
+// openCatalog is where every images subcommand starts, once its flags are
+// parsed: it removes what dead processes left in the catalog (catalog.Sweep)
+// and returns root.
+func openCatalog(root string) string {
+	catalog.Sweep(root)
+	return root
+}
+
 func imagesErr(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "kiln images: %v\n", err)
 	return exitFailed
 }
 
 // oneArg parses flags and wants exactly one positional argument.
+// listItem is one build in kiln images list --json. Status is "ok", or
+// "damaged" for a build the catalog cannot read: then Damage says why, and
+// only the identity and path are set.
 type listItem struct {
 	ID           string     `json:"id"`
 	Name         string     `json:"name"`
 	Version      string     `json:"version"`
 	Build        int        `json:"build"`
 	Path         string     `json:"path"`
-	Created      time.Time  `json:"created"`
-	Visibility   string     `json:"visibility"`
+	Status       string     `json:"status"`
+	Damage       string     `json:"damage,omitempty"`
+	Created      *time.Time `json:"created,omitempty"`
+	Visibility   string     `json:"visibility,omitempty"`
 	SharedWith   []string   `json:"shared_with,omitempty"`
 	Deprecated   bool       `json:"deprecated"`
 	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
 }
 
 func item(e catalog.Entry, info *manifest.Manifest, now time.Time) listItem {
-	return listItem{ID: e.ID(), Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: e.Dir, Created: info.Created,
+	created := info.Created
+	return listItem{ID: e.ID(), Name: e.Name, Version: e.Version.String(), Build: e.Build, Path: e.Dir, Status: "ok", Created: &created,
 		Visibility: e.State.EffectiveVisibility(), SharedWith: e.State.SharedWith,
 		Deprecated: e.State.Deprecated(now), DeprecatedAt: e.State.DeprecatedAt}
+}
+
+func damagedItem(d catalog.Damaged) listItem {
+	return listItem{ID: d.ID(), Name: d.Name, Version: d.Version.String(), Build: d.Build, Path: d.Dir, Status: "damaged", Damage: d.Reason}
 }
 
 func deprecationText(s catalog.State, now time.Time) string {
@@ -122,7 +147,7 @@ func imagesList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "kiln images list: takes no arguments (use --name)")
 		return exitUsage
 	}
-	es, err := catalog.List(*root, *name)
+	es, damaged, err := catalog.Scan(openCatalog(*root), *name)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -130,10 +155,21 @@ func imagesList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	items := []listItem{}
 	for _, e := range es {
 		info, err := catalog.ReadInfo(e.Dir)
-		if err != nil {
-			return imagesErr(stderr, err)
+		if err != nil { // damaged since the scan
+			items = append(items, damagedItem(catalog.Damaged{Name: e.Name, Version: e.Version, Build: e.Build, Dir: e.Dir, Reason: err.Error()}))
+			continue
 		}
 		items = append(items, item(e, info, now))
+	}
+	for _, d := range damaged {
+		items = append(items, damagedItem(d))
+	}
+	sort.SliceStable(items, func(i, j int) bool { return lessItem(items[i], items[j]) })
+	// A damaged build costs a warning, not the listing: the good builds stay
+	// in view for the scripts that read them, and kiln images check is the
+	// command whose exit code says the catalog is damaged.
+	if len(damaged) > 0 {
+		fmt.Fprintf(stderr, "kiln images: warning: %d damaged build(s) listed as damaged; kiln images check says what is wrong and --repair fixes what it can\n", len(damaged))
 	}
 	if *asJSON {
 		return writeJSON(stdout, items)
@@ -144,15 +180,33 @@ func imagesList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tBUILD\tCREATED\tVISIBILITY\tDEPRECATED")
-	for i, it := range items {
+	for _, it := range items {
+		if it.Status != "ok" {
+			fmt.Fprintf(tw, "%s\t%s\t%d\tDAMAGED: %s\t\t\n", it.Name, it.Version, it.Build, it.Damage)
+			continue
+		}
 		vis := it.Visibility
 		if len(it.SharedWith) > 0 {
 			vis += " (" + strings.Join(it.SharedWith, ",") + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.Name, it.Version, it.Build, it.Created.UTC().Format("2006-01-02 15:04"), vis, deprecationText(es[i].State, now))
+		dep := deprecationText(catalog.State{DeprecatedAt: it.DeprecatedAt}, now)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", it.Name, it.Version, it.Build, it.Created.UTC().Format("2006-01-02 15:04"), vis, dep)
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// lessItem orders list items by name, version and build.
+func lessItem(a, b listItem) bool {
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	va, _ := semver.Parse(a.Version)
+	vb, _ := semver.Parse(b.Version)
+	if c := va.Compare(vb); c != 0 {
+		return c < 0
+	}
+	return a.Build < b.Build
 }
 
 func imagesShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -169,7 +223,7 @@ func imagesShow(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitUsage
 	}
 	now := time.Now()
-	e, err := catalog.Select(*root, ref, *incDep, now)
+	e, err := catalog.Select(openCatalog(*root), ref, *incDep, now)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -221,15 +275,29 @@ func exactRef(arg string) (catalog.Ref, error) {
 }
 
 // exactBuilds lists the builds an exact ref names (every build of the
-// version without a build number), deprecated or not.
-func exactBuilds(root string, ref catalog.Ref) ([]catalog.Entry, error) {
-	all, err := catalog.List(root, ref.Name)
+// version without a build number), deprecated or not. A damaged build
+// among them is an error that says what is wrong, unless damagedToo is set
+// (kiln images rm): then it is returned as an Entry with the zero State.
+func exactBuilds(root string, ref catalog.Ref, damagedToo bool) ([]catalog.Entry, error) {
+	all, damaged, err := catalog.Scan(root, ref.Name)
 	if err != nil {
 		return nil, err
 	}
+	matches := func(v semver.Version, b int) bool {
+		return ref.Selector.Matches(v) && (ref.Build == 0 || b == ref.Build)
+	}
 	var out []catalog.Entry
+	for _, d := range damaged {
+		if !matches(d.Version, d.Build) {
+			continue
+		}
+		if !damagedToo {
+			return nil, fmt.Errorf("%s is damaged (%s) and is not changed; kiln images check --repair recreates what it can, kiln images rm removes it", d.ID(), d.Reason)
+		}
+		out = append(out, d.Entry())
+	}
 	for _, e := range all {
-		if ref.Selector.Matches(e.Version) && (ref.Build == 0 || e.Build == ref.Build) {
+		if matches(e.Version, e.Build) {
 			out = append(out, e)
 		}
 	}
@@ -257,7 +325,7 @@ func imagesRm(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if ref.Build == 0 {
 		return usageErr(stderr, fs, fmt.Errorf("%q: name one build, such as %s@1.2.0/3", arg, ref.Name))
 	}
-	es, err := exactBuilds(*root, ref)
+	es, err := exactBuilds(openCatalog(*root), ref, true)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -321,7 +389,7 @@ func eachExactBuild(root, arg string, fs *flag.FlagSet, stderr io.Writer, change
 	if err != nil {
 		return usageErr(stderr, fs, err)
 	}
-	es, err := exactBuilds(root, ref)
+	es, err := exactBuilds(openCatalog(root), ref, false)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -376,7 +444,7 @@ func imagesCopy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return usageErr(stderr, fs, err)
 	}
-	e, err := catalog.Select(*root, ref, *incDep, time.Now())
+	e, err := catalog.Select(openCatalog(*root), ref, *incDep, time.Now())
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
@@ -404,7 +472,7 @@ func imagesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageErr(stderr, fs, errors.New("takes no arguments"))
 	}
 	now := time.Now()
-	plan, err := catalog.Plan(*root, now)
+	plan, err := catalog.Plan(openCatalog(*root), now)
 	if err != nil {
 		return imagesErr(stderr, err)
 	}
