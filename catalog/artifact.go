@@ -51,7 +51,7 @@ func NewStaging(root string) (*Staging, error) {
 		return nil, err
 	}
 	Sweep(root)
-	live, err := livedir.Create(base, stagingPrefix, 0o755)
+	live, err := livedir.Create(base, stagingPrefix, 0o700) // a private build is never readable by others, even while it is built
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +169,13 @@ func (s *Staging) publish(name, version string, want int, finalize func(build in
 		if err := finalize(next); err != nil {
 			return 0, "", err
 		}
+	}
+	st, err := ReadState(s.Artifact)
+	if err != nil {
+		return 0, "", err
+	}
+	if err := applyModes(s.root, s.Artifact, st.EffectiveVisibility()); err != nil {
+		return 0, "", err
 	}
 	if err := syncDir(s.Artifact); err != nil {
 		return 0, "", err

@@ -130,8 +130,14 @@ func UpdateState(e Entry, change func(*State) error) error {
 	if err := change(&s); err != nil {
 		return err
 	}
-	return writeState(e.Dir, s)
+	if err := writeState(e.Dir, s); err != nil {
+		return err
+	}
+	return applyModes(rootOf(e), e.Dir, s.EffectiveVisibility())
 }
+
+// rootOf is the catalog root of a build directory <root>/<name>/<version>/<build>.
+func rootOf(e Entry) string { return filepath.Dir(filepath.Dir(filepath.Dir(e.Dir))) }
 
 // writeState replaces dir's state file atomically.
 func writeState(dir string, s State) error {

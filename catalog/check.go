@@ -333,6 +333,7 @@ func (c *checker) build(dir, name string, v semver.Version, b int) error {
 		return nil
 	}
 	c.state(dir, id, m)
+	c.modes(dir, id)
 	for _, o := range m.Outputs {
 		if err := c.output(dir, id, o); err != nil {
 			return err
@@ -392,7 +393,45 @@ func (c *checker) recreateState(dir string, m *manifest.Manifest, why string) er
 	}
 	s := InitialState(m.Catalog, m.Created)
 	s.History = append(s.History, Change{At: c.now.UTC(), Action: "repair", Detail: "kiln images check --repair recreated catalog.json from manifest.json (" + why + ")"})
-	return writeState(dir, s)
+	if err := writeState(dir, s); err != nil {
+		return err
+	}
+	return applyModes(c.root, dir, s.EffectiveVisibility())
+}
+
+// modes checks that the build's files have the modes its visibility asks
+// for, and sets them when repair is set.
+func (c *checker) modes(dir, id string) {
+	st, err := ReadState(dir)
+	if err != nil {
+		return // reported by state
+	}
+	vis := st.EffectiveVisibility()
+	bad, err := modeProblems(c.root, dir, vis)
+	if err != nil {
+		c.add(Problem{Build: id, Path: dir, Kind: ProblemMode, Detail: err.Error(), Repair: "cannot be checked"})
+		return
+	}
+	if len(bad) == 0 {
+		return
+	}
+	detail := fmt.Sprintf("%d file(s) do not have the modes of a %s build: %s", len(bad), vis, bad[0])
+	if len(bad) > 1 {
+		detail += ", ..."
+	}
+	pr := Problem{Build: id, Path: dir, Kind: ProblemMode, Detail: detail, Fixable: true, Repair: "set the modes of a " + vis + " build (docs/catalog.md)"}
+	if c.repair {
+		err := func() error {
+			unlock, err := flock.Lock(filepath.Join(filepath.Dir(dir), ".lock"))
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			return applyModes(c.root, dir, vis)
+		}()
+		pr.Repaired = err == nil
+	}
+	c.add(pr)
 }
 
 // output checks one output the manifest lists against the file.
