@@ -275,7 +275,7 @@ func decisionName(d Decision) string {
 // catalog already and keeps nothing else.
 func (s *state) failed(err error) error {
 	if s.published != "" {
-		return fmt.Errorf("published %s, but %w", s.published, err)
+		return &PublishedError{Path: s.published, Err: err}
 	}
 	fmt.Fprintf(s.log, "\nbuild failed: %v\n", err)
 	s.flushLog()
@@ -301,6 +301,16 @@ func (s *state) failed(err error) error {
 	}
 	return err
 }
+
+// PublishedError is a build that failed after it was published: in the
+// distribute stage. The build is in the catalog.
+type PublishedError struct {
+	Path string // the published build
+	Err  error
+}
+
+func (e *PublishedError) Error() string { return fmt.Sprintf("published %s, but %v", e.Path, e.Err) }
+func (e *PublishedError) Unwrap() error { return e.Err }
 
 // artifactFiles are the names of the files a build writes into its
 // artifact directory besides the disks: the writer and the failure path

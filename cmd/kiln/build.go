@@ -159,6 +159,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	res, err := builder.Build(ctx, r, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = interruptedBuild(err)
+		}
 		return fail(stdout, stderr, *rf.json, err, exitFailed)
 	}
 	m := res.Manifest
@@ -203,6 +206,17 @@ func fail(stdout, stderr io.Writer, asJSON bool, err error, code int) int {
 	}
 	fmt.Fprintf(stderr, "kiln: %v\n", err)
 	return code
+}
+
+// interruptedBuild says what an interrupted build left: nothing, or (when
+// the signal came while it copied the build to other catalogs) the
+// published build.
+func interruptedBuild(err error) error {
+	var pe *builder.PublishedError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("interrupted after publishing %s; its copies to other catalogs are not all made (kiln images copy makes them): %w", pe.Path, err)
+	}
+	return fmt.Errorf("interrupted; nothing was published: %w", err)
 }
 
 // checkHost reports every missing host tool at once: the build tools and

@@ -134,7 +134,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer stop()
 			code := c.run(ctx, args[1:], stdout, stderr)
 			if ctx.Err() != nil && code != exitOK {
-				fmt.Fprintln(stderr, "kiln: interrupted; nothing was published")
+				fmt.Fprintln(stderr, "kiln: interrupted")
 				return exitInterrupt
 			}
 			return code

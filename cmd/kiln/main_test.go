@@ -70,6 +70,10 @@ func runHooked(args []string) int {
 			}
 			select {
 			case <-stop:
+				// kiln's own signal context is cancelled by a goroutine of
+				// signal.NotifyContext: let it run before the process goes
+				// on, as it would have long before a real stage's next check.
+				time.Sleep(200 * time.Millisecond)
 			case <-time.After(10 * time.Minute):
 			}
 		})
