@@ -12,18 +12,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // procInfo is one process, as /proc shows it.
 type procInfo struct {
 	pid, ppid int
 	start     uint64 // start time in clock ticks: tells a pid reused from the process
+	state     string // R, S, D, Z (exited, not yet reaped), ...
 	comm      string
 	cmdline   string
 }
 
 func (p procInfo) String() string {
-	return strconv.Itoa(p.pid) + " (" + p.comm + "): " + p.cmdline
+	return strconv.Itoa(p.pid) + " (" + p.comm + ", state " + p.state + "): " + p.cmdline
 }
 
 // readProc reads one process; ok is false when it is gone.
@@ -42,7 +44,7 @@ func readProc(pid int) (procInfo, bool) {
 	if len(f) < 20 {
 		return procInfo{}, false
 	}
-	p := procInfo{pid: pid, comm: s[open+1 : close]}
+	p := procInfo{pid: pid, comm: s[open+1 : close], state: f[0]}
 	p.ppid, _ = strconv.Atoi(f[1])
 	p.start, _ = strconv.ParseUint(f[19], 10, 64)
 	cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
@@ -87,15 +89,23 @@ func descendants(pid int) []procInfo {
 	return out
 }
 
-// survivors are the processes of snap still running (same pid, same start).
+// survivors are the processes of snap still running (same pid, same
+// start, not a zombie). The kernel kills what a dead kiln leaves (its
+// process groups' Pdeathsig, a PID namespace whose init died) as it
+// goes, so survivors waits up to a few seconds for them to go.
 func survivors(snap []procInfo) []procInfo {
 	var out []procInfo
-	for _, p := range snap {
-		if now, ok := readProc(p.pid); ok && now.start == p.start {
-			out = append(out, now)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out = out[:0]
+		for _, p := range snap {
+			if now, ok := readProc(p.pid); ok && now.start == p.start && now.state != "Z" {
+				out = append(out, now)
+			}
+		}
+		if len(out) == 0 || time.Now().After(deadline) {
+			return out
 		}
 	}
-	return out
 }
 
 // under reports whether path is dir or lies below it.
