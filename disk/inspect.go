@@ -105,6 +105,9 @@ func readGPT(r io.ReaderAt, size int64) (*Inspected, error) {
 	if entSize < 128 || entSize > 4096 || count > 1024 || entriesLBA > uint64(size)/SectorSize {
 		return nil, fmt.Errorf("the GPT header is implausible (%d entries of %d bytes at LBA %d)", count, entSize, entriesLBA)
 	}
+	if end := entriesLBA*SectorSize + uint64(count)*uint64(entSize); end > uint64(size) {
+		return nil, fmt.Errorf("the GPT entry table (%d entries of %d bytes at LBA %d) ends at byte %d, beyond the disk's %d bytes", count, entSize, entriesLBA, end, size)
+	}
 	ents := make([]byte, int(count)*int(entSize))
 	if _, err := r.ReadAt(ents, int64(entriesLBA*SectorSize)); err != nil {
 		return nil, fmt.Errorf("reading the GPT entries: %w", err)

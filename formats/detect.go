@@ -12,6 +12,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/kiln-build/kiln/formats/image"
+	"github.com/kiln-build/kiln/internal/infile"
 )
 
 // Detect names the format of the file at path from its bytes: a Format's
@@ -64,14 +65,34 @@ func Open(path string) (image.Image, error) {
 	return nil, fmt.Errorf("%s is a %s file, not a disk image; decompress or unpack it first", path, format)
 }
 
+// fill reads into buf until it is full or r ends (io.EOF, possibly with
+// data). Unlike io.ReadFull it keeps the decoder's own errors, such as the
+// io.ErrUnexpectedEOF of a truncated stream, apart from a clean end.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // Decompress writes the decompressed content of a .zst or .xz file to dst,
 // a new sparse file: zero blocks become holes.
-func Decompress(ctx context.Context, path, dst string) error {
+//
+// A hostile input costs bounded memory and a clear error: the zstd window
+// and the xz dictionaries (what the decoders allocate) are checked before
+// decoding (decompress_limits.go), and the output stops at
+// image.MaxVirtualSize. A failed decompression removes dst.
+func Decompress(ctx context.Context, path, dst string) (err error) {
 	format, err := Detect(path)
 	if err != nil {
 		return err
 	}
-	in, err := os.Open(path)
+	in, size, err := infile.Open(path)
 	if err != nil {
 		return err
 	}
@@ -79,13 +100,19 @@ func Decompress(ctx context.Context, path, dst string) error {
 	var r io.Reader
 	switch format {
 	case "zstd":
-		d, err := zstd.NewReader(in)
+		if err := checkZstd(in); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		d, err := zstd.NewReader(in, zstdOptions()...)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
 		r = d
 	case "xz":
+		if err := checkXZ(in, size); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		x, err := xz.NewReader(in)
 		if err != nil {
 			return err
@@ -98,21 +125,29 @@ func Decompress(ctx context.Context, path, dst string) error {
 	if err != nil {
 		return err
 	}
-	defer out.Close()
+	defer func() {
+		out.Close()
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
 	buf := make([]byte, 1<<20)
 	var off int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, rerr := io.ReadFull(r, buf)
+		n, rerr := fill(r, buf)
+		if n > 0 && off+int64(n) > decompressLimit {
+			return fmt.Errorf("decompressing %s: it holds more than %d bytes, Kiln's limit for a disk (64 TiB)", path, decompressLimit)
+		}
 		if n > 0 && !image.IsZero(buf[:n]) {
 			if _, err := out.WriteAt(buf[:n], off); err != nil {
 				return err
 			}
 		}
 		off += int64(n)
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {

@@ -20,6 +20,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/kiln-build/kiln/internal/infile"
 	"github.com/kiln-build/kiln/internal/sparse"
 )
 
@@ -163,20 +164,47 @@ func Open[T Image](path string, open func(f *os.File, size int64) (T, error)) (I
 
 // withFile opens path, hands the file and its size to fn, and closes the
 // file unless keep is set and fn succeeded.
+//
+// Only a regular file is opened (internal/infile): a directory, a FIFO or
+// a device such as /dev/zero is an error at once, not a hang.
 func withFile[T any](path string, fn func(f *os.File, size int64) (T, error), keep bool) (T, error) {
 	var v T
-	f, err := os.Open(path)
+	f, size, err := infile.Open(path)
 	if err != nil {
 		return v, err
 	}
-	fi, err := f.Stat()
-	if err == nil {
-		v, err = fn(f, fi.Size())
+	if err = CheckFileSize(size); err != nil {
+		err = fmt.Errorf("%s: %w", path, err)
+	} else {
+		v, err = fn(f, size)
 	}
 	if err != nil || !keep {
 		f.Close()
 	}
 	return v, err
+}
+
+// MaxVirtualSize is the largest virtual disk Kiln reads or writes: 64 TiB,
+// the most VHDX (the largest of the formats' limits but qcow2's) and any
+// platform Kiln targets accept. A reader refuses a header that claims more
+// (CheckVirtualSize) before it allocates anything for it.
+const MaxVirtualSize = 64 << 40
+
+// CheckVirtualSize refuses a virtual size beyond MaxVirtualSize.
+func CheckVirtualSize(format string, size uint64) error {
+	if size > MaxVirtualSize {
+		return Errorf(format, "virtual size of %d bytes is beyond Kiln's limit of %d bytes (64 TiB)", size, uint64(MaxVirtualSize))
+	}
+	return nil
+}
+
+// CheckFileSize refuses an input file larger than MaxVirtualSize plus its
+// metadata's room (a raw file is its own virtual disk).
+func CheckFileSize(size int64) error {
+	if size > MaxVirtualSize+MaxVirtualSize/16 {
+		return fmt.Errorf("file of %d bytes is beyond Kiln's limit of 64 TiB of disk", size)
+	}
+	return nil
 }
 
 // RawFile is a raw image file as a Source and an Image.
@@ -188,6 +216,9 @@ type RawFile struct {
 // OpenRaw opens a raw image.
 func OpenRaw(path string) (*RawFile, error) {
 	return OpenFile(path, func(f *os.File, size int64) (*RawFile, error) {
+		if err := CheckVirtualSize("raw", uint64(size)); err != nil {
+			return nil, err
+		}
 		return &RawFile{f: f, size: size}, nil
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -209,6 +210,9 @@ func check(f *os.File, size int64) ([]string, error) {
 		if _, dup := byName[m.name]; dup {
 			report("member %q appears more than once", m.name)
 		}
+		if !ovaLocalName(m.name) {
+			report("member %q has a path that leaves the archive's directory; extracting it would write outside", m.name)
+		}
 		byName[m.name] = m
 	}
 
@@ -264,6 +268,10 @@ func check(f *os.File, size int64) ([]string, error) {
 		}
 		if strings.Contains(r.Href, "://") {
 			report("File %q is a URL; an OVA must hold its files", r.Href)
+			continue
+		}
+		if !ovaLocalName(r.Href) {
+			report("File %q is a path outside the archive's directory; refused (only the archive's own members are read)", r.Href)
 			continue
 		}
 		fileByID[r.ID] = r.Href
@@ -348,6 +356,12 @@ func check(f *os.File, size int64) ([]string, error) {
 		}
 	}
 	return problems, nil
+}
+
+// ovaLocalName reports whether a member name or href stays in the
+// archive's directory: relative, without "..".
+func ovaLocalName(name string) bool {
+	return filepath.IsLocal(name)
 }
 
 func ovaExt(name string) string {

@@ -81,8 +81,8 @@ func qcow2Open(r io.ReaderAt, fileSize int64, closer io.Closer) (*qcow2Image, er
 		return nil, qcow2Bad("cluster_bits %d out of range 9..21", cbits)
 	}
 	csize := int64(1) << cbits
-	if be.Uint64(h[8:]) != 0 {
-		return nil, qcow2Unsupported("backing file")
+	if off := be.Uint64(h[8:]); off != 0 {
+		return nil, qcow2Backing(r, fileSize, off, be.Uint32(h[16:]))
 	}
 	if be.Uint32(h[32:]) != 0 {
 		return nil, qcow2Unsupported("encryption")
@@ -121,6 +121,9 @@ func qcow2Open(r io.ReaderAt, fileSize int64, closer io.Closer) (*qcow2Image, er
 
 	// The L1 table must cover the virtual size and lie inside the file.
 	size := be.Uint64(h[24:])
+	if err := image.CheckVirtualSize("qcow2", size); err != nil {
+		return nil, err
+	}
 	cover := uint64(1) << (2*cbits - 3) // guest bytes per L2 table
 	need := size / cover
 	if size%cover != 0 {
@@ -159,6 +162,21 @@ func qcow2Open(r io.ReaderAt, fileSize int64, closer io.Closer) (*qcow2Image, er
 		}
 	}
 	return q, nil
+}
+
+// qcow2Backing refuses an image with a backing file, naming it when the
+// header's pointer to the name lies inside the file: Kiln never opens
+// another file on an image's say (a backing chain may lead anywhere, or
+// loop).
+func qcow2Backing(r io.ReaderAt, fileSize int64, off uint64, n uint32) error {
+	name := ""
+	if n > 0 && n <= 1023 && off < uint64(fileSize) && uint64(n) <= uint64(fileSize)-off {
+		b := make([]byte, n)
+		if image.ReadFull(r, b, int64(off), "qcow2", "backing file name") == nil {
+			name = fmt.Sprintf(" %q", b)
+		}
+	}
+	return qcow2Unsupported("backing file" + name + ": Kiln reads standalone images only and never opens the file an image names; merge the chain first (qemu-img convert -O qcow2 IN OUT)")
 }
 
 func (q *qcow2Image) Size() int64       { return q.size }

@@ -47,6 +47,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"unicode/utf16"
 
 	"github.com/kiln-build/kiln/formats/image"
 	"github.com/kiln-build/kiln/formats/internal/blocks"
@@ -385,6 +386,9 @@ func vhdOpen(f *os.File, fileSize int64) (*vhdImage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := image.CheckVirtualSize("vhd", ft.curSize); err != nil {
+		return nil, err
+	}
 	switch ft.diskType {
 	case vhdTypeFixed:
 		if ft.curSize > uint64(img.fileSize-vhdFooterSize) {
@@ -395,7 +399,7 @@ func vhdOpen(f *os.File, fileSize int64) (*vhdImage, error) {
 	case vhdTypeDynamic:
 		img.dynamic = true
 	case vhdTypeDiff:
-		return nil, fmt.Errorf("vhd: differencing disk: %w", image.ErrUnsupported)
+		return nil, fmt.Errorf("vhd: differencing disk on a parent%s: %w: Kiln reads standalone images only and never opens the file an image names", vhdParentName(f, ft.dataOffset, fileSize), image.ErrUnsupported)
 	default:
 		return nil, vhdErr("unknown disk type %d", ft.diskType)
 	}
@@ -433,6 +437,31 @@ func vhdOpen(f *os.File, fileSize int64) (*vhdImage, error) {
 	}
 	img.bat = blocks.NewTable(f, int64(tableOff), entries, 4, "vhd")
 	return img, nil
+}
+
+// vhdParentName is ` "NAME"`, the parent a differencing disk's dynamic
+// header names (UTF-16 big endian), or "" when it cannot be read.
+func vhdParentName(f io.ReaderAt, dataOffset uint64, fileSize int64) string {
+	const nameOff, nameLen = 64, 512
+	if dataOffset > uint64(fileSize) || int64(dataOffset) > fileSize-vhdDynHeaderSize {
+		return ""
+	}
+	b := make([]byte, nameLen)
+	if image.ReadFull(f, b, int64(dataOffset)+nameOff, "vhd", "parent name") != nil {
+		return ""
+	}
+	u := make([]uint16, 0, nameLen/2)
+	for i := 0; i < nameLen; i += 2 {
+		c := binary.BigEndian.Uint16(b[i:])
+		if c == 0 {
+			break
+		}
+		u = append(u, c)
+	}
+	if len(u) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %q", string(utf16.Decode(u)))
 }
 
 func (v *vhdImage) Size() int64       { return v.size }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -59,8 +60,17 @@ type Disk struct {
 // with an embedded descriptor). Disks split over several files,
 // descriptor-only files, delta disks and other createTypes give an error
 // wrapping image.ErrUnsupported; a malformed file gives a *image.FormatError.
+//
+// An extent path in a descriptor that leaves the input's directory (an
+// absolute path, or one through "..") is refused before anything else, so
+// the error says so: Kiln never opens a file a descriptor names.
 func Open(path string) (image.Image, error) {
-	return image.Open(path, func(f *os.File, size int64) (*Disk, error) { return openAt(f, size, f) })
+	return image.Open(path, func(f *os.File, size int64) (*Disk, error) {
+		if err := vmdkCheckDescriptorFile(f, size); err != nil {
+			return nil, err
+		}
+		return openAt(f, size, f)
+	})
 }
 
 // OpenAt reads the metadata of a VMDK held in r (size bytes).
@@ -172,7 +182,7 @@ func vmdkCheckHeader(h *vmdkHeader, size int64) error {
 		return vmdkUnsupported("%d entries per grain table", h.NumGTEsPerGT)
 	}
 	if h.Capacity > vmdkMaxSize/Sector {
-		return vmdkUnsupported("capacity of %d sectors", h.Capacity)
+		return vmdkErr("capacity of %d sectors is beyond Kiln's limit of %d bytes (64 TiB)", h.Capacity, uint64(image.MaxVirtualSize))
 	}
 	if h.Flags&vmdkFlagCompress != 0 {
 		if h.CompressAlgor != vmdkCompressDeflate {
@@ -214,8 +224,15 @@ func (v *Disk) readDescriptor(h *vmdkHeader) (string, error) {
 	if ct == "" {
 		return "", vmdkErr("descriptor has no createType")
 	}
+	if err := vmdkCheckExtentPaths(text); err != nil {
+		return "", err
+	}
 	if p := vmdkDescValue(text, "parentCID"); p != "" && !strings.EqualFold(p, "ffffffff") {
-		return "", vmdkUnsupported("delta disk (parentCID %s)", p)
+		parent := ""
+		if hint := vmdkDescValue(text, "parentFileNameHint"); hint != "" {
+			parent = fmt.Sprintf(" of %q", hint)
+		}
+		return "", vmdkUnsupported("delta disk (parentCID %s) on a backing file%s: Kiln reads standalone images only and never opens the file an image names", p, parent)
 	}
 	switch ct {
 	case MonolithicSparse, StreamOptimized:
@@ -240,6 +257,52 @@ func (v *Disk) readDescriptor(h *vmdkHeader) (string, error) {
 		return "", vmdkUnsupported("%d extents (only single-extent disks are read)", extents)
 	}
 	return ct, nil
+}
+
+// vmdkCheckDescriptorFile reads a descriptor-only VMDK (text) and refuses
+// extent paths that leave its directory; other files pass.
+func vmdkCheckDescriptorFile(r io.ReaderAt, size int64) error {
+	read := func(n int64) ([]byte, error) {
+		b := make([]byte, min(size, n))
+		m, err := r.ReadAt(b, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return b[:m], nil
+	}
+	b, err := read(Sector)
+	if err != nil {
+		return err
+	}
+	if len(b) < 4 || binary.LittleEndian.Uint32(b) == vmdkMagic || !(bytes.HasPrefix(b, []byte("# Disk DescriptorFile")) || bytes.Contains(b, []byte("createType"))) {
+		return nil
+	}
+	if b, err = read(vmdkMaxDescSectors * Sector); err != nil {
+		return err
+	}
+	return vmdkCheckExtentPaths(string(b))
+}
+
+// vmdkCheckExtentPaths refuses extent lines whose file lies outside the
+// directory of the descriptor: an absolute path or one that climbs out
+// with "..". Such a descriptor is hostile (or made for another machine);
+// Kiln never follows it, whatever the extent's type.
+func vmdkCheckExtentPaths(text string) error {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || (f[0] != "RW" && f[0] != "RDONLY" && f[0] != "NOACCESS") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, "\"")
+		name, _, closed := strings.Cut(rest, "\"")
+		if !ok || !closed {
+			return vmdkErr("extent line %q has no quoted file name", strings.TrimSpace(line))
+		}
+		if filepath.IsAbs(name) || !filepath.IsLocal(name) {
+			return vmdkErr("extent file %q lies outside the directory of the descriptor; refused (Kiln never opens a file a descriptor names outside it)", name)
+		}
+	}
+	return nil
 }
 
 // vmdkDescValue returns the value of key=value in a descriptor, unquoted.

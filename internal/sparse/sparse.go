@@ -11,6 +11,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/infile"
 )
 
 // Extent is a run of bytes that may hold data.
@@ -97,8 +99,11 @@ func copyRange(out, in *os.File, e Extent, buf []byte) error {
 }
 
 // SHA256 hashes a file, reading only its data extents (holes hash as zeros).
+//
+// Only a regular file is hashed (internal/infile): a FIFO or a device is
+// an error at once, not a hang.
 func SHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := infile.Open(path)
 	if err != nil {
 		return "", err
 	}

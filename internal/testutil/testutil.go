@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +151,16 @@ func BusyboxTree(t testing.TB) string {
 		}
 	}
 	return root
+}
+
+// Allocated returns the bytes fn allocated on the heap (the growth of
+// runtime.MemStats.TotalAlloc, every goroutine's), for tests that bound
+// what a parser of hostile input allocates. Run such tests sequentially.
+func Allocated(fn func()) uint64 {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
