@@ -37,7 +37,13 @@ func TestInspectHostileTables(t *testing.T) {
 		{"GPT entry table past the end", "the GPT entry table (128 entries of 128 bytes at LBA 16382) ends at byte 8403968, beyond the disk's 8388608 bytes",
 			func(t *testing.T) []byte { b := gpt(t); le64(b[512+72:], 16382); return b }},
 		{"GPT of 1024 entries of 4 KiB past the end", "(1024 entries of 4096 bytes at LBA 8200) ends at byte 8392704, beyond the disk's 8388608 bytes",
-			func(t *testing.T) []byte { b := gpt(t); le32(b[512+80:], 1024); le32(b[512+84:], 4096); le64(b[512+72:], 8200); return b }},
+			func(t *testing.T) []byte {
+				b := gpt(t)
+				le32(b[512+80:], 1024)
+				le32(b[512+84:], 4096)
+				le64(b[512+72:], 8200)
+				return b
+			}},
 		{"GPT implausible entry count", "the GPT header is implausible (1000000 entries",
 			func(t *testing.T) []byte { b := gpt(t); le32(b[512+80:], 1000000); return b }},
 		{"GPT partition past the end", "GPT partition 1 spans LBA 2048 to 1099511627776, outside the disk's 8388608 bytes",
