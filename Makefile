@@ -8,7 +8,7 @@ EXAMPLE ?= examples/debian-minimal.hcl
 # Tests that boot images must not be skipped when this is 1 (CI sets it).
 export KILN_REQUIRE_QEMU ?= 0
 
-.PHONY: help deps build man demo test test-unit test-e2e fuzz bench lint clean
+.PHONY: help deps build man demo test test-unit test-e2e fuzz fuzz-long bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,12 +35,11 @@ test: deps ## Run every test: unit, disk, and end-to-end builds booted in QEMU; 
 test-unit: ## Run the tests that need no root and no QEMU
 	$(GO) test -short ./...
 
-fuzz: ## Fuzz the recipe parser, the size parser and every image format reader
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./recipes/
-	$(GO) test -run '^$$' -fuzz FuzzParseSize -fuzztime 30s ./internal/units/
-	for t in FuzzOpenQCOW2:qcow2 FuzzOpenVMDK:vmdk FuzzOpenVHD:vhd FuzzOpenVHDX:vhdx; do \
-		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime 60s ./formats/$${t#*:}/ || exit 1; done
-	$(GO) test -run '^$$' -fuzz '^FuzzDeflate$$' -fuzztime 30s ./internal/deflate/
+fuzz: ## Fuzz every parser and image reader briefly (FUZZTIME per target, default 30s)
+	FUZZTIME=$${FUZZTIME:-30s} bash scripts/fuzz-long.sh
+
+fuzz-long: ## Fuzz every target for FUZZTIME (default 10m); prints inputs/s and totals (docs/testing.md)
+	bash scripts/fuzz-long.sh
 
 bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
 	bash bench/disk-stage.sh

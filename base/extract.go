@@ -110,49 +110,64 @@ func listExt4(ctx context.Context, dev string) ([]ext4Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		var next []string
-		dir := ""
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		i := -1
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.HasPrefix(l, "debugfs: ls -p ") {
-				i++
-				if i >= len(level) {
-					return nil, errors.New("unexpected debugfs listing")
-				}
-				dir = level[i]
-				continue
-			}
-			if l == "" || dir == "" {
-				continue
-			}
-			m := lsLine.FindStringSubmatch(l)
-			if m == nil {
-				return nil, fmt.Errorf("cannot read debugfs's listing of %s: %q (a file name with a newline?)", dir, l)
-			}
-			name := m[5]
-			if name == ".." || (name == "." && dir != "/") {
-				continue
-			}
-			e := ext4Entry{Path: path.Join(dir, name)}
-			e.Ino, _ = strconv.ParseUint(m[1], 10, 64)
-			mode, _ := strconv.ParseUint(m[2], 8, 32)
-			e.Mode = uint32(mode)
-			e.UID, _ = strconv.Atoi(m[3])
-			e.GID, _ = strconv.Atoi(m[4])
-			all = append(all, e)
-			if name != "." && e.Mode&unix.S_IFMT == unix.S_IFDIR {
-				next = append(next, e.Path)
-			}
+		entries, next, err := parseListing(out, level)
+		if err != nil {
+			return nil, err
 		}
-		if i != len(level)-1 {
-			return nil, fmt.Errorf("debugfs listed %d of %d directories", i+1, len(level))
-		}
+		all = append(all, entries...)
 		level = next
 	}
 	return all, nil
+}
+
+// parseListing reads debugfs's output for one "ls -p DIR" command per
+// directory of level, in order: the entries, and the directories among
+// them (the next level). The output is untrusted (names come from the
+// image): anything it cannot read unambiguously is an error.
+func parseListing(out []byte, level []string) (entries []ext4Entry, next []string, err error) {
+	dir := ""
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	i := -1
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "debugfs: ls -p ") {
+			i++
+			if i >= len(level) {
+				return nil, nil, errors.New("unexpected debugfs listing")
+			}
+			dir = level[i]
+			continue
+		}
+		if l == "" || dir == "" {
+			continue
+		}
+		m := lsLine.FindStringSubmatch(l)
+		if m == nil {
+			return nil, nil, fmt.Errorf("cannot read debugfs's listing of %s: %q (a file name with a newline?)", dir, l)
+		}
+		name := m[5]
+		if name == ".." || (name == "." && dir != "/") || name == "" {
+			continue // "": an unused directory slot (lost+found has many)
+		}
+		e := ext4Entry{Path: path.Join(dir, name)}
+		e.Ino, _ = strconv.ParseUint(m[1], 10, 64)
+		mode, _ := strconv.ParseUint(m[2], 8, 32)
+		e.Mode = uint32(mode)
+		e.UID, _ = strconv.Atoi(m[3])
+		e.GID, _ = strconv.Atoi(m[4])
+		entries = append(entries, e)
+		if name != "." && e.Mode&unix.S_IFMT == unix.S_IFDIR {
+			next = append(next, e.Path)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading debugfs's listing: %w", err)
+	}
+	if i != len(level)-1 {
+		return nil, nil, fmt.Errorf("debugfs listed %d of %d directories", i+1, len(level))
+	}
+	return entries, next, nil
 }
 
 // debugfsQuote quotes a path for a debugfs command line.

@@ -245,3 +245,10 @@ func FuzzDir(f *testing.F) string {
 	}
 	return f.TempDir()
 }
+
+// FuzzEncodeFile is FuzzEncode of the file at path.
+func FuzzEncodeFile(t testing.TB, path string) []byte {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return FuzzEncode(b)
+}
