@@ -205,6 +205,18 @@ func (p *kproc) child(match func(procInfo) bool) (procInfo, bool) {
 	return procInfo{}, false
 }
 
+// waitChild waits until a process below kiln that match accepts runs.
+func (p *kproc) waitChild(what string, limit time.Duration, match func(procInfo) bool) procInfo {
+	p.t.Helper()
+	var found procInfo
+	p.waitFor(what, limit, func() bool {
+		var ok bool
+		found, ok = p.child(match)
+		return ok
+	})
+	return found
+}
+
 // kill sends sig and waits for kiln to exit; it returns the processes kiln
 // had just before and its exit code (-1 when killed by the signal).
 func (p *kproc) kill(sig syscall.Signal) ([]procInfo, int) {
@@ -383,12 +395,7 @@ func (m *matrix) beforeBootRows(t *testing.T) {
 		t.Run("build-step-"+sigName(sig), func(t *testing.T) {
 			before := listJSON(t, m.pre)
 			p := build(steps)
-			var step procInfo
-			p.waitFor("its build step", 3*time.Minute, func() bool {
-				var ok bool
-				step, ok = p.child(func(c procInfo) bool { return c.cmdline == "sleep 3601" })
-				return ok
-			})
+			step := p.waitChild("its build step", 3*time.Minute, func(c procInfo) bool { return c.cmdline == "sleep 3601" })
 			root, _ := os.Readlink("/proc/" + strconv.Itoa(step.pid) + "/root")
 			require.True(t, strings.HasPrefix(root, m.pre+"/.staging/"), "the step runs chrooted in the staged tree, not in %s", root)
 			m.finishBuild(t, p, killRow{"build: step running in its sandbox", sig, "build",
@@ -399,14 +406,11 @@ func (m *matrix) beforeBootRows(t *testing.T) {
 		t.Run("disk-"+sigName(sig), func(t *testing.T) {
 			before := listJSON(t, m.pre)
 			p := build(plain)
-			var mkfs procInfo
-			p.waitFor("mke2fs", 3*time.Minute, func() bool {
-				var ok bool
-				mkfs, ok = p.child(func(c procInfo) bool { return c.comm == "mke2fs" })
-				if s := p.stage(); !ok && (s == "test" || s == "outputs" || s == "publish") {
+			mkfs := p.waitChild("mke2fs", 3*time.Minute, func(c procInfo) bool {
+				if s := p.stage(); s == "test" || s == "outputs" || s == "publish" {
 					t.Fatalf("the disk stage ended before mke2fs was seen running")
 				}
-				return ok
+				return c.comm == "mke2fs"
 			})
 			m.finishBuild(t, p, killRow{"build: disk being written", sig, "disk",
 				fmt.Sprintf("(mke2fs pid %d running)", mkfs.pid)}, m.pre, before, holder, holderStaging)
@@ -416,15 +420,11 @@ func (m *matrix) beforeBootRows(t *testing.T) {
 		t.Run("test-vm-"+sigName(sig), func(t *testing.T) {
 			before := listJSON(t, m.pre)
 			p := build(plain)
-			var vm procInfo
-			p.waitFor("a guest kernel running in QEMU", 5*time.Minute, func() bool {
-				var ok bool
-				vm, ok = p.child(func(c procInfo) bool { return strings.HasPrefix(c.comm, "qemu-system") })
-				if !ok {
+			vm := p.waitChild("a guest kernel running in QEMU", 5*time.Minute, func(c procInfo) bool {
+				if !strings.HasPrefix(c.comm, "qemu-system") {
 					return false
 				}
-				own := stagingOf(p.cmd.Process.Pid, m.pre)
-				console, _ := os.ReadFile(filepath.Join(own, "artifact", "serial.log"))
+				console, _ := os.ReadFile(filepath.Join(stagingOf(p.cmd.Process.Pid, m.pre), "artifact", "serial.log"))
 				return bytes.Contains(console, []byte("Linux version"))
 			})
 			m.finishBuild(t, p, killRow{"build: test VM running", sig, "test",
@@ -468,11 +468,15 @@ func (m *matrix) bootstrapRow(t *testing.T, sig syscall.Signal) {
 	bases := filepath.Join(m.fresh, "bases")
 	earlier := entries(bases)
 	p := m.start(t, "", "build", "--images", root, "--cache", m.fresh, recipe)
-	var deb procInfo
-	p.waitFor("mmdebstrap running", 3*time.Minute, func() bool {
-		var ok bool
-		deb, ok = p.child(func(c procInfo) bool { return c.comm == "mmdebstrap" })
-		return ok
+	// Not just started: its tree has contents, or its namespace mounts.
+	var mounts int
+	deb := p.waitChild("mmdebstrap at work", 3*time.Minute, func(c procInfo) bool {
+		if c.comm != "mmdebstrap" {
+			return false
+		}
+		trees, _ := filepath.Glob(filepath.Join(bases, ".bootstrap-*", "tree", "*"))
+		mounts = len(mountsIn([]string{bases}))
+		return len(trees) > 2 || mounts > 0
 	})
 	var own []string
 	for _, e := range entries(bases) {
@@ -506,7 +510,7 @@ func (m *matrix) bootstrapRow(t *testing.T, sig syscall.Signal) {
 	require.Empty(t, entries(filepath.Join(root, ".staging")))
 	checkCatalog(t, root, before)
 	m.logRow(t, "%-36s SIG%-5s landed in stage %-11s %s; exit %d after %s", "build: base bootstrap (fresh cache)", sigName(sig), "base",
-		fmt.Sprintf("(mmdebstrap pid %d running)", deb.pid), code, time.Since(p.started).Round(100*time.Millisecond))
+		fmt.Sprintf("(mmdebstrap pid %d at work, %d mounts in its namespace)", deb.pid, mounts), code, time.Since(p.started).Round(100*time.Millisecond))
 }
 
 // scheduleRow kills kiln schedule while the build it runs is in a build
@@ -522,10 +526,7 @@ pipeline "matrix" {
 }
 `), 0o644))
 	p := m.start(t, "", "schedule", "--json", "--images", m.pre, "--cache", m.cache, pipelines)
-	p.waitFor("its build's step", 3*time.Minute, func() bool {
-		_, ok := p.child(func(c procInfo) bool { return c.cmdline == "sleep 3601" })
-		return ok
-	})
+	p.waitChild("its build's step", 3*time.Minute, func(c procInfo) bool { return c.cmdline == "sleep 3601" })
 	own := stagingOf(p.cmd.Process.Pid, m.pre)
 	require.Equal(t, "build", lastLogStage(filepath.Join(own, "artifact", "build.log")))
 	snap, code := p.kill(sig)
@@ -683,16 +684,20 @@ func (m *matrix) afterBootRows(t *testing.T) {
 			before, mirrorBefore := listJSON(t, m.post), listJSON(t, m.mirror)
 			p := m.startIn(t, m.tmpPost, r.pause, "build", "--images", m.post, "--cache", m.cache, recipe)
 			p.waitPaused(20 * time.Minute)
-			require.Equal(t, r.stage, p.stage())
+			require.Equal(t, r.stage, p.stage(), "points reached: %q", p.points())
 			own := stagingOf(p.cmd.Process.Pid, m.post)
 			require.NotEmpty(t, own)
-			require.Equal(t, r.stage, lastLogStage(filepath.Join(own, "artifact", "build.log")))
+			log := filepath.Join(own, "artifact", "build.log")
 			var copyStaged string
 			if r.stage == "distribute" { // published; its copy staged in the mirror
+				builds, _ := filepath.Glob(filepath.Join(m.post, "matrix-post", "1.0.0", "*", "build.log"))
+				require.Len(t, builds, 1, "the build is published")
+				log = builds[0]
 				copyStaged = stagingOf(p.cmd.Process.Pid, m.mirror)
 				require.NotEmpty(t, copyStaged, "the copy is staged in the mirror")
 				require.FileExists(t, filepath.Join(copyStaged, "artifact", "matrix-post.raw.zst"))
 			}
+			require.Equal(t, r.stage, lastLogStage(log))
 			snap, code := p.kill(r.sig)
 			clean(t, snap, []string{m.post, m.mirror, m.tmpPost}, nil)
 			if r.sig == syscall.SIGKILL {
