@@ -244,6 +244,18 @@ func stagingOf(pid int, root string) string {
 	return ""
 }
 
+// keptLogEndsIn reports whether a failed (or interrupted) build's log kept
+// under <root>/.failed/ ends in stage.
+func keptLogEndsIn(root, stage string) bool {
+	logs, _ := filepath.Glob(filepath.Join(root, ".failed", "*", "build.log"))
+	for _, l := range logs {
+		if lastLogStage(l) == stage {
+			return true
+		}
+	}
+	return false
+}
+
 // lastLogStage is the last "=== stage NAME" line of a build log.
 func lastLogStage(log string) string {
 	data, _ := os.ReadFile(log)
@@ -352,6 +364,9 @@ func (m *matrix) finishBuild(t *testing.T, p *kproc, r killRow, root string, bef
 		require.Equal(t, exitInterrupt, code, p.out.String())
 		require.Contains(t, p.out.String(), "interrupted; nothing was published")
 		require.Empty(t, left, "SIGTERM leaves no staging directory")
+		if r.stage != "" {
+			require.True(t, keptLogEndsIn(root, r.stage), "the interrupted build's log is kept in .failed/, ending in stage %s", r.stage)
+		}
 	}
 	// The next run of a kiln command sweeps the dead staging, never a live one.
 	listJSON(t, root)
@@ -710,6 +725,7 @@ func (m *matrix) afterBootRows(t *testing.T) {
 				require.Equal(t, exitInterrupt, code, p.out.String())
 				require.Contains(t, p.out.String(), "interrupted; nothing was published")
 				require.Empty(t, entries(filepath.Join(m.post, ".staging")))
+				require.True(t, keptLogEndsIn(m.post, r.stage), "the interrupted build's log is kept in .failed/")
 			}
 			listJSON(t, m.post)
 			listJSON(t, m.mirror)
