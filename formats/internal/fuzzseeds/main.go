@@ -163,7 +163,7 @@ func vmdkSeeds(src string) error {
 		if err != nil {
 			return err
 		}
-		if err := corpus("formats/vmdk", "FuzzOpenVMDKFile", "qemu-img-"+sub, imagetest.FuzzEncode(b)); err != nil {
+		if err := corpus("formats/vmdk", "FuzzOpenVMDKFile", "qemu-img-"+sub, imagetest.FuzzEncode(b), false); err != nil {
 			return err
 		}
 	}
