@@ -156,7 +156,14 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	}
 	defer live.Remove()
 	tmp := live.Path
-	if err := bootstrap(ctx, d, filepath.Join(tmp, "tree"), o.Log); err != nil {
+	scratch := filepath.Join(tmp, "tmp")
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return nil, err
+	}
+	if err := bootstrap(ctx, d, filepath.Join(tmp, "tree"), scratch, o.Log); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(scratch); err != nil {
 		return nil, err
 	}
 	m := cacheMeta{Format: cacheFormat, Inputs: d, ReleaseSHA256: release, ReleaseURL: rel.URL, Created: time.Now().UTC()}
@@ -177,7 +184,11 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	return res, copyTree(ctx, filepath.Join(entry, "tree"), dest, o.Log)
 }
 
-func bootstrap(ctx context.Context, d Debian, tree string, log io.Writer) error {
+// bootstrap runs mmdebstrap into tree. Its temporary files (a GnuPG home
+// for the archive's keys, ...) go to scratch, inside the bootstrap's live
+// directory, so that a killed bootstrap leaves them only where the next
+// Prepare sweeps, never in the system's temporary directory.
+func bootstrap(ctx context.Context, d Debian, tree, scratch string, log io.Writer) error {
 	setup := ""
 	if len(d.Setup) > 0 {
 		setup = tree + ".setup"
@@ -186,7 +197,7 @@ func bootstrap(ctx context.Context, d Debian, tree string, log io.Writer) error 
 			return err
 		}
 	}
-	if err := run.Run(ctx, run.Cmd{Args: mmdebstrapArgs(d, tree, setup), Log: log}); err != nil {
+	if err := run.Run(ctx, run.Cmd{Args: mmdebstrapArgs(d, tree, setup), Env: []string{"TMPDIR=" + scratch}, Log: log}); err != nil {
 		return fmt.Errorf("bootstrapping Debian %s from %s: %w", d.Suite, d.Mirror, err)
 	}
 	return nil

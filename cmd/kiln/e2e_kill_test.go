@@ -523,6 +523,7 @@ func (m *matrix) bootstrapRow(t *testing.T, sig syscall.Signal) {
 	}
 	listJSON(t, root)
 	require.Empty(t, entries(filepath.Join(root, ".staging")))
+	require.Empty(t, entries(m.tmp), "kiln's temporary directory is empty (mmdebstrap's temporaries go to the bootstrap's directory)")
 	checkCatalog(t, root, before)
 	m.logRow(t, "%-36s SIG%-5s landed in stage %-11s %s; exit %d after %s", "build: base bootstrap (fresh cache)", sigName(sig), "base",
 		fmt.Sprintf("(mmdebstrap pid %d at work, %d mounts in its namespace)", deb.pid, mounts), code, time.Since(p.started).Round(100*time.Millisecond))
