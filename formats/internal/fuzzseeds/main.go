@@ -152,62 +152,51 @@ func qcow2Seeds(string) error {
 	return nil
 }
 
-// vmdkSeeds: qemu-img's monolithicSparse and streamOptimized files, and its
-// descriptor for a split disk, for FuzzOpenVMDKFile (encoded).
-func vmdkSeeds(src string) error {
-	for _, sub := range []string{"monolithicSparse", "streamOptimized", "twoGbMaxExtentSparse"} {
-		if err := sh("qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat="+sub, src, sub+".vmdk"); err != nil {
+// qemuSeeds converts src with qemu-img to format under each name's
+// options and writes each file, encoded, as a seed of target (with the
+// FuzzReader targets' second value, false: the file as written).
+func qemuSeeds(src, format, pkg, target string, opts map[string]string) error {
+	for name, o := range opts {
+		if err := sh("qemu-img", "convert", "-f", "raw", "-O", format, "-o", o, src, name); err != nil {
 			return err
 		}
-		b, err := read(sub + ".vmdk")
+		b, err := read(name)
 		if err != nil {
 			return err
 		}
-		if err := corpus("formats/vmdk", "FuzzOpenVMDKFile", "qemu-img-"+sub, imagetest.FuzzEncode(b), false); err != nil {
+		if err := corpus(pkg, target, name, imagetest.FuzzEncode(b), false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// vhdSeeds: qemu-img's dynamic and fixed VHDs, for FuzzOpenVHD (encoded;
-// false: checksums as written).
+// vmdkSeeds: qemu-img's monolithicSparse and streamOptimized files, and its
+// descriptor for a split disk, for FuzzOpenVMDKFile.
+func vmdkSeeds(src string) error {
+	return qemuSeeds(src, "vmdk", "formats/vmdk", "FuzzOpenVMDKFile", map[string]string{
+		"qemu-img-monolithicSparse":     "subformat=monolithicSparse",
+		"qemu-img-streamOptimized":      "subformat=streamOptimized",
+		"qemu-img-twoGbMaxExtentSparse": "subformat=twoGbMaxExtentSparse",
+	})
+}
+
+// vhdSeeds: qemu-img's dynamic and fixed VHDs, for FuzzOpenVHD.
 func vhdSeeds(src string) error {
-	for _, sub := range []string{"dynamic", "fixed"} {
-		if err := sh("qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat="+sub+",force_size=on", src, sub+".vhd"); err != nil {
-			return err
-		}
-		b, err := read(sub + ".vhd")
-		if err != nil {
-			return err
-		}
-		if err := corpus("formats/vhd", "FuzzOpenVHD", "qemu-"+sub, imagetest.FuzzEncode(b), false); err != nil {
-			return err
-		}
-	}
-	return nil
+	return qemuSeeds(src, "vpc", "formats/vhd", "FuzzOpenVHD", map[string]string{
+		"qemu-dynamic": "subformat=dynamic,force_size=on",
+		"qemu-fixed":   "subformat=fixed,force_size=on",
+	})
 }
 
 // vhdxSeeds: qemu-img's dynamic and fixed VHDX, and one with 32 MiB blocks
-// and a 4 MiB log, for FuzzOpenVHDX (encoded).
+// and a 4 MiB log, for FuzzOpenVHDX.
 func vhdxSeeds(src string) error {
-	for name, opts := range map[string]string{
+	return qemuSeeds(src, "vhdx", "formats/vhdx", "FuzzOpenVHDX", map[string]string{
 		"qemu-dynamic":        "subformat=dynamic",
 		"qemu-fixed":          "subformat=fixed",
 		"qemu-block32m-log4m": "block_size=32M,log_size=4M",
-	} {
-		if err := sh("qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", opts, src, name+".vhdx"); err != nil {
-			return err
-		}
-		b, err := read(name + ".vhdx")
-		if err != nil {
-			return err
-		}
-		if err := corpus("formats/vhdx", "FuzzOpenVHDX", name, imagetest.FuzzEncode(b), false); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // ovaSeeds: an OVA as other tools make one: qemu-img's streamOptimized
