@@ -131,8 +131,9 @@ func Check(ctx context.Context, root string, repair bool, now time.Time) (*Check
 			for _, l := range left {
 				c.add(Problem{Path: filepath.Join(p, l.Name()), Kind: ProblemStray, Detail: "a removed build whose data could not be deleted", Repair: "delete it by hand"})
 			}
-		case e.Name() == ".failed" && e.IsDir():
-			// logs of failed builds: not part of the catalog
+		case strings.HasPrefix(e.Name(), ".") && e.IsDir():
+			// .failed (logs of failed builds) and Kiln's other hidden
+			// directories: not part of the catalog
 		case e.IsDir() && nameRE.MatchString(e.Name()):
 			if err := c.image(p, e.Name()); err != nil {
 				return nil, err
