@@ -1,13 +1,16 @@
 package main
 
-// What the kill matrix asks the kernel after each kill: which processes a
-// kiln process had (and whether any survived), which processes use the
-// test's directories, and which mounts, in any mount namespace, lie in
-// them. Nothing here trusts Kiln's own bookkeeping.
+// What the kill matrix asks the kernel after each kill: which processes the
+// killed kiln had started (and whether any survived), and which mounts, in
+// any mount namespace, lie in the test's directories. Nothing here trusts
+// Kiln's own bookkeeping, and no process the killed kiln did not start is
+// ever judged: other tests run beside the matrix (its own rows in parallel,
+// other tests of the binary, other work on the machine).
 
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +21,7 @@ import (
 // procInfo is one process, as /proc shows it.
 type procInfo struct {
 	pid, ppid int
+	sid       int    // session id
 	start     uint64 // start time in clock ticks: tells a pid reused from the process
 	state     string // R, S, D, Z (exited, not yet reaped), ...
 	comm      string
@@ -34,7 +38,8 @@ func readProc(pid int) (procInfo, bool) {
 	if err != nil {
 		return procInfo{}, false
 	}
-	// pid (comm) state ppid ... starttime is field 22; comm may hold spaces.
+	// pid (comm) state ppid pgrp session ... starttime is field 22; comm
+	// may hold spaces.
 	s := string(data)
 	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || close < open {
@@ -46,6 +51,7 @@ func readProc(pid int) (procInfo, bool) {
 	}
 	p := procInfo{pid: pid, comm: s[open+1 : close], state: f[0]}
 	p.ppid, _ = strconv.Atoi(f[1])
+	p.sid, _ = strconv.Atoi(f[3])
 	p.start, _ = strconv.ParseUint(f[19], 10, 64)
 	cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
@@ -89,17 +95,89 @@ func descendants(pid int) []procInfo {
 	return out
 }
 
-// survivors are the processes of snap still running (same pid, same
-// start, not a zombie). The kernel kills what a dead kiln leaves (its
-// process groups' Pdeathsig, a PID namespace whose init died) as it
-// goes, so survivors waits up to a few seconds for them to go.
-func survivors(snap []procInfo) []procInfo {
+// family is what one kiln process started, found from the kiln alone: the
+// kill matrix starts each kiln in a session of its own (Setsid), and just
+// before the signal takes snap, the kiln and every process below it.
+// After the kill, a process belongs to the family when it is
+//
+//   - in snap (the same pid with the same start time: not a reused pid);
+//   - in the kiln's session: a process kiln started keeps the session id
+//     after its parent died and it was handed to init or a subreaper, unless
+//     it called setsid() itself; started no earlier than the kiln, and
+//     earlier than a process that took the kiln's pid since (which would
+//     lead a session of that number);
+//   - a child of a live member (started after snap, by a member that left
+//     the session).
+//
+// No other process on the machine is considered: another row's kiln, the
+// live holder, other tests' processes and this test binary are in other
+// sessions and below no member.
+type family struct {
+	kiln procInfo   // the killed kiln, as snap saw it
+	snap []procInfo // the kiln and every process below it, before the signal
+}
+
+// familyOf snapshots pid's family; pid must be running.
+func familyOf(pid int) (family, bool) {
+	snap := descendants(pid)
+	if len(snap) == 0 {
+		return family{}, false
+	}
+	return family{kiln: snap[0], snap: snap}, true
+}
+
+// members lists the family's processes now, zombies included.
+func (f family) members() []procInfo {
+	all := allProcs()
+	byPid := make(map[int]procInfo, len(all))
+	children := map[int][]procInfo{}
+	for _, p := range all {
+		byPid[p.pid] = p
+		children[p.ppid] = append(children[p.ppid], p)
+	}
+	in := map[int]bool{}
+	var out []procInfo
+	add := func(p procInfo) {
+		if !in[p.pid] {
+			in[p.pid] = true
+			out = append(out, p)
+		}
+	}
+	for _, s := range f.snap {
+		if now, ok := byPid[s.pid]; ok && now.start == s.start {
+			add(now)
+		}
+	}
+	reused := uint64(math.MaxUint64) // when another process took the kiln's pid
+	if r, ok := byPid[f.kiln.pid]; ok && r.start != f.kiln.start {
+		reused = r.start
+	}
+	for _, p := range all {
+		if p.sid == f.kiln.pid && p.start >= f.kiln.start && p.start < reused {
+			add(p)
+		}
+	}
+	for i := 0; i < len(out); i++ {
+		for _, c := range children[out[i].pid] {
+			if c.start >= out[i].start {
+				add(c)
+			}
+		}
+	}
+	return out
+}
+
+// survivors are the family's processes still running (zombies have
+// exited: they are not survivors). The kernel kills what a dead kiln
+// leaves (its process groups' Pdeathsig, a PID namespace whose init died)
+// as it goes, so survivors waits up to a few seconds for them to go.
+func (f family) survivors() []procInfo {
 	var out []procInfo
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		out = out[:0]
-		for _, p := range snap {
-			if now, ok := readProc(p.pid); ok && now.start == p.start && now.state != "Z" {
-				out = append(out, now)
+		for _, p := range f.members() {
+			if p.state != "Z" {
+				out = append(out, p)
 			}
 		}
 		if len(out) == 0 || time.Now().After(deadline) {
@@ -112,45 +190,6 @@ func survivors(snap []procInfo) []procInfo {
 func under(path string, dirs []string) bool {
 	for _, d := range dirs {
 		if path == d || strings.HasPrefix(path, d+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-// processesUsing lists the processes (other than this one and those in
-// except) whose command line names one of dirs or whose root, working
-// directory or open files lie in one: a chrooted build step, a QEMU on a
-// staged disk, an mmdebstrap on a cache entry.
-func processesUsing(dirs []string, except map[int]bool) []procInfo {
-	var out []procInfo
-	me := os.Getpid()
-	for _, p := range allProcs() {
-		if p.pid == me || except[p.pid] {
-			continue
-		}
-		if uses(p, dirs) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func uses(p procInfo, dirs []string) bool {
-	for _, d := range dirs {
-		if strings.Contains(p.cmdline, d) {
-			return true
-		}
-	}
-	base := "/proc/" + strconv.Itoa(p.pid)
-	for _, l := range []string{"root", "cwd"} {
-		if t, err := os.Readlink(base + "/" + l); err == nil && under(t, dirs) {
-			return true
-		}
-	}
-	fds, _ := os.ReadDir(base + "/fd")
-	for _, fd := range fds {
-		if t, err := os.Readlink(base + "/fd/" + fd.Name()); err == nil && under(t, dirs) {
 			return true
 		}
 	}

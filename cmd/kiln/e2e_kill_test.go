@@ -26,8 +26,10 @@ import (
 // After each kill, and after the next run of a kiln command, the kernel is
 // asked (e2e_kill_probe_test.go):
 //
-//   - no process the killed kiln had survives, and none uses the test's
-//     directories (no QEMU, no swtpm, no build step, no mmdebstrap);
+//   - no process the killed kiln started survives (no QEMU, no swtpm, no
+//     build step, no mmdebstrap): its family, the processes below it and
+//     those that kept the session it was started in (e2e_kill_probe_test.go),
+//     and no other process on the machine;
 //   - no mount lies in them, in any mount namespace (the host's
 //     /proc/self/mountinfo and every sandbox's or unshare's);
 //   - the killed process left at most its own staging or temporary
@@ -83,7 +85,6 @@ type matrix struct {
 
 	mu   sync.Mutex
 	rows []string
-	live map[int]bool // processes that may use the directories: the holder
 }
 
 func newMatrix(t *testing.T) *matrix {
@@ -135,13 +136,16 @@ func (m *matrix) start(t *testing.T, pauseAt string, args ...string) *kproc {
 	return m.startIn(t, m.tmp, pauseAt, args...)
 }
 
-// startIn is start with kiln's temporary directory tmp.
+// startIn is start with kiln's temporary directory tmp. kiln starts a
+// session of its own, so that what it starts is told from every other
+// process on the machine after it is killed (family).
 func (m *matrix) startIn(t *testing.T, tmp, pauseAt string, args ...string) *kproc {
 	dir := t.TempDir()
 	p := &kproc{t: t, trace: filepath.Join(dir, "trace"), paused: filepath.Join(dir, "paused"), exited: make(chan struct{}), started: time.Now()}
 	p.cmd = exec.Command(m.self, args...)
 	p.cmd.Env = append(os.Environ(), traceEnv+"="+p.trace, pauseAtEnv+"="+pauseAt, pausedEnv+"="+p.paused, "TMPDIR="+tmp)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	require.NoError(t, p.cmd.Start())
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
@@ -217,11 +221,14 @@ func (p *kproc) waitChild(what string, limit time.Duration, match func(procInfo)
 	return found
 }
 
-// kill sends sig and waits for kiln to exit; it returns the processes kiln
-// had just before and its exit code (-1 when killed by the signal).
-func (p *kproc) kill(sig syscall.Signal) ([]procInfo, int) {
+// kill sends sig and waits for kiln to exit; it returns kiln's family (the
+// processes below it just before the signal, and how to find those it
+// started since) and its exit code (-1 when killed by the signal).
+func (p *kproc) kill(sig syscall.Signal) (family, int) {
 	p.t.Helper()
-	snap := descendants(p.cmd.Process.Pid)
+	fam, ok := familyOf(p.cmd.Process.Pid)
+	require.True(p.t, ok, "kiln is running before the signal")
+	require.Equal(p.t, p.cmd.Process.Pid, fam.kiln.sid, "kiln leads its own session")
 	require.NoError(p.t, p.cmd.Process.Signal(sig))
 	select {
 	case <-p.exited:
@@ -229,7 +236,7 @@ func (p *kproc) kill(sig syscall.Signal) ([]procInfo, int) {
 		_ = p.cmd.Process.Kill()
 		p.t.Fatalf("kiln did not exit within 3 minutes of %v:\n%s", sig, p.out.String())
 	}
-	return snap, p.cmd.ProcessState.ExitCode()
+	return fam, p.cmd.ProcessState.ExitCode()
 }
 
 // stagingOf is the staging directory kiln holds (its lock is open in kiln).
@@ -268,22 +275,20 @@ func lastLogStage(log string) string {
 	return stage
 }
 
-// clean asserts that nothing of the killed kiln (processes snap) is
-// running, that nothing else uses dirs (but the processes in live), and
-// that no mount lies in dirs.
-func clean(t *testing.T, snap []procInfo, dirs []string, live map[int]bool) {
+// clean asserts that no process the killed kiln started (fam) is running,
+// and that no mount lies in dirs. Processes outside fam are not judged:
+// other rows, tests and programs run beside the matrix.
+func clean(t *testing.T, fam family, dirs []string) {
 	t.Helper()
-	left := survivors(snap)
-	require.Empty(t, left, "processes of the killed kiln survived")
-	using := processesUsing(dirs, live)
+	left := fam.survivors()
 	var emulators []procInfo
-	for _, p := range using {
+	for _, p := range left {
 		if isEmulator(p) {
 			emulators = append(emulators, p)
 		}
 	}
-	require.Empty(t, emulators, "a QEMU or swtpm process is left")
-	require.Empty(t, using, "processes use the test's directories")
+	require.Empty(t, emulators, "a QEMU or swtpm process of the killed kiln is left")
+	require.Empty(t, left, "processes of the killed kiln survived")
 	require.Empty(t, mountsIn(dirs), "mounts are left")
 }
 
@@ -348,13 +353,9 @@ func (m *matrix) finishBuild(t *testing.T, p *kproc, r killRow, root string, bef
 	if r.stage != "" {
 		require.Equal(t, r.stage, lastLogStage(filepath.Join(own, "artifact", "build.log")), "the build log's last stage line")
 	}
-	snap, code := p.kill(r.sig)
+	fam, code := p.kill(r.sig)
 	took := time.Since(p.started).Round(100 * time.Millisecond)
-	live := map[int]bool{}
-	if holder != nil {
-		live[holder.cmd.Process.Pid] = true
-	}
-	clean(t, snap, []string{root, m.tmp, m.fresh}, live) // not the shared cache: other tests read it meanwhile
+	clean(t, fam, []string{root, m.tmp, m.fresh}) // not the shared cache: other tests use it meanwhile
 	left := without(entries(filepath.Join(root, ".staging")), holderStaging)
 	switch r.sig {
 	case syscall.SIGKILL:
@@ -397,7 +398,6 @@ func (m *matrix) beforeBootRows(t *testing.T) {
 	holder.waitPaused(time.Minute)
 	holderStaging := stagingOf(holder.cmd.Process.Pid, m.pre)
 	require.NotEmpty(t, holderStaging)
-	m.live = map[int]bool{holder.cmd.Process.Pid: true}
 	build := func(recipe string) *kproc {
 		return m.start(t, "", "build", "--images", m.pre, "--cache", m.cache, recipe)
 	}
@@ -506,8 +506,8 @@ func (m *matrix) bootstrapRow(t *testing.T, sig syscall.Signal) {
 		}
 	}
 	require.Equal(t, "base", p.stage())
-	snap, code := p.kill(sig)
-	clean(t, snap, []string{root, m.fresh, m.tmp}, nil)
+	fam, code := p.kill(sig)
+	clean(t, fam, []string{root, m.fresh, m.tmp})
 	left := []string{}
 	for _, e := range entries(bases) {
 		if strings.HasPrefix(filepath.Base(e), ".bootstrap-") {
@@ -545,8 +545,8 @@ pipeline "matrix" {
 	p.waitChild("its build's step", 3*time.Minute, func(c procInfo) bool { return c.cmdline == "sleep 3601" })
 	own := stagingOf(p.cmd.Process.Pid, m.pre)
 	require.Equal(t, "build", lastLogStage(filepath.Join(own, "artifact", "build.log")))
-	snap, code := p.kill(sig)
-	clean(t, snap, []string{m.pre, m.tmp}, m.live)
+	fam, code := p.kill(sig)
+	clean(t, fam, []string{m.pre, m.tmp})
 	left := without(entries(filepath.Join(m.pre, ".staging")), holderStaging)
 	if sig == syscall.SIGKILL {
 		require.Equal(t, -1, code)
@@ -596,8 +596,8 @@ func (m *matrix) convertRow(t *testing.T, sig syscall.Signal) {
 	for _, e := range earlier {
 		require.NotContains(t, entries(m.conv), e, "this run swept the killed conversion's directory")
 	}
-	snap, code := p.kill(sig)
-	clean(t, snap, []string{m.conv, m.tmp}, nil)
+	fam, code := p.kill(sig)
+	clean(t, fam, []string{m.conv, m.tmp})
 	require.NoFileExists(t, out, "no partial output")
 	if sig == syscall.SIGKILL {
 		require.Equal(t, -1, code)
@@ -622,8 +622,8 @@ func (m *matrix) removeRow(t *testing.T, sig syscall.Signal, holderStaging strin
 	p.waitPaused(time.Minute)
 	trash := entries(filepath.Join(m.pre, ".trash"))
 	require.Len(t, trash, 1, "the build is in .trash")
-	snap, code := p.kill(sig)
-	clean(t, snap, []string{m.pre, m.tmp}, m.live)
+	fam, code := p.kill(sig)
+	clean(t, fam, []string{m.pre, m.tmp})
 	if sig == syscall.SIGKILL {
 		require.Equal(t, -1, code)
 		require.Equal(t, trash, entries(filepath.Join(m.pre, ".trash")))
@@ -660,8 +660,8 @@ func (m *matrix) pruneRow(t *testing.T, sig syscall.Signal, holderStaging string
 	}
 	p := m.start(t, testhook.PruneActionDone, "images", "prune", "--images", m.pre)
 	p.waitPaused(time.Minute)
-	snap, code := p.kill(sig)
-	clean(t, snap, []string{m.pre, m.tmp}, m.live)
+	fam, code := p.kill(sig)
+	clean(t, fam, []string{m.pre, m.tmp})
 	if sig == syscall.SIGKILL {
 		require.Equal(t, -1, code)
 	} else {
@@ -714,8 +714,8 @@ func (m *matrix) afterBootRows(t *testing.T) {
 				require.FileExists(t, filepath.Join(copyStaged, "artifact", "matrix-post.raw.zst"))
 			}
 			require.Equal(t, r.stage, lastLogStage(log))
-			snap, code := p.kill(r.sig)
-			clean(t, snap, []string{m.post, m.mirror, m.tmpPost}, nil)
+			fam, code := p.kill(r.sig)
+			clean(t, fam, []string{m.post, m.mirror, m.tmpPost})
 			if r.sig == syscall.SIGKILL {
 				require.Equal(t, -1, code)
 				require.Equal(t, []string{own}, entries(filepath.Join(m.post, ".staging")))
