@@ -3,7 +3,6 @@ package base
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -18,11 +17,9 @@ func ext4Fixture(t *testing.T, src string, debugfsW ...string) string {
 	img := filepath.Join(t.TempDir(), "fs.raw")
 	require.NoError(t, os.WriteFile(img, nil, 0o644))
 	require.NoError(t, os.Truncate(img, 16<<20))
-	out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-d", src, img).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "mke2fs", "-q", "-t", "ext4", "-d", src, img)
 	for _, c := range debugfsW {
-		out, err := exec.Command("debugfs", "-w", "-R", c, img).CombinedOutput()
-		require.NoError(t, err, string(out))
+		testutil.Run(t, "debugfs", "-w", "-R", c, img)
 	}
 	return img
 }

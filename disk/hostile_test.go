@@ -3,7 +3,6 @@ package disk
 import (
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -22,8 +21,7 @@ func TestInspectHostileTables(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "gpt.raw")
 		require.NoError(t, os.WriteFile(p, nil, 0o644))
 		require.NoError(t, os.Truncate(p, 8<<20))
-		out, err := exec.Command("sgdisk", "-n1:2048:+2M", "-t1:8300", p).CombinedOutput()
-		require.NoError(t, err, string(out))
+		testutil.Run(t, "sgdisk", "-n1:2048:+2M", "-t1:8300", p)
 		b, err := os.ReadFile(p)
 		require.NoError(t, err)
 		return b

@@ -121,8 +121,7 @@ func qcow2Fixture(t *testing.T, dir string) string {
 	testutil.Require(t, "qemu-img", "qemu-io")
 	p := filepath.Join(dir, "disk.qcow2")
 	qemuImg(t, dir, "create", "-q", "-f", "qcow2", p, "1G")
-	out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 7 0 64k", "-c", "write -P 9 600M 64k", p).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 7 0 64k", "-c", "write -P 9 600M 64k", p)
 	return p
 }
 
@@ -424,8 +423,7 @@ func TestHostileInputs(t *testing.T) {
 			make: func(t *testing.T, dir string) string {
 				testutil.Require(t, "zstd")
 				p := write(t, dir, "data.raw", bytes.Repeat([]byte("kiln hostile "), 1<<16))
-				out, err := exec.Command("zstd", "-q", "-f", p, "-o", p+".zst").CombinedOutput()
-				require.NoError(t, err, string(out))
+				testutil.Run(t, "zstd", "-q", "-f", p, "-o", p+".zst")
 				b := readFile(t, p+".zst")
 				return write(t, dir, "cut.raw.zst", b[:len(b)/2])
 			}},
@@ -433,16 +431,14 @@ func TestHostileInputs(t *testing.T) {
 			make: func(t *testing.T, dir string) string {
 				testutil.Require(t, "xz")
 				p := write(t, dir, "small.raw", []byte("a small disk"))
-				out, err := exec.Command("xz", "-k", "-f", "--lzma2=dict=192MiB", p).CombinedOutput()
-				require.NoError(t, err, string(out))
+				testutil.Run(t, "xz", "-k", "-f", "--lzma2=dict=192MiB", p)
 				return p + ".xz"
 			}},
 		{name: "xz truncated (no stream footer)", want: "not a well-formed xz file (no stream footer)", read: decompress,
 			make: func(t *testing.T, dir string) string {
 				testutil.Require(t, "xz")
 				p := write(t, dir, "small.raw", bytes.Repeat([]byte("kiln "), 1000))
-				out, err := exec.Command("xz", "-k", "-f", p).CombinedOutput()
-				require.NoError(t, err, string(out))
+				testutil.Run(t, "xz", "-k", "-f", p)
 				b := readFile(t, p+".xz")
 				return write(t, dir, "cut.raw.xz", b[:len(b)-5])
 			}},
@@ -477,10 +473,8 @@ func TestDecompressStopsAtTheLimit(t *testing.T) {
 	defer func() { decompressLimit = old }()
 	dir := t.TempDir()
 	p := write(t, dir, "zeros.raw", make([]byte, 4<<20))
-	out, err := exec.Command("zstd", "-q", "-f", "--no-content-size", p, "-o", p+".zst").CombinedOutput()
-	require.NoError(t, err, string(out))
-	out, err = exec.Command("xz", "-k", "-f", p).CombinedOutput()
-	require.NoError(t, err, string(out))
+	testutil.Run(t, "zstd", "-q", "-f", "--no-content-size", p, "-o", p+".zst")
+	testutil.Run(t, "xz", "-k", "-f", p)
 	for ext, want := range map[string]string{
 		".zst": "holds more than 1048576 bytes, Kiln's limit for a disk (64 TiB)",
 		".xz":  "the index says the stream holds more than 1048576 bytes",
