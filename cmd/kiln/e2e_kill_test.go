@@ -410,7 +410,10 @@ func (m *matrix) beforeBootRows(t *testing.T) {
 		t.Run("build-step-"+sigName(sig), func(t *testing.T) {
 			before := listJSON(t, m.pre)
 			p := build(steps)
-			step := p.waitChild("its build step", 3*time.Minute, func(c procInfo) bool { return c.cmdline == "sleep 3601" })
+			// The first row on the shared cache: e2e tests run in parallel, so
+			// none may have bootstrapped its bookworm base yet, and this build
+			// (or another test's, holding the cache's lock) then does.
+			step := p.waitChild("its build step", 20*time.Minute, func(c procInfo) bool { return c.cmdline == "sleep 3601" })
 			root, _ := os.Readlink("/proc/" + strconv.Itoa(step.pid) + "/root")
 			require.True(t, strings.HasPrefix(root, m.pre+"/.staging/"), "the step runs chrooted in the staged tree, not in %s", root)
 			m.finishBuild(t, p, killRow{"build: step running in its sandbox", sig, "build",
