@@ -145,3 +145,34 @@ func allZero(b []byte) bool {
 	}
 	return true
 }
+
+// Writer writes a stream into a file, leaving a hole where a whole write
+// is zeros; Close sets the file's size to what was written. It is for
+// streams of disk images, whose unused space is zeros.
+type Writer struct {
+	f   *os.File
+	off int64
+}
+
+// NewWriter writes into f, an empty file, from its start.
+func NewWriter(f *os.File) *Writer { return &Writer{f: f} }
+
+func (w *Writer) Write(p []byte) (int, error) {
+	if !allZero(p) {
+		if n, err := w.f.WriteAt(p, w.off); err != nil {
+			w.off += int64(n)
+			return n, err
+		}
+	}
+	w.off += int64(len(p))
+	return len(p), nil
+}
+
+// Finish sets the file's size to the bytes written (the trailing zeros
+// included) and syncs it. It does not close the file.
+func (w *Writer) Finish() error {
+	if err := w.f.Truncate(w.off); err != nil {
+		return err
+	}
+	return w.f.Sync()
+}
