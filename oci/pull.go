@@ -238,27 +238,38 @@ func pullReferrers(ctx context.Context, repo *remote.Repository, subject ocispec
 	if err != nil && !errors.Is(err, errdef.ErrNotFound) {
 		return nil, fmt.Errorf("listing the referrers: %w", err)
 	}
+	if len(refs) > 64 {
+		return nil, fmt.Errorf("%d referrers are attached; Kiln reads at most 64", len(refs))
+	}
+	// Each referrer's own manifest says what it is: registries differ in
+	// the artifactType they list (some give the config's media type).
+	byType := map[string]*ocispec.Manifest{}
+	for _, r := range refs {
+		_, man, err := fetchManifest(ctx, repo, r.Digest.String())
+		if err != nil {
+			return nil, fmt.Errorf("referrer %s: %w", r.Digest, err)
+		}
+		if man.Subject == nil || man.Subject.Digest != subject.Digest {
+			return nil, fmt.Errorf("referrer %s does not refer to %s", r.Digest, subject.Digest)
+		}
+		if byType[man.ArtifactType] != nil {
+			return nil, fmt.Errorf("two referrers of type %s are attached", man.ArtifactType)
+		}
+		byType[man.ArtifactType] = man
+	}
 	var names []string
 	for _, k := range referrerKinds {
-		for _, r := range refs {
-			if r.ArtifactType != k.artifactType {
-				continue
-			}
-			_, man, err := fetchManifest(ctx, repo, r.Digest.String())
-			if err != nil {
-				return nil, fmt.Errorf("referrer %s: %w", r.Digest, err)
-			}
-			if man.Subject == nil || man.Subject.Digest != subject.Digest || len(man.Layers) != 1 || man.Layers[0].MediaType != k.mediaType {
-				return nil, fmt.Errorf("referrer %s (%s) is not one file attached to this build", r.Digest, k.artifactType)
-			}
-			if _, dup := sums[k.file]; dup {
-				return nil, fmt.Errorf("two referrers of type %s are attached", k.artifactType)
-			}
-			if err := fetchFile(ctx, repo, man.Layers[0], k.file, dir, sums, o); err != nil {
-				return nil, err
-			}
-			names = append(names, k.file)
+		man := byType[k.artifactType]
+		if man == nil {
+			continue
 		}
+		if len(man.Layers) != 1 || man.Layers[0].MediaType != k.mediaType {
+			return nil, fmt.Errorf("the %s referrer is not one %s file", k.artifactType, k.mediaType)
+		}
+		if err := fetchFile(ctx, repo, man.Layers[0], k.file, dir, sums, o); err != nil {
+			return nil, err
+		}
+		names = append(names, k.file)
 	}
 	return names, nil
 }

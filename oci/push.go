@@ -14,10 +14,12 @@ import (
 
 	"strconv"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/internal/units"
@@ -121,10 +123,10 @@ func push(ctx context.Context, dir string, to Ref, o Options, containerDisk bool
 		return nil, fmt.Errorf("%s: the manifest: %w", where, err)
 	}
 	testhook.Push(testhook.PushManifest)
+	if err := attachAll(ctx, repo, b, desc, o); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	for _, r := range b.referrers {
-		if err := attach(ctx, repo, b, r, desc, o); err != nil {
-			return nil, fmt.Errorf("%s: attaching %s: %w", where, r.desc.Annotations[ocispec.AnnotationTitle], err)
-		}
 		res.Referrers = append(res.Referrers, r.desc.Annotations[ocispec.AnnotationTitle])
 	}
 	if err := claim(ctx, repo, to, res.Tag, desc, data); err != nil {
@@ -135,7 +137,7 @@ func push(ctx context.Context, dir string, to Ref, o Options, containerDisk bool
 		return nil, fmt.Errorf("%s: tagging %s: %w", where, res.Tag, err)
 	}
 	// Read the tag back: a builder that ignores claims may have written it.
-	if got, err := repo.Resolve(ctx, res.Tag); err != nil {
+	if got, err := resolveListed(ctx, repo, res.Tag); err != nil {
 		return nil, fmt.Errorf("%s: reading the tag %s back: %w", where, res.Tag, err)
 	} else if got.Digest != desc.Digest {
 		return nil, &ClashError{Repo: to, Tag: res.Tag, Ours: res.Digest, Theirs: got.Digest.String()}
@@ -210,7 +212,10 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pushManifest pushes a manifest by digest (tag "") or under a tag.
+// pushManifest pushes a manifest by digest (tag "") or under a tag. A
+// registry may not see a blob that another push of the same blob is
+// committing at that moment (docker-registry answers MANIFEST_BLOB_UNKNOWN
+// then); the push is tried again after a moment.
 func pushManifest(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, data []byte, tag string) error {
 	if tag == "" {
 		if ok, err := repo.Exists(ctx, desc); err != nil {
@@ -218,9 +223,102 @@ func pushManifest(ctx context.Context, repo *remote.Repository, desc ocispec.Des
 		} else if ok {
 			return nil
 		}
-		return repo.Push(ctx, desc, bytes.NewReader(data))
 	}
-	return repo.PushReference(ctx, desc, bytes.NewReader(data), tag)
+	for attempt := 1; ; attempt++ {
+		var err error
+		if tag == "" {
+			err = repo.Push(ctx, desc, bytes.NewReader(data))
+		} else {
+			err = repo.PushReference(ctx, desc, bytes.NewReader(data), tag)
+		}
+		var er *errcode.ErrorResponse
+		if err == nil || attempt == 5 || !errors.As(err, &er) || !hasCode(er, errcode.ErrorCodeManifestBlobUnknown) {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+func hasCode(er *errcode.ErrorResponse, code string) bool {
+	for _, e := range er.Errors {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// attachAll attaches the build's referrers to subject, then lists them
+// back and attaches again what is missing: with the referrers tag schema,
+// concurrent pushes of one build rewrite one index, and a write may drop
+// another's. The registry is asked first whether it has the referrers
+// API (listing the referrers does).
+func attachAll(ctx context.Context, repo *remote.Repository, b *build, subject ocispec.Descriptor, o Options) error {
+	if len(b.referrers) == 0 {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		listed := map[string]bool{}
+		err := repo.Referrers(ctx, subject, "", func(page []ocispec.Descriptor) error {
+			for _, d := range page {
+				listed[d.Digest.String()] = true
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errdef.ErrNotFound) {
+			return fmt.Errorf("listing the referrers: %w", err)
+		}
+		missing := 0
+		for _, r := range b.referrers {
+			data, err := b.referrerManifest(r, subject)
+			if err != nil {
+				return err
+			}
+			if listed[manifestDescriptor(data, r.artifactType).Digest.String()] {
+				continue
+			}
+			missing++
+			if attempt == 5 {
+				return fmt.Errorf("%s is not listed as a referrer after attaching it %d times", r.desc.Annotations[ocispec.AnnotationTitle], attempt)
+			}
+			if err := attach(ctx, repo, b, r, subject, o); err != nil {
+				return fmt.Errorf("attaching %s: %w", r.desc.Annotations[ocispec.AnnotationTitle], err)
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// pause waits a little longer at each attempt, for a registry to settle.
+func pause(ctx context.Context, attempt int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		return nil
+	}
+}
+
+// resolveListed resolves a tag that was listed. docker-registry lists a
+// tag another push is writing before it can resolve it, so "not found" is
+// tried again for a moment.
+func resolveListed(ctx context.Context, repo *remote.Repository, tag string) (ocispec.Descriptor, error) {
+	for attempt := 0; ; attempt++ {
+		d, err := repo.Resolve(ctx, tag)
+		if err == nil || attempt == 5 || !errors.Is(err, errdef.ErrNotFound) {
+			return d, err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return d, err
+		}
+	}
 }
 
 // attach pushes a referrer of subject. On a registry without the
@@ -238,17 +336,13 @@ func attach(ctx context.Context, repo *remote.Repository, b *build, r referrer, 
 		return err
 	}
 	desc := manifestDescriptor(data, r.artifactType)
-	if ok, err := repo.Exists(ctx, desc); err != nil {
-		return err
-	} else if ok {
-		return nil
-	}
-	return repo.Push(ctx, desc, bytes.NewReader(data))
+	return pushManifest(ctx, repo, desc, data, "")
 }
 
 // claim stakes this push's claim to tag (VERSION-BUILD) before the tag is
 // written, and fails with a ClashError when another artifact holds or
-// claims it. Each push first writes its claim tag, then lists the claims:
+// claims it; the claim tag stays, so that every build pushed is reachable
+// and a clash can be seen in the tag list. Each push first writes its claim tag, then lists the claims:
 // of two pushes of different builds under one number, the later to list
 // sees the other's claim, so they never both succeed, whatever the
 // timing. The registry offers no compare-and-swap on tags; this is what
@@ -257,14 +351,15 @@ func claim(ctx context.Context, repo *remote.Repository, to Ref, tag string, des
 	clash := func(theirs string) error {
 		return &ClashError{Repo: to, Tag: tag, Ours: desc.Digest.String(), Theirs: theirs}
 	}
+	mine := claimTag(tag, desc.Digest.String())
+	if err := pushManifest(ctx, repo, desc, data, mine); err != nil {
+		return fmt.Errorf("claiming %s: %w", tag, err)
+	}
+	// The tag itself, set by an earlier push or another tool.
 	if cur, err := repo.Resolve(ctx, tag); err == nil && cur.Digest != desc.Digest {
 		return clash(cur.Digest.String())
 	} else if err != nil && !errors.Is(err, errdef.ErrNotFound) {
 		return err
-	}
-	mine := claimTag(tag, desc.Digest.String())
-	if err := pushManifest(ctx, repo, desc, data, mine); err != nil {
-		return fmt.Errorf("claiming %s: %w", tag, err)
 	}
 	tags, err := listTags(ctx, repo)
 	if err != nil {
@@ -275,7 +370,7 @@ func claim(ctx context.Context, repo *remote.Repository, to Ref, tag string, des
 		if t == mine || !claimRE.MatchString(t) {
 			continue
 		}
-		other, err := repo.Resolve(ctx, t)
+		other, err := resolveListed(ctx, repo, t)
 		if err != nil {
 			return fmt.Errorf("reading the claim %s: %w", t, err)
 		}
@@ -328,7 +423,7 @@ func moveVersionTag(ctx context.Context, repo *remote.Repository, version string
 		if newest == "" {
 			return "", fmt.Errorf("no %s-BUILD tag is listed", version)
 		}
-		want, err := repo.Resolve(ctx, newest)
+		want, err := resolveListed(ctx, repo, newest)
 		if err != nil {
 			return "", err
 		}

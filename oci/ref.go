@@ -141,6 +141,10 @@ func repository(r Ref, o Options) (*remote.Repository, error) {
 	}
 	repo.Client = &auth.Client{Client: retry.DefaultClient, Header: header, Cache: auth.NewCache(), Credential: credentials.Credential(store)}
 	repo.TagListMaxPages = 1000
+	// Concurrent pushes of one build update the referrers tag schema's
+	// index together; an old index is left for the registry's garbage
+	// collection rather than deleted under another push.
+	repo.SkipReferrersGC = true
 	return repo, nil
 }
 

@@ -1,7 +1,14 @@
 package testutil
 
 import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -118,4 +126,101 @@ func (r *Registry) UploadBytes() int64 {
 		return nil
 	})
 	return n
+}
+
+// ContainerDiskLayout reads the image tagged tag in an OCI layout
+// directory as a container runtime would, checks it is a containerDisk of
+// the image name, and returns the sha256 of the disk it holds.
+func ContainerDiskLayout(t testing.TB, layout, tag, name string) string {
+	t.Helper()
+	readJSON := func(digest string, v any) {
+		data, err := os.ReadFile(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:")))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(data, v))
+	}
+	var index struct {
+		Manifests []struct {
+			Digest      string
+			Annotations map[string]string
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &index))
+	var man struct {
+		MediaType string
+		Config    struct{ MediaType, Digest string }
+		Layers    []struct {
+			MediaType, Digest string
+			Size              int64
+		}
+	}
+	for _, m := range index.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] == tag {
+			readJSON(m.Digest, &man)
+		}
+	}
+	require.Equal(t, "application/vnd.oci.image.manifest.v1+json", man.MediaType)
+	require.Equal(t, "application/vnd.oci.image.config.v1+json", man.Config.MediaType)
+	require.Len(t, man.Layers, 1, "FROM scratch: one layer")
+	var config struct {
+		Architecture, OS string
+		RootFS           struct {
+			Type    string
+			DiffIDs []string `json:"diff_ids"`
+		}
+	}
+	readJSON(man.Config.Digest, &config)
+	require.Equal(t, "linux", config.OS)
+	require.Equal(t, "amd64", config.Architecture)
+	require.Equal(t, "layers", config.RootFS.Type)
+	require.Len(t, config.RootFS.DiffIDs, 1)
+
+	// The layer, as the copy left it (a copy may compress it): its
+	// uncompressed tar must hash to the config's diff_id.
+	f, err := os.Open(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(man.Layers[0].Digest, "sha256:")))
+	require.NoError(t, err)
+	defer f.Close()
+	var layer io.Reader = f
+	switch man.Layers[0].MediaType {
+	case "application/vnd.oci.image.layer.v1.tar":
+	case "application/vnd.oci.image.layer.v1.tar+gzip":
+		zr, err := gzip.NewReader(f)
+		require.NoError(t, err)
+		layer = zr
+	default:
+		t.Fatalf("layer media type %s", man.Layers[0].MediaType)
+	}
+	diff := sha256.New()
+	layer = io.TeeReader(layer, diff)
+	defer func() {
+		_, _ = io.Copy(io.Discard, layer)
+		require.Equal(t, config.RootFS.DiffIDs[0], "sha256:"+hex.EncodeToString(diff.Sum(nil)), "the config's diff_id is the uncompressed layer's digest")
+	}()
+	tr := tar.NewReader(layer)
+	var names []string
+	sum := ""
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		names = append(names, h.Name)
+		require.Equal(t, 107, h.Uid, h.Name)
+		require.Equal(t, 107, h.Gid, h.Name)
+		if h.Typeflag == tar.TypeReg {
+			require.Equal(t, "disk/"+name+".qcow2", h.Name)
+			require.NotZero(t, h.Mode&0o400, "readable by its owner, 107")
+			tmp := filepath.Join(t.TempDir(), "disk.qcow2")
+			out, err := os.Create(tmp)
+			require.NoError(t, err)
+			_, err = io.Copy(out, tr)
+			require.NoError(t, err)
+			require.NoError(t, out.Close())
+			sum = FileSHA256(t, tmp)
+		}
+	}
+	require.Equal(t, []string{"disk/", "disk/" + name + ".qcow2"}, names)
+	return sum
 }
