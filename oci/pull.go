@@ -124,7 +124,7 @@ func pull(ctx context.Context, ref Ref, root string, o Options, now time.Time) (
 	from := ref.Repo().URL() + "@" + desc.Digest.String()
 	st.History = append(st.History, catalog.Change{At: now.UTC(), Action: "pull", Detail: "from " + from})
 	res := &Pulled{Digest: desc.Digest.String()}
-	res.Entry, res.Received, err = catalog.Receive(root, id, from, st, catalog.SameManifestAs(mlayer.Digest.Encoded()), func(dir string) (map[string]string, error) {
+	res.Entry, res.Received, err = catalog.Receive(ctx, root, id, from, st, "", catalog.SameManifestAs(mlayer.Digest.Encoded()), func(dir string) (map[string]string, error) {
 		sums := map[string]string{}
 		for _, l := range man.Layers {
 			if err := fetchFile(ctx, repo, l, l.Annotations[ocispec.AnnotationTitle], dir, sums, o); err != nil {

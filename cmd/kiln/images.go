@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +21,8 @@ import (
 const imagesUsage = `kiln images <subcommand> [flags] [arguments]
 
 The catalog: the builds kiln build published under --images DIR (default
-$KILN_IMAGES, else ./images), as <name>/<version>/<build>/.
+$KILN_IMAGES, else ./images), as <name>/<version>/<build>/, and the OCI
+registries builds are pushed to and pulled from.
 
 Subcommands:
   list      [--name N] [--json]                    every build, with its visibility and deprecation
@@ -29,6 +32,9 @@ Subcommands:
   share     REF [--add P]... [--remove P]... [--public | --private]
                                                    change who may use builds
   copy      REF --to DIR                           copy a build to another catalog, checksums verified
+  push      REF oci://REGISTRY/REPO [--containerdisk]
+                                                   push a build to an OCI registry (docs/registries.md)
+  pull      oci://REGISTRY/REPO:TAG                pull a build from a registry into the catalog
   prune     [--dry-run] [--json]                   apply the builds' lifecycle rules
   check     [--repair] [--json]                    find every inconsistency; repair what the manifests allow
 
@@ -69,6 +75,8 @@ func imagesSubcommands() []subcommand {
 		{"deprecate", "deprecate builds (now, or from DATE), or undo it", imagesDeprecate},
 		{"share", "change who may use builds", imagesShare},
 		{"copy", "copy a build to another catalog, checksums verified", imagesCopy},
+		{"push", "push a build to an OCI registry", imagesPush},
+		{"pull", "pull a build from an OCI registry into the catalog", imagesPull},
 		{"prune", "apply the builds' lifecycle rules", imagesPrune},
 		{"check", "find every inconsistency; repair what the manifests allow", imagesCheck},
 	}
@@ -210,9 +218,10 @@ func lessItem(a, b listItem) bool {
 }
 
 func imagesShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, root := imagesFlags("show", "kiln images show REF [--include-deprecated] [--json] [--images DIR]", stderr)
+	fs, root := imagesFlags("show", "kiln images show REF [--include-deprecated] [--json | --manifest] [--images DIR]", stderr)
 	incDep := fs.Bool("include-deprecated", false, "let wildcards pick deprecated builds")
 	asJSON := fs.Bool("json", false, "print JSON")
+	asManifest := fs.Bool("manifest", false, "print the build's manifest.json as it is stored")
 	arg, code := oneArg(fs, args, stderr, "")
 	if code >= 0 {
 		return code
@@ -226,6 +235,17 @@ func imagesShow(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	e, err := catalog.Select(openCatalog(*root), ref, *incDep, now)
 	if err != nil {
 		return imagesErr(stderr, err)
+	}
+	if *asManifest {
+		data, err := os.ReadFile(filepath.Join(e.Dir, manifest.FileName))
+		if err != nil {
+			return imagesErr(stderr, err)
+		}
+		_, err = stdout.Write(data)
+		if err != nil {
+			return exitFailed
+		}
+		return exitOK
 	}
 	info, err := catalog.ReadInfo(e.Dir)
 	if err != nil {
