@@ -29,6 +29,7 @@ type ImageBase struct {
 	Root              string // the catalog (the build's --images)
 	Name              string
 	Selector          string // version or x-wildcard selector
+	Build             int    // with an exact version: this build; 0 for the newest
 	IncludeDeprecated bool
 }
 
@@ -41,7 +42,11 @@ type FileBase struct {
 // selectParent picks the cataloged build b names and the output to read:
 // the raw image first (compressed or not), else the first disk format.
 func selectParent(b ImageBase) (catalog.Entry, manifest.Output, error) {
-	ref, err := catalog.ParseRef(b.Name + "@" + b.Selector)
+	text := b.Name + "@" + b.Selector
+	if b.Build > 0 {
+		text += fmt.Sprintf("/%d", b.Build)
+	}
+	ref, err := catalog.ParseRef(text)
 	if err != nil {
 		return catalog.Entry{}, manifest.Output{}, err
 	}
@@ -88,8 +93,12 @@ func ImageDigest(b ImageBase) (string, error) {
 // ParentDigest is the base digest of an imported parent: its identity and
 // its disk's sha256.
 func ParentDigest(p *manifest.Parent) string {
-	if p.Kind == "image" {
+	switch p.Kind {
+	case "image":
 		return fmt.Sprintf("image %s/%s/%d sha256:%s", p.Name, p.Version, p.Build, p.SHA256)
+	case "oci":
+		// What the reference named: a moved tag is a changed base.
+		return fmt.Sprintf("oci %s@%s", p.Ref, p.Digest)
 	}
 	return "file sha256:" + p.SHA256
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/oci"
 	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -149,16 +150,30 @@ func debianPackages(extra []string, sb platform.SecureBoot) []string {
 // InRelease digest, which needs the network.
 func ResolveInputs(ctx context.Context, r *recipes.Recipe, imagesDir, kilnVersion string) (*manifest.Inputs, error) {
 	switch b := r.Image.Base; b.Type {
-	case recipes.BaseImage, recipes.BaseFile:
+	case recipes.BaseImage, recipes.BaseFile, recipes.BaseOCI:
 		in, err := RecipeInputs(r, imagesDir, kilnVersion, "", "")
 		if err != nil {
 			return nil, err
 		}
-		if b.Type == recipes.BaseFile {
+		switch b.Type {
+		case recipes.BaseFile:
 			// The recipe pins the file by its sha256, which the build checks.
 			in.Base.Digest = base.ParentDigest(&manifest.Parent{Kind: "file", SHA256: b.SHA256})
-		} else if in.Base.Digest, err = base.ImageDigest(base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}); err != nil {
-			return nil, err
+		case recipes.BaseOCI:
+			// What the tag names now: a moved tag is a changed base.
+			ref, o, err := ociBase(b, kilnVersion, nil)
+			if err != nil {
+				return nil, err
+			}
+			d, err := oci.Resolve(ctx, ref, o)
+			if err != nil {
+				return nil, err
+			}
+			in.Base.Digest = base.ParentDigest(&manifest.Parent{Kind: "oci", Ref: ref.String(), Digest: d})
+		default:
+			if in.Base.Digest, err = base.ImageDigest(base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}); err != nil {
+				return nil, err
+			}
 		}
 		return in, nil
 	}

@@ -8,15 +8,17 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kiln-build/kiln/base"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/oci"
 	"github.com/kiln-build/kiln/recipes"
 )
 
-// importBase fills tree from the recipe's base "image" or base "file".
-func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work string, log io.Writer) (*manifest.Parent, error) {
+// importBase fills tree from the recipe's base "image", "file" or "oci".
+func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work, kilnVersion string, log io.Writer) (*manifest.Parent, error) {
 	scratch := filepath.Join(work, "import")
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return nil, err
@@ -29,12 +31,43 @@ func importBase(ctx context.Context, b recipes.Base, imagesDir, tree, work strin
 		p, err = base.ImportImage(ctx, base.ImageBase{Root: imagesDir, Name: b.Name, Selector: b.VersionSelector, IncludeDeprecated: b.IncludeDeprecated}, tree, scratch, log)
 	case recipes.BaseFile:
 		p, err = base.ImportFile(ctx, base.FileBase{Path: b.Path, SHA256: b.SHA256}, tree, scratch, log)
+	case recipes.BaseOCI:
+		p, err = importOCI(ctx, b, imagesDir, tree, scratch, kilnVersion, log)
 	default:
 		return nil, fmt.Errorf("unknown base type %q", b.Type)
 	}
 	if err != nil {
 		return nil, err
 	}
+	return p, nil
+}
+
+// ociBase is a base "oci"'s reference and how to reach its registry.
+func ociBase(b recipes.Base, kilnVersion string, log io.Writer) (oci.Ref, oci.Options, error) {
+	ref, err := oci.ParseRef(b.Ref)
+	return ref, oci.Options{PlainHTTP: b.PlainHTTP, UserAgent: "kiln/" + kilnVersion, Log: log}, err
+}
+
+// importOCI pulls the build a base "oci" names into the catalog (every
+// digest checked; a build the catalog has is used as it is), then imports
+// that exact build as a base "image" would, recording the reference and
+// the artifact's digest.
+func importOCI(ctx context.Context, b recipes.Base, imagesDir, tree, scratch, kilnVersion string, log io.Writer) (*manifest.Parent, error) {
+	ref, o, err := ociBase(b, kilnVersion, log)
+	if err != nil {
+		return nil, err
+	}
+	pulled, err := oci.Pull(ctx, ref, imagesDir, o, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	e := pulled.Entry
+	fmt.Fprintf(log, "base: %s is %s (%s), in the catalog at %s\n", ref, e.ID(), pulled.Digest, e.Dir)
+	p, err := base.ImportImage(ctx, base.ImageBase{Root: imagesDir, Name: e.Name, Selector: e.Version.String(), Build: e.Build, IncludeDeprecated: true}, tree, scratch, log)
+	if err != nil {
+		return nil, err
+	}
+	p.Kind, p.Ref, p.Digest = "oci", ref.String(), pulled.Digest
 	return p, nil
 }
 
@@ -45,6 +78,8 @@ func baseDescription(b recipes.Base) string {
 		return fmt.Sprintf("image %s@%s from the catalog", b.Name, b.VersionSelector)
 	case recipes.BaseFile:
 		return "disk image " + filepath.Base(b.Path)
+	case recipes.BaseOCI:
+		return "build " + strings.TrimPrefix(b.Ref, oci.Scheme) + " from its registry"
 	}
 	return fmt.Sprintf("Debian %s (%s)", b.Suite, b.Variant)
 }

@@ -51,8 +51,8 @@ var stages = []stage{
 // identity.
 func stageBase(ctx context.Context, s *state) (string, error) {
 	img := s.img
-	if img.Base.Type == recipes.BaseImage || img.Base.Type == recipes.BaseFile {
-		p, err := importBase(ctx, img.Base, s.opts.ImagesDir, s.tree, s.staging.Work, s.log)
+	if img.Base.Type != recipes.BaseDebian {
+		p, err := importBase(ctx, img.Base, s.opts.ImagesDir, s.tree, s.staging.Work, s.opts.KilnVersion, s.log)
 		if err != nil {
 			return "", err
 		}

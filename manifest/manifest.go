@@ -296,11 +296,11 @@ type StepRecord struct {
 	Failed   bool `json:"failed,omitempty"`   // failed with on_failure = "continue"
 }
 
-// Parent records the disk a base "image" or base "file" tree was extracted
-// from. SHA256 is the base's digest: a rebuild whose parent has another
+// Parent records the disk a base "image", "file" or "oci" tree was
+// extracted from. SHA256 is the base's digest: a rebuild whose parent has another
 // sha256 has a changed base.
 type Parent struct {
-	Kind        string        `json:"kind"` // image or file
+	Kind        string        `json:"kind"` // image, file or oci
 	Name        string        `json:"name,omitempty"`
 	Version     string        `json:"version,omitempty"`
 	Build       int           `json:"build,omitempty"`
@@ -309,6 +309,11 @@ type Parent struct {
 	Format      string        `json:"format"`
 	Compression string        `json:"compression,omitempty"`
 	Extracted   []ExtractedFS `json:"extracted"`
+	// Ref and Digest are set for base "oci": the registry reference the
+	// recipe names and the digest of the artifact it named when the
+	// parent was pulled.
+	Ref    string `json:"ref,omitempty"`
+	Digest string `json:"digest,omitempty"`
 }
 
 // ExtractedFS is one ext4 filesystem of the parent disk copied into the tree.

@@ -47,7 +47,7 @@ func full() *Manifest {
 				Components: []string{"main"}, Packages: []string{"p"}, ReleaseSHA256: "bb", Digest: "33"}},
 		Catalog: Catalog{Encrypted: true, ProductCodes: []string{"pc"}, Visibility: "shared", SharedWith: []string{"alice"},
 			Lifecycle: &Lifecycle{KeepLast: 3, DeprecateAfter: Age(30 * units.Day), DeleteAfter: Age(90 * units.Day)}},
-		Parent: &Parent{Kind: "image", Name: "base", Version: "1.0.0", Build: 1, SHA256: "44", Path: "base.raw", Format: "raw",
+		Parent: &Parent{Kind: "oci", Name: "base", Version: "1.0.0", Build: 1, SHA256: "44", Path: "base.raw", Format: "raw", Ref: "registry.invalid/base:1.0.0", Digest: "sha256:99",
 			Compression: "zstd", Extracted: []ExtractedFS{{Mount: "/", Partition: 2, UUID: "U"}}},
 		Components: []Component{{Name: "c", Constraint: "1.x.x", Version: "1.0.0", Source: "builtin", SHA256: "55",
 			Parameters: map[string]any{"k": "v"}, FilesSHA256: "66"}},

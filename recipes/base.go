@@ -16,6 +16,7 @@ const (
 	BaseDebian BaseKind = "debian" // a Debian tree bootstrapped by mmdebstrap
 	BaseImage  BaseKind = "image"  // a Kiln image from the catalog
 	BaseFile   BaseKind = "file"   // a disk image file
+	BaseOCI    BaseKind = "oci"    // a Kiln build in an OCI registry (kiln images push)
 )
 
 // baseSchemas maps each supported base type to the schema of its body.
@@ -23,10 +24,11 @@ var baseSchemas = map[BaseKind]*hcl.BodySchema{
 	BaseDebian: debianBaseSchema,
 	BaseImage:  imageBaseSchema,
 	BaseFile:   fileBaseSchema,
+	BaseOCI:    ociBaseSchema,
 }
 
 // BaseKinds lists every base type, in documentation order.
-var BaseKinds = []BaseKind{BaseDebian, BaseImage, BaseFile}
+var BaseKinds = []BaseKind{BaseDebian, BaseImage, BaseFile, BaseOCI}
 
 // debianBaseSchema is base "debian": a Debian tree bootstrapped by mmdebstrap.
 var debianBaseSchema = &hcl.BodySchema{

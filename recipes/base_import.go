@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -23,7 +24,19 @@ var fileBaseSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "sha256"}},
 }
 
+// ociBaseSchema is base "oci": a Kiln build pushed to an OCI registry
+// (kiln images push), pulled into the build's catalog.
+var ociBaseSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "ref"}, {Name: "plain_http"}},
+}
+
+// ociRefRE is REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:HEX, with
+// or without oci://, as the distribution spec spells them.
+var ociRefRE = regexp.MustCompile(`^(oci://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[0-9a-f]{64})$`)
+
 var (
+	baseRefArg           = arg{"ref", `"registry.example:5000/images/debian-base:1.0.0"`, true}
+	basePlainHTTPArg     = arg{"plain_http", `true`, false}
 	parentNameArg        = arg{"name", `"debian-base"`, true}
 	parentVersionArg     = arg{"version", `"1.x.x"`, false}
 	includeDeprecatedArg = arg{"include_deprecated", `true`, false}
@@ -35,8 +48,8 @@ var (
 // without a version: the newest version.
 const DefaultParentSelector = "x.x.x"
 
-// decodeImportBase decodes the arguments of a base "image" or base "file"
-// block into b.
+// decodeImportBase decodes the arguments of a base "image", "file" or
+// "oci" block into b.
 func (d *decoder) decodeImportBase(b *baseBlock, diags *hcl.Diagnostics) {
 	b.Variant, b.Components, b.Packages = "", nil, nil
 	switch b.Type {
@@ -49,6 +62,9 @@ func (d *decoder) decodeImportBase(b *baseBlock, diags *hcl.Diagnostics) {
 		b.dir = d.dir
 		d.getStr(b.src, basePathArg, &b.Path, diags)
 		d.getStr(b.src, baseSHA256Arg, &b.SHA256, diags)
+	case BaseOCI:
+		d.getStr(b.src, baseRefArg, &b.Ref, diags)
+		d.getBool(b.src, basePlainHTTPArg, &b.PlainHTTP, diags)
 	}
 }
 
@@ -58,6 +74,11 @@ func (d *decoder) decodeImportBase(b *baseBlock, diags *hcl.Diagnostics) {
 func (b *baseBlock) validateImport() hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	switch b.Type {
+	case BaseOCI:
+		if a, ok := b.src.valid("ref"); ok && !ociRefRE.MatchString(b.Ref) {
+			diags = append(diags, errorDiag(a.Expr.Range(), "Invalid registry reference",
+				fmt.Sprintf("%q does not name a pushed build: write REGISTRY/REPOSITORY:TAG (a tag VERSION or VERSION-BUILD, as kiln images push sets them) or REGISTRY/REPOSITORY@sha256:DIGEST, such as %s.", b.Ref, baseRefArg.example)))
+		}
 	case BaseImage:
 		if a, ok := b.src.valid("name"); ok && !imageNameRE.MatchString(b.Name) {
 			diags = append(diags, errorDiag(a.Expr.Range(), "Invalid image name",

@@ -145,8 +145,9 @@ type Image struct {
 
 // Base is the image's base block: what the image starts from. Type is
 // BaseDebian (a bootstrapped tree: Suite … Packages), BaseImage (a
-// cataloged Kiln image: Name, VersionSelector, IncludeDeprecated) or
-// BaseFile (a disk image file: Path, SHA256).
+// cataloged Kiln image: Name, VersionSelector, IncludeDeprecated),
+// BaseFile (a disk image file: Path, SHA256) or BaseOCI (a build in an OCI
+// registry: Ref, PlainHTTP).
 type Base struct {
 	Type       BaseKind
 	Suite      string
@@ -164,6 +165,8 @@ type Base struct {
 	IncludeDeprecated bool   // image: deprecated builds may be picked
 	Path              string // file: absolute path of the disk image (relative ones resolve against the recipe's directory)
 	SHA256            string // file: lowercase hex SHA-256 of the file's bytes
+	Ref               string // oci: REGISTRY/REPOSITORY:TAG or @sha256:DIGEST of a pushed build
+	PlainHTTP         bool   // oci: plain HTTP to a registry that is not on loopback
 
 	Range Range
 }
