@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/semver"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/oci"
 	"github.com/kiln-build/kiln/recipes"
 )
 
@@ -34,8 +36,9 @@ func CatalogSpec(img recipes.Image) manifest.Catalog {
 }
 
 // distribute copies the published build at path to each of the recipe's
-// distribute targets, and returns the paths of the copies.
-func distribute(ctx context.Context, path string, targets []recipes.Distribution, log io.Writer) ([]string, error) {
+// distribute targets, another catalog or a registry (oci.Push), and
+// returns where the copies are: their paths, or REGISTRY/REPO:TAG@DIGEST.
+func distribute(ctx context.Context, path string, targets []recipes.Distribution, kilnVersion string, log io.Writer) ([]string, error) {
 	v, err := semver.Parse(filepath.Base(filepath.Dir(path)))
 	if err != nil {
 		return nil, err
@@ -47,6 +50,19 @@ func distribute(ctx context.Context, path string, targets []recipes.Distribution
 	e := catalog.Entry{Name: filepath.Base(filepath.Dir(filepath.Dir(path))), Version: v, Build: build, Dir: path}
 	var out []string
 	for _, t := range targets {
+		if t.Registry() {
+			to, err := oci.ParseRef(t.Images)
+			if err != nil {
+				return out, fmt.Errorf("distribute %q: %w", t.Name, err)
+			}
+			res, err := oci.Push(ctx, path, to, oci.Options{PlainHTTP: t.PlainHTTP, UserAgent: "kiln/" + kilnVersion, Log: log}, t.ContainerDisk)
+			if err != nil {
+				return out, fmt.Errorf("distribute %q: %w", t.Name, err)
+			}
+			fmt.Fprintf(log, "distribute %q: %s -> %s@%s (tags %s)\n", t.Name, path, res.Repo, res.Digest, strings.Join(res.Tags, ", "))
+			out = append(out, res.Repo.String()+":"+res.Tag+"@"+res.Digest)
+			continue
+		}
 		copy, copied, err := catalog.Distribute(ctx, e, t.Images, time.Now())
 		if err != nil {
 			return out, fmt.Errorf("distribute %q: %w", t.Name, err)

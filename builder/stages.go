@@ -42,7 +42,7 @@ var stages = []stage{
 	{name: "sbom", describe: func(*state) string { return sbom.SPDXFile + ", " + sbom.CycloneDXFile }, run: stageSBOM},
 	{name: "publish", describe: func(s *state) string { return "catalog " + s.opts.ImagesDir }, run: stagePublish},
 	{name: "distribute", skip: func(s *state) bool { return len(s.img.Distribute) == 0 },
-		describe: func(s *state) string { return fmt.Sprintf("%d other catalog(s)", len(s.img.Distribute)) }, run: stageDistribute},
+		describe: func(s *state) string { return fmt.Sprintf("%d other catalog(s) or registries", len(s.img.Distribute)) }, run: stageDistribute},
 }
 
 // stageBase makes the root tree: a Debian tree with a kernel, systemd and
@@ -318,7 +318,7 @@ func stagePublish(ctx context.Context, s *state) (string, error) {
 // stageDistribute copies the published build to the recipe's other catalogs.
 func stageDistribute(ctx context.Context, s *state) (string, error) {
 	var err error
-	s.copies, err = distribute(ctx, s.published, s.img.Distribute, s.log)
+	s.copies, err = distribute(ctx, s.published, s.img.Distribute, s.opts.KilnVersion, s.log)
 	return "", err
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,12 +34,26 @@ type Lifecycle struct {
 }
 
 // Distribution is a distribute "NAME" block: another catalog root every
-// published build is copied to.
+// published build is copied to, or an OCI registry it is pushed to.
 type Distribution struct {
-	Name   string
-	Images string // absolute path of the destination catalog
-	Range  Range
+	Name string
+	// Images is the absolute path of the destination catalog, or an
+	// oci://REGISTRY/REPOSITORY URL (Registry reports which).
+	Images string
+	// PlainHTTP and ContainerDisk are for a registry: plain HTTP to a
+	// registry not on loopback, and the KubeVirt containerDisk image too.
+	PlainHTTP     bool
+	ContainerDisk bool
+	Range         Range
 }
+
+// Registry reports whether the target is an OCI registry (oci://).
+func (d Distribution) Registry() bool { return strings.HasPrefix(d.Images, ociScheme) }
+
+const ociScheme = "oci://"
+
+// ociRepoRE is oci://REGISTRY/REPOSITORY, without a tag.
+var ociRepoRE = regexp.MustCompile(`^oci://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$`)
 
 var catalogBlockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "visibility"}, {Name: "share_with"}, {Name: "encrypted"}, {Name: "product_codes"}},
@@ -50,7 +65,7 @@ var LifecycleBlockSchema = &hcl.BodySchema{
 }
 
 var distributeBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "images"}},
+	Attributes: []hcl.AttributeSchema{{Name: "images"}, {Name: "plain_http"}, {Name: "containerdisk"}},
 }
 
 var (
@@ -62,6 +77,8 @@ var (
 	deprecateAfterArg = arg{"deprecate_after", `"90d"`, false}
 	deleteAfterArg    = arg{"delete_after", `"365d"`, false}
 	distImagesArg     = arg{"images", `"/srv/mirror/images"`, true}
+	distPlainHTTPArg  = arg{"plain_http", `true`, false}
+	distContainerDisk = arg{"containerdisk", `true`, false}
 )
 
 var (
@@ -204,15 +221,31 @@ func (d *decoder) decodeDistributeBlock(block *hcl.Block) (*distributeBlock, hcl
 			fmt.Sprintf("%q cannot name a distribution: use letters, digits, dots, dashes and underscores, such as \"eu-mirror\".", b.Name)))
 	}
 	d.getStr(b.src, distImagesArg, &b.Images, &diags)
+	d.getBool(b.src, distPlainHTTPArg, &b.PlainHTTP, &diags)
+	d.getBool(b.src, distContainerDisk, &b.ContainerDisk, &diags)
 	if a, ok := b.src.valid("images"); ok {
 		b.imagesExpr = a.Expr.Range()
-		if b.Images == "" {
+		switch {
+		case b.Images == "":
 			diags = append(diags, errorDiag(a.Expr.Range(), "Empty distribution target",
-				fmt.Sprintf("images names the catalog directory builds are copied to, such as images = %s.", distImagesArg.example)))
-		} else if !filepath.IsAbs(b.Images) {
-			b.Images = filepath.Join(d.dir, b.Images)
+				fmt.Sprintf("images names the catalog directory builds are copied to, such as images = %s, or the registry they are pushed to, such as \"oci://registry.example:5000/images/web\".", distImagesArg.example)))
+		case b.Registry():
+			if !ociRepoRE.MatchString(b.Images) {
+				diags = append(diags, errorDiag(a.Expr.Range(), "Invalid registry",
+					fmt.Sprintf("%q is not a registry repository: write oci://REGISTRY/REPOSITORY, such as \"oci://registry.example:5000/images/web\", without a tag (a build is tagged VERSION-BUILD and VERSION).", b.Images)))
+			}
+		default:
+			if !filepath.IsAbs(b.Images) {
+				b.Images = filepath.Join(d.dir, b.Images)
+			}
+			b.Images = filepath.Clean(b.Images)
 		}
-		b.Images = filepath.Clean(b.Images)
+	}
+	for _, name := range []string{"plain_http", "containerdisk"} {
+		if a, ok := b.src.valid(name); ok && b.Images != "" && !b.Registry() {
+			diags = append(diags, errorDiag(a.Expr.Range(), "Not a registry target",
+				fmt.Sprintf("%s applies to a registry target (images = \"oci://REGISTRY/REPOSITORY\"); %s is a catalog directory. Remove %s.", name, b.Images, name)))
+		}
 	}
 	return b, diags
 }

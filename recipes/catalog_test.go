@@ -26,6 +26,11 @@ func TestCatalogLifecycleDistribute(t *testing.T) {
   }
   distribute "eu" { images = "mirrors/eu" }
   distribute "us" { images = "/srv/us/images" }
+  distribute "registry" {
+    images        = "oci://registry.example:5000/images/web"
+    plain_http    = true
+    containerdisk = true
+  }
 }
 `)
 	r, _, diags := Parse(filepath.Join(dir, "r.hcl"), src, LoadOptions{Library: testLibrary})
@@ -39,9 +44,13 @@ func TestCatalogLifecycleDistribute(t *testing.T) {
 	assert.Equal(t, 5, img.Lifecycle.KeepLast)
 	assert.Equal(t, 90*24*time.Hour, img.Lifecycle.DeprecateAfter)
 	assert.Equal(t, 364*24*time.Hour, img.Lifecycle.DeleteAfter)
-	require.Len(t, img.Distribute, 2)
+	require.Len(t, img.Distribute, 3)
 	assert.Equal(t, Distribution{Name: "eu", Images: filepath.Join(dir, "mirrors", "eu"), Range: img.Distribute[0].Range}, img.Distribute[0])
 	assert.Equal(t, "/srv/us/images", img.Distribute[1].Images)
+	assert.False(t, img.Distribute[1].Registry())
+	assert.Equal(t, Distribution{Name: "registry", Images: "oci://registry.example:5000/images/web", PlainHTTP: true, ContainerDisk: true,
+		Range: img.Distribute[2].Range}, img.Distribute[2])
+	assert.True(t, img.Distribute[2].Registry())
 
 	r, _, diags = Parse(filepath.Join(dir, "r.hcl"), []byte(`image "web" {
   version = "1.0.0"
