@@ -25,6 +25,8 @@ import (
 //	  max_failures = 3                # consecutive failures that disable it; 0: never
 //	  variables    = { suite = "trixie" }
 //	  var_files    = ["prod.vars.hcl"]
+//	  registry     = "oci://registry.example:5000/images/web" # push each build there
+//	  kvm          = true             # on Kubernetes: request /dev/kvm (kiln schedule --export)
 //	}
 
 // Pipeline "when" values.
@@ -58,7 +60,17 @@ type Pipeline struct {
 	// Lifecycle, when set, replaces the recipe's lifecycle rule for the
 	// builds this pipeline makes, and is applied after each of them.
 	Lifecycle *Lifecycle
-	Range     Range
+	// Registry, when set, is the oci://REGISTRY/REPOSITORY each build is
+	// pushed to (with its containerDisk image when ContainerDisk is set);
+	// PlainHTTP allows plain HTTP to a registry that is not on loopback.
+	Registry      string
+	PlainHTTP     bool
+	ContainerDisk bool
+	// KVM asks for /dev/kvm where the pipeline runs as a Kubernetes
+	// CronJob (the KVM device plugin's resource); without it the job
+	// boots its tests under TCG.
+	KVM   bool
+	Range Range
 }
 
 // LoadOptions are the options to load p's recipe with; env is the
@@ -83,7 +95,7 @@ var pipelinesSchema = &hcl.BodySchema{
 var pipelineSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "recipe"}, {Name: "schedule"}, {Name: "when"}, {Name: "time_zone"}, {Name: "max_failures"},
-		{Name: "variables"}, {Name: "var_files"},
+		{Name: "variables"}, {Name: "var_files"}, {Name: "registry"}, {Name: "plain_http"}, {Name: "containerdisk"}, {Name: "kvm"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
 }
@@ -96,6 +108,10 @@ var (
 	pipelineMaxFailArg  = arg{"max_failures", `3`, false}
 	pipelineVarsArg     = arg{"variables", `{ suite = "trixie" }`, false}
 	pipelineVarFilesArg = arg{"var_files", `["prod.vars.hcl"]`, false}
+	pipelineRegistryArg = arg{"registry", `"oci://registry.example:5000/images/web"`, false}
+	pipelinePlainArg    = arg{"plain_http", `true`, false}
+	pipelineCDArg       = arg{"containerdisk", `true`, false}
+	pipelineKVMArg      = arg{"kvm", `true`, false}
 	pipelineNameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
 
@@ -224,6 +240,20 @@ func (d *decoder) decodePipeline(b *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		}
 		p.VarFiles = append(p.VarFiles, path)
 	}
+	d.getStr(src, pipelineRegistryArg, &p.Registry, &diags)
+	if a, ok := src.valid("registry"); ok && !ociRepoRE.MatchString(p.Registry) {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid registry",
+			fmt.Sprintf("%q is not a registry repository: write oci://REGISTRY/REPOSITORY, such as %s, without a tag (a build is tagged VERSION-BUILD and VERSION).", p.Registry, pipelineRegistryArg.example)))
+	}
+	d.getBool(src, pipelinePlainArg, &p.PlainHTTP, &diags)
+	d.getBool(src, pipelineCDArg, &p.ContainerDisk, &diags)
+	for _, name := range []string{"plain_http", "containerdisk"} {
+		if a, ok := src.valid(name); ok && p.Registry == "" {
+			diags = append(diags, errorDiag(a.Expr.Range(), "No registry",
+				fmt.Sprintf("%s is about pushing to the pipeline's registry; set registry = %s, or remove %s.", name, pipelineRegistryArg.example, name)))
+		}
+	}
+	d.getBool(src, pipelineKVMArg, &p.KVM, &diags)
 	for _, lb := range content.Blocks {
 		lc, ld := d.decodeLifecycleBlock(lb)
 		diags = append(diags, ld...)

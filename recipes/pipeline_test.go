@@ -26,6 +26,8 @@ func TestLoadPipelines(t *testing.T) {
 	require.Equal(t, time.Local, n.Location)
 	require.Equal(t, 2, n.Range.Line)
 	require.Nil(t, n.Lifecycle)
+	require.Empty(t, n.Registry)
+	require.False(t, n.KVM)
 
 	w := p.Pipelines[1]
 	require.Equal(t, WhenAlways, w.When)
@@ -35,6 +37,10 @@ func TestLoadPipelines(t *testing.T) {
 	vars, err := filepath.Abs("testdata/pipelines/weekly.vars.hcl")
 	require.NoError(t, err)
 	require.Equal(t, []string{vars}, w.VarFiles)
+	require.Equal(t, "oci://registry.example:5000/images/full", w.Registry)
+	require.True(t, w.ContainerDisk)
+	require.False(t, w.PlainHTTP)
+	require.True(t, w.KVM)
 	require.NotNil(t, w.Lifecycle)
 	require.Equal(t, 3, w.Lifecycle.KeepLast)
 	require.Equal(t, 30*24*time.Hour, w.Lifecycle.DeprecateAfter)

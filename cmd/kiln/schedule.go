@@ -19,6 +19,8 @@ import (
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/cron"
 	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/kube"
+	"github.com/kiln-build/kiln/oci"
 	"github.com/kiln-build/kiln/recipes"
 )
 
@@ -35,6 +37,8 @@ foreground, until SIGTERM or SIGINT (see docs/scheduling.md):
     max_failures = 3                # consecutive failures that disable it (default 3; 0: never)
     variables    = { suite = "trixie" }
     var_files    = ["prod.vars.hcl"]
+    registry     = "oci://registry.example:5000/images/web" # push each build there
+    kvm          = true             # --export kubernetes: ask for /dev/kvm
   }
 
 A run is kiln build of the recipe (with --if-changed when when =
@@ -46,7 +50,12 @@ max_failures consecutive failures the pipeline is disabled until the service
 restarts, and when every pipeline is disabled kiln exits 1.
 
 SIGTERM or SIGINT interrupts the builds in flight the way Ctrl-C interrupts
-kiln build (nothing is published, no process is left) and exits 0.`
+kiln build (nothing is published, no process is left) and exits 0.
+
+--export kubernetes prints one batch/v1 CronJob per pipeline instead, for
+a cluster to run: its pod pulls the newest build of the version from the
+pipeline's registry, runs kiln build --if-changed and pushes the result
+(see docs/scaling.md).`
 
 func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("schedule", scheduleUsage, stderr)
@@ -54,6 +63,12 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
 	asJSON := fs.Bool("json", false, "log one JSON object per line instead of text")
 	check := fs.Bool("check", false, "check the pipelines file and every pipeline's recipe with its variables, print each pipeline's next run, and exit (2 when a recipe is broken)")
+	var ex exportOptions
+	fs.StringVar(&ex.format, "export", "", "print the pipelines for another scheduler instead of running them: kubernetes (one CronJob each)")
+	fs.StringVar(&ex.image, "image", defaultBuilderImage(), "--export: the builder container image (see docs/scaling.md)")
+	fs.StringVar(&ex.context, "context", "", "--export: the directory of recipes the builder image holds (default: the pipelines file's)")
+	fs.StringVar(&ex.recipesDir, "recipes-dir", kube.DefaultRecipesDir, "--export: where the builder image holds the --context directory")
+	fs.StringVar(&ex.secret, "registry-secret", kube.DefaultRegistrySecret, "--export: the Secret with the registry credentials (dockerconfigjson)")
 	file, code := oneArg(fs, args, stderr, "PIPELINES")
 	if code >= 0 {
 		return code
@@ -68,6 +83,9 @@ func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if diags.HasErrors() {
 		return exitUsage
+	}
+	if ex.format != "" {
+		return exportPipelines(p, ex, stdout, stderr)
 	}
 	log := &scheduleLog{w: stdout, json: *asJSON}
 	var jobs []cron.Job
@@ -198,6 +216,19 @@ func runPipeline(ctx context.Context, p *recipes.Pipeline, images, cache string,
 	}
 	m := res.Manifest
 	out := fmt.Sprintf("published %s/%s/%d", m.Name, m.Version, m.Build)
+	if p.Registry != "" {
+		to, err := oci.ParseRef(p.Registry)
+		if err == nil {
+			var pushed *oci.Pushed
+			pushed, err = oci.Push(ctx, res.Path, to, oci.Options{PlainHTTP: p.PlainHTTP, UserAgent: "kiln/" + Version}, p.ContainerDisk)
+			if err == nil {
+				out += fmt.Sprintf(", pushed to %s@%s", to.URL(), pushed.Digest)
+			}
+		}
+		if err != nil {
+			return out, fmt.Errorf("%s, then pushing to %s failed: %s", out, p.Registry, oneLine(err.Error()))
+		}
+	}
 	if p.Lifecycle != nil {
 		pruned, err := pruneImage(ctx, images, m.Name, time.Now())
 		if err != nil {
