@@ -26,6 +26,7 @@ packages=(
   genisoimage                   # isoinfo: judges the cloud-init seed ISO
   man-db groff-base             # man -l: judges the generated man page
   zsh fish                      # zsh -n, fish: judge the completion scripts
+  docker-registry skopeo        # a real OCI registry for the push/pull tests, and a judge
   ca-certificates git make
 )
 

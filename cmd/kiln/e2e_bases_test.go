@@ -15,8 +15,9 @@ import (
 	"github.com/kiln-build/kiln/platform"
 )
 
-// Bases chain: debian-minimal is built, examples/image-base.hcl builds a
-// child on it from the catalog, and examples/file-base.hcl imports a VMDK
+// Bases chain: debian-minimal (the build the e2e tests share) is copied
+// into a catalog, examples/image-base.hcl builds a child on it from the
+// catalog, and examples/file-base.hcl imports a VMDK
 // that qemu-img made of the child. Each boots and passes its tests in the
 // guest; each manifest names its parent; the grandchild still holds both
 // ancestors' changes. A wrong sha256 or a missing parent fails before
@@ -24,7 +25,7 @@ import (
 func TestE2EChainedAndImportedBases(t *testing.T) {
 	requireE2E(t)
 	images := t.TempDir()
-	parent, _ := buildExample(t, images, "../../examples/debian-minimal.hcl")
+	parent, _ := copyShared(t, images)
 
 	child, childDir := buildExample(t, images, "../../examples/image-base.hcl")
 	require.NotNil(t, child.Parent)

@@ -119,7 +119,7 @@ image "failing-unit" {
 func TestE2EKilnTestAndRun(t *testing.T) {
 	requireE2E(t)
 	images := t.TempDir()
-	m, artifactDir := buildExample(t, images, "../../examples/debian-minimal.hcl")
+	m, artifactDir := copyShared(t, images)
 	raw := decompressed(t, filepath.Join(artifactDir, m.Outputs[0].File))
 	qcow2 := filepath.Join(t.TempDir(), "foreign.qcow2")
 	out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2).CombinedOutput()

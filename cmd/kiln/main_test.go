@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		os.Exit(runHooked(os.Args[1:]))
 	}
 	code := m.Run()
+	removeShared()
 	if code == 0 && e2eEnabled() && flag.Lookup("test.run").Value.String() == "" {
 		if missing := unbuiltExamples(); len(missing) > 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: examples no end-to-end test built and booted: %v\nbuild each in a test (buildExample), so that no example rots\n", missing)
