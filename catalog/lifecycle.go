@@ -42,21 +42,37 @@ func Plan(root string, now time.Time) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
+	var builds []Built
+	for _, e := range all {
+		info, err := ReadInfo(e.Dir)
+		if err != nil {
+			return nil, err
+		}
+		builds = append(builds, Built{e, info})
+	}
+	return PlanBuilds(builds, now), nil
+}
+
+// Built is a build and its manifest, for PlanBuilds.
+type Built struct {
+	Entry    Entry
+	Manifest *manifest.Manifest
+}
+
+// PlanBuilds is Plan over builds that are listed elsewhere than in a
+// catalog directory, such as the builds of a registry (package oci).
+func PlanBuilds(builds []Built, now time.Time) []Action {
 	type build struct {
 		e    Entry
 		info *manifest.Manifest
 	}
 	byName := map[string][]build{}
 	var names []string
-	for _, e := range all {
-		info, err := ReadInfo(e.Dir)
-		if err != nil {
-			return nil, err
+	for _, b := range builds {
+		if byName[b.Entry.Name] == nil {
+			names = append(names, b.Entry.Name)
 		}
-		if byName[e.Name] == nil {
-			names = append(names, e.Name)
-		}
-		byName[e.Name] = append(byName[e.Name], build{e, info})
+		byName[b.Entry.Name] = append(byName[b.Entry.Name], build{b.Entry, b.Manifest})
 	}
 	var plan []Action
 	for _, name := range names {
@@ -100,7 +116,7 @@ func Plan(root string, now time.Time) ([]Action, error) {
 			plan = append(plan, act)
 		}
 	}
-	return plan, nil
+	return plan
 }
 
 // Apply carries out a plan made by Plan: deprecations through UpdateState,

@@ -79,7 +79,7 @@ func copyShared(t *testing.T, images string) (*manifest.Manifest, string) {
 	e, err := catalog.Select(shared.root, ref, true, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, dir, e.Dir)
-	out, _, err := catalog.Distribute(e, images, time.Now())
+	out, _, err := catalog.Distribute(t.Context(), e, images, time.Now())
 	require.NoError(t, err)
 	return readManifest(t, out.Dir), out.Dir
 }

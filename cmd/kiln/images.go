@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/semver"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/oci"
 )
 
 const imagesUsage = `kiln images <subcommand> [flags] [arguments]
@@ -35,7 +36,8 @@ Subcommands:
   push      REF oci://REGISTRY/REPO [--containerdisk]
                                                    push a build to an OCI registry (docs/registries.md)
   pull      oci://REGISTRY/REPO:TAG                pull a build from a registry into the catalog
-  prune     [--dry-run] [--json]                   apply the builds' lifecycle rules
+  prune     [--dry-run] [--json] [--registry oci://REGISTRY/REPO]
+                                                   apply the builds' lifecycle rules
   check     [--repair] [--json]                    find every inconsistency; repair what the manifests allow
 
 REF is NAME, NAME@SELECTOR or NAME@VERSION/BUILD. SELECTOR is a version or an
@@ -77,7 +79,7 @@ func imagesSubcommands() []subcommand {
 		{"copy", "copy a build to another catalog, checksums verified", imagesCopy},
 		{"push", "push a build to an OCI registry", imagesPush},
 		{"pull", "pull a build from an OCI registry into the catalog", imagesPull},
-		{"prune", "apply the builds' lifecycle rules", imagesPrune},
+		{"prune", "apply the builds' lifecycle rules, in the catalog or a registry", imagesPrune},
 		{"check", "find every inconsistency; repair what the manifests allow", imagesCheck},
 	}
 }
@@ -481,9 +483,11 @@ func imagesCopy(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func imagesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, root := imagesFlags("prune", "kiln images prune [--dry-run] [--json] [--images DIR]\n\nApplies the lifecycle rules recorded in the builds' manifests (see\ndocs/catalog.md) and prints each deprecation and deletion. --dry-run prints\nthe same plan and changes nothing.", stderr)
+	fs, root := imagesFlags("prune", "kiln images prune [--dry-run] [--json] [--images DIR | --registry oci://REGISTRY/REPO]\n\nApplies the lifecycle rules recorded in the builds' manifests (see\ndocs/catalog.md) and prints each deprecation and deletion. --dry-run prints\nthe same plan and changes nothing. With --registry, the builds pushed to a\nregistry repository are pruned: a deleted build loses its manifest and tags;\na registry keeps no deprecation, so deprecations are printed only.", stderr)
 	dry := fs.Bool("dry-run", false, "print what would be done, change nothing")
 	asJSON := fs.Bool("json", false, "print the actions as a JSON array")
+	registry := fs.String("registry", "", "prune the builds of a registry repository (oci://REGISTRY/REPO) instead of the catalog")
+	plainHTTP := fs.Bool("plain-http", false, "with --registry: plain HTTP to a registry that is not on loopback")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -492,14 +496,23 @@ func imagesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageErr(stderr, fs, errors.New("takes no arguments"))
 	}
 	now := time.Now()
-	plan, err := catalog.Plan(openCatalog(*root), now)
-	if err != nil {
-		return imagesErr(stderr, err)
-	}
-	done := plan
+	var done []catalog.Action
 	var applyErr error
-	if !*dry {
-		done, applyErr = catalog.Apply(ctx, *root, plan, now)
+	if *registry != "" {
+		ref, err := parseOCI(*registry)
+		if err != nil {
+			return usageErr(stderr, fs, err)
+		}
+		done, applyErr = oci.Prune(ctx, ref, oci.Options{PlainHTTP: *plainHTTP, UserAgent: "kiln/" + Version}, now, *dry)
+	} else {
+		plan, err := catalog.Plan(openCatalog(*root), now)
+		if err != nil {
+			return imagesErr(stderr, err)
+		}
+		done = plan
+		if !*dry {
+			done, applyErr = catalog.Apply(ctx, *root, plan, now)
+		}
 	}
 	if *asJSON {
 		type action struct {

@@ -158,3 +158,4 @@ func imagesPull(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	return exitOK
 }
+

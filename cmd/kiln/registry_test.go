@@ -58,7 +58,12 @@ func TestImagesPushPull(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "not found")
 
+	code, out, errOut = runKiln(t, "images", "prune", "--dry-run", "--registry", repo)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "nothing to prune", "the build carries no lifecycle rule")
+
 	for _, args := range [][]string{
+		{"prune", "--registry", reg.Addr + "/team/web"},
 		{"push", "web@1.0.0/1", reg.Addr + "/team/web"},
 		{"push", "web@1.0.0/1", repo + ":1.0.0"},
 		{"push", "web@1.0.0/1"},
