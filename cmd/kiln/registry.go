@@ -158,4 +158,3 @@ func imagesPull(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	return exitOK
 }
-
