@@ -20,6 +20,7 @@ import (
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
@@ -226,6 +227,39 @@ func TestPushKilledLeavesNoTagOnAPartialArtifact(t *testing.T) {
 			requireTagsComplete(t, reg.Addr, repoName)
 		})
 	}
+}
+
+// A pull SIGKILLed while it downloads a disk publishes nothing; the next
+// pull sweeps its staging directory and publishes the build.
+func TestPullKilledPublishesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pulls 256 MiB twice")
+	}
+	reg := testutil.StartRegistry(t, "", "")
+	dir := fakeBuild(t, t.TempDir(), "web", "1.0.0", 1, 1)
+	writeBig(t, filepath.Join(dir, "web.qcow2"), 256<<20)
+	rewriteOutputSum(t, dir, "web.qcow2")
+	_, err := Push(context.Background(), dir, ref(t, reg.Addr+"/web"), Options{}, false)
+	require.NoError(t, err)
+	root := t.TempDir()
+	env := childJob(t, map[string]string{"Op": "pull", "Ref": reg.Addr + "/web:1.0.0", "Root": root})
+	testutil.KillChild(t, "TestPushChild", env, 2*time.Minute, func() bool {
+		partial, _ := filepath.Glob(filepath.Join(root, ".staging", "build-*", "artifact", "web.qcow2"))
+		for _, p := range partial {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 32<<20 {
+				return true
+			}
+		}
+		return false
+	})
+	builds, err := catalog.List(root, "")
+	require.NoError(t, err)
+	require.Empty(t, builds, "a killed pull published nothing")
+	p, err := Pull(context.Background(), ref(t, reg.Addr+"/web:1.0.0"), root, Options{}, time.Now())
+	require.NoError(t, err)
+	sameFiles(t, dir, p.Entry.Dir)
+	left, _ := os.ReadDir(filepath.Join(root, ".staging"))
+	require.Empty(t, left, "the killed pull's staging directory was swept")
 }
 
 // requireTagsComplete checks that every tag of the repository points at a
