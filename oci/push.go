@@ -95,6 +95,11 @@ func push(ctx context.Context, dir string, to Ref, o Options, containerDisk bool
 	if err != nil {
 		return nil, err
 	}
+	if containerDisk {
+		if _, err := containerDiskOutput(b.m); err != nil {
+			return nil, err // before anything is pushed
+		}
+	}
 	to = to.Repo()
 	repo, err := repository(to, o)
 	if err != nil {

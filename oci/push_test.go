@@ -368,6 +368,16 @@ func TestContainerDisk(t *testing.T) {
 	qcow2 := testutil.ContainerDiskLayout(t, layout, "cd", "web")
 	require.Equal(t, testutil.FileSHA256(t, filepath.Join(dir, "web.qcow2")), qcow2)
 
+	// A build without a qcow2 has no containerDisk: nothing is pushed.
+	noQcow := fakeBuild(t, t.TempDir(), "web", "1.0.0", 3, 3)
+	m, err := manifest.Read(noQcow)
+	require.NoError(t, err)
+	m.Outputs = m.Outputs[:1]
+	require.NoError(t, m.Write(noQcow))
+	_, err = Push(context.Background(), noQcow, ref(t, reg.Addr+"/noqcow"), Options{}, true)
+	require.ErrorContains(t, err, "has no qcow2 output")
+	require.Empty(t, tags(t, reg.Addr, "noqcow"))
+
 	// It is not a Kiln build: pull says which tag to pull.
 	_, err = Pull(context.Background(), ref(t, reg.Addr+"/web:1.0.0-2-containerdisk"), t.TempDir(), Options{}, time.Now())
 	require.ErrorContains(t, err, "containerDisk image of web/1.0.0/2; pull the tag 1.0.0-2 instead")
