@@ -34,6 +34,7 @@ var Tools = map[string]string{
 var JudgeTools = map[string]string{
 	"bash":            "bash",
 	"blkid":           "util-linux",
+	"docker-registry": "docker-registry",
 	"fish":            "fish",
 	"fsck.vfat":       "dosfstools",
 	"gpg":             "gpg",
@@ -52,6 +53,7 @@ var JudgeTools = map[string]string{
 	"sbsign":          "sbsigntool",
 	"sbverify":        "sbsigntool",
 	"setcap":          "libcap2-bin",
+	"skopeo":          "skopeo",
 	"sfdisk":          "fdisk",
 	"sgdisk":          "gdisk",
 	"systemd-analyze": "systemd",
