@@ -7,18 +7,14 @@ LDFLAGS := -X main.Version=$(VERSION)
 EXAMPLE ?= examples/debian-minimal.hcl
 # Tests that boot images must not be skipped when this is 1 (CI sets it).
 export KILN_REQUIRE_QEMU ?= 0
-# Judges built with go install (scripts/install-tools.sh), kept between runs.
-export KILN_TOOLS_DIR ?= $(HOME)/.cache/kiln/tools
-export PATH := $(KILN_TOOLS_DIR)/bin:$(PATH)
 
 .PHONY: help deps build man demo test test-unit test-e2e fuzz fuzz-long bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install the host packages Kiln needs (Debian, root) and the tests' judges
+deps: ## Install the host packages Kiln needs (Debian, root)
 	bash scripts/install-deps.sh
-	bash scripts/install-tools.sh
 
 build: ## Build bin/kiln
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kiln

@@ -62,6 +62,13 @@ var JudgeTools = map[string]string{
 	"zsh":             "zsh",
 }
 
+// GoJudgeTools maps the judges that no Debian package provides to the Go
+// command that builds them, at a pinned version. testutil.Require and Have
+// build a missing one with go install into a cache that later runs reuse.
+var GoJudgeTools = map[string]string{
+	"oras": "oras.land/oras/cmd/oras@v1.3.6",
+}
+
 // PackageFor returns the Debian package that provides tool, from Tools or
 // JudgeTools, or "".
 func PackageFor(tool string) string {

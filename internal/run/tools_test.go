@@ -36,7 +36,8 @@ func TestToolsAreInstalledByInstallDeps(t *testing.T) {
 }
 
 // Every tool a test asks for by name has a package in one of the tables,
-// so that CI (which fails on a missing tool) installs it.
+// so that CI (which fails on a missing tool) installs it, or a pinned Go
+// command that testutil builds.
 func TestEveryToolTestsNeedHasAPackage(t *testing.T) {
 	call := regexp.MustCompile(`testutil\.(?:Require|Have)\(t, ([^)]*)\)`)
 	name := regexp.MustCompile(`"([^"]+)"`)
@@ -58,7 +59,12 @@ func TestEveryToolTestsNeedHasAPackage(t *testing.T) {
 		for _, m := range call.FindAllSubmatch(data, -1) {
 			for _, n := range name.FindAllSubmatch(m[1], -1) {
 				found++
-				require.NotEmpty(t, PackageFor(string(n[1])), "%s asks for %q, which neither Tools nor JudgeTools maps to a package", path, n[1])
+				tool := string(n[1])
+				if mod, ok := GoJudgeTools[tool]; ok {
+					require.Regexp(t, `^[a-z0-9.-]+(/[A-Za-z0-9._-]+)+@v[0-9]+\.[0-9]+\.[0-9]+$`, mod, "%s: GoJudgeTools pins a module command at a release", tool)
+					continue
+				}
+				require.NotEmpty(t, PackageFor(tool), "%s asks for %q, which neither Tools, JudgeTools nor GoJudgeTools maps to a package", path, tool)
 			}
 		}
 		return nil

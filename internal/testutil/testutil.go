@@ -20,10 +20,14 @@ import (
 // Strict reports whether missing tools must fail tests instead of skipping them.
 func Strict() bool { return os.Getenv("KILN_REQUIRE_QEMU") == "1" }
 
-// Require skips (or, in strict mode, fails) the test unless every tool is on PATH.
+// Require skips (or, in strict mode, fails) the test unless every tool is
+// on PATH. A tool of run.GoJudgeTools is built first when PATH lacks it.
 func Require(t testing.TB, tools ...string) {
 	t.Helper()
-	err := run.Require(tools...)
+	err := provideGoTools(tools)
+	if err == nil {
+		err = run.Require(tools...)
+	}
 	if err == nil {
 		return
 	}
@@ -38,7 +42,10 @@ func Require(t testing.TB, tools ...string) {
 // when it can. In strict mode a missing tool fails the test instead.
 func Have(t testing.TB, tools ...string) bool {
 	t.Helper()
-	err := run.Require(tools...)
+	err := provideGoTools(tools)
+	if err == nil {
+		err = run.Require(tools...)
+	}
 	if err == nil {
 		return true
 	}
