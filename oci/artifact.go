@@ -15,9 +15,11 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/kiln-build/kiln/attest"
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/sbom"
 )
 
 // The media types of a Kiln artifact.
@@ -71,10 +73,10 @@ func fileMediaType(name string) string {
 // and its layer's media type. On pull, a referrer of one of these types
 // is written back under this name only.
 var referrerKinds = []struct{ file, artifactType, mediaType string }{
-	{"sbom.spdx.json", "application/spdx+json", "application/spdx+json"},
-	{"sbom.cdx.json", "application/vnd.cyclonedx+json", "application/vnd.cyclonedx+json"},
-	{"provenance.dsse.json", "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json"},
-	{"manifest.json.sigstore.json", "application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle.v0.3+json"},
+	{sbom.SPDXFile, "application/spdx+json", "application/spdx+json"},
+	{sbom.CycloneDXFile, "application/vnd.cyclonedx+json", "application/vnd.cyclonedx+json"},
+	{attest.ProvenanceFile, attest.PayloadType, "application/vnd.dsse.envelope.v1+json"},
+	{attest.BundleFile, attest.BundleMediaType, attest.BundleMediaType},
 }
 
 // blob is one file of a build as a registry blob.
