@@ -193,11 +193,8 @@ func TestPushKilledLeavesNoTagOnAPartialArtifact(t *testing.T) {
 		t.Skip("pushes 256 MiB five times")
 	}
 	reg := testutil.StartRegistry(t, "", "")
-	dir := fakeBuild(t, t.TempDir(), "web", "1.0.0", 1, 1)
 	// A large output, so that the kill lands while it uploads.
-	big := filepath.Join(dir, "web.qcow2")
-	writeBig(t, big, 256<<20)
-	rewriteOutputSum(t, dir, "web.qcow2")
+	dir := bigBuild(t, 256<<20)
 
 	for _, hold := range []string{"", testhook.PushBlobs, testhook.PushManifest, testhook.PushClaimed} {
 		name := strings.ReplaceAll(hold, " ", "-")
@@ -236,9 +233,7 @@ func TestPullKilledPublishesNothing(t *testing.T) {
 		t.Skip("pulls 256 MiB twice")
 	}
 	reg := testutil.StartRegistry(t, "", "")
-	dir := fakeBuild(t, t.TempDir(), "web", "1.0.0", 1, 1)
-	writeBig(t, filepath.Join(dir, "web.qcow2"), 256<<20)
-	rewriteOutputSum(t, dir, "web.qcow2")
+	dir := bigBuild(t, 256<<20)
 	_, err := Push(context.Background(), dir, ref(t, reg.Addr+"/web"), Options{}, false)
 	require.NoError(t, err)
 	root := t.TempDir()
@@ -283,6 +278,16 @@ func requireTagsComplete(t *testing.T, addr, repoName string) {
 	}
 }
 
+// bigBuild is a fake build web/1.0.0/1 whose web.qcow2 is size bytes
+// (writeBig), its manifest.json saying so.
+func bigBuild(t *testing.T, size int64) string {
+	t.Helper()
+	dir := fakeBuild(t, t.TempDir(), "web", "1.0.0", 1, 1)
+	writeBig(t, filepath.Join(dir, "web.qcow2"), size)
+	rewriteOutputSum(t, dir, "web.qcow2")
+	return dir
+}
+
 // writeBig writes a file of size bytes: random megabytes every 16 MiB,
 // holes between, as a mostly empty disk is.
 func writeBig(t *testing.T, path string, size int64) {
@@ -321,9 +326,7 @@ func TestPushAndPullStreamInBoundedMemory(t *testing.T) {
 		t.Skip("pushes and pulls 768 MiB")
 	}
 	reg := testutil.StartRegistry(t, "", "")
-	dir := fakeBuild(t, t.TempDir(), "web", "1.0.0", 1, 1)
-	writeBig(t, filepath.Join(dir, "web.qcow2"), 768<<20)
-	rewriteOutputSum(t, dir, "web.qcow2")
+	dir := bigBuild(t, 768<<20)
 	root := t.TempDir()
 	for _, job := range []map[string]string{
 		{"Op": "push", "Dir": dir, "Ref": reg.Addr + "/big"},
