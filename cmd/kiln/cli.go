@@ -48,7 +48,7 @@ func commands() []command {
 		{"convert", "Convert a disk image to raw, qcow2, VMDK, VHD, VHDX or OVA, natively", convertUsage, cmdConvert},
 		{"verify", "Check a disk image against a platform's rules, or a build's signature and checksums", verifyUsage, cmdVerify},
 		{"keygen", "Make a key pair to sign builds with (kiln build --sign-key)", keygenUsage, cmdKeygen},
-		{"images", "The catalog: list, show, rm, deprecate, share, copy, prune, check builds", imagesUsage, cmdImages},
+		{"images", "The catalog: list, show, rm, deprecate, share, copy, push, pull, prune, check builds", imagesUsage, cmdImages},
 		{"completion", "Print a shell completion script for bash, zsh or fish", completionUsage, cmdCompletion},
 		{"man", "Print kiln's manual page (roff), generated from this help", manUsage, cmdMan},
 		{"version", "Print kiln's version and the recipe format version", "kiln version [--json]", cmdVersion},
