@@ -117,7 +117,7 @@ func push(ctx context.Context, dir string, to Ref, o Options, containerDisk bool
 			res.Uploaded++
 		}
 	}
-	testhook.Push(testhook.PushBlobs)
+	testhook.At(testhook.PushBlobs)
 	data, err := b.artifactManifest()
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func push(ctx context.Context, dir string, to Ref, o Options, containerDisk bool
 	if err := pushManifest(ctx, repo, desc, data, ""); err != nil {
 		return nil, fmt.Errorf("%s: the manifest: %w", where, err)
 	}
-	testhook.Push(testhook.PushManifest)
+	testhook.At(testhook.PushManifest)
 	if err := attachAll(ctx, repo, b, desc, o); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -137,7 +137,7 @@ func push(ctx context.Context, dir string, to Ref, o Options, containerDisk bool
 	if err := claim(ctx, repo, to, res.Tag, desc, data); err != nil {
 		return nil, err
 	}
-	testhook.Push(testhook.PushClaimed)
+	testhook.At(testhook.PushClaimed)
 	if err := pushManifest(ctx, repo, desc, data, res.Tag); err != nil {
 		return nil, fmt.Errorf("%s: tagging %s: %w", where, res.Tag, err)
 	}

@@ -162,7 +162,7 @@ func TestPushChild(t *testing.T) {
 	var job struct{ Op, Dir, Ref, Hold, Ready, Root string }
 	require.NoError(t, json.Unmarshal([]byte(spec), &job))
 	if job.Hold != "" {
-		testhook.InPush = func(point string) {
+		testhook.Reached = func(point string) {
 			if point == job.Hold {
 				require.NoError(t, os.WriteFile(job.Ready, nil, 0o644))
 				time.Sleep(time.Hour)

@@ -40,4 +40,11 @@ const (
 	RemoveRenamed = "remove renamed"
 	// PruneActionDone follows each deprecation or deletion of a prune.
 	PruneActionDone = "prune action done"
+	// PushBlobs, PushManifest and PushClaimed are the points of a registry
+	// push (package oci), in order: every blob uploaded, no manifest yet;
+	// the artifact's manifest pushed by digest, untagged; the claim tag
+	// written and checked, VERSION-BUILD not yet.
+	PushBlobs    = "push blobs"
+	PushManifest = "push manifest"
+	PushClaimed  = "push claimed"
 )
