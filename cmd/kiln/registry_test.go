@@ -13,9 +13,9 @@ import (
 
 // kiln images push and pull through Debian's docker-registry: a build
 // pushed from one catalog is pulled into an empty one, where kiln images
-// show --manifest prints the same manifest.json; a second catalog's
-// different build under the same number is refused with both digests
-// (exit 1); usage mistakes exit 2.
+// show --manifest prints the same manifest.json and kiln images check
+// finds nothing wrong; a second catalog's different build under the same
+// number is refused with both digests (exit 1); usage mistakes exit 2.
 func TestImagesPushPull(t *testing.T) {
 	reg := testutil.StartRegistry(t, "", "")
 	src, dest, other := t.TempDir(), t.TempDir(), t.TempDir()
@@ -41,6 +41,8 @@ func TestImagesPushPull(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.NotEmpty(t, want)
 	require.Equal(t, want, got, "the same manifest")
+	code, out, errOut = runKiln(t, "images", "check", "--images", dest)
+	require.Equal(t, 0, code, "a pulled build is whole: files, sums, state and modes\n%s%s", out, errOut)
 	code, out, _ = runKiln(t, "images", "pull", "--images", dest, repo+":1.0.0-1")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "web/1.0.0/1 is already in the catalog")
