@@ -105,8 +105,10 @@ type Options struct {
 	// ExtraSerials are files for ttyS1, ttyS2 and ttyS3.
 	ExtraSerials []string
 	// Console, if set, receives a live copy of ttyS0: QEMU then writes ttyS0
-	// to its stdout (a stdio chardev, still logging to ConsoleLog) and Run
-	// copies that here. A slow writer slows the guest's console, nothing else.
+	// to its stdout (a stdio chardev) and Run copies that here and to
+	// ConsoleLog, the log first, so that what a StopOn match saw is in the
+	// log when QEMU is stopped. A slow writer slows the guest's console,
+	// nothing else.
 	Console io.Writer
 	// Stdin, with Console, makes ttyS0 interactive as -nographic does: QEMU
 	// reads keystrokes from it, multiplexed with its monitor (Ctrl-A x
@@ -319,9 +321,6 @@ func (o Options) Cmdline() ([]string, error) {
 		if o.Stdin != nil {
 			console += ",mux=on,signal=off"
 		}
-		if o.ConsoleLog != "" {
-			console += ",logfile=" + optEscape(o.ConsoleLog) + ",logappend=off"
-		}
 	case o.ConsoleLog != "":
 		console = "file,id=ttyS0,path=" + optEscape(o.ConsoleLog)
 	default:
@@ -470,6 +469,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		} else {
 			o.Console = w
 		}
+	}
+	if o.ConsoleLog != "" && o.Console != nil { // a stdio chardev: Run writes the log
+		f, err := os.Create(o.ConsoleLog)
+		if err != nil {
+			return nil, fmt.Errorf("qemu: console log: %w", err)
+		}
+		defer f.Close()
+		o.Console = io.MultiWriter(f, o.Console)
 	}
 	rctx := base
 	if o.Timeout > 0 {
