@@ -1,5 +1,5 @@
-// Package flock takes exclusive advisory locks on files. The kernel releases
-// them when the holder dies, SIGKILL included, so they never go stale.
+// Package flock takes advisory locks on files. The kernel releases them
+// when the holder dies, SIGKILL included, so they never go stale.
 package flock
 
 import (
@@ -10,7 +10,13 @@ import (
 
 // Lock takes an exclusive flock on path (created if missing, with its
 // directory), waiting for other holders. The returned function releases it.
-func Lock(path string) (func(), error) {
+func Lock(path string) (func(), error) { return lock(path, syscall.LOCK_EX) }
+
+// LockShared takes a shared flock on path: any number of shared holders,
+// but none while someone holds it exclusively.
+func LockShared(path string) (func(), error) { return lock(path, syscall.LOCK_SH) }
+
+func lock(path string, how int) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -18,7 +24,7 @@ func Lock(path string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, err
 	}
