@@ -97,7 +97,7 @@ type Download struct {
 }
 
 // Every step, whatever its action, takes these.
-var policyAttrs = []hcl.AttributeSchema{{Name: "timeout"}, {Name: "retries"}, {Name: "on_failure"}}
+var policyAttrs = []hcl.AttributeSchema{{Name: "timeout"}, {Name: "retries"}, {Name: "on_failure"}, {Name: "cache"}}
 
 func actionSchema(names ...string) *hcl.BodySchema {
 	s := &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{}, policyAttrs...)}
@@ -108,7 +108,7 @@ func actionSchema(names ...string) *hcl.BodySchema {
 }
 
 func init() {
-	shellStepSchema.Attributes = append(shellStepSchema.Attributes, hcl.AttributeSchema{Name: "retries"}, hcl.AttributeSchema{Name: "on_failure"})
+	shellStepSchema.Attributes = append(shellStepSchema.Attributes, hcl.AttributeSchema{Name: "retries"}, hcl.AttributeSchema{Name: "on_failure"}, hcl.AttributeSchema{Name: "cache"})
 	stepSchemas[KindFile] = actionSchema("destination", "source", "content", "template", "mode", "owner", "group", "allow_outside")
 	stepSchemas[KindPackages] = actionSchema("install", "remove", "update")
 	stepSchemas[KindService] = actionSchema("enable", "disable", "mask")
@@ -119,6 +119,7 @@ func init() {
 var (
 	retriesArg      = arg{"retries", `2`, false}
 	onFailureArg    = arg{"on_failure", `"continue"`, false}
+	cacheArg        = arg{"cache", `false`, false}
 	destinationArg  = arg{"destination", `"/etc/motd"`, true}
 	sourceArg       = arg{"source", `"files/motd"`, false}
 	contentArg      = arg{"content", `"hello\n"`, false}
@@ -152,11 +153,14 @@ var (
 	unitRE     = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+$`)
 )
 
-// decodePolicy reads timeout, retries and on_failure, which every step takes.
+// decodePolicy reads timeout, retries, on_failure and cache, which every step takes.
 func (d *decoder) decodePolicy(s *stepBlock, diags *hcl.Diagnostics) {
 	s.OnFailure = Abort
 	d.getInt(s.src, retriesArg, &s.Retries, diags)
 	getName(d, s.src, onFailureArg, &s.OnFailure, diags)
+	cache := true
+	d.getBool(s.src, cacheArg, &cache, diags)
+	s.NoCache = !cache
 }
 
 // validatePolicy checks retries and on_failure.
@@ -169,6 +173,10 @@ func (s *stepBlock) validatePolicy() hcl.Diagnostics {
 	if a, ok := s.src.valid("on_failure"); ok && s.OnFailure != Abort && s.OnFailure != Continue {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid on_failure",
 			fmt.Sprintf("%q is not a failure policy. Write on_failure = \"abort\" (the default: the build fails) or on_failure = \"continue\" (the failure is logged and the build goes on).", s.OnFailure)))
+	}
+	if a, ok := s.src.valid("cache"); ok && s.kind != "build" {
+		diags = append(diags, errorDiag(a.NameRange, "cache is for build steps",
+			fmt.Sprintf("Only build steps leave a tree that Kiln caches; a %s step always runs. Remove cache here, or move it to a build step.", s.kind)))
 	}
 	return diags
 }

@@ -145,6 +145,16 @@ func TestLoadValid(t *testing.T) {
 				require.Equal(t, map[string]string{abs("testdata/valid/scripts/setup.sh"): hex.EncodeToString(sum[:])}, r.ReadFiles)
 			},
 		},
+		{
+			file: "cache.hcl",
+			check: func(t *testing.T, r *Recipe) {
+				var noCache []bool
+				for _, s := range r.Image.Build {
+					noCache = append(noCache, s.NoCache)
+				}
+				require.Equal(t, []bool{false, true, false}, noCache)
+			},
+		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata/valid", tc.file)
@@ -166,7 +176,7 @@ func TestLoadValid(t *testing.T) {
 // Every file in testdata/valid is covered by TestLoadValid.
 func TestEveryValidFileIsChecked(t *testing.T) {
 	files, _ := filepath.Glob("testdata/valid/*.hcl")
-	require.Len(t, files, 7, "add the new file to TestLoadValid (layout.hcl is TestLoadLayout's)")
+	require.Len(t, files, 8, "add the new file to TestLoadValid (layout.hcl is TestLoadLayout's)")
 }
 
 func TestRangeString(t *testing.T) {

@@ -27,6 +27,10 @@ type Policy struct {
 	Timeout   time.Duration // per attempt
 	Retries   int           // extra attempts after a failure
 	OnFailure OnFailure
+	// NoCache (cache = false) keeps a build step's tree out of the layer
+	// cache: the step reads the network or the time, so it reruns on every
+	// build, and so does every build step after it.
+	NoCache bool
 }
 
 // OnFailure is what happens when a step still fails after its retries.
@@ -65,7 +69,7 @@ var (
 type stepBlock struct {
 	Step
 	src       *decoded
-	kind      string // "build" or "test"
+	kind      string // "build", "validate" or "test"
 	nameRange hcl.Range
 	dir       string // the recipe's (or component's) directory, for script and source paths; "" for built-in components
 

@@ -52,6 +52,22 @@ image "actions" {
     inline     = ["true"]
     on_failure = "ignore" # ERROR: Invalid on_failure
   }
+  build "shell" "uncached" {
+    inline = ["date > /etc/built-at"]
+    cache  = false
+  }
+  build "shell" "cache-type" {
+    inline = ["true"]
+    cache  = "no" # ERROR: Incorrect attribute value type
+  }
+  validate "shell" "cached-check" {
+    inline = ["true"]
+    cache  = false # ERROR: cache is for build steps
+  }
+  test "packages" "cached-test" {
+    install = ["curl"]
+    cache   = true # ERROR: cache is for build steps
+  }
   build "rsync" "unknown" { # ERROR: Unsupported step type
     source = "x"
   }
