@@ -287,13 +287,21 @@ type StageTiming struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// StepRecord is one build or validate step that ran.
+// StepRecord is one build or validate step: run, or restored from the
+// layer cache.
 type StepRecord struct {
 	Name    string  `json:"name"`
-	Seconds float64 `json:"seconds"`
+	Seconds float64 `json:"seconds"` // running it, or restoring its layer
 
 	Attempts int  `json:"attempts,omitempty"` // with retries
 	Failed   bool `json:"failed,omitempty"`   // failed with on_failure = "continue"
+
+	// Cached is true when the step did not run: its layer was restored
+	// from the layer cache. CacheKey is the key of its layer, empty for a
+	// step that is not cached (validate steps, cache = false, any build
+	// step after one that is not cached).
+	Cached   bool   `json:"cached"`
+	CacheKey string `json:"cache_key,omitempty"`
 }
 
 // Parent records the disk a base "image", "file" or "oci" tree was

@@ -40,7 +40,7 @@ func full() *Manifest {
 			Profile: &BootProfile{Firmware: 1, Bootloader: 2, Kernel: 3, Init: 4, Root: 5, Systemd: 6, MultiUser: 7,
 				SlowestUnits: []UnitTime{{Unit: "u.service", Seconds: 1.5}}}}},
 		Stages:       []StageTiming{{Stage: "base", Seconds: 2}},
-		BuildSteps:   []StepRecord{{Name: "s", Seconds: 1, Attempts: 2, Failed: true}},
+		BuildSteps:   []StepRecord{{Name: "s", Seconds: 1, Attempts: 2, Failed: true, Cached: true, CacheKey: "77"}},
 		InputsDigest: "ff",
 		Inputs: &Inputs{KilnVersion: "0.3.0", RecipeSHA256: "aa", Files: map[string]string{"x.sh": "11"}, Variables: map[string]any{"suite": "trixie"},
 			Components: []string{"22"}, Base: BaseInputs{Type: "debian", Suite: "trixie", Variant: "minbase", Arch: "amd64", Mirror: "m",
