@@ -79,6 +79,9 @@ type Result struct {
 	ReleaseDate time.Time
 	CacheKey    string
 	CacheHit    bool
+	// Bootstrapped is when the cached tree was made: with CacheKey and
+	// ReleaseSHA256 it names the exact tree (the layer cache's root).
+	Bootstrapped time.Time
 }
 
 // Options controls caching.
@@ -140,7 +143,9 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 				res.ReleaseDate = time.Unix(meta.ReleaseDate, 0).UTC()
 			}
 		}
-		res.CacheHit = true
+		res.CacheHit, res.Bootstrapped = true, meta.Created
+		now := time.Now()
+		_ = os.Chtimes(entry, now, now) // its last use, for kiln cache ls and prune
 		return res, copyTree(ctx, filepath.Join(entry, "tree"), dest, o.Log)
 	}
 	if release == "" && err != nil {
@@ -181,6 +186,7 @@ func Prepare(ctx context.Context, d Debian, dest string, o Options) (*Result, er
 	if err := os.Rename(tmp, entry); err != nil {
 		return nil, err
 	}
+	res.Bootstrapped = m.Created
 	return res, copyTree(ctx, filepath.Join(entry, "tree"), dest, o.Log)
 }
 

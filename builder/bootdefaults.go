@@ -1,6 +1,8 @@
 package builder
 
 import (
+	"strings"
+
 	"github.com/kiln-build/kiln/bootloader"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/recipes"
@@ -33,6 +35,17 @@ func writeBootDefaults(tree string, img recipes.Image) error {
 		return fsroot.WriteFile(tree, espModulesPath, []byte(espModulesConf), 0o644)
 	}
 	return nil
+}
+
+// bootDefaultsKey names what writeBootDefaults writes into img's tree, for
+// the key of the tree the build steps start from (layers.go): change it
+// with writeBootDefaults.
+func bootDefaultsKey(img recipes.Image) string {
+	k := "boot-defaults: disabled " + strings.Join(bootloader.UnusedUnits, " ")
+	if hasVFAT(img) {
+		k += "; " + espModulesPath + "\n" + espModulesConf
+	}
+	return k
 }
 
 // hasVFAT says whether the image mounts a vfat filesystem: the ESP of the

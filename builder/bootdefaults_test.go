@@ -13,6 +13,7 @@ import (
 // The boot defaults: grub-common disabled, the ESP's modules loaded early
 // when the image mounts a vfat filesystem.
 func TestWriteBootDefaults(t *testing.T) {
+	roots := map[bool][]string{}
 	for _, c := range []struct {
 		name  string
 		img   recipes.Image
@@ -32,6 +33,11 @@ func TestWriteBootDefaults(t *testing.T) {
 			require.NoError(t, os.MkdirAll(wants, 0o755))
 			require.NoError(t, os.Symlink("/usr/lib/systemd/system/grub-common.service", filepath.Join(wants, "grub-common.service")))
 			require.NoError(t, writeBootDefaults(tree, c.img))
+			// The layer cache's root key follows what was written: build
+			// steps cached on a tree with the ESP's modules file are not
+			// restored onto one without it.
+			root := (&state{img: c.img, baseID: "base", opts: Options{CacheDir: t.TempDir()}}).stepCache().root
+			roots[c.early] = append(roots[c.early], root)
 			require.NoFileExists(t, filepath.Join(wants, "grub-common.service"))
 			conf := filepath.Join(tree, espModulesPath)
 			if !c.early {
@@ -43,4 +49,12 @@ func TestWriteBootDefaults(t *testing.T) {
 			require.Contains(t, string(data), "\nvfat\nnls_cp437\nnls_ascii\n")
 		})
 	}
+	require.Len(t, roots[true], 3)
+	require.Len(t, roots[false], 2)
+	for _, r := range roots {
+		for _, k := range r {
+			require.Equal(t, r[0], k)
+		}
+	}
+	require.NotEqual(t, roots[true][0], roots[false][0])
 }

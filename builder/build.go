@@ -78,9 +78,10 @@ type Paused struct {
 // Options are the knobs of one build that do not come from the recipe.
 type Options struct {
 	ImagesDir       string // the catalog root
-	CacheDir        string // base cache
+	CacheDir        string // base cache (bases/) and layer cache (layers/); "" caches no layers
 	KilnVersion     string
 	RefreshBase     bool  // bootstrap even if a cached base exists
+	RefreshSteps    bool  // run every build step even if its layer is cached, and store it again
 	SourceDateEpoch int64 // SOURCE_DATE_EPOCH; 0 = from the inputs (see resolveSourceDate)
 	// SignKey, when set, signs the provenance and manifest.json.
 	SignKey  *ecdsa.PrivateKey
@@ -113,6 +114,7 @@ type state struct {
 	staging *catalog.Staging
 	files   artifactFiles
 	tree    string // the root tree, until the disk stage has written it
+	baseID  string // names the tree the base stage made: the layer cache's root
 	raw     string // the raw disk image in staging
 
 	m *manifest.Manifest // the record, written once by the publish stage

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/kiln-build/kiln/internal/fsroot"
@@ -42,15 +41,7 @@ func runStep(ctx context.Context, tree string, i int, s components.Step, log io.
 		return err
 	}
 	defer func() { _ = fsroot.Remove(tree, path) }()
-	env := sandbox.DefaultEnv()
-	keys := make([]string, 0, len(s.Env))
-	for k := range s.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+s.Env[k])
-	}
+	env := stepEnv(s)
 	sctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	args := []string{path}

@@ -39,7 +39,7 @@ func runActions(t *testing.T, tree string, steps ...recipes.Step) ([]manifest.St
 		return nil, err, ""
 	}
 	var log bytes.Buffer
-	recs, err := runSteps(context.Background(), tree, compiled, &log)
+	recs, err := runSteps(context.Background(), tree, compiled, &log, nil)
 	return recs, err, log.String()
 }
 
@@ -283,7 +283,7 @@ func TestGuestScriptPolicy(t *testing.T) {
 	require.Equal(t, 3*(time.Minute+5*time.Second)+10*time.Second, guest[0].Timeout, "the harness allows every attempt")
 	run := func(s components.Step) error {
 		s.Timeout = 2 * time.Minute
-		_, err := runSteps(context.Background(), tree, []components.Step{s}, &bytes.Buffer{})
+		_, err := runSteps(context.Background(), tree, []components.Step{s}, &bytes.Buffer{}, nil)
 		return err
 	}
 	require.NoError(t, run(guest[0]))

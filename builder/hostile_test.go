@@ -184,7 +184,7 @@ func TestBuildStepLinkingEtcToRootFailsTheBuild(t *testing.T) {
 			before := snapshotHost(t)
 			var log bytes.Buffer
 			steps := []components.Step{{Name: "hostile", Script: []byte("rm -rf /etc && ln -s " + target + " /etc\n"), Timeout: time.Minute}}
-			_, err := runSteps(context.Background(), tree, steps, &log)
+			_, err := runSteps(context.Background(), tree, steps, &log, nil)
 			require.Error(t, err, log.String())
 			require.ErrorContains(t, err, `refusing to write /etc/resolv.conf in the image tree: /etc is a symlink to "`+target+`"`)
 			fi, lerr := os.Lstat(filepath.Join(tree, "etc"))

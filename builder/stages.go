@@ -63,6 +63,7 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 		}
 		s.m.Inputs.Base.Digest = base.ParentDigest(p)
 		s.m.InputsDigest = s.m.Inputs.Digest()
+		s.baseID = s.m.Inputs.Base.Digest
 		s.m.SourceDate, err = resolveSourceDate(s.opts.SourceDateEpoch, s.tree, nil, p)
 		return "extracted", err
 	}
@@ -80,6 +81,7 @@ func stageBase(ctx context.Context, s *state) (string, error) {
 	if s.m.SourceDate, err = resolveSourceDate(s.opts.SourceDateEpoch, s.tree, b, nil); err != nil {
 		return "", err
 	}
+	s.baseID = fmt.Sprintf("debian %s release %s bootstrapped %s", b.CacheKey, b.ReleaseSHA256, b.Bootstrapped.UTC().Format(time.RFC3339Nano))
 	if b.CacheHit {
 		return "cached", nil
 	}
@@ -100,8 +102,12 @@ func debianBase(img recipes.Image) base.Debian {
 // stageBuild runs the build steps, then the validate steps, in the tree.
 // The image's name is its hostname unless a step sets another, so it is
 // written first, with the boot defaults a step may undo (also when there
-// are no steps: see stageConfigure). Run again after a failure
-// (--on-error=ask), it resumes at the failed step.
+// are no steps: see stageConfigure). Build steps whose layers are cached
+// are restored instead of run (layers.go); validate steps always run and
+// are never cached. Run again after a failure (--on-error=ask), it resumes
+// at the failed step, caching nothing more: the tree it resumes on (what
+// the failed step left, and what the user changed in the shell) cannot be
+// reproduced.
 func stageBuild(ctx context.Context, s *state) (string, error) {
 	if len(s.m.BuildSteps) == 0 {
 		if err := writeHostname(s); err != nil {
@@ -115,9 +121,18 @@ func stageBuild(ctx context.Context, s *state) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	records, err := runSteps(ctx, s.tree, steps[len(s.m.BuildSteps):], s.log)
+	for i := len(s.img.Build); i < len(steps); i++ {
+		steps[i].NoCache = true
+	}
+	var cache *stepCache
+	if len(s.m.BuildSteps) == 0 {
+		cache = s.stepCache()
+	} else {
+		fmt.Fprintf(s.log, "==> layer cache: the build resumes at step %d: no layer is restored or stored\n", len(s.m.BuildSteps)+1)
+	}
+	records, err := runSteps(ctx, s.tree, steps[len(s.m.BuildSteps):], s.log, cache)
 	s.m.BuildSteps = append(s.m.BuildSteps, records...)
-	return "", err
+	return cachedNote(records), err
 }
 
 func writeHostname(s *state) error {

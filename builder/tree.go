@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/guest"
+	"github.com/kiln-build/kiln/layers"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -48,8 +49,9 @@ const stepDir = "/var/lib/kiln-build"
 // runSteps runs build steps (compiled by components.BuildSteps) in order.
 // While they run, services are kept from starting (policy-rc.d) and the
 // host's resolv.conf gives them DNS; both are undone afterwards, whatever
-// happens.
-func runSteps(ctx context.Context, tree string, steps []components.Step, log io.Writer) (records []manifest.StepRecord, err error) {
+// happens. With a cache, the steps whose layers are cached are restored
+// first, and the layer of each cacheable step that runs is stored.
+func runSteps(ctx context.Context, tree string, steps []components.Step, log io.Writer, cache *stepCache) (records []manifest.StepRecord, err error) {
 	if len(steps) == 0 {
 		return nil, nil
 	}
@@ -62,7 +64,16 @@ func runSteps(ctx context.Context, tree string, steps []components.Step, log io.
 			err = uerr
 		}
 	}()
-	for i, s := range steps {
+	keys := cache.keys(steps)
+	if records, err = cache.restore(tree, steps, keys); err != nil {
+		return records, err
+	}
+	var snap *layers.Snapshot // the tree before the step, when its layer is to be stored
+	for i := len(records); i < len(steps); i++ {
+		s := steps[i]
+		if keys[i] != "" && snap == nil {
+			snap = cache.scan(tree, keys, i)
+		}
 		start := time.Now()
 		fmt.Fprintf(log, "==> build step %q\n", s.Name)
 		var err error
@@ -83,6 +94,12 @@ func runSteps(ctx context.Context, tree string, steps []components.Step, log io.
 			}
 			fmt.Fprintf(log, "==> build step %q failed; on_failure = continue:\n%v\n", s.Name, err)
 			rec.Failed = true
+			cache.stop(keys, i, fmt.Sprintf("step %q failed", s.Name))
+		}
+		if keys[i] != "" {
+			if snap = cache.commit(tree, i, s, keys, snap); snap != nil {
+				rec.CacheKey = keys[i]
+			}
 		}
 		records = append(records, rec)
 	}

@@ -24,7 +24,7 @@ func TestFailingStepReportsNameCodeAndTail(t *testing.T) {
 		{Name: "breaks", Script: []byte("echo 'line before failure'\necho 'the reason' >&2\nexit 42\n"), Timeout: time.Minute},
 		{Name: "never", Script: []byte("echo never > /etc/never\n"), Timeout: time.Minute},
 	}
-	records, err := runSteps(context.Background(), tree, steps, &log)
+	records, err := runSteps(context.Background(), tree, steps, &log, nil)
 	var se *StepError
 	require.True(t, errors.As(err, &se), "%v", err)
 	require.Equal(t, "breaks", se.Step)
@@ -42,7 +42,7 @@ func TestFailingStepReportsNameCodeAndTail(t *testing.T) {
 
 func TestStepTimeout(t *testing.T) {
 	tree := testutil.BusyboxTree(t)
-	_, err := runSteps(context.Background(), tree, []components.Step{{Name: "slow", Script: []byte("sleep 30\n"), Timeout: 300 * time.Millisecond}}, &bytes.Buffer{})
+	_, err := runSteps(context.Background(), tree, []components.Step{{Name: "slow", Script: []byte("sleep 30\n"), Timeout: 300 * time.Millisecond}}, &bytes.Buffer{}, nil)
 	var se *StepError
 	require.True(t, errors.As(err, &se), "%v", err)
 	require.Contains(t, err.Error(), "timed out after 300ms")

@@ -22,6 +22,9 @@ type Step struct {
 	Retries int
 	// Continue logs a failure (after the retries) and goes on with the next step.
 	Continue bool
+	// NoCache keeps the step's tree out of the layer cache (cache = false,
+	// or a validate step), and with it every later step's.
+	NoCache bool
 }
 
 // Placed is a file Kiln writes into the tree itself (through fsroot, never
@@ -38,7 +41,7 @@ type Placed struct {
 func BuildSteps(ctx context.Context, in []recipes.Step) ([]Step, error) {
 	return compileAll(ctx, in, "step", func(s recipes.Step, st Step) Step {
 		st.Name, st.Env, st.Timeout = s.Name, s.Environment, s.Timeout
-		st.Retries, st.Continue = s.Retries, s.OnFailure == recipes.Continue
+		st.Retries, st.Continue, st.NoCache = s.Retries, s.OnFailure == recipes.Continue, s.NoCache
 		return st
 	})
 }

@@ -179,4 +179,15 @@ func FormatSize(n uint64) string {
 	return fmt.Sprintf("%dB", n)
 }
 
+// ApproxSize formats n bytes for people, rounded to one decimal in the
+// largest binary unit below it: "512 B", "3.4 KiB", "1.5 GiB".
+func ApproxSize(n uint64) string {
+	for _, u := range binaryUnits {
+		if n >= u.size {
+			return fmt.Sprintf("%.1f %s", float64(n)/float64(u.size), u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -151,3 +151,11 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+func TestApproxSize(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3481: "3.4 KiB", 1610612736: "1.5 GiB", 5 << 20: "5.0 MiB"} {
+		if got := ApproxSize(n); got != want {
+			t.Errorf("ApproxSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
