@@ -22,7 +22,9 @@ import (
 const buildUsage = `kiln build [flags] RECIPE
 
 Builds the image a recipe describes: bootstraps (or reuses) the base, or
-extracts the parent image or disk file it names, runs the build steps, writes the disk, boots it in QEMU to run the tests, and publishes
+extracts the parent image or disk file it names, runs the build steps
+(restoring from the layer cache the steps that did not change, see
+kiln cache), writes the disk, boots it in QEMU to run the tests, and publishes
 <images>/<name>/<version>/<build>/ with the disk, manifest.json, tests.xml,
 serial.log, build.log, the SBOMs (sbom.spdx.json, sbom.cdx.json) and the
 provenance (provenance.dsse.json; with --sign-key it is signed, and
@@ -101,8 +103,9 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var rf recipeFlags
 	rf.register(fs, "print the result as JSON on stdout (progress goes nowhere)")
 	images := fs.String("images", defaultImagesDir(), "catalog directory the build is published to, and where base \"image\" parents are found (env KILN_IMAGES)")
-	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
+	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases and build-step layers (env KILN_CACHE; see kiln cache)")
 	refresh := fs.Bool("refresh-base", false, "bootstrap the base again even if a cached one is current")
+	refreshSteps := fs.Bool("refresh-steps", false, "run every build step even if its layer is cached, and store the layers again")
 	verbose := fs.Bool("verbose", false, "copy the build log (every command and its output) to stderr")
 	ifChanged := fs.Bool("if-changed", false, "skip the build, exit 0 and say \"up to date\" when the inputs equal the newest build's")
 	onError := fs.String("on-error", string(builder.OnErrorCleanup), "after a failure: cleanup; keep the tree (failed build step) or the disk (failed test) in <images>/.failed/; or ask on the terminal (retry, shell, keep, abort)")
@@ -140,7 +143,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return fail(stdout, stderr, *rf.json, err, exitUsage)
 		}
 	}
-	opts.RefreshBase = *refresh
+	opts.RefreshBase, opts.RefreshSteps = *refresh, *refreshSteps
 	opts.OnError = builder.OnError(*onError)
 	if opts.OnError == builder.OnErrorAsk {
 		term, ok := stderr.(*os.File)

@@ -49,6 +49,7 @@ func commands() []command {
 		{"verify", "Check a disk image against a platform's rules, or a build's signature and checksums", verifyUsage, cmdVerify},
 		{"keygen", "Make a key pair to sign builds with (kiln build --sign-key)", keygenUsage, cmdKeygen},
 		{"images", "The catalog: list, show, rm, deprecate, share, copy, push, pull, prune, check builds", imagesUsage, cmdImages},
+		{"cache", "The cache of bases and build-step layers: ls, prune", cacheUsage, cmdCache},
 		{"completion", "Print a shell completion script for bash, zsh or fish", completionUsage, cmdCompletion},
 		{"man", "Print kiln's manual page (roff), generated from this help", manUsage, cmdMan},
 		{"version", "Print kiln's version and the recipe format version", "kiln version [--json]", cmdVersion},
@@ -67,6 +68,8 @@ func subcommandsOf(cmd string) []subcommand {
 	switch cmd {
 	case "images":
 		return imagesSubcommands()
+	case "cache":
+		return cacheSubcommands()
 	case "completion":
 		return completionShells()
 	}

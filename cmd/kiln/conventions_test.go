@@ -20,11 +20,11 @@ import (
 // and the man page read exactly these.
 func TestEveryCommandParsesFlagsFirst(t *testing.T) {
 	for _, c := range commands() {
-		if c.name == "images" {
-			for _, sub := range imagesSubcommands() {
+		if c.name == "images" || c.name == "cache" {
+			for _, sub := range subcommandsOf(c.name) {
 				p := &flagProbe{}
-				require.Equal(t, exitOK, sub.run(t.Context(), []string{"--help"}, io.Discard, p), "images %s", sub.name)
-				require.Len(t, p.sets, 1, "images %s makes one flag set", sub.name)
+				require.Equal(t, exitOK, sub.run(t.Context(), []string{"--help"}, io.Discard, p), "%s %s", c.name, sub.name)
+				require.Len(t, p.sets, 1, "%s %s makes one flag set", c.name, sub.name)
 			}
 			continue
 		}

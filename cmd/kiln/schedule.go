@@ -60,7 +60,7 @@ pipeline's registry, runs kiln build --if-changed and pushes the result
 func cmdSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("schedule", scheduleUsage, stderr)
 	images := fs.String("images", defaultImagesDir(), "catalog directory builds are published to (env KILN_IMAGES)")
-	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases (env KILN_CACHE)")
+	cache := fs.String("cache", defaultCacheDir(), "cache directory for bootstrapped bases and build-step layers (env KILN_CACHE; see kiln cache)")
 	asJSON := fs.Bool("json", false, "log one JSON object per line instead of text")
 	check := fs.Bool("check", false, "check the pipelines file and every pipeline's recipe with its variables, print each pipeline's next run, and exit (2 when a recipe is broken)")
 	var ex exportOptions
