@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/kiln-build/kiln/formats"
 	kimage "github.com/kiln-build/kiln/formats/image"
@@ -30,77 +32,46 @@ type outputRequest struct {
 
 // writeOutputs writes every requested format from the raw image, checks
 // each against the rules of the platform it is for, reads each back to
-// prove it holds the same disk, and finally compresses (or drops) the raw
-// image. It returns the manifest entries in the recipe's order.
+// prove it holds the same disk, and compresses (or drops) the raw image.
+// The formats are written concurrently, at most GOMAXPROCS at a time, and
+// the raw image's compression, started first, overlaps them. The first
+// failure cancels the others and removes every file they wrote; the error
+// names the output. It returns the manifest entries in the recipe's order.
 func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, error) {
-	src, err := kimage.OpenRaw(r.Raw)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
 	rawSum, err := sparse.SHA256(r.Raw)
 	if err != nil {
 		return nil, err
 	}
-	var outs []manifest.Output
-	for _, f := range r.Output.Formats {
-		if f == "raw" {
-			continue // last: the other formats are made from it
-		}
-		o, err := writeOne(ctx, r, src, f)
-		if err != nil {
-			return nil, fmt.Errorf("writing the %s output: %w", f, err)
-		}
-		fmt.Fprintf(r.Log, "wrote %s (%s %s, %d bytes)\n", o.File, o.Format, o.Subformat, o.Size)
-		if err := checkOutput(ctx, filepath.Join(r.Dir, o.File), &o, rawSum, src.Size()); err != nil {
-			return nil, err
-		}
-		outs = append(outs, o)
-		testhook.At(testhook.OutputWritten + f)
+	fi, err := os.Stat(r.Raw)
+	if err != nil {
+		return nil, err
 	}
-	raw := manifest.Output{File: filepath.Base(r.Raw), Format: "raw", VirtualSize: uint64(src.Size()), SHA256: rawSum, Checks: []string{}}
-	for _, t := range []string{"qemu", "aws"} {
-		if err := verifyFor(r.Raw, t, &raw); err != nil {
-			return nil, err
-		}
-	}
+	r.Log = &lockedWriter{w: r.Log}
 	keepRaw := false
 	for _, f := range r.Output.Formats {
 		keepRaw = keepRaw || f == "raw"
 	}
-	if keepRaw && r.Output.Compress != formats.CompressNone && r.Output.Compress != "" {
-		dst := r.Raw + formats.CompressExt(r.Output.Compress)
-		out, err := os.Create(dst)
+	jobs := []outputJob{rawJob(r, rawSum, keepRaw)}
+	for _, f := range r.Output.Formats {
+		if f == "raw" {
+			continue
+		}
+		j, err := formatJob(r, f, rawSum, fi.Size())
 		if err != nil {
 			return nil, err
 		}
-		h := sha256.New()
-		in, err := os.Open(r.Raw)
-		if err != nil {
-			out.Close()
-			return nil, err
-		}
-		err = formats.Compress(ctx, io.MultiWriter(out, h), in, r.Output.Compress, 0)
-		in.Close()
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("compressing the raw image with %s: %w", r.Output.Compress, err)
-		}
-		fi, err := os.Stat(dst)
-		if err != nil {
-			return nil, err
-		}
-		raw.File, raw.Compression, raw.UncompressedSHA256 = filepath.Base(dst), r.Output.Compress, rawSum
-		raw.SHA256, raw.Size = hex.EncodeToString(h.Sum(nil)), fi.Size()
-	} else if keepRaw {
-		fi, err := os.Stat(r.Raw)
-		if err != nil {
-			return nil, err
-		}
-		raw.Size = fi.Size()
+		jobs = append(jobs, j)
 	}
+	done, err := runOutputJobs(ctx, jobs, runtime.GOMAXPROCS(0))
+	if err != nil {
+		for _, j := range jobs {
+			for _, f := range j.files {
+				_ = os.Remove(f)
+			}
+		}
+		return nil, err
+	}
+	raw, outs := done[0], done[1:]
 	var ordered []manifest.Output
 	for _, f := range r.Output.Formats {
 		if f == "raw" {
@@ -119,6 +90,150 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 		}
 	}
 	return ordered, nil
+}
+
+// outputJob makes one output: files are what it may create, removed if any
+// job fails.
+type outputJob struct {
+	files []string
+	run   func(context.Context) (manifest.Output, error)
+}
+
+// runOutputJobs runs the jobs, at most workers at a time, started in order.
+// The first error cancels the others; it is the one returned.
+func runOutputJobs(ctx context.Context, jobs []outputJob, workers int) ([]manifest.Output, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]manifest.Output, len(jobs))
+	sem := make(chan struct{}, max(workers, 1))
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i, j := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o, err := j.run(ctx)
+			if err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+			out[i] = o
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return out, first
+}
+
+// rawJob checks the raw image against its platforms and compresses it
+// when the recipe publishes it compressed.
+func rawJob(r outputRequest, rawSum string, keepRaw bool) outputJob {
+	compress := keepRaw && r.Output.Compress != formats.CompressNone && r.Output.Compress != ""
+	dst := r.Raw + formats.CompressExt(r.Output.Compress)
+	j := outputJob{}
+	if compress {
+		j.files = []string{dst}
+	}
+	j.run = func(ctx context.Context) (manifest.Output, error) {
+		fi, err := os.Stat(r.Raw)
+		if err != nil {
+			return manifest.Output{}, err
+		}
+		raw := manifest.Output{File: filepath.Base(r.Raw), Format: "raw", VirtualSize: uint64(fi.Size()), SHA256: rawSum, Checks: []string{}}
+		for _, t := range []string{"qemu", "aws"} {
+			if err := verifyFor(r.Raw, t, &raw); err != nil {
+				return raw, err
+			}
+		}
+		if !compress {
+			if keepRaw {
+				raw.Size = fi.Size()
+			}
+			return raw, nil
+		}
+		sum, size, err := compressFile(ctx, r.Raw, dst, r.Output.Compress)
+		if err != nil {
+			return raw, fmt.Errorf("compressing the raw image with %s: %w", r.Output.Compress, err)
+		}
+		fmt.Fprintf(r.Log, "wrote %s (raw, %s, %d bytes)\n", filepath.Base(dst), r.Output.Compress, size)
+		raw.File, raw.Compression, raw.UncompressedSHA256 = filepath.Base(dst), r.Output.Compress, rawSum
+		raw.SHA256, raw.Size = sum, size
+		return raw, nil
+	}
+	return j
+}
+
+func compressFile(ctx context.Context, src, dst, algo string) (sum string, size int64, err error) {
+	out, err := os.Create(dst)
+	if err != nil {
+		return "", 0, err
+	}
+	defer out.Close()
+	in, err := os.Open(src)
+	if err != nil {
+		return "", 0, err
+	}
+	defer in.Close()
+	h := sha256.New()
+	if err := formats.Compress(ctx, io.MultiWriter(out, h), in, algo, 0); err != nil {
+		return "", 0, err
+	}
+	if err := out.Close(); err != nil {
+		return "", 0, err
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), fi.Size(), nil
+}
+
+// formatJob writes one disk format from its own handle on the raw image,
+// then checks it and reads it back.
+func formatJob(r outputRequest, format, rawSum string, rawSize int64) (outputJob, error) {
+	ft, err := formats.Lookup(format)
+	if err != nil {
+		return outputJob{}, fmt.Errorf("writing the %s output: %w", format, err)
+	}
+	return outputJob{files: []string{filepath.Join(r.Dir, r.Name+ft.Ext)}, run: func(ctx context.Context) (manifest.Output, error) {
+		src, err := kimage.OpenRaw(r.Raw)
+		if err != nil {
+			return manifest.Output{}, err
+		}
+		defer src.Close()
+		o, err := writeOne(ctx, r, src, format)
+		if err != nil {
+			return o, fmt.Errorf("writing the %s output: %w", format, err)
+		}
+		fmt.Fprintf(r.Log, "wrote %s (%s %s, %d bytes)\n", o.File, o.Format, o.Subformat, o.Size)
+		if err := checkOutput(ctx, filepath.Join(r.Dir, o.File), &o, rawSum, rawSize); err != nil {
+			return o, fmt.Errorf("checking the %s output: %w", format, err)
+		}
+		testhook.At(testhook.OutputWritten + format)
+		return o, nil
+	}}, nil
+}
+
+// lockedWriter serialises the writes of concurrent output jobs to the log.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func writeOne(ctx context.Context, r outputRequest, src kimage.Source, format string) (manifest.Output, error) {

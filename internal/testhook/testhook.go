@@ -25,7 +25,7 @@ const (
 	// Stage prefixes a build stage's name: "stage base", "stage disk", ...
 	Stage = "stage "
 	// OutputWritten prefixes an output format written (and checked) by the
-	// outputs stage, before the next one: "output written qcow2".
+	// outputs stage, which writes them concurrently: "output written qcow2".
 	OutputWritten = "output written "
 	// PublishWindow is inside a build's publish window: the version's lock
 	// held, the build number taken and manifest.json written, the staging

@@ -1,0 +1,144 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/internal/testutil"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/recipes"
+)
+
+// Jobs run at most workers at a time, and that many at once when there is
+// work: with two workers, the first two jobs meet inside.
+func TestOutputJobsRunConcurrentlyWithinTheBound(t *testing.T) {
+	var running, most atomic.Int32
+	meet := make(chan struct{})
+	var once sync.Once
+	job := func(ctx context.Context) (manifest.Output, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if n == 2 {
+			once.Do(func() { close(meet) })
+		}
+		select {
+		case <-meet:
+		case <-time.After(10 * time.Second):
+			return manifest.Output{}, errors.New("ran alone: jobs are not concurrent")
+		}
+		return manifest.Output{Format: "x"}, nil
+	}
+	jobs := make([]outputJob, 6)
+	for i := range jobs {
+		jobs[i] = outputJob{run: job}
+	}
+	out, err := runOutputJobs(context.Background(), jobs, 2)
+	require.NoError(t, err)
+	require.Len(t, out, 6)
+	require.EqualValues(t, 2, most.Load())
+}
+
+// The first failure is the error returned, and it cancels the jobs running
+// and the ones not started.
+func TestOutputJobsFirstFailureCancelsTheOthers(t *testing.T) {
+	var started atomic.Int32
+	boom := errors.New("writing the vmdk output: disk full")
+	jobs := []outputJob{
+		{run: func(ctx context.Context) (manifest.Output, error) {
+			started.Add(1)
+			<-ctx.Done()
+			return manifest.Output{}, ctx.Err()
+		}},
+		{run: func(context.Context) (manifest.Output, error) {
+			started.Add(1)
+			time.Sleep(50 * time.Millisecond)
+			return manifest.Output{}, boom
+		}},
+	}
+	for range 3 {
+		jobs = append(jobs, outputJob{run: func(context.Context) (manifest.Output, error) {
+			started.Add(1)
+			return manifest.Output{}, nil
+		}})
+	}
+	_, err := runOutputJobs(context.Background(), jobs, 2)
+	require.ErrorIs(t, err, boom)
+	require.EqualValues(t, 2, started.Load(), "no job starts after a failure")
+}
+
+// gptDisk makes a small raw disk with a GPT and some data, as sgdisk writes it.
+func gptDisk(t *testing.T, dir string) string {
+	testutil.Require(t, "sgdisk")
+	raw := filepath.Join(dir, "img.raw")
+	f, err := os.Create(raw)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(64<<20))
+	data := make([]byte, 4<<20)
+	_, _ = rand.Read(data)
+	_, err = f.WriteAt(data, 8<<20)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	out, err := exec.Command("sgdisk", "-o", "-n", "1:2048:0", "-t", "1:8300", raw).CombinedOutput()
+	require.NoError(t, err, string(out))
+	return raw
+}
+
+// Every format is written, checked and read back, in the recipe's order in
+// the manifest, the raw image compressed beside them.
+func TestWriteOutputsInRecipeOrder(t *testing.T) {
+	dir := t.TempDir()
+	raw := gptDisk(t, dir)
+	rawSum, err := sparse.SHA256(raw)
+	require.NoError(t, err)
+	formats := []string{"vhd", "raw", "qcow2", "vmdk"}
+	var log bytes.Buffer
+	outs, err := writeOutputs(context.Background(), outputRequest{Raw: raw, Dir: dir, Name: "img", Firmware: "bios", Log: &log,
+		Output: recipes.Output{Formats: formats, Compress: "zstd", VHDSubformat: "fixed", VMDKSubformat: "streamOptimized"}})
+	require.NoError(t, err)
+	var got []string
+	for _, o := range outs {
+		got = append(got, o.Format)
+		sum, err := sparse.SHA256(filepath.Join(dir, o.File))
+		require.NoError(t, err)
+		require.Equal(t, o.SHA256, sum, o.File)
+		require.NotEmpty(t, o.Checks, o.File)
+	}
+	require.Equal(t, formats, got)
+	require.Equal(t, "img.raw.zst", outs[1].File)
+	require.Equal(t, rawSum, outs[1].UncompressedSHA256)
+	require.NoFileExists(t, raw, "only the compressed raw image is kept")
+	for _, f := range []string{"img.vhd", "img.qcow2", "img.vmdk", "img.raw.zst"} {
+		require.Contains(t, log.String(), "wrote "+f)
+	}
+}
+
+// A failing output fails the stage with the format's name, and no output,
+// finished or not, is left behind; the raw image is.
+func TestWriteOutputsFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	raw := gptDisk(t, dir)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "img.vmdk"), []byte("in the way"), 0o644))
+	_, err := writeOutputs(context.Background(), outputRequest{Raw: raw, Dir: dir, Name: "img", Firmware: "uefi", Log: &bytes.Buffer{},
+		Output: recipes.Output{Formats: []string{"raw", "qcow2", "vmdk", "vhdx"}, Compress: "zstd", VMDKSubformat: "streamOptimized"}})
+	require.ErrorContains(t, err, "writing the vmdk output")
+	left, _ := filepath.Glob(filepath.Join(dir, "img.*"))
+	require.Equal(t, []string{raw}, left, "only the raw image is left")
+}
