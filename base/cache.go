@@ -26,26 +26,34 @@ type CacheEntry struct {
 // CachedBases lists the bases cached under cacheDir, the most recently
 // used first. Unreadable entries are left out.
 func CachedBases(cacheDir string) ([]CacheEntry, error) {
-	dir := filepath.Join(cacheDir, "bases")
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+	keys, err := cachedKeys(cacheDir)
 	var out []CacheEntry
-	for _, de := range des {
-		if !de.IsDir() || strings.Contains(de.Name(), ".") {
-			continue // .tmp directories of bootstraps, lock files
-		}
-		e, err := cacheEntry(filepath.Join(dir, de.Name()))
-		if err == nil {
+	for _, key := range keys {
+		if e, err := cacheEntry(filepath.Join(cacheDir, "bases", key)); err == nil {
 			out = append(out, *e)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
-	return out, nil
+	return out, err
+}
+
+// cachedKeys lists the keys of the directories under cacheDir/bases: the
+// entries, and the KEY.tmp a bootstrap killed before its first rename left.
+func cachedKeys(cacheDir string) ([]string, error) {
+	des, err := os.ReadDir(filepath.Join(cacheDir, "bases"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for _, de := range des {
+		key := strings.TrimSuffix(de.Name(), ".tmp")
+		if de.IsDir() && !strings.Contains(key, ".") && !seen[key] {
+			seen[key] = true
+			keys = append(keys, key)
+		}
+	}
+	return keys, err
 }
 
 func cacheEntry(dir string) (*CacheEntry, error) {
@@ -87,23 +95,13 @@ func diskUsage(root string) int64 {
 // is copying the base finishes first). With dryRun it removes nothing. It
 // returns the bases removed.
 func PruneBases(cacheDir string, cutoff time.Time, dryRun bool) ([]CacheEntry, error) {
-	dir := filepath.Join(cacheDir, "bases")
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	keys, err := cachedKeys(cacheDir)
 	if err != nil {
 		return nil, err
 	}
 	var removed []CacheEntry
-	seen := map[string]bool{}
-	for _, de := range des {
-		key := strings.TrimSuffix(de.Name(), ".tmp") // a bootstrap killed before its first rename left only KEY.tmp
-		if !de.IsDir() || strings.Contains(key, ".") || seen[key] {
-			continue
-		}
-		seen[key] = true
-		gone, err := pruneBase(filepath.Join(dir, key), cutoff, dryRun)
+	for _, key := range keys {
+		gone, err := pruneBase(filepath.Join(cacheDir, "bases", key), cutoff, dryRun)
 		if err != nil {
 			return removed, err
 		}

@@ -27,13 +27,21 @@ make -s build
 kiln=./bin/kiln
 now() { date +%s.%N; }
 
-cat >"$out/web.hcl" <<EOF
-variable "page" { type = string }
-image "loop-web" {
+# recipe NAME VAR BODY: a UEFI image NAME on $suite, with a string
+# variable VAR and BODY (its steps and test) in the image block.
+recipe() {
+  cat <<EOF
+variable "$2" { type = string }
+image "$1" {
   version = "1.0.0"
   base "debian" { suite = "$suite" }
   boot { firmware = "uefi" }
   disk { size = "2GiB" }
+$3
+}
+EOF
+}
+recipe loop-web page '
   build "packages" "nginx" { install = ["nginx"] }
   build "file" "site" {
     destination = "/etc/nginx/sites-available/default"
@@ -41,24 +49,14 @@ image "loop-web" {
   }
   build "file" "page" {
     destination = "/var/www/html/index.html"
-    content     = "\${var.page}\n"
+    content     = "${var.page}\n"
   }
-  test "shell" "page" { inline = ["/usr/sbin/nginx -t", "grep -qx '\${var.page}' /var/www/html/index.html"] }
-}
-EOF
-cat >"$out/slow.hcl" <<EOF
-variable "last" { type = string }
-image "loop-slow" {
-  version = "1.0.0"
-  base "debian" { suite = "$suite" }
-  boot { firmware = "uefi" }
-  disk { size = "2GiB" }
+  test "shell" "page" { inline = ["/usr/sbin/nginx -t", "grep -qx ${var.page} /var/www/html/index.html"] }' >"$out/web.hcl"
+recipe loop-slow last '
   build "shell" "slow" { inline = ["sleep 20", "echo slow > /etc/kiln-slow"] }
   build "shell" "two" { inline = ["echo two > /etc/kiln-two"] }
-  build "shell" "last" { inline = ["echo \${var.last} > /etc/kiln-last"] }
-  test "shell" "files" { inline = ["grep -qx slow /etc/kiln-slow", "grep -qx '\${var.last}' /etc/kiln-last"] }
-}
-EOF
+  build "shell" "last" { inline = ["echo ${var.last} > /etc/kiln-last"] }
+  test "shell" "files" { inline = ["grep -qx slow /etc/kiln-slow", "grep -qx ${var.last} /etc/kiln-last"] }' >"$out/slow.hcl"
 
 # build NAME RECIPE ARGS...: runs kiln build, records the wall time in
 # $out/NAME.time and the manifest's path in $out/NAME.path.

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,13 +36,6 @@ func cacheTree(t *testing.T) string {
 	addApplets(t, tree, "mkdir", "chmod", "ln", "rm")
 	require.NoError(t, os.WriteFile(filepath.Join(tree, "etc/gone"), []byte("x"), 0o644))
 	return tree
-}
-
-func copyOf(t *testing.T, tree string) string {
-	dst := filepath.Join(t.TempDir(), "tree")
-	out, err := exec.Command("cp", "-a", tree, dst).CombinedOutput()
-	require.NoError(t, err, string(out))
-	return dst
 }
 
 // contents records a tree's entries: type, mode, owner, content or link
@@ -90,7 +82,7 @@ func cached(records []manifest.StepRecord) []bool {
 // tree is the one running every step gives; --refresh-steps runs them all.
 func TestStepCacheRerunsFromTheFirstChangedStep(t *testing.T) {
 	base := cacheTree(t)
-	trees := []string{copyOf(t, base), copyOf(t, base), copyOf(t, base), copyOf(t, base)}
+	trees := []string{testutil.CopyTree(t, base), testutil.CopyTree(t, base), testutil.CopyTree(t, base), testutil.CopyTree(t, base)}
 	cache := &stepCache{store: layers.Open(filepath.Join(t.TempDir(), "layers")), root: layers.Root("test"), image: "t"}
 
 	var log bytes.Buffer
@@ -138,21 +130,21 @@ func TestUncachedStepEndsCaching(t *testing.T) {
 	cache := &stepCache{store: layers.Open(filepath.Join(t.TempDir(), "layers")), root: layers.Root("test"), image: "t", log: &bytes.Buffer{}}
 	steps := cacheSteps("v1")
 	steps[1].NoCache = true
-	recs, err := runSteps(context.Background(), copyOf(t, base), steps, &bytes.Buffer{}, cache)
+	recs, err := runSteps(context.Background(), testutil.CopyTree(t, base), steps, &bytes.Buffer{}, cache)
 	require.NoError(t, err)
 	require.Equal(t, []bool{false, false, false, false}, cached(recs))
 	require.NotEmpty(t, recs[0].CacheKey)
 	for _, r := range recs[1:] {
 		require.Empty(t, r.CacheKey, r.Name)
 	}
-	recs, err = runSteps(context.Background(), copyOf(t, base), steps, &bytes.Buffer{}, cache)
+	recs, err = runSteps(context.Background(), testutil.CopyTree(t, base), steps, &bytes.Buffer{}, cache)
 	require.NoError(t, err)
 	require.Equal(t, []bool{true, false, false, false}, cached(recs))
 
 	failing := cacheSteps("v1")
 	failing[1].Script, failing[1].Continue = []byte("exit 3\n"), true
 	for range 2 {
-		recs, err = runSteps(context.Background(), copyOf(t, base), failing, &bytes.Buffer{}, cache)
+		recs, err = runSteps(context.Background(), testutil.CopyTree(t, base), failing, &bytes.Buffer{}, cache)
 		require.NoError(t, err)
 		require.True(t, recs[1].Failed)
 		require.False(t, recs[1].Cached)

@@ -172,13 +172,6 @@ func describe(t *testing.T, root string) map[string]node {
 	return out
 }
 
-func copyTree(t *testing.T, src string) string {
-	dst := filepath.Join(t.TempDir(), "copy")
-	out, err := exec.Command("cp", "-a", src, dst).CombinedOutput()
-	require.NoError(t, err, string(out))
-	return dst
-}
-
 // run takes each step's layer the way the builder does: scan, step, scan,
 // commit. It returns the keys.
 func runAndCommit(t *testing.T, store *Store, root string) []string {
@@ -208,7 +201,7 @@ func runAndCommit(t *testing.T, store *Store, root string) []string {
 func TestLayerRoundTrip(t *testing.T) {
 	testutil.RequireRoot(t)
 	base := baseTree(t)
-	restored := copyTree(t, base)
+	restored := testutil.CopyTree(t, base)
 	require.Equal(t, describe(t, base), describe(t, restored), "cp -a copies the base exactly")
 
 	store := Open(filepath.Join(t.TempDir(), "layers"))
@@ -268,7 +261,7 @@ func xattr(t *testing.T, path, name string) string {
 func TestRestorePrefix(t *testing.T) {
 	testutil.RequireRoot(t)
 	base := baseTree(t)
-	restored, afterOne := copyTree(t, base), copyTree(t, base)
+	restored, afterOne := testutil.CopyTree(t, base), testutil.CopyTree(t, base)
 	steps[0](t, afterOne)
 	store := Open(filepath.Join(t.TempDir(), "layers"))
 	keys := runAndCommit(t, store, base)
@@ -282,7 +275,7 @@ func TestRestorePrefix(t *testing.T) {
 		require.Equal(t, x, y, "/%s", p)
 	}
 	require.Equal(t, len(w), len(g))
-	n, err = store.Restore(copyTree(t, base), []string{"", keys[0]}, nil)
+	n, err = store.Restore(testutil.CopyTree(t, base), []string{"", keys[0]}, nil)
 	must(t, err)
 	require.Zero(t, n, "an empty key ends the prefix")
 }
@@ -292,7 +285,7 @@ func TestRestorePrefix(t *testing.T) {
 func TestRestoreDamagedEntry(t *testing.T) {
 	testutil.RequireRoot(t)
 	base := baseTree(t)
-	restored := copyTree(t, base)
+	restored := testutil.CopyTree(t, base)
 	store := Open(filepath.Join(t.TempDir(), "layers"))
 	keys := runAndCommit(t, store, base)
 	layer := filepath.Join(store.Dir(), keys[1], layerFile)
@@ -319,7 +312,7 @@ func TestApplyRefusesSymlinkedParent(t *testing.T) {
 	// The second layer edits /etc/passwd in place, under an /etc it does
 	// not itself record: here /etc is a link out of the tree.
 	outside := t.TempDir()
-	hostile := copyTree(t, baseTree(t))
+	hostile := testutil.CopyTree(t, baseTree(t))
 	must(t, os.RemoveAll(filepath.Join(hostile, "etc")))
 	must(t, os.Symlink(outside, filepath.Join(hostile, "etc")))
 	_, err := store.Restore(hostile, keys[1:2], nil)
@@ -408,7 +401,7 @@ func TestConcurrentCommits(t *testing.T) {
 	es, err := store.List()
 	must(t, err)
 	require.Len(t, es, 1)
-	n, err := store.Restore(copyTree(t, baseTree(t)), []string{"samekey"}, nil)
+	n, err := store.Restore(testutil.CopyTree(t, baseTree(t)), []string{"samekey"}, nil)
 	must(t, err)
 	require.Equal(t, 1, n)
 }
@@ -422,7 +415,7 @@ func TestListAndPrune(t *testing.T) {
 	store := Open(filepath.Join(t.TempDir(), "layers"))
 	keys := runAndCommit(t, store, base)
 	other := Step{Script: []byte("other")}.Key(Root("other"))
-	empty := copyTree(t, base)
+	empty := testutil.CopyTree(t, base)
 	snap, err := Scan(empty)
 	must(t, err)
 	_, err = store.Commit(Meta{Key: other, Parent: Root("other"), Step: "other"}, empty, snap, snap, false)

@@ -272,12 +272,18 @@ func readEntry(dir string) (*Entry, error) {
 	return &Entry{Meta: m, Dir: dir, LastUsed: fi.ModTime()}, nil
 }
 
-// List returns the stored layers, the most recently used first.
-func (s *Store) List() ([]Entry, error) {
+// dirEntries reads the store's directory; a store never written is empty.
+func (s *Store) dirEntries() ([]os.DirEntry, error) {
 	des, err := os.ReadDir(s.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	return des, err
+}
+
+// List returns the stored layers, the most recently used first.
+func (s *Store) List() ([]Entry, error) {
+	des, err := s.dirEntries()
 	if err != nil {
 		return nil, err
 	}
@@ -299,11 +305,8 @@ func (s *Store) List() ([]Entry, error) {
 // unreadable entries and what killed builds left. With dryRun it only says
 // which layers it would remove. It returns the layers removed.
 func (s *Store) Prune(cutoff time.Time, dryRun bool) ([]Entry, error) {
-	des, err := os.ReadDir(s.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	des, err := s.dirEntries()
+	if err != nil || des == nil {
 		return nil, err
 	}
 	unlock, err := s.lock(true)

@@ -32,20 +32,7 @@ A build that is using an entry is never disturbed: prune waits for it.
 --keep-days 0 removes every entry not in use now. See docs/cli.md.`
 
 func cmdCache(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, cacheUsage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	for _, sub := range cacheSubcommands() {
-		if sub.name == args[0] {
-			return sub.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "kiln cache: unknown subcommand %q%s\n\n%s\n", args[0], didYouMean(args[0], subcommandNames(cacheSubcommands())), cacheUsage)
-	return exitUsage
+	return runSubcommand(ctx, "cache", cacheUsage, cacheSubcommands(), args, stdout, stderr)
 }
 
 // cacheSubcommands is the table of kiln cache subcommands; completion and

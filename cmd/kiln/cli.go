@@ -166,6 +166,26 @@ func printMainUsage(w io.Writer) {
 	fmt.Fprintf(w, mainUsage, cmds.String(), env.String())
 }
 
+// runSubcommand runs the subcommand args[0] of command name from its table,
+// or prints its usage: on request (exit 0), without a subcommand or for an
+// unknown one (exit 2, with the closest name).
+func runSubcommand(ctx context.Context, name, usage string, subs []subcommand, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, sub := range subs {
+		if sub.name == args[0] {
+			return sub.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "kiln %s: unknown subcommand %q%s\n\n%s\n", name, args[0], didYouMean(args[0], subcommandNames(subs)), usage)
+	return exitUsage
+}
+
 // multiFlag collects a repeatable flag.
 type multiFlag []string
 

@@ -51,20 +51,7 @@ catalog (staging of killed builds, unfinished removals). A damaged build
 picked, copied, pruned or changed; rm removes it. See docs/catalog.md.`
 
 func cmdImages(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, imagesUsage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	for _, sub := range imagesSubcommands() {
-		if sub.name == args[0] {
-			return sub.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "kiln images: unknown subcommand %q%s\n\n%s\n", args[0], didYouMean(args[0], subcommandNames(imagesSubcommands())), imagesUsage)
-	return exitUsage
+	return runSubcommand(ctx, "images", imagesUsage, imagesSubcommands(), args, stdout, stderr)
 }
 
 // imagesSubcommands is the table of kiln images subcommands; completion and
