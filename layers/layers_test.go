@@ -241,6 +241,12 @@ func TestLayerRoundTrip(t *testing.T) {
 		must(t, err)
 		t.Logf("layer %d: %d entries, %d deleted, %d bytes", i, e.Entries, len(e.Deleted), e.Size)
 	}
+	// Layers hold what steps wrote (a key, /etc/shadow): only root reads them.
+	for _, p := range []string{keys[0], keys[0] + "/" + layerFile, keys[0] + "/" + metaFile} {
+		fi, err := os.Stat(filepath.Join(store.Dir(), p))
+		require.NoError(t, err)
+		require.Zero(t, fi.Mode().Perm()&0o077, "%s is %s", p, fi.Mode())
+	}
 	last, err := readEntry(filepath.Join(store.Dir(), keys[2]))
 	must(t, err)
 	require.Equal(t, 2, last.Entries, "/etc and /etc/motd")

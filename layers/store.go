@@ -102,7 +102,7 @@ func (s *Store) Commit(m Meta, root string, before, after *Snapshot, replace boo
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, metaFile), append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, metaFile), append(data, '\n'), 0o600); err != nil {
 		return nil, err
 	}
 	if _, err := os.Lstat(dest); err == nil {
@@ -128,7 +128,7 @@ func (s *Store) Commit(m Meta, root string, before, after *Snapshot, replace boo
 }
 
 func writeCompressed(path, root string, after *Snapshot, changed []string) (entries int, size int64, sum string, err error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -158,7 +158,7 @@ func writeCompressed(path, root string, after *Snapshot, changed []string) (entr
 // tempDir makes a new directory for an entry being written; only Prune,
 // under the exclusive lock, removes one that a killed build left.
 func (s *Store) tempDir(key string) (string, error) {
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return "", err
 	}
 	var r [6]byte
@@ -166,7 +166,7 @@ func (s *Store) tempDir(key string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(s.dir, tmpPrefix+key+"-"+hex.EncodeToString(r[:]))
-	return dir, os.Mkdir(dir, 0o755)
+	return dir, os.Mkdir(dir, 0o700) // a layer holds what steps wrote, secrets included: root's only
 }
 
 func isExist(err error) bool {
