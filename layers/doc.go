@@ -15,8 +15,8 @@
 // link, and no program can set it. The entries that changed are written to
 // a zstd-compressed PAX tar with their owners, modes (setuid bits included),
 // extended attributes (security.capability, ACLs), hard links, symlinks,
-// device nodes, FIFOs and times; the paths that disappeared are listed
-// beside it. Applying a layer on the tree it was taken from gives back the
+// device nodes, FIFOs and times (blocks of zeros come back as holes); the
+// paths that disappeared are listed beside it. Applying a layer on the tree it was taken from gives back the
 // tree the step produced (Apply).
 //
 // The Store keeps one directory per key under <cache>/layers/. An entry is

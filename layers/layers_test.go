@@ -87,6 +87,12 @@ var steps = []func(t *testing.T, root string){
 		must(t, unix.Mknod(filepath.Join(root, "dev-sda"), unix.S_IFBLK|0o660, int(unix.Mkdev(8, 0))))
 		must(t, unix.Mkfifo(filepath.Join(root, "var/fifo"), 0o620))
 		write(t, root, "empty", "", 0o644)
+		sparseFile, err := os.Create(filepath.Join(root, "var/lastlog")) // 16 MiB, 4 KiB of data
+		must(t, err)
+		_, err = sparseFile.WriteAt([]byte(strings.Repeat("L", 4096)), 8<<20)
+		must(t, err)
+		must(t, sparseFile.Truncate(16<<20))
+		must(t, sparseFile.Close())
 		must(t, os.Mkdir(filepath.Join(root, "sticky"), 0o755))
 		must(t, unix.Chmod(filepath.Join(root, "sticky"), 0o1777))
 		past := time.Date(2001, 9, 9, 1, 46, 40, 123456789, time.UTC)
@@ -229,6 +235,9 @@ func TestLayerRoundTrip(t *testing.T) {
 	must(t, err)
 	require.Equal(t, os.ModeSetuid|os.ModeSetgid|0o755, fi.Mode())
 	require.NoDirExists(t, filepath.Join(restored, "var/lib/old"))
+	var sp unix.Stat_t
+	must(t, unix.Stat(filepath.Join(restored, "var/lastlog"), &sp))
+	require.Less(t, sp.Blocks*512, int64(1<<20), "a sparse file stays sparse")
 	require.NoFileExists(t, filepath.Join(restored, "usr/share/pair2"))
 	var a, b unix.Stat_t
 	must(t, unix.Lstat(filepath.Join(restored, "usr/share/a"), &a))

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -299,7 +300,7 @@ func (a *applier) entry(h *tar.Header, data io.Reader) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, data)
+		err = writeSparse(f, data, h.Size)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -327,6 +328,26 @@ func (a *applier) entry(h *tar.Header, data io.Reader) error {
 		return fmt.Errorf("unexpected tar entry type %q", h.Typeflag)
 	}
 	return a.metadata(full, h)
+}
+
+// writeSparse copies size bytes of r into the new file f, leaving holes
+// where whole blocks are zeros (a sparse /var/log/lastlog stays small).
+func writeSparse(f *os.File, r io.Reader, size int64) error {
+	buf := make([]byte, 64<<10)
+	var off int64
+	for off < size {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-off)])
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimLeft(buf[:n], "\x00")) > 0 {
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return err
+			}
+		}
+		off += int64(n)
+	}
+	return f.Truncate(size)
 }
 
 // metadata sets an entry's owner, extended attributes, mode and (for all
