@@ -473,61 +473,40 @@ func entryKeys(es []Entry) []string {
 	return out
 }
 
-// commitChildEnv makes this test binary, re-executed, commit a large layer
-// (the tree and store named in the variable) so that the test can kill it
-// while it writes.
+// commitChildEnv names, for TestKilledCommitChild, the tree and the store
+// (TREE:STORE) of a large layer to commit while TestKilledCommitLeavesNoEntry
+// kills it.
 const commitChildEnv = "KILN_LAYERS_TEST_COMMIT"
 
-func TestMain(m *testing.M) {
-	if v := os.Getenv(commitChildEnv); v != "" {
-		tree, dir, _ := strings.Cut(v, ":")
-		before, err := Scan(tree)
-		if err == nil {
-			f, _ := os.Create(filepath.Join(tree, "big"))
-			data := make([]byte, 1<<20)
-			for i := range 256 { // 256 MiB of poorly compressible bytes
-				for j := range data {
-					data[j] = byte(i*7919 + j*31 + j>>5)
-				}
-				_, _ = f.Write(data)
-			}
-			f.Close()
-			after, _ := Scan(tree)
-			fmt.Println("committing")
-			_, err = Open(dir).Commit(Meta{Key: "killed", Parent: "root", Step: "big"}, tree, before, after, false)
+func TestKilledCommitChild(t *testing.T) {
+	tree, dir, _ := strings.Cut(testutil.ChildEnv(t, commitChildEnv), ":")
+	before, err := Scan(tree)
+	must(t, err)
+	f, err := os.Create(filepath.Join(tree, "big"))
+	must(t, err)
+	data := make([]byte, 1<<20)
+	for i := range 256 { // 256 MiB of poorly compressible bytes
+		for j := range data {
+			data[j] = byte(i*7919 + j*31 + j>>5)
 		}
-		if err != nil {
-			fmt.Println(err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		_, err = f.Write(data)
+		must(t, err)
 	}
-	os.Exit(m.Run())
+	must(t, f.Close())
+	after, err := Scan(tree)
+	must(t, err)
+	_, err = Open(dir).Commit(Meta{Key: "killed", Parent: "root", Step: "big"}, tree, before, after, false)
+	must(t, err)
 }
 
 // A build killed while it stores a layer leaves no entry, only a
 // temporary directory that no lookup sees and prune removes.
 func TestKilledCommitLeavesNoEntry(t *testing.T) {
 	tree, dir := t.TempDir(), filepath.Join(t.TempDir(), "layers")
-	self, err := os.Executable()
-	must(t, err)
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), commitChildEnv+"="+tree+":"+dir)
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	must(t, cmd.Start())
-	buf := make([]byte, 64)
-	n, _ := stdout.Read(buf)
-	require.Equal(t, "committing\n", string(buf[:n]))
-	for { // until the layer file is being written
-		if m, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*", layerFile)); len(m) > 0 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	must(t, cmd.Process.Kill())
-	_ = cmd.Wait()
-
+	testutil.KillChild(t, "TestKilledCommitChild", []string{commitChildEnv + "=" + tree + ":" + dir}, 2*time.Minute, func() bool {
+		m, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*", layerFile)) // the layer is being written
+		return len(m) > 0
+	})
 	require.NoDirExists(t, filepath.Join(dir, "killed"), "no entry under the key")
 	tmps, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*"))
 	require.Len(t, tmps, 1, "the half-written layer is under its temporary name")

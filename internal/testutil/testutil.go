@@ -177,8 +177,6 @@ func Allocated(fn func()) uint64 {
 func CopyTree(t testing.TB, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "copy")
-	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp -a %s %s: %v\n%s", src, dst, err, out)
-	}
+	Run(t, "cp", "-a", src, dst)
 	return dst
 }
