@@ -74,6 +74,10 @@ build() {
 secs() { printf "%.1f" "$(cat "$out/$1.time")"; }
 ratio() { printf "%.2f" "$(echo "$(cat "$out/$1.time") / $(cat "$out/$2.time")" | bc -l)"; }
 manifest() { cat "$(cat "$out/$1.path")/manifest.json"; }
+# noboot NAME: the build's wall time without its test stage (booting the
+# image and running its test: the same work in every build of a recipe).
+noboot() { echo "$(cat "$out/$1.time") - $(manifest "$1" | jq '.stages[] | select(.stage == "test") | .seconds')" | bc -l; }
+noboot_ratio() { printf "%.2f" "$(echo "$(noboot "$1") / $(noboot "$2")" | bc -l)"; }
 stages() { manifest "$1" | jq -r '[.stages[] | "\(.stage) \(.seconds*10|round/10)"] | join(", ")'; }
 steps() { manifest "$1" | jq -r '[.build_steps[] | "\(.name): \(if .cached then "cached" else "ran" end) \(.seconds*10|round/10) s"] | join(", ")'; }
 
@@ -95,10 +99,12 @@ echo
 echo "(a) | date | cold build (empty cache) | rebuild, step 3 of 3 edited | rebuild / cold | build with --refresh-steps (base cached) | rebuild / that |"
 echo "|---|---|---|---|---|---|---|"
 echo "| $(date +%F) | $(secs cold) s | $(secs rebuild) s | **$(ratio rebuild cold)** | $(secs nolayers) s | $(ratio rebuild nolayers) |"
+printf "| without the test stage | %.1f s | %.1f s | **%s** | %.1f s | %s |\n" "$(noboot cold)" "$(noboot rebuild)" "$(noboot_ratio rebuild cold)" "$(noboot nolayers)" "$(noboot_ratio rebuild nolayers)"
 echo
 echo "(b) | date | first build (step \"slow\" runs) | rebuild, last step edited | rebuild / first | step \"slow\" in the rebuild's manifest |"
 echo "|---|---|---|---|---|---|"
 echo "| $(date +%F) | $(secs slow1) s | $(secs slow2) s | $(ratio slow2 slow1) | $(manifest slow2 | jq -c '.build_steps[0] | {name, cached, seconds: (.seconds*100|round/100)}') |"
+printf "| without the test stage | %.1f s | %.1f s | %s | |\n" "$(noboot slow1)" "$(noboot slow2)" "$(noboot_ratio slow2 slow1)"
 echo
 for b in cold rebuild nolayers slow1 slow2; do
   echo "$b: stages: $(stages $b)"
