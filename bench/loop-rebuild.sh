@@ -15,14 +15,17 @@
 # Every build boots its image once (UEFI) and runs its test, as kiln build
 # always does. Output: markdown rows for docs/benchmarks.md.
 #
-# Usage: bench/loop-rebuild.sh [SUITE]     (default trixie; run it through
-#        /work/coord/e2e-slot on a shared machine)
+# Usage: bench/loop-rebuild.sh    (bench/loop.sh runs it after loop-boot.sh;
+#        each build runs once)
+# Environment: SUITE (default trixie), as for bench/loop-boot.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-suite=${1:-trixie}
+suite=${SUITE:-trixie}
 out=bench/out/loop-rebuild
 rm -rf "$out"; mkdir -p "$out"
 cache=$out/cache images=$out/images
+need() { for c in "$@"; do command -v "$c" >/dev/null || { echo "loop-rebuild: $c is missing (scripts/install-deps.sh installs it)" >&2; exit 2; }; done; }
+need jq bc qemu-system-x86_64
 make -s build
 kiln=./bin/kiln
 now() { date +%s.%N; }

@@ -5,12 +5,12 @@
 #   bench/loop-boot.sh     time to multi-user.target of the minimal example
 #                          against a hand-made debootstrap + systemd-boot image
 #   bench/loop-rebuild.sh  rebuilds after editing a build step against a cold
-#                          build (when present)
+#                          build, and with the layer cache bypassed (each
+#                          build once: every one boots its image)
 #
-# Usage: bench/loop.sh [RUNS]   (paired runs per row, default 3)
+# Usage: bench/loop.sh [RUNS]   (paired boot runs of loop-boot.sh, default 3)
+# Environment: SUITE (default trixie) for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash bench/loop-boot.sh "$@"
-if [ -f bench/loop-rebuild.sh ]; then
-	bash bench/loop-rebuild.sh "$@"
-fi
+bash bench/loop-rebuild.sh

@@ -16,7 +16,7 @@ packages=(
   sbsigntool osslsigncode       # judges of Kiln's Authenticode signatures in the tests
   gpg gpgv                      # judges of Kiln's OpenPGP key and signatures for GRUB
   zstd xz-utils                 # decompression checks
-  bc                            # bench scripts
+  bc jq                         # bench scripts
   patch                         # applies kiln fmt -diff output in a test
   busybox-static                # tiny static trees for sandbox tests
   systemd                       # systemd-analyze verify of the example units (judge)
