@@ -1,12 +1,14 @@
 package builder
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/sandbox"
 	"github.com/kiln-build/kiln/internal/units"
@@ -40,11 +42,24 @@ func (s *state) stepCache() *stepCache {
 	if s.opts.CacheDir == "" {
 		return nil
 	}
+	// The tree before the first step: the base, and the hostname and boot
+	// defaults the build stage writes.
+	parts := []string{stepRunner, s.baseID, "hostname=" + s.img.Name, bootDefaultsKey(s.img)}
+	if s.recipe != nil && len(s.recipe.Sensitive) > 0 {
+		// A step's key covers its script and environment, so it would let
+		// the manifest's cache_key confirm a guess of a sensitive value
+		// offline: with the catalog's secret key in the root, it cannot
+		// (the same reason the inputs digest uses that key).
+		key, err := catalog.InputsKey(s.opts.ImagesDir)
+		if err != nil {
+			fmt.Fprintf(s.log, "==> layer cache: not caching: %v\n", err)
+			return nil
+		}
+		parts = append(parts, "catalog-key="+hex.EncodeToString(key))
+	}
 	return &stepCache{
 		store: layers.Open(LayersDir(s.opts.CacheDir)),
-		// The tree before the first step: the base, and the hostname and
-		// boot defaults the build stage writes.
-		root:  layers.Root(stepRunner, s.baseID, "hostname="+s.img.Name, bootDefaultsKey(s.img)),
+		root:  layers.Root(parts...),
 		image: s.img.Name, refresh: s.opts.RefreshSteps, log: s.log,
 	}
 }

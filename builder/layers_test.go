@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/layers"
@@ -235,4 +236,25 @@ func TestResumedBuildStageCachesNothingMore(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 1)
 	require.Equal(t, stored, entries[0].Key)
+}
+
+// A recipe with a sensitive variable keys its layers with the catalog's
+// secret key: the cache_key a manifest publishes cannot confirm a guess of
+// the value. Other recipes share layers across catalogs.
+func TestLayerRootOfSensitiveRecipesUsesTheCatalogKey(t *testing.T) {
+	cacheDir := t.TempDir()
+	root := func(r *recipes.Recipe, images string) string {
+		c := (&state{recipe: r, img: recipes.Image{Name: "s"}, baseID: "base", log: &bytes.Buffer{},
+			opts: Options{CacheDir: cacheDir, ImagesDir: images}}).stepCache()
+		require.NotNil(t, c)
+		return c.root
+	}
+	plain := &recipes.Recipe{Variables: map[string]any{"suite": "trixie"}}
+	secret := &recipes.Recipe{Variables: map[string]any{"password": "hunter2"}, Sensitive: map[string]bool{"password": true}}
+	a, b := t.TempDir(), t.TempDir()
+	require.Equal(t, root(plain, a), root(plain, b), "no sensitive variable: the catalog does not matter")
+	require.Equal(t, root(secret, a), root(secret, a), "same catalog: same root, the layers are reused")
+	require.NotEqual(t, root(secret, a), root(secret, b), "another catalog's key, another root")
+	require.NotEqual(t, root(plain, a), root(secret, a))
+	require.FileExists(t, filepath.Join(a, catalog.InputsKeyFile))
 }
