@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/internal/redact"
 	"github.com/kiln-build/kiln/internal/sandbox"
 	"github.com/kiln-build/kiln/internal/units"
 	"github.com/kiln-build/kiln/layers"
@@ -61,6 +62,31 @@ func (s *state) stepCache() *stepCache {
 		store: layers.Open(LayersDir(s.opts.CacheDir)),
 		root:  layers.Root(parts...),
 		image: s.img.Name, refresh: s.opts.RefreshSteps, log: s.log,
+	}
+}
+
+// keepSensitiveUncached marks the build steps whose script, environment or
+// placed files hold a sensitive value as not cached (and with them every
+// later step): their layer could hold the value, and the layer cache keeps
+// what it stores on disk. A value the recipe transformed before a step saw
+// it (hashed, encoded) is not recognised; the catalog's key in the root
+// (stepCache) still keeps the step's cache_key from confirming a guess.
+func keepSensitiveUncached(steps []components.Step, r *redact.Redactor, log io.Writer) {
+	if r.Empty() {
+		return
+	}
+	for i, st := range steps {
+		sees := r.Contains(st.Script)
+		for _, v := range st.Env {
+			sees = sees || r.Contains([]byte(v))
+		}
+		for _, f := range st.Files {
+			sees = sees || r.Contains(f.Data)
+		}
+		if sees && !st.NoCache {
+			steps[i].NoCache = true
+			fmt.Fprintf(log, "==> layer cache: build step %q sees a sensitive value: it and the steps after it are not cached\n", st.Name)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kiln-build/kiln/catalog"
 	"github.com/kiln-build/kiln/components"
+	"github.com/kiln-build/kiln/internal/redact"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/layers"
 	"github.com/kiln-build/kiln/manifest"
@@ -257,4 +259,38 @@ func TestLayerRootOfSensitiveRecipesUsesTheCatalogKey(t *testing.T) {
 	require.NotEqual(t, root(secret, a), root(secret, b), "another catalog's key, another root")
 	require.NotEqual(t, root(plain, a), root(secret, a))
 	require.FileExists(t, filepath.Join(a, catalog.InputsKeyFile))
+}
+
+// A build step whose script, environment or placed files hold a sensitive
+// value is not cached, nor is any step after it: no layer keeps the value.
+func TestStepsThatSeeASensitiveValueAreNotCached(t *testing.T) {
+	secret := redact.New(recipes.Redacted, "hunter22")
+	for _, c := range []struct {
+		name string
+		step components.Step
+	}{
+		{"script", components.Step{Script: []byte("echo token=hunter22 > /etc/app.conf\n")}},
+		{"env", components.Step{Script: []byte("echo \"$TOKEN\" > /etc/app.conf\n"), Env: map[string]string{"TOKEN": "hunter22"}}},
+		{"file", components.Step{Files: []components.Placed{{Path: "/etc/app.conf", Data: []byte("{\"token\": \"hunter22\"}\n"), Mode: 0o600}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.step.Name = "configure"
+			steps := []components.Step{
+				{Name: "install", Script: []byte("echo installed > /etc/installed\n")},
+				c.step,
+				{Name: "after", Script: []byte("echo after > /etc/after\n")},
+			}
+			log := &bytes.Buffer{}
+			keepSensitiveUncached(steps, secret, log)
+			require.Equal(t, []bool{false, true, false}, []bool{steps[0].NoCache, steps[1].NoCache, steps[2].NoCache})
+			keys := (&stepCache{root: layers.Root("base")}).keys(steps)
+			require.NotEmpty(t, keys[0], "a step before it is cached")
+			require.Equal(t, []string{"", ""}, keys[1:], "it and the steps after it are not")
+			require.Contains(t, log.String(), `build step "configure" sees a sensitive value`)
+			require.NotContains(t, log.String(), "hunter22")
+		})
+	}
+	steps := []components.Step{{Name: "plain", Script: []byte("echo hunter2 > /etc/x\n")}}
+	keepSensitiveUncached(steps, nil, io.Discard)
+	require.False(t, steps[0].NoCache, "no sensitive variable: cached")
 }

@@ -126,6 +126,7 @@ func stageBuild(ctx context.Context, s *state) (string, error) {
 	}
 	var cache *stepCache
 	if len(s.m.BuildSteps) == 0 {
+		keepSensitiveUncached(steps[:len(s.img.Build)], s.redactor, s.log)
 		cache = s.stepCache()
 	} else {
 		fmt.Fprintf(s.log, "==> layer cache: the build resumes at step %d: no layer is restored or stored\n", len(s.m.BuildSteps)+1)
