@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/internal/testutil"
 )
 
@@ -474,42 +475,44 @@ func entryKeys(es []Entry) []string {
 }
 
 // commitChildEnv names, for TestKilledCommitChild, the tree and the store
-// (TREE:STORE) of a large layer to commit while TestKilledCommitLeavesNoEntry
+// (TREE:STORE) of a layer to commit while TestKilledCommitLeavesNoEntry
 // kills it.
 const commitChildEnv = "KILN_LAYERS_TEST_COMMIT"
 
+// TestKilledCommitChild commits a layer and stops inside the commit
+// (testhook.LayerCommit), the layer written under its temporary name,
+// until it is killed.
 func TestKilledCommitChild(t *testing.T) {
 	tree, dir, _ := strings.Cut(testutil.ChildEnv(t, commitChildEnv), ":")
 	before, err := Scan(tree)
 	must(t, err)
-	f, err := os.Create(filepath.Join(tree, "big"))
-	must(t, err)
-	data := make([]byte, 1<<20)
-	for i := range 256 { // 256 MiB of poorly compressible bytes
-		for j := range data {
-			data[j] = byte(i*7919 + j*31 + j>>5)
-		}
-		_, err = f.Write(data)
-		must(t, err)
-	}
-	must(t, f.Close())
+	must(t, os.WriteFile(filepath.Join(tree, "file"), []byte("written by the step\n"), 0o644))
 	after, err := Scan(tree)
 	must(t, err)
-	_, err = Open(dir).Commit(Meta{Key: "killed", Parent: "root", Step: "big"}, tree, before, after, false)
+	testhook.Reached = func(point string) {
+		if point == testhook.LayerCommit {
+			must(t, os.WriteFile(filepath.Join(tree, "in-commit"), nil, 0o644))
+			select {} // until killed
+		}
+	}
+	_, err = Open(dir).Commit(Meta{Key: "killed", Parent: "root", Step: "step"}, tree, before, after, false)
 	must(t, err)
 }
 
-// A build killed while it stores a layer leaves no entry, only a
-// temporary directory that no lookup sees and prune removes.
+// A build killed while it stores a layer (the layer written, not yet
+// renamed to its key) leaves no entry, only a temporary directory that no
+// lookup sees and prune removes.
 func TestKilledCommitLeavesNoEntry(t *testing.T) {
 	tree, dir := t.TempDir(), filepath.Join(t.TempDir(), "layers")
 	testutil.KillChild(t, "TestKilledCommitChild", []string{commitChildEnv + "=" + tree + ":" + dir}, 2*time.Minute, func() bool {
-		m, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*", layerFile)) // the layer is being written
-		return len(m) > 0
+		_, err := os.Stat(filepath.Join(tree, "in-commit"))
+		return err == nil
 	})
+	m, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*", layerFile))
+	require.Len(t, m, 1, "the child was killed with its layer written under the temporary name")
 	require.NoDirExists(t, filepath.Join(dir, "killed"), "no entry under the key")
 	tmps, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*"))
-	require.Len(t, tmps, 1, "the half-written layer is under its temporary name")
+	require.Len(t, tmps, 1, "what the commit wrote is only under its temporary name")
 	store := Open(dir)
 	es, err := store.List()
 	must(t, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kiln-build/kiln/internal/flock"
+	"github.com/kiln-build/kiln/internal/testhook"
 )
 
 // Store is the layer cache in one directory: <dir>/<key>/ holds a layer's
@@ -105,6 +106,7 @@ func (s *Store) Commit(m Meta, root string, before, after *Snapshot, replace boo
 	if err := os.WriteFile(filepath.Join(tmp, metaFile), append(data, '\n'), 0o600); err != nil {
 		return nil, err
 	}
+	testhook.At(testhook.LayerCommit)
 	if _, err := os.Lstat(dest); err == nil {
 		if e, err := readEntry(dest); err == nil && !replace { // another build stored it meanwhile
 			return e, touch(dest)

@@ -47,4 +47,8 @@ const (
 	PushBlobs    = "push blobs"
 	PushManifest = "push manifest"
 	PushClaimed  = "push claimed"
+	// LayerCommit is inside the commit of a build step's layer: the layer
+	// and its metadata written under a temporary name, not yet renamed to
+	// the layer's key.
+	LayerCommit = "layer commit"
 )
