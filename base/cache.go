@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/flock"
+	"github.com/kiln-build/kiln/internal/livedir"
 )
 
 // CacheEntry is one cached base, as kiln cache ls shows it.
@@ -38,7 +39,8 @@ func CachedBases(cacheDir string) ([]CacheEntry, error) {
 }
 
 // cachedKeys lists the keys of the directories under cacheDir/bases: the
-// entries, and the KEY.tmp a bootstrap killed before its first rename left.
+// entries, and the KEY.tmp a bootstrap of an older Kiln, killed before its
+// rename, left. (Bootstraps now run in live directories, .bootstrap-*.)
 func cachedKeys(cacheDir string) ([]string, error) {
 	des, err := os.ReadDir(filepath.Join(cacheDir, "bases"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -91,10 +93,16 @@ func diskUsage(root string) int64 {
 }
 
 // PruneBases removes the cached bases last used before cutoff, and what
-// interrupted bootstraps left, each under the entry's lock (a build that
-// is copying the base finishes first). With dryRun it removes nothing. It
-// returns the bases removed.
+// interrupted bootstraps left (the live directories of dead bootstraps, and
+// the KEY.tmp of older Kilns), each base under the entry's lock (a build
+// that is copying the base finishes first). With dryRun it removes
+// nothing. It returns the bases removed.
 func PruneBases(cacheDir string, cutoff time.Time, dryRun bool) ([]CacheEntry, error) {
+	if !dryRun {
+		if _, err := livedir.SweepDead(filepath.Join(cacheDir, "bases"), bootstrapPrefix); err != nil {
+			return nil, err
+		}
+	}
 	keys, err := cachedKeys(cacheDir)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/internal/livedir"
 )
 
 // cachedBase writes a cache entry for d, bootstrapped at created from an
@@ -64,11 +66,18 @@ func TestBaseCacheUseListAndPrune(t *testing.T) {
 	require.Equal(t, release, es[1].Release)
 	require.GreaterOrEqual(t, es[1].Size, int64(10000))
 
+	deadBootstrap := filepath.Join(cacheDir, "bases", bootstrapPrefix+"0123456789abcdef01234567-dead") // its bootstrap was killed: the lock is free
+	require.NoError(t, os.MkdirAll(filepath.Join(deadBootstrap, "tree"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(deadBootstrap, livedir.LockFile), nil, 0o600))
+	running, err := livedir.Create(filepath.Join(cacheDir, "bases"), bootstrapPrefix+"0123456789abcdef01234567-", 0o755) // a bootstrap at work
+	require.NoError(t, err)
+	defer running.Remove()
 	cutoff := time.Now().Add(-30 * 24 * time.Hour)
 	removed, err := PruneBases(cacheDir, cutoff, true)
 	require.NoError(t, err)
 	require.Len(t, removed, 1)
 	require.DirExists(t, staleEntry, "a dry run removes nothing")
+	require.DirExists(t, deadBootstrap, "a dry run removes nothing")
 
 	removed, err = PruneBases(cacheDir, cutoff, false)
 	require.NoError(t, err)
@@ -77,6 +86,8 @@ func TestBaseCacheUseListAndPrune(t *testing.T) {
 	require.NoDirExists(t, staleEntry)
 	require.NoDirExists(t, staleEntry+".tmp")
 	require.NoDirExists(t, orphanTmp)
+	require.NoDirExists(t, deadBootstrap, "a killed bootstrap's live directory is swept")
+	require.DirExists(t, running.Path, "a running bootstrap's is not")
 	require.FileExists(t, staleEntry+".lock", "the lock file stays: a build may wait on it")
 	require.DirExists(t, usedEntry)
 }
