@@ -115,7 +115,11 @@ type state struct {
 	files   artifactFiles
 	tree    string // the root tree, until the disk stage has written it
 	baseID  string // names the tree the base stage made: the layer cache's root
-	raw     string // the raw disk image in staging
+	// buildRan is set once the build stage has run steps in the tree: run
+	// again (--on-error=ask), it resumes on a tree the layer cache cannot
+	// name.
+	buildRan bool
+	raw      string // the raw disk image in staging
 
 	m *manifest.Manifest // the record, written once by the publish stage
 

@@ -209,35 +209,55 @@ image "keys" {
 
 // A build stage run again after a failure (--on-error=ask) resumes at the
 // failed step on the tree as the failure (and the user's shell) left it:
-// it restores and stores no layer, while the first run stored the layer of
-// the step before the failure.
+// it restores and stores no layer, while the first run stored the layers
+// of the steps before the failure. Also when the first step failed.
 func TestResumedBuildStageCachesNothingMore(t *testing.T) {
-	cacheDir := t.TempDir()
-	one, two := shellStep("one", "echo one > /etc/one"), shellStep("two", "test -f /etc/fixed", "echo two > /etc/two")
-	one.Timeout, two.Timeout = time.Minute, time.Minute
-	s := &state{img: recipes.Image{Name: "resume", Build: []recipes.Step{one, two}},
-		tree: cacheTree(t), baseID: "base", opts: Options{CacheDir: cacheDir}, m: &manifest.Manifest{}}
-	var log bytes.Buffer
-	s.log = &log
-	_, err := stageBuild(context.Background(), s)
-	require.ErrorContains(t, err, `build step "two" failed`)
-	require.Len(t, s.m.BuildSteps, 1, log.String())
-	stored := s.m.BuildSteps[0].CacheKey
-	require.Len(t, stored, 64, "step one's layer was stored")
+	for _, c := range []struct {
+		name   string
+		failAt int // the step that fails until /etc/fixed exists
+	}{{"second-step", 1}, {"first-step", 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			cacheDir := t.TempDir()
+			steps := []recipes.Step{shellStep("one", "echo one > /etc/one"), shellStep("two", "echo two > /etc/two")}
+			steps[c.failAt] = shellStep(steps[c.failAt].Name, "echo partial > /etc/partial", "test -f /etc/fixed")
+			for i := range steps {
+				steps[i].Timeout = time.Minute
+			}
+			s := &state{img: recipes.Image{Name: "resume", Build: steps},
+				tree: cacheTree(t), baseID: "base", opts: Options{CacheDir: cacheDir}, m: &manifest.Manifest{}}
+			var log bytes.Buffer
+			s.log = &log
+			_, err := stageBuild(context.Background(), s)
+			require.ErrorContains(t, err, fmt.Sprintf("build step %q failed", steps[c.failAt].Name))
+			require.Len(t, s.m.BuildSteps, c.failAt, log.String())
+			var stored []string
+			for _, r := range s.m.BuildSteps {
+				require.Len(t, r.CacheKey, 64, "step %s's layer was stored", r.Name)
+				stored = append(stored, r.CacheKey)
+			}
 
-	require.NoError(t, os.WriteFile(filepath.Join(s.tree, "etc/fixed"), nil, 0o644)) // the user's fix, in the shell
-	log.Reset()
-	_, err = stageBuild(context.Background(), s)
-	require.NoError(t, err, log.String())
-	require.Len(t, s.m.BuildSteps, 2)
-	require.False(t, s.m.BuildSteps[1].Cached)
-	require.Empty(t, s.m.BuildSteps[1].CacheKey, "the resumed step's layer is not stored")
-	require.Contains(t, log.String(), "the build resumes at step 2: no layer is restored or stored")
-	require.NotContains(t, log.String(), "==> build step \"one\"", "step one is not run or restored again")
-	entries, err := layers.Open(LayersDir(cacheDir)).List()
-	require.NoError(t, err)
-	require.Len(t, entries, 1)
-	require.Equal(t, stored, entries[0].Key)
+			require.NoError(t, os.WriteFile(filepath.Join(s.tree, "etc/fixed"), nil, 0o644)) // the user's fix, in the shell
+			log.Reset()
+			_, err = stageBuild(context.Background(), s)
+			require.NoError(t, err, log.String())
+			require.Len(t, s.m.BuildSteps, 2)
+			for _, r := range s.m.BuildSteps[c.failAt:] {
+				require.False(t, r.Cached)
+				require.Empty(t, r.CacheKey, "step %s ran on the resumed tree: its layer is not stored", r.Name)
+			}
+			require.Contains(t, log.String(), fmt.Sprintf("the build resumes at step %d: no layer is restored or stored", c.failAt+1))
+			if c.failAt > 0 {
+				require.NotContains(t, log.String(), "==> build step \"one\"", "step one is not run or restored again")
+			}
+			entries, err := layers.Open(LayersDir(cacheDir)).List()
+			require.NoError(t, err)
+			var keys []string
+			for _, e := range entries {
+				keys = append(keys, e.Key)
+			}
+			require.ElementsMatch(t, stored, keys)
+		})
+	}
 }
 
 // A recipe with a sensitive variable keys its layers with the catalog's

@@ -125,12 +125,13 @@ func stageBuild(ctx context.Context, s *state) (string, error) {
 		steps[i].NoCache = true
 	}
 	var cache *stepCache
-	if len(s.m.BuildSteps) == 0 {
+	if !s.buildRan {
 		keepSensitiveUncached(steps[:len(s.img.Build)], s.redactor, s.log)
 		cache = s.stepCache()
 	} else {
 		fmt.Fprintf(s.log, "==> layer cache: the build resumes at step %d: no layer is restored or stored\n", len(s.m.BuildSteps)+1)
 	}
+	s.buildRan = true
 	records, err := runSteps(ctx, s.tree, steps[len(s.m.BuildSteps):], s.log, cache)
 	s.m.BuildSteps = append(s.m.BuildSteps, records...)
 	return cachedNote(records), err
