@@ -28,7 +28,7 @@ func TestCmdlineBIOS(t *testing.T) {
 	require.Equal(t, []string{"qemu-system-x86_64",
 		"-nodefaults", "-display", "none", "-no-reboot",
 		"-machine", "q35,accel=tcg",
-		"-cpu", "max",
+		"-cpu", "max,la57=off",
 		"-m", "1024",
 		"-smp", "2",
 		"-device", "virtio-rng-pci",
