@@ -27,7 +27,7 @@ demo: deps build ## Build, boot and test the example image; print the artifact a
 
 test: deps ## Run every test: unit, disk, and end-to-end builds booted in QEMU; print the slowest
 	@mkdir -p bin
-	set -o pipefail; KILN_E2E=1 $(GO) test -v -count=1 -timeout 80m ./... 2>&1 | tee bin/test.log | \
+	set -o pipefail; KILN_E2E=1 $(GO) test -v -count=1 -timeout 85m ./... 2>&1 | tee bin/test.log | \
 		grep -vE '^=== (RUN|PAUSE|CONT|NAME)' ; status=$$?; \
 		bash scripts/slowest-tests.sh bin/test.log; \
 		exit $$status
