@@ -30,7 +30,7 @@ func TestCmdlineBIOS(t *testing.T) {
 		"-machine", "q35,accel=tcg",
 		"-cpu", "max,la57=off",
 		"-m", "1024",
-		"-smp", "2",
+		"-smp", "1",
 		"-device", "virtio-rng-pci",
 		"-drive", "file=/img/test.raw,format=raw,if=virtio",
 		"-chardev", "file,id=ttyS0,path=/out/serial.log", "-serial", "chardev:ttyS0",
