@@ -7,11 +7,16 @@
 #
 #   FUZZTIME=30m bash scripts/fuzz-long.sh            # every target
 #   FUZZTIME=2m bash scripts/fuzz-long.sh vhd ova     # targets whose package or name matches
+#   FUZZTIME=100000x FUZZTIME_RECIPES=1000000x FUZZPARALLEL=2 bash scripts/fuzz-long.sh
+#
+# FUZZTIME is a duration or a count of inputs (go test's "Nx");
+# FUZZTIME_RECIPES, when set, replaces it for the recipe parser's targets.
 #
 # Heavy: on the shared development machine run it through the e2e slot.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10m}
+FUZZTIME_RECIPES=${FUZZTIME_RECIPES:-$FUZZTIME}
 FUZZPARALLEL=${FUZZPARALLEL:-1}
 FUZZMINIMIZE=${FUZZMINIMIZE:-10s}
 GO=${GO:-go}
@@ -23,6 +28,8 @@ targets=(
   ./internal/units:FuzzParseSize
   ./internal/cron:FuzzParse
   ./internal/deflate:FuzzDeflate
+  ./internal/fat32:FuzzReader
+  ./internal/authenticode:FuzzSigners
   ./formats/qcow2:FuzzOpenQCOW2
   ./formats/vmdk:FuzzOpenVMDK
   ./formats/vmdk:FuzzOpenVMDKFile
@@ -37,7 +44,7 @@ targets=(
 mkdir -p bin
 report=bin/fuzz-long.md
 {
-  echo "Fuzzing, $FUZZTIME per target, $FUZZPARALLEL worker(s), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(go version | cut -d' ' -f3)"
+  echo "Fuzzing, $FUZZTIME per target ($FUZZTIME_RECIPES for recipes), $FUZZPARALLEL worker(s), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(go version | cut -d' ' -f3)"
   echo
   echo "| package | target | seconds | inputs | inputs/s | per worker | new corpus | result |"
   echo "|---|---|---:|---:|---:|---:|---:|---|"
@@ -51,10 +58,12 @@ for t in "${targets[@]}"; do
     for f in "$@"; do [[ $pkg == *"$f"* || $name == *"$f"* ]] && want=1; done
     [ $want = 1 ] || continue
   fi
+  ft=$FUZZTIME
+  [ "$pkg" = ./recipes ] && ft=$FUZZTIME_RECIPES
   log=$(mktemp)
-  echo "== $pkg $name ($FUZZTIME)"
+  echo "== $pkg $name ($ft)"
   start=$(date +%s)
-  $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZE" -parallel "$FUZZPARALLEL" "$pkg" >"$log" 2>&1
+  $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$ft" -fuzzminimizetime "$FUZZMINIMIZE" -parallel "$FUZZPARALLEL" "$pkg" >"$log" 2>&1
   rc=$?
   last=$(grep -E '^fuzz: elapsed: .*execs: [0-9]+' "$log" | tail -1)
   # The fuzzing time, from go test's last line ("elapsed: 1h2m3s"), not
