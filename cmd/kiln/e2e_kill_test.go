@@ -39,7 +39,9 @@ import (
 //   - the catalog lists exactly the builds it listed before (or, for rm and
 //     prune, the state on one side of their commit point), and every build
 //     in it passes kiln images check (sha256 of every output, manifests,
-//     states, modes);
+//     states, modes), and every build the matrix itself built (signed with
+//     the matrix's key) passes kiln verify --key (the signed provenance,
+//     each file's sha256 against it and the manifest, the SBOMs);
 //   - kiln's temporary directory (TMPDIR) is empty.
 //
 // Each row logs where its kill landed, and proves it: the last point the
@@ -53,7 +55,9 @@ import (
 // three BIOS builds (one boot each), one row each, the signals
 // alternating. They run one after another in a second catalog while the
 // other rows run, so the matrix takes about as long as those three boots.
-// kiln images push/pull rows belong here once registries exist.
+// kiln images push and pull are killed in package oci's tests, against a
+// real registry (TestPushKilledLeavesNoTagOnAPartialArtifact,
+// TestPullKilledPublishesNothing), and by TestE2ERegistry.
 func TestE2EKillMatrix(t *testing.T) {
 	requireE2E(t)
 	m := newMatrix(t)
@@ -82,6 +86,7 @@ type matrix struct {
 	mirror  string // post's distribute target
 	fresh   string // an empty base cache: a bootstrap really runs
 	conv    string // kiln convert's directory
+	key     string // the signing key of the matrix's builds (KILN_SIGN_KEY)
 
 	mu   sync.Mutex
 	rows []string
@@ -92,6 +97,11 @@ func newMatrix(t *testing.T) *matrix {
 	require.NoError(t, err)
 	m := &matrix{self: self, cache: sharedCache(t), tmp: t.TempDir(), tmpPost: t.TempDir(), pre: t.TempDir(), post: t.TempDir(),
 		mirror: t.TempDir(), fresh: t.TempDir(), conv: t.TempDir()}
+	keys := t.TempDir()
+	code, _, errOut := runKiln(t, "keygen", filepath.Join(keys, "matrix"))
+	require.Equal(t, 0, code, errOut)
+	m.key = filepath.Join(keys, "matrix.key")
+	matrixPub = filepath.Join(keys, "matrix.pub")
 	for _, root := range []string{m.pre, m.post, m.mirror} {
 		twoEarlierBuilds(t, root, "earlier")
 	}
@@ -143,7 +153,7 @@ func (m *matrix) startIn(t *testing.T, tmp, pauseAt string, args ...string) *kpr
 	dir := t.TempDir()
 	p := &kproc{t: t, trace: filepath.Join(dir, "trace"), paused: filepath.Join(dir, "paused"), exited: make(chan struct{}), started: time.Now()}
 	p.cmd = exec.Command(m.self, args...)
-	p.cmd.Env = append(os.Environ(), traceEnv+"="+p.trace, pauseAtEnv+"="+pauseAt, pausedEnv+"="+p.paused, "TMPDIR="+tmp)
+	p.cmd.Env = append(os.Environ(), traceEnv+"="+p.trace, pauseAtEnv+"="+pauseAt, pausedEnv+"="+p.paused, "TMPDIR="+tmp, signKeyEnv+"="+m.key)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	require.NoError(t, p.cmd.Start())
@@ -322,12 +332,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// checkCatalog asserts the catalog lists want and passes kiln images check.
+// matrixPub is the public half of the kill matrix's signing key.
+var matrixPub string
+
+// checkCatalog asserts the catalog lists want and passes kiln images check,
+// and that every build in it with a signed provenance passes kiln verify
+// --key with the matrix's key (the fake earlier builds carry none).
 func checkCatalog(t *testing.T, root string, want []listItem) {
 	t.Helper()
 	require.Equal(t, want, listJSON(t, root), "the catalog lists exactly the builds it listed before")
 	code, out, errOut := runKiln(t, "images", "check", "--images", root)
 	require.Equal(t, 0, code, "kiln images check:\n%s%s", out, errOut)
+	for _, it := range want {
+		if _, err := os.Stat(filepath.Join(it.Path, "provenance.dsse.json")); err != nil {
+			continue
+		}
+		code, out, errOut := runKiln(t, "verify", "--key", matrixPub, it.Path)
+		require.Equal(t, 0, code, "kiln verify --key %s:\n%s%s", it.ID, out, errOut)
+	}
 }
 
 // killBuild is one row: a kiln build (or schedule) process at its kill
@@ -741,6 +763,7 @@ func (m *matrix) afterBootRows(t *testing.T) {
 				after := listJSON(t, m.post)
 				require.Len(t, after, len(before)+1, "the build was published before its copy was killed")
 				require.Equal(t, before, after[:len(before)], "the earlier builds are as they were")
+				require.FileExists(t, filepath.Join(after[len(before)].Path, "provenance.dsse.json"), "signed, so checkCatalog verifies it with the key")
 				checkCatalog(t, m.post, after)
 			} else {
 				checkCatalog(t, m.post, before)
