@@ -116,6 +116,10 @@ func (b *bootBlock) validateSecureBoot() hcl.Diagnostics {
 		}
 		return diags
 	}
+	if a, ok := b.src.valid("menu_timeout"); ok && b.MenuTimeout > 0 {
+		diags = append(diags, errorDiag(a.Expr.Range(), "No boot menu with custom Secure Boot",
+			"secure_boot = \"custom\" boots the one kernel Kiln signed, from a GRUB image whose configuration is embedded and signed with it: there is no menu to wait in. Remove menu_timeout, or use secure_boot = \"distro\", whose GRUB reads the usual grub.cfg."))
+	}
 	var missing []string
 	for _, a := range customArgs {
 		if b.src.attrs[a.name] == nil {
