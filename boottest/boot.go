@@ -240,6 +240,7 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 	if cmd, err := opts.Cmdline(); err == nil {
 		fmt.Fprintf(t.Log, "+ %s\n", strings.Join(cmd, " "))
 	}
+	opts.StopOn, opts.StopGrace = append(opts.StopOn, KernelPanic), PanicGrace
 	timed := guest.NewConsoleRecorder()
 	opts.Console = timed
 	res, err := qemu.Run(ctx, opts)
@@ -277,7 +278,11 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 		out.Health.ConsoleErrors = []string{}
 	}
 	end := bootEnd{timedOut: res.TimedOut, budget: total, secureBoot: t.SecureBoot}
-	if res.StoppedOn != "" {
+	switch res.StoppedOn {
+	case "":
+	case KernelPanic:
+		end.panicked = consoleLine(console, KernelPanic)
+	default:
 		end.refused = consoleLine(console, res.StoppedOn)
 	}
 	evaluateHealth(&out.Health, rep, end, t.SkipHealth)

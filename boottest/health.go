@@ -19,6 +19,7 @@ type bootEnd struct {
 	timedOut   bool
 	budget     time.Duration
 	refused    string // the firmware's console line refusing the boot loader under Secure Boot
+	panicked   string // the guest kernel's panic line
 	secureBoot bool   // booted under Secure Boot firmware: the secure-boot check applies
 }
 
@@ -44,6 +45,8 @@ func evaluateHealth(h *manifest.Health, rep guest.Report, end bootEnd, skip []st
 		h.Checks = append(h.Checks, c)
 	}
 	switch {
+	case end.panicked != "":
+		add(checkFinished, true, fmt.Sprintf("the guest kernel panicked (%q on the console; the call trace is in serial.log): the boot was stopped there instead of waiting out its %s budget", end.panicked, end.budget))
 	case end.refused != "":
 		add(checkFinished, true, fmt.Sprintf("the firmware refused to start the boot loader under Secure Boot (%q on the console): the image's EFI binaries are not signed by a key in the firmware's db", end.refused))
 	case end.timedOut:

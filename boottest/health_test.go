@@ -107,6 +107,16 @@ func TestSecureBootHealth(t *testing.T) {
 	require.Equal(t, manifest.Fail, check(refused, "finished").Status)
 	require.Contains(t, refused.Problems[0], "the firmware refused to start the boot loader under Secure Boot")
 	require.Contains(t, refused.Problems[0], "Access Denied")
+
+	// A kernel panic ends the boot at once and says so, naming the panic.
+	console = []byte("[    0.912345] Kernel panic - not syncing: corrupted stack end detected inside scheduler\r\n[    0.912400] CPU: 0 PID: 1 Comm: swapper/0\r\n")
+	line = consoleLine(console, KernelPanic)
+	require.Equal(t, "[    0.912345] Kernel panic - not syncing: corrupted stack end detected inside scheduler", line)
+	panicked := manifest.Health{}
+	evaluateHealth(&panicked, guest.Report{}, bootEnd{budget: time.Minute, panicked: line}, nil)
+	require.Equal(t, manifest.Fail, check(panicked, "finished").Status)
+	require.Contains(t, panicked.Problems[0], "the guest kernel panicked")
+	require.Contains(t, panicked.Problems[0], "corrupted stack end detected")
 }
 
 // A Secure Boot boot gets the descriptor's Secure Boot firmware with keys

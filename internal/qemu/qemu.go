@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/livedir"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -137,6 +138,10 @@ type Options struct {
 	// an error: Result.StoppedOn says which string was seen. ttyS0 is then
 	// read through QEMU's stdout, as with Console.
 	StopOn []string
+	// StopGrace is how long the run goes on after a StopOn match before it
+	// is stopped, so that what the guest prints after the matched string
+	// (a kernel panic's reason and call trace) reaches the console log.
+	StopGrace time.Duration
 
 	// Timeout bounds the run; zero means only ctx does. Hitting it is not an
 	// error: Result.TimedOut says so.
@@ -237,8 +242,11 @@ func (o Options) Cmdline() ([]string, error) {
 		// Every feature TCG emulates, except 5-level paging: a trixie
 		// kernel (6.12) using LA57 under TCG panicked in early boot now
 		// and then (a corrupt slab freelist, seen once in CI), and the
-		// guest needs no 57-bit addresses.
-		cpu = "max,la57=off"
+		// guest needs no 57-bit addresses. Nor does it get the
+		// virtualisation extensions: udev would load kvm and kvm_amd for
+		// them at every boot (a few seconds under TCG), for a nested
+		// hypervisor no test runs.
+		cpu = "max,la57=off,svm=off,vmx=off"
 	case "":
 		return nil, errors.New("qemu: no accelerator: set Options.Accel (see DetectAccel) or leave it to Run")
 	default:
@@ -408,21 +416,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Accel = DetectAccel(ctx)
 	}
 	// scratch holds what the caller left to Run: the NVRAM copy, the TPM's
-	// socket (short: a UNIX socket's path is limited to 107 bytes).
-	var scratch string
+	// socket (short: a UNIX socket's path is limited to 107 bytes). It is a
+	// live directory (internal/livedir): what a killed Run left is swept by
+	// the next one.
+	var scratch *livedir.Dir
 	defer func() {
-		if scratch != "" {
-			os.RemoveAll(scratch)
+		if scratch != nil {
+			_ = scratch.Remove()
 		}
 	}()
 	scratchFile := func(name string) (string, error) {
-		if scratch == "" {
+		if scratch == nil {
+			_, _ = livedir.SweepDead(os.TempDir(), scratchPrefix)
 			var err error
-			if scratch, err = os.MkdirTemp("", "kiln-qemu-*"); err != nil {
+			if scratch, err = livedir.Create(os.TempDir(), scratchPrefix, 0o700); err != nil {
 				return "", err
 			}
 		}
-		return filepath.Join(scratch, name), nil
+		return filepath.Join(scratch.Path, name), nil
 	}
 	if o.Firmware == UEFI {
 		if o.UEFI == nil {
@@ -473,7 +484,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	base, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if len(o.StopOn) > 0 {
-		w := &consoleWatch{patterns: o.StopOn, onMatch: func(s string) { cancel(&stopped{s}) }}
+		w := &consoleWatch{patterns: o.StopOn, onMatch: func(s string) {
+			if o.StopGrace <= 0 {
+				cancel(&stopped{s})
+				return
+			}
+			time.AfterFunc(o.StopGrace, func() { cancel(&stopped{s}) })
+		}}
 		if o.Console != nil {
 			o.Console = io.MultiWriter(o.Console, w)
 		} else {
@@ -544,6 +561,9 @@ func copyFile(dst, src string) error {
 	}
 	return out.Close()
 }
+
+// scratchPrefix names Run's scratch directories in the temporary directory.
+const scratchPrefix = "kiln-qemu-"
 
 // stopped is the cause of a run ended by Options.StopOn.
 type stopped struct{ pattern string }

@@ -65,6 +65,30 @@ func TestRunStopOn(t *testing.T) {
 	noProcessWith(t, log)
 }
 
+// With StopGrace the run goes on that long after the match (so that what
+// follows it reaches the log), then stops as with StopOn alone.
+func TestRunStopGrace(t *testing.T) {
+	requireQEMU(t)
+	log := filepath.Join(t.TempDir(), "serial.log")
+	start := time.Now()
+	res, err := Run(context.Background(), Options{
+		Accel: DetectAccel(context.Background()), MemoryMiB: 128,
+		Disks:      []Disk{{Path: bootDisk(t, serialProgram("Kernel panic - not syncing: test\r\n", 0x21)), Format: "raw"}},
+		ConsoleLog: log, StopOn: []string{"Kernel panic - not syncing"}, StopGrace: 3 * time.Second,
+		Timeout: time.Minute,
+	})
+	took := time.Since(start)
+	require.NoError(t, err)
+	require.Equal(t, "Kernel panic - not syncing", res.StoppedOn)
+	require.False(t, res.TimedOut)
+	require.GreaterOrEqual(t, took, 3*time.Second)
+	require.Less(t, took, 40*time.Second)
+	data, err := os.ReadFile(log)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "Kernel panic - not syncing: test")
+	noProcessWith(t, log)
+}
+
 func requireSwtpm(t *testing.T) {
 	t.Helper()
 	for _, b := range []string{SwtpmBinary, SwtpmSetupBinary} {
