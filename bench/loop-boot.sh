@@ -41,7 +41,7 @@ fw_code=$(sed -n 's/.*"filename": *"\([^"]*CODE[^"]*\)".*/\1/p' "$code" | head -
 fw_vars=$(sed -n 's/.*"filename": *"\([^"]*VARS[^"]*\)".*/\1/p' "$code" | head -1)
 [ -r "$fw_code" ] && [ -r "$fw_vars" ] || { echo "loop-boot: no UEFI firmware found through /usr/share/qemu/firmware" >&2; exit 2; }
 accel=${KILN_ACCEL:-tcg}
-cpu=max,la57=off; [ "$accel" = kvm ] && cpu=host
+cpu=max,la57=off,svm=off,vmx=off; [ "$accel" = kvm ] && cpu=host
 qemu_opts=(-nodefaults -display none -no-reboot -machine "q35,accel=$accel" -cpu "$cpu" -m 1024 -smp 1
 	-device virtio-rng-pci)
 

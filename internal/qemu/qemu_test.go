@@ -28,7 +28,7 @@ func TestCmdlineBIOS(t *testing.T) {
 	require.Equal(t, []string{"qemu-system-x86_64",
 		"-nodefaults", "-display", "none", "-no-reboot",
 		"-machine", "q35,accel=tcg",
-		"-cpu", "max,la57=off",
+		"-cpu", "max,la57=off,svm=off,vmx=off",
 		"-m", "1024",
 		"-smp", "1",
 		"-device", "virtio-rng-pci",
