@@ -43,50 +43,39 @@ func TestConsoleWatchAcrossWrites(t *testing.T) {
 	require.Equal(t, []string{"Access Denied"}, got, "reported once")
 }
 
-// A guest whose console shows a StopOn string is stopped at once, without
-// error, and the console log keeps what it printed.
+// A guest whose console shows a StopOn string is stopped, without error,
+// and the console log keeps what it printed: at once, or with StopGrace
+// that long after the match (so that what follows it reaches the log).
 func TestRunStopOn(t *testing.T) {
 	requireQEMU(t)
-	log := filepath.Join(t.TempDir(), "serial.log")
-	start := time.Now()
-	res, err := Run(context.Background(), Options{
-		Accel: DetectAccel(context.Background()), MemoryMiB: 128,
-		Disks:      []Disk{{Path: bootDisk(t, serialProgram("kiln: refused\r\n", 0x21)), Format: "raw"}},
-		ConsoleLog: log, StopOn: []string{"never printed", "refused"},
-		Timeout: time.Minute, // no DebugExit device: the program hangs after printing
-	})
-	require.NoError(t, err)
-	require.Equal(t, "refused", res.StoppedOn)
-	require.False(t, res.TimedOut)
-	require.Less(t, time.Since(start), 30*time.Second)
-	data, err := os.ReadFile(log)
-	require.NoError(t, err)
-	require.Contains(t, string(data), "kiln: refused")
-	noProcessWith(t, log)
-}
-
-// With StopGrace the run goes on that long after the match (so that what
-// follows it reaches the log), then stops as with StopOn alone.
-func TestRunStopGrace(t *testing.T) {
-	requireQEMU(t)
-	log := filepath.Join(t.TempDir(), "serial.log")
-	start := time.Now()
-	res, err := Run(context.Background(), Options{
-		Accel: DetectAccel(context.Background()), MemoryMiB: 128,
-		Disks:      []Disk{{Path: bootDisk(t, serialProgram("Kernel panic - not syncing: test\r\n", 0x21)), Format: "raw"}},
-		ConsoleLog: log, StopOn: []string{"Kernel panic - not syncing"}, StopGrace: 3 * time.Second,
-		Timeout: time.Minute,
-	})
-	took := time.Since(start)
-	require.NoError(t, err)
-	require.Equal(t, "Kernel panic - not syncing", res.StoppedOn)
-	require.False(t, res.TimedOut)
-	require.GreaterOrEqual(t, took, 3*time.Second)
-	require.Less(t, took, 40*time.Second)
-	data, err := os.ReadFile(log)
-	require.NoError(t, err)
-	require.Contains(t, string(data), "Kernel panic - not syncing: test")
-	noProcessWith(t, log)
+	for _, c := range []struct {
+		name, printed, stopOn string
+		grace                 time.Duration
+	}{
+		{"at-once", "kiln: refused\r\n", "refused", 0},
+		{"after-grace", "Kernel panic - not syncing: test\r\n", "Kernel panic - not syncing", 3 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "serial.log")
+			start := time.Now()
+			res, err := Run(context.Background(), Options{
+				Accel: DetectAccel(context.Background()), MemoryMiB: 128,
+				Disks:      []Disk{{Path: bootDisk(t, serialProgram(c.printed, 0x21)), Format: "raw"}},
+				ConsoleLog: log, StopOn: []string{"never printed", c.stopOn}, StopGrace: c.grace,
+				Timeout: time.Minute, // no DebugExit device: the program hangs after printing
+			})
+			took := time.Since(start)
+			require.NoError(t, err)
+			require.Equal(t, c.stopOn, res.StoppedOn)
+			require.False(t, res.TimedOut)
+			require.GreaterOrEqual(t, took, c.grace)
+			require.Less(t, took, 30*time.Second+c.grace)
+			data, err := os.ReadFile(log)
+			require.NoError(t, err)
+			require.Contains(t, string(data), strings.TrimSpace(c.printed))
+			noProcessWith(t, log)
+		})
+	}
 }
 
 func requireSwtpm(t *testing.T) {
