@@ -3,16 +3,15 @@ package builder
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/attest"
 	"github.com/kiln-build/kiln/base"
+	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/internal/redact"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
@@ -46,67 +45,17 @@ func resolveSourceDate(epoch int64, tree string, deb *base.Result, parent *manif
 			return at(pm.SourceDate.Epoch, manifest.SourceDateParent, fmt.Sprintf("source date of %s/%s/%d", parent.Name, parent.Version, parent.Build))
 		}
 	}
-	newest, err := newestFileTime(tree)
+	newest, err := fsroot.NewestFileTime(tree)
 	if err != nil {
 		return manifest.SourceDate{}, err
 	}
 	return at(newest, manifest.SourceDateTree, "newest modification time of a file in the base tree")
 }
 
-// newestFileTime is the newest mtime of a regular file in tree, ignoring
-// times in the future. Directories, links and device nodes are left out:
-// extracting a base makes some of them anew.
-func newestFileTime(tree string) (int64, error) {
-	now := time.Now().Unix()
-	var newest int64 = 1
-	err := filepath.WalkDir(tree, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if t := fi.ModTime().Unix(); t > newest && t <= now {
-			newest = t
-		}
-		return nil
-	})
-	return newest, err
-}
-
-// sensitiveValues are the string values of the recipe's sensitive
-// variables (of each element of a list or map too), by variable name.
-func sensitiveValues(r *recipes.Recipe) map[string]string {
-	out := map[string]string{}
-	var walk func(name string, v any)
-	walk = func(name string, v any) {
-		switch x := v.(type) {
-		case string:
-			out[name] = x
-		case []any:
-			for i, e := range x {
-				walk(fmt.Sprintf("%s[%d]", name, i), e)
-			}
-		case map[string]any:
-			for k, e := range x {
-				walk(name+"."+k, e)
-			}
-		case nil:
-		default:
-			out[name] = fmt.Sprint(x)
-		}
-	}
-	for name := range r.Sensitive {
-		walk(name, r.Variables[name])
-	}
-	return out
-}
-
 // newRedactor hides the recipe's sensitive values.
 func newRedactor(r *recipes.Recipe) *redact.Redactor {
 	var vals []string
-	for _, v := range sensitiveValues(r) {
+	for _, v := range r.SensitiveValues() {
 		vals = append(vals, v)
 	}
 	return redact.New(recipes.Redacted, vals...)
@@ -116,7 +65,7 @@ func newRedactor(r *recipes.Recipe) *redact.Redactor {
 // not allow; it runs after generalise (which removes SSH host keys and
 // the like) and before the disk is written.
 func stageLint(_ context.Context, s *state) (string, error) {
-	rep, err := secrets.Scan(s.tree, secrets.Options{Values: sensitiveValues(s.recipe), Allow: s.img.Lint.Allow})
+	rep, err := secrets.Scan(s.tree, secrets.Options{Values: s.recipe.SensitiveValues(), Allow: s.img.Lint.Allow})
 	if err != nil {
 		return "", err
 	}
@@ -198,114 +147,18 @@ func provenanceRecord(o Options) manifest.Provenance {
 	return p
 }
 
-// externalParameters are what the person asked for (the buildType's
-// external parameters, docs/supply-chain.md).
-type externalParameters struct {
-	Recipe    recipeRef      `json:"recipe"`
-	Image     imageRef       `json:"image"`
-	Variables map[string]any `json:"variables"`
-}
-
-type recipeRef struct {
-	Path   string `json:"path"`
-	SHA256 string `json:"sha256"`
-}
-
-type imageRef struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-// internalParameters are what Kiln decided.
-type internalParameters struct {
-	SourceDate   manifest.SourceDate `json:"source_date"`
-	InputsDigest string              `json:"inputs_digest,omitempty"`
-	BaseCacheKey string              `json:"base_cache_key,omitempty"`
-}
-
 // writeProvenance writes the provenance over the published files (the
 // disk outputs, the SBOMs and manifest.json, which must be final) and,
 // with a signing key, the Sigstore bundle over manifest.json.
 func writeProvenance(s *state) error {
-	names := []string{}
-	for _, o := range s.m.Outputs {
-		names = append(names, o.File)
-	}
-	for _, b := range s.m.SBOMs {
-		names = append(names, b.File)
-	}
-	names = append(names, manifest.FileName)
-	subjects, err := attest.Subjects(s.staging.Artifact, names)
+	st, err := attest.BuildStatement(s.staging.Artifact, s.m, attest.Build{
+		RecipePath: s.recipe.Path, RecipeSHA256: s.recipe.SHA256, Variables: s.recipe.PublicVariables(),
+		KilnVersion: s.opts.KilnVersion, ReleaseURL: s.releaseURL, Started: s.started,
+	})
 	if err != nil {
 		return err
 	}
-	st := &attest.Statement{
-		Type: attest.StatementType, Subject: subjects, PredicateType: attest.PredicateSLSA1,
-		Predicate: attest.Provenance{
-			BuildDefinition: attest.BuildDefinition{
-				BuildType: attest.BuildType,
-				ExternalParameters: externalParameters{Recipe: recipeRef{Path: s.recipe.Path, SHA256: s.recipe.SHA256},
-					Image: imageRef{Name: s.img.Name, Version: s.img.Version}, Variables: s.recipe.PublicVariables()},
-				InternalParameters:   internalParameters{SourceDate: s.m.SourceDate, InputsDigest: s.m.InputsDigest, BaseCacheKey: s.m.Base.CacheKey},
-				ResolvedDependencies: resolvedDependencies(s),
-			},
-			RunDetails: attest.RunDetails{
-				Builder:  attest.Builder{ID: attest.BuilderID, Version: map[string]string{"kiln": s.opts.KilnVersion}},
-				Metadata: attest.BuildMetadata{InvocationID: fmt.Sprintf("%s/%s/%d", s.img.Name, s.img.Version, s.m.Build), StartedOn: s.started.UTC().Truncate(time.Second), FinishedOn: time.Now().UTC().Truncate(time.Second)},
-			},
-		},
-	}
 	return attest.Write(s.staging.Artifact, st, s.opts.SignKey)
-}
-
-// resolvedDependencies are what the build used: the archive's InRelease
-// file, the parent image or disk file, the components, the files the
-// recipe references, and Kiln itself.
-func resolvedDependencies(s *state) []attest.ResourceDescriptor {
-	var out []attest.ResourceDescriptor
-	if s.m.Base.ReleaseSHA256 != "" {
-		uri := s.releaseURL
-		if uri == "" {
-			uri = strings.TrimRight(s.m.Base.Mirror, "/") + "/dists/" + s.m.Base.Suite + "/InRelease"
-		}
-		out = append(out, attest.ResourceDescriptor{Name: "debian-release", URI: uri, Digest: map[string]string{"sha256": s.m.Base.ReleaseSHA256},
-			Annotations: map[string]any{"suite": s.m.Base.Suite, "variant": s.m.Base.Variant, "arch": s.m.Base.Arch}})
-	}
-	if p := s.m.Parent; p != nil {
-		d := attest.ResourceDescriptor{Name: "parent-" + p.Kind, Digest: map[string]string{"sha256": p.SHA256}}
-		if p.Kind == "image" {
-			d.URI = fmt.Sprintf("kiln-catalog:%s@%s/%d", p.Name, p.Version, p.Build)
-			d.Annotations = map[string]any{"file": filepath.Base(p.Path)}
-		} else if abs, err := filepath.Abs(p.Path); err == nil {
-			d.URI = "file://" + abs
-		}
-		out = append(out, d)
-	}
-	for _, c := range s.m.Components {
-		d := attest.ResourceDescriptor{Name: "component:" + c.Name, URI: c.Source, Digest: map[string]string{"sha256": strings.TrimPrefix(c.SHA256, "sha256:")},
-			Annotations: map[string]any{"version": c.Version}}
-		if c.FilesSHA256 != "" {
-			d.Annotations["files_sha256"] = c.FilesSHA256
-		}
-		out = append(out, d)
-	}
-	if s.m.Inputs != nil {
-		files := make([]string, 0, len(s.m.Inputs.Files))
-		for f := range s.m.Inputs.Files {
-			files = append(files, f)
-		}
-		sort.Strings(files)
-		for _, f := range files {
-			out = append(out, attest.ResourceDescriptor{Name: "recipe-file:" + f, URI: "file:" + f, Digest: map[string]string{"sha256": s.m.Inputs.Files[f]}})
-		}
-	}
-	kiln := attest.ResourceDescriptor{Name: "kiln", URI: "pkg:golang/github.com/kiln-build/kiln@" + s.opts.KilnVersion}
-	if exe, err := os.Executable(); err == nil {
-		if sum, err := sparse.SHA256(exe); err == nil {
-			kiln.Digest = map[string]string{"sha256": sum}
-		}
-	}
-	return append(out, kiln)
 }
 
 // redactRecord hides sensitive values that reached the manifest through

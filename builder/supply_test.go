@@ -63,7 +63,7 @@ func TestResolveSourceDate(t *testing.T) {
 func TestSensitiveValues(t *testing.T) {
 	r := &recipes.Recipe{Variables: map[string]any{"pw": "hunter22", "keys": []any{"k1-secret", map[string]any{"x": "deep-secret"}}, "n": int64(1234), "open": "visible"},
 		Sensitive: map[string]bool{"pw": true, "keys": true, "n": true}}
-	require.Equal(t, map[string]string{"pw": "hunter22", "keys[0]": "k1-secret", "keys[1].x": "deep-secret", "n": "1234"}, sensitiveValues(r))
+	require.Equal(t, map[string]string{"pw": "hunter22", "keys[0]": "k1-secret", "keys[1].x": "deep-secret", "n": "1234"}, r.SensitiveValues())
 	red := newRedactor(r)
 	require.Equal(t, "a (sensitive) b (sensitive) visible", red.String("a hunter22 b deep-secret visible"))
 }

@@ -110,6 +110,36 @@ const Redacted = "(sensitive)"
 // Redacted: what the manifest, the logs and --json may show.
 func (r *Recipe) PublicVariables() map[string]any { return redact(r.Variables, r.Sensitive) }
 
+// SensitiveValues are the string values of the sensitive variables (of
+// each element of a list or map too), by variable name: what the secret
+// lint looks for in the tree and the redactor hides in everything Kiln
+// writes.
+func (r *Recipe) SensitiveValues() map[string]string {
+	out := map[string]string{}
+	var walk func(name string, v any)
+	walk = func(name string, v any) {
+		switch x := v.(type) {
+		case string:
+			out[name] = x
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", name, i), e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				walk(name+"."+k, e)
+			}
+		case nil:
+		default:
+			out[name] = fmt.Sprint(x)
+		}
+	}
+	for name := range r.Sensitive {
+		walk(name, r.Variables[name])
+	}
+	return out
+}
+
 // redact is values with those named in sensitive replaced by Redacted.
 func redact(values map[string]any, sensitive map[string]bool) map[string]any {
 	out := make(map[string]any, len(values))

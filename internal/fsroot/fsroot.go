@@ -17,6 +17,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 const maxLinks = 40
@@ -185,4 +186,27 @@ func ReadFile(root, p string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(host)
+}
+
+// NewestFileTime is the newest modification time (Unix seconds) of a
+// regular file below tree, ignoring times in the future; 1 when there is
+// none. Directories, links and device nodes are left out: extracting a tree
+// makes some of them anew. It walks the host path tree, following no link.
+func NewestFileTime(tree string) (int64, error) {
+	now := time.Now().Unix()
+	var newest int64 = 1
+	err := filepath.WalkDir(tree, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if t := fi.ModTime().Unix(); t > newest && t <= now {
+			newest = t
+		}
+		return nil
+	})
+	return newest, err
 }
