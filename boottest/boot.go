@@ -195,6 +195,16 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 // bootBudget bounds the time from QEMU start to multi-user.target.
 const bootBudget = 5 * time.Minute
 
+// KernelPanic is how a Linux kernel's panic starts on the console. A
+// Debian kernel waits forever after one (panic=0), so every test boot
+// stops StopGrace after it instead of sitting out its budget.
+const KernelPanic = "Kernel panic - not syncing"
+
+// StopGrace is how long a test boot goes on after a string it stops on
+// (KernelPanic, a Secure Boot refusal) shows on the console: the panic's
+// reason and call trace follow its first line.
+const StopGrace = 3 * time.Second
+
 // Boot boots a throwaway copy of an image with the test harness injected
 // into its root filesystem and collects the results of that one boot.
 func Boot(ctx context.Context, t Request) (*Report, error) {
@@ -237,12 +247,12 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 		return nil, err
 	}
 	opts.Accel = qemu.DetectAccel(ctx)
-	if cmd, err := opts.Cmdline(); err == nil {
-		fmt.Fprintf(t.Log, "+ %s\n", strings.Join(cmd, " "))
-	}
-	opts.StopOn, opts.StopGrace = append(opts.StopOn, KernelPanic), PanicGrace
+	opts.StopOn, opts.StopGrace = append(opts.StopOn, KernelPanic), StopGrace
 	timed := guest.NewConsoleRecorder()
 	opts.Console = timed
+	if cmd, err := opts.Cmdline(); err == nil { // with the console on QEMU's stdout, as it runs
+		fmt.Fprintf(t.Log, "+ %s\n", strings.Join(cmd, " "))
+	}
 	res, err := qemu.Run(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package boottest
 
 import (
 	"path/filepath"
-	"time"
 
 	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/platform"
@@ -13,15 +12,6 @@ import (
 // status of an image that no db key vouches for). A boot under Secure Boot
 // stops as soon as the console shows one.
 var Refusals = []string{"Access Denied", "Security Violation"}
-
-// KernelPanic is how a Linux kernel's panic starts on the console. A
-// Debian kernel waits forever after one (panic=0), so every test boot
-// stops PanicGrace after it instead of sitting out its budget.
-const KernelPanic = "Kernel panic - not syncing"
-
-// PanicGrace is how long a boot goes on after a StopOn match: the panic's
-// reason and call trace follow its first line.
-const PanicGrace = 3 * time.Second
 
 // apply sets up o for a boot under b with d: the firmware (Secure Boot or
 // not) and its NVRAM copy in work, the TPM's state in work, and the

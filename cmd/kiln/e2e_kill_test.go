@@ -87,6 +87,7 @@ type matrix struct {
 	fresh   string // an empty base cache: a bootstrap really runs
 	conv    string // kiln convert's directory
 	key     string // the signing key of the matrix's builds (KILN_SIGN_KEY)
+	pub     string // and its public half, for kiln verify --key
 
 	mu   sync.Mutex
 	rows []string
@@ -100,8 +101,7 @@ func newMatrix(t *testing.T) *matrix {
 	keys := t.TempDir()
 	code, _, errOut := runKiln(t, "keygen", filepath.Join(keys, "matrix"))
 	require.Equal(t, 0, code, errOut)
-	m.key = filepath.Join(keys, "matrix.key")
-	matrixPub = filepath.Join(keys, "matrix.pub")
+	m.key, m.pub = filepath.Join(keys, "matrix.key"), filepath.Join(keys, "matrix.pub")
 	for _, root := range []string{m.pre, m.post, m.mirror} {
 		twoEarlierBuilds(t, root, "earlier")
 	}
@@ -332,13 +332,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// matrixPub is the public half of the kill matrix's signing key.
-var matrixPub string
-
 // checkCatalog asserts the catalog lists want and passes kiln images check,
 // and that every build in it with a signed provenance passes kiln verify
 // --key with the matrix's key (the fake earlier builds carry none).
-func checkCatalog(t *testing.T, root string, want []listItem) {
+func (m *matrix) checkCatalog(t *testing.T, root string, want []listItem) {
 	t.Helper()
 	require.Equal(t, want, listJSON(t, root), "the catalog lists exactly the builds it listed before")
 	code, out, errOut := runKiln(t, "images", "check", "--images", root)
@@ -347,7 +344,7 @@ func checkCatalog(t *testing.T, root string, want []listItem) {
 		if _, err := os.Stat(filepath.Join(it.Path, "provenance.dsse.json")); err != nil {
 			continue
 		}
-		code, out, errOut := runKiln(t, "verify", "--key", matrixPub, it.Path)
+		code, out, errOut := runKiln(t, "verify", "--key", m.pub, it.Path)
 		require.Equal(t, 0, code, "kiln verify --key %s:\n%s%s", it.ID, out, errOut)
 	}
 }
@@ -398,7 +395,7 @@ func (m *matrix) finishBuild(t *testing.T, p *kproc, r killRow, root string, bef
 		require.DirExists(t, holderStaging, "a live build's staging survives the sweep")
 	}
 	require.Empty(t, entries(m.tmp), "kiln's temporary directory is empty")
-	checkCatalog(t, root, before)
+	m.checkCatalog(t, root, before)
 	m.logRow(t, "%-36s SIG%-5s landed in stage %-11s %s; exit %d after %s", r.name, sigName(r.sig), orDash(r.stage), r.proven, code, took)
 }
 
@@ -549,7 +546,7 @@ func (m *matrix) bootstrapRow(t *testing.T, sig syscall.Signal) {
 	listJSON(t, root)
 	require.Empty(t, entries(filepath.Join(root, ".staging")))
 	require.Empty(t, entries(m.tmp), "kiln's temporary directory is empty (mmdebstrap's temporaries go to the bootstrap's directory)")
-	checkCatalog(t, root, before)
+	m.checkCatalog(t, root, before)
 	m.logRow(t, "%-36s SIG%-5s landed in stage %-11s %s; exit %d after %s", "build: base bootstrap (fresh cache)", sigName(sig), "base",
 		fmt.Sprintf("(mmdebstrap pid %d at work, %d mounts in its namespace)", deb.pid, mounts), code, time.Since(p.started).Round(100*time.Millisecond))
 }
@@ -584,7 +581,7 @@ pipeline "matrix" {
 	listJSON(t, m.pre)
 	require.Empty(t, without(entries(filepath.Join(m.pre, ".staging")), holderStaging))
 	require.DirExists(t, holderStaging)
-	checkCatalog(t, m.pre, before)
+	m.checkCatalog(t, m.pre, before)
 	m.logRow(t, "%-36s SIG%-5s landed in stage %-11s %s; exit %d after %s", "schedule: its build in a step", sigName(sig), "build",
 		"(the step's sleep running)", code, time.Since(p.started).Round(100*time.Millisecond))
 }
@@ -659,7 +656,7 @@ func (m *matrix) removeRow(t *testing.T, sig syscall.Signal, holderStaging strin
 	listJSON(t, m.pre)
 	require.Empty(t, entries(filepath.Join(m.pre, ".trash")), "the next run swept .trash")
 	require.DirExists(t, holderStaging)
-	checkCatalog(t, m.pre, before[:len(before)-1])
+	m.checkCatalog(t, m.pre, before[:len(before)-1])
 	m.logRow(t, "%-36s SIG%-5s landed in %-17s %s; exit %d", "images rm", sigName(sig), "its commit point", "(hook: renamed to .trash, not deleted)", code)
 }
 
@@ -696,11 +693,11 @@ func (m *matrix) pruneRow(t *testing.T, sig syscall.Signal, holderStaging string
 	require.DirExists(t, holderStaging)
 	// Newest first: the second-newest build was deleted, the oldest not yet.
 	after := drop(before, ids[1])
-	checkCatalog(t, m.pre, after)
+	m.checkCatalog(t, m.pre, after)
 	next, out, errOut := runKiln(t, "images", "prune", "--images", m.pre)
 	require.Equal(t, 0, next, errOut)
 	require.True(t, strings.HasPrefix(out, "delete "+ids[0]+" "), out)
-	checkCatalog(t, m.pre, drop(after, ids[0]))
+	m.checkCatalog(t, m.pre, drop(after, ids[0]))
 	next, _, errOut = runKiln(t, "images", "rm", "--images", m.pre, strings.Replace(ids[2], "/", "@", 1))
 	require.Equal(t, 0, next, errOut)
 	m.logRow(t, "%-36s SIG%-5s landed in %-17s %s; exit %d", "images prune", sigName(sig), "between deletions", "(hook: first deletion done)", code)
@@ -764,11 +761,11 @@ func (m *matrix) afterBootRows(t *testing.T) {
 				require.Len(t, after, len(before)+1, "the build was published before its copy was killed")
 				require.Equal(t, before, after[:len(before)], "the earlier builds are as they were")
 				require.FileExists(t, filepath.Join(after[len(before)].Path, "provenance.dsse.json"), "signed, so checkCatalog verifies it with the key")
-				checkCatalog(t, m.post, after)
+				m.checkCatalog(t, m.post, after)
 			} else {
-				checkCatalog(t, m.post, before)
+				m.checkCatalog(t, m.post, before)
 			}
-			checkCatalog(t, m.mirror, mirrorBefore)
+			m.checkCatalog(t, m.mirror, mirrorBefore)
 			m.logRow(t, "%-36s SIG%-5s landed in stage %-11s %s; exit %d after %s", "build: "+r.name, sigName(r.sig), r.stage,
 				"(hook: "+r.pause+")", code, time.Since(p.started).Round(100*time.Millisecond))
 		})

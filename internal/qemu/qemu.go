@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/livedir"
@@ -191,7 +192,8 @@ type Result struct {
 	// when QEMU was killed (timeout, cancellation).
 	ExitCode int
 	TimedOut bool
-	// StoppedOn is the Options.StopOn string that ended the run, if one did.
+	// StoppedOn is the Options.StopOn string the console showed, which
+	// ended the run (or the guest ended it itself during StopGrace).
 	StoppedOn string
 	Cmdline   []string // the argv that ran
 }
@@ -483,8 +485,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Cmdline: args, ExitCode: -1}
 	base, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// seen is the StopOn string the console showed: the run reports it
+	// also when the guest ends by itself during StopGrace.
+	var seen atomic.Pointer[string]
 	if len(o.StopOn) > 0 {
 		w := &consoleWatch{patterns: o.StopOn, onMatch: func(s string) {
+			seen.Store(&s)
 			if o.StopGrace <= 0 {
 				cancel(&stopped{s})
 				return
@@ -515,6 +521,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	err = run.Run(rctx, run.Cmd{Args: args, Stdin: o.Stdin, Stdout: o.Console, Stderr: watch})
 	res.Duration = time.Since(start)
+	if p := seen.Load(); p != nil {
+		res.StoppedOn = *p
+	}
 	if err == nil {
 		res.ExitCode = 0
 		return res, nil
@@ -528,7 +537,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("qemu: %w", err)
 	case errors.As(context.Cause(base), &stop):
-		res.StoppedOn = stop.pattern
 		return res, nil
 	case context.Cause(base) == errKVMInternal:
 		return res, fmt.Errorf("qemu: KVM cannot run this guest on this host (%s; set %s=tcg to use TCG): %w",
