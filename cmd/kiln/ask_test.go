@@ -23,12 +23,14 @@ type terminal struct {
 	master *os.File
 	mu     sync.Mutex
 	out    bytes.Buffer
+	closed chan struct{} // closed when the master reads EOF or EIO: nothing more will show
 }
 
 func newTerminal(t *testing.T) (*terminal, *os.File) {
 	master, slave := testutil.PTY(t)
-	term := &terminal{master: master}
+	term := &terminal{master: master, closed: make(chan struct{})}
 	go func() {
+		defer close(term.closed)
 		buf := make([]byte, 4096)
 		for {
 			n, err := master.Read(buf)
@@ -123,6 +125,13 @@ func kilnOnTerminal(t *testing.T, env []string, args ...string) (*terminal, func
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return term, func() int {
 		err := cmd.Wait()
+		// What kiln wrote last may still sit in the pty: read it all (the
+		// master reads EIO once every slave is closed and drained).
+		select {
+		case <-term.closed:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the terminal was not drained 30s after kiln exited")
+		}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
