@@ -8,9 +8,10 @@
 # the same suite, kernel, systemd, udev, dbus, initramfs-tools and e2fsprogs
 # as Kiln's base) plus systemd-boot on an ESP written with sgdisk,
 # mkfs.vfat and mcopy, the root written with mke2fs -d; Debian's defaults
-# otherwise (initramfs MODULES=most, every unit the packages enable). Both
-# disks are 2 GiB GPT with a 256 MiB ESP mounted at /boot/efi, and both boot
-# as a first boot (machine-id "uninitialized").
+# otherwise (initramfs MODULES=most, every unit the packages enable, the ESP
+# mounted at boot). Both disks are 2 GiB GPT with a 256 MiB ESP at /boot/efi
+# (Kiln's mounted on first use, its default), and both boot as a first boot
+# (machine-id "uninitialized").
 #
 # The measurement is the same for both and needs no Kiln code: a copy of each
 # disk gets a probe unit (written with debugfs) ordered after

@@ -48,11 +48,12 @@ func bootDefaultsKey(img recipes.Image) string {
 	return k
 }
 
-// hasVFAT says whether the image mounts a vfat filesystem: the ESP of the
-// default layout under UEFI, or a declared vfat partition.
+// hasVFAT says whether the image mounts a vfat filesystem at boot: the ESP
+// of the default layout under UEFI unless it is mounted on first use
+// (disk.esp_automount), or a declared vfat partition.
 func hasVFAT(img recipes.Image) bool {
 	if len(img.Disk.Partitions) == 0 {
-		return img.Boot.Firmware.HasUEFI()
+		return img.Boot.Firmware.HasUEFI() && !img.Disk.ESPAutomount
 	}
 	for _, p := range img.Disk.Partitions {
 		if p.Filesystem == "vfat" && p.Mount != "" {

@@ -11,7 +11,7 @@ import (
 )
 
 // The boot defaults: grub-common disabled, the ESP's modules loaded early
-// when the image mounts a vfat filesystem.
+// when the image mounts a vfat filesystem at boot.
 func TestWriteBootDefaults(t *testing.T) {
 	roots := map[bool][]string{}
 	for _, c := range []struct {
@@ -22,6 +22,8 @@ func TestWriteBootDefaults(t *testing.T) {
 		{"uefi", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI}}, true},
 		{"hybrid", recipes.Image{Boot: recipes.Boot{Firmware: platform.Hybrid}}, true},
 		{"bios", recipes.Image{Boot: recipes.Boot{Firmware: platform.BIOS}}, false},
+		// the ESP mounted on first use: nothing to load at boot
+		{"uefi-esp-automount", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI}, Disk: recipes.Disk{ESPAutomount: true}}, false},
 		{"declared-esp", recipes.Image{Boot: recipes.Boot{Firmware: platform.BIOS},
 			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "vfat", Mount: "/boot/efi"}, {Filesystem: "ext4", Mount: "/"}}}}, true},
 		{"declared-no-vfat", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI},
@@ -50,7 +52,7 @@ func TestWriteBootDefaults(t *testing.T) {
 		})
 	}
 	require.Len(t, roots[true], 3)
-	require.Len(t, roots[false], 2)
+	require.Len(t, roots[false], 3)
 	for _, r := range roots {
 		for _, k := range r {
 			require.Equal(t, r[0], k)

@@ -25,13 +25,14 @@ import (
 func DiskSpec(img recipes.Image) (disk.Spec, error) {
 	d := img.Disk
 	spec := disk.Spec{
-		Size:      d.Size,
-		Table:     d.Table,
-		Firmware:  img.Boot.Firmware,
-		ESPSize:   d.ESPSize,
-		IDs:       disk.IDs{Name: img.Name, Version: img.Version, Seed: d.Seed},
-		DiskGUID:  d.GUID,
-		Signature: d.Signature,
+		Size:         d.Size,
+		Table:        d.Table,
+		Firmware:     img.Boot.Firmware,
+		ESPSize:      d.ESPSize,
+		ESPAutomount: d.ESPAutomount,
+		IDs:          disk.IDs{Name: img.Name, Version: img.Version, Seed: d.Seed},
+		DiskGUID:     d.GUID,
+		Signature:    d.Signature,
 	}
 	for _, p := range d.Partitions {
 		t, err := parttype.Parse(p.Type)
@@ -67,7 +68,7 @@ func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
 	}
 	parts := spec.Partitions
 	if parts == nil {
-		parts = disk.DefaultPartitions(spec.Table, spec.Firmware, spec.ESPSize)
+		parts = spec.DefaultPartitions()
 	}
 	usage, err := contentByMount(tree, parts)
 	if err != nil {

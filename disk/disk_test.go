@@ -41,6 +41,12 @@ func TestPlanGPTUEFI(t *testing.T) {
 	require.Contains(t, fstab, "UUID="+root.FSUUID+"\t/\text4\tdefaults,errors=remount-ro\t0\t1\n")
 	require.Contains(t, fstab, "UUID="+esp.FSUUID+"\t/boot/efi\tvfat\tdefaults,umask=0077\t0\t2\n")
 
+	// Mounted on first use: only the ESP's options change, and its fsck pass
+	// stays (systemd checks it when the automount is first used).
+	auto, err := Plan(Spec{Size: 2 << 30, Table: platform.GPT, Firmware: platform.UEFI, ESPSize: 256 * MiB, ESPAutomount: true, IDs: IDs{Name: "x", Version: "1.0.0"}})
+	require.NoError(t, err)
+	require.Equal(t, strings.Replace(fstab, "defaults,umask=0077\t", "defaults,umask=0077,noauto,x-systemd.automount\t", 1), auto.Fstab())
+
 	_, err = Plan(Spec{Size: 257 * MiB, Table: platform.GPT, ESPSize: 256 * MiB})
 	require.ErrorContains(t, err, "raise disk.size")
 }

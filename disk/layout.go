@@ -52,14 +52,18 @@ type PartSpec struct {
 
 // Spec is what a recipe asks for.
 type Spec struct {
-	Size       uint64 // whole disk; 0 = auto (see Content sizes)
-	Table      platform.Table
-	Firmware   platform.Firmware
-	ESPSize    uint64     // for the default layout
-	Partitions []PartSpec // nil: the default layout for Table and Firmware
-	IDs        IDs
-	DiskGUID   string // "" = derived from IDs
-	Signature  uint32 // 0 = derived from IDs
+	Size     uint64 // whole disk; 0 = auto (see Content sizes)
+	Table    platform.Table
+	Firmware platform.Firmware
+	ESPSize  uint64 // for the default layout
+	// ESPAutomount mounts the default layout's ESP on first use: a systemd
+	// automount (noauto,x-systemd.automount in fstab) instead of a mount
+	// that local-fs.target waits for.
+	ESPAutomount bool
+	Partitions   []PartSpec // nil: the default layout for Table and Firmware
+	IDs          IDs
+	DiskGUID     string // "" = derived from IDs
+	Signature    uint32 // 0 = derived from IDs
 }
 
 const (
@@ -68,15 +72,23 @@ const (
 	biosBootSize = MiB
 )
 
+// ESPAutomountOpts are the mount options that make systemd mount the ESP
+// on first use (fstab's noauto keeps mount -a off it too).
+const ESPAutomountOpts = "noauto,x-systemd.automount"
+
 // DefaultPartitions is the layout used when a recipe declares none: what
 // each firmware needs, then a root filesystem filling the disk.
-func DefaultPartitions(t platform.Table, f platform.Firmware, espSize uint64) []PartSpec {
+func (s Spec) DefaultPartitions() []PartSpec {
 	var ps []PartSpec
-	if t == platform.GPT && f.HasBIOS() {
+	if s.Table == platform.GPT && s.Firmware.HasBIOS() {
 		ps = append(ps, PartSpec{Label: "BIOS", Size: biosBootSize, Role: RoleBIOS, Type: parttype.BIOS})
 	}
-	if f.HasUEFI() {
-		ps = append(ps, PartSpec{Label: "ESP", Size: espSize, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi", MountOpts: "umask=0077"})
+	if s.Firmware.HasUEFI() {
+		opts := "umask=0077"
+		if s.ESPAutomount {
+			opts += "," + ESPAutomountOpts
+		}
+		ps = append(ps, PartSpec{Label: "ESP", Size: s.ESPSize, Role: RoleESP, Type: parttype.ESP, FS: "vfat", Mount: "/boot/efi", MountOpts: opts})
 	}
 	return append(ps, PartSpec{Label: "root", Role: RoleRoot, Type: parttype.Root, FS: "ext4", Mount: "/", MountOpts: "errors=remount-ro"})
 }
@@ -91,7 +103,7 @@ func Plan(s Spec) (*Layout, error) {
 	}
 	parts := s.Partitions
 	if parts == nil {
-		parts = DefaultPartitions(s.Table, s.Firmware, s.ESPSize)
+		parts = s.DefaultPartitions()
 	}
 	if err := Check(s.Table, s.Firmware, parts); err != nil {
 		return nil, err

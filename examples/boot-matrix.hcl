@@ -47,7 +47,7 @@ image "boot-matrix" {
   test "shell" "fstab-mounts" {
     inline = [
       "findmnt -n -o FSTYPE / | grep -qx ext4",
-      "if [ \"$KILN_FIRMWARE\" = uefi ] || grep -q /boot/efi /etc/fstab; then findmnt -n -o FSTYPE /boot/efi | grep -qx vfat; fi",
+      "if [ \"$KILN_FIRMWARE\" = uefi ] || grep -q /boot/efi /etc/fstab; then test -d /boot/efi/EFI && findmnt -n -o FSTYPE /boot/efi | grep -qx vfat; fi",
     ]
   }
 

@@ -30,6 +30,9 @@ image "debian-minimal" {
       "test \"$(cat /etc/machine-id)\" != uninitialized",
       "test -s /etc/machine-id",
       "findmnt -n -o FSTYPE / | grep -qx ext4",
+      # the ESP is mounted on first use (disk.esp_automount): autofs, then vfat once read
+      "findmnt -n -o FSTYPE /boot/efi | head -n 1 | grep -qx autofs",
+      "test -e /boot/efi/EFI/BOOT/BOOTX64.EFI",
       "findmnt -n -o FSTYPE /boot/efi | grep -qx vfat",
     ]
   }

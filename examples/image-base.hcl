@@ -32,6 +32,7 @@ image "debian-child" {
   test "shell" "mounted-as-declared" {
     inline = [
       "findmnt -n -o FSTYPE / | grep -qx ext4",
+      "test -d /boot/efi/EFI", # mounted on first use (disk.esp_automount)
       "findmnt -n -o FSTYPE /boot/efi | grep -qx vfat",
     ]
   }

@@ -19,7 +19,7 @@ import (
 var diskBlockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "size"}, {Name: "table"}, {Name: "esp_size"}, {Name: "headroom"},
-		{Name: "seed"}, {Name: "guid"}, {Name: "signature"}, {Name: "grow"},
+		{Name: "seed"}, {Name: "guid"}, {Name: "signature"}, {Name: "grow"}, {Name: "esp_automount"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "partition", LabelNames: []string{"label"}}},
 }
@@ -33,6 +33,7 @@ var (
 	diskGUIDArg  = arg{"guid", `"5B2A1C3D-0E4F-4A5B-8C6D-7E8F90A1B2C3"`, false}
 	signatureArg = arg{"signature", `"0x1a2b3c4d"`, false}
 	growArg      = arg{"grow", `true`, false}
+	automountArg = arg{"esp_automount", `false`, false}
 )
 
 // diskBlock is a decoded disk block.
@@ -43,7 +44,7 @@ type diskBlock struct {
 }
 
 func defaultDisk() Disk {
-	return Disk{Size: DefaultDiskSize, Table: DefaultTable, ESPSize: DefaultESPSize, Headroom: DefaultHeadroom, Grow: true, Partitions: []Partition{}}
+	return Disk{Size: DefaultDiskSize, Table: DefaultTable, ESPSize: DefaultESPSize, Headroom: DefaultHeadroom, Grow: true, ESPAutomount: true, Partitions: []Partition{}}
 }
 
 // decodeDiskBlock decodes a disk block. Sizes are strings such as "2GiB",
@@ -79,6 +80,7 @@ func (d *decoder) decodeDiskBlock(block *hcl.Block) (*diskBlock, hcl.Diagnostics
 		}
 	}
 	d.getBool(b.src, growArg, &b.Grow, &diags)
+	d.getBool(b.src, automountArg, &b.ESPAutomount, &diags)
 	for _, pb := range content.Blocks {
 		p, dd := d.decodePartitionBlock(pb)
 		diags = append(diags, dd...)
@@ -129,6 +131,10 @@ func (b *diskBlock) validate() hcl.Diagnostics {
 			diags = append(diags, errorDiag(a.Expr.Range(), "esp_size with partition blocks",
 				"esp_size sizes the ESP of the default layout; with partition blocks, give the esp partition its own size and remove esp_size."))
 		}
+	}
+	if a, ok := b.src.valid("esp_automount"); ok && len(b.partitions) > 0 {
+		diags = append(diags, errorDiag(a.Expr.Range(), "esp_automount with partition blocks",
+			"esp_automount sets how the ESP of the default layout is mounted; declared partitions mount with their own options. Remove esp_automount, and give the esp partition options = \"umask=0077,noauto,x-systemd.automount\" to have it mounted on first use."))
 	}
 	if a, ok := b.src.valid("headroom"); ok {
 		if b.Headroom < 0 || b.Headroom > 1000 {

@@ -227,17 +227,20 @@ type Boot struct {
 // Disk is the image's disk block, sizes in bytes. Range is zero when the
 // block is absent.
 type Disk struct {
-	Size       uint64         // 0 when Auto
-	Auto       bool           // size = "auto": the content plus Headroom percent, rounded up to 1MiB
-	Headroom   int            // percent, for Auto
-	Table      platform.Table // gpt (the default) or mbr
-	ESPSize    uint64         // the ESP of the default layout (no partition blocks)
-	Seed       string         // mixed into every derived identifier
-	GUID       string         // GPT disk GUID; "" = derived
-	Signature  uint32         // MBR disk signature; 0 = derived
-	Grow       bool           // grow the root partition and filesystem to fill the disk at boot
-	Partitions []Partition
-	Range      Range
+	Size      uint64         // 0 when Auto
+	Auto      bool           // size = "auto": the content plus Headroom percent, rounded up to 1MiB
+	Headroom  int            // percent, for Auto
+	Table     platform.Table // gpt (the default) or mbr
+	ESPSize   uint64         // the ESP of the default layout (no partition blocks)
+	Seed      string         // mixed into every derived identifier
+	GUID      string         // GPT disk GUID; "" = derived
+	Signature uint32         // MBR disk signature; 0 = derived
+	Grow      bool           // grow the root partition and filesystem to fill the disk at boot
+	// ESPAutomount mounts the default layout's ESP on first use (a systemd
+	// automount) rather than on the way to local-fs.target.
+	ESPAutomount bool
+	Partitions   []Partition
+	Range        Range
 }
 
 // Partition is a partition block, in disk order. An empty Partitions list

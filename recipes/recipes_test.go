@@ -37,7 +37,7 @@ func TestLoadValid(t *testing.T) {
 					Components: []string{"main"}, Packages: []string{}, InitramfsModules: "vm",
 					Range: Range{Filename: "testdata/valid/minimal.hcl", Line: 4, Column: 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "hybrid", KernelCmdline: []string{}, SecureBoot: "off"}, img.Boot, "defaults, zero Range")
-				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}}, img.Disk)
+				require.Equal(t, Disk{Size: 2 << 30, Table: "gpt", ESPSize: 256 << 20, Headroom: 20, Grow: true, ESPAutomount: true, Partitions: []Partition{}}, img.Disk)
 				require.Equal(t, defaultOutput(), img.Output)
 				require.Empty(t, img.Build)
 				require.Empty(t, img.Tests)
@@ -56,7 +56,7 @@ func TestLoadValid(t *testing.T) {
 					Components: []string{"main", "contrib", "non-free-firmware"}, Packages: []string{"curl", "ca-certificates"}, InitramfsModules: "most",
 					Range: Range{f, 8, 3}}, img.Base)
 				require.Equal(t, Boot{Firmware: "uefi", KernelCmdline: []string{"console=ttyS0", "quiet"}, SecureBoot: "off", MenuTimeout: 5 * time.Second, UpdateAtFirstBoot: true, Range: Range{f, 18, 3}}, img.Boot)
-				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, Partitions: []Partition{}, Range: Range{f, 25, 3}}, img.Disk)
+				require.Equal(t, Disk{Size: 4 << 30, Table: "gpt", ESPSize: 64 << 20, Headroom: 20, Grow: true, ESPAutomount: true, Partitions: []Partition{}, Range: Range{f, 25, 3}}, img.Disk)
 				require.Equal(t, shellSteps(
 					Step{Name: "packages", Action: inline("apt-get update", "apt-get install -y jq"),
 						Environment: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "RETRIES": "3"}, Policy: Policy{Timeout: 45 * time.Minute}, Range: Range{f, 31, 3}},
@@ -116,6 +116,7 @@ func TestLoadValid(t *testing.T) {
 			check: func(t *testing.T, r *Recipe) {
 				require.Equal(t, uint64(1<<30), r.Image.Disk.Size)
 				require.Equal(t, uint64(201<<19), r.Image.Disk.ESPSize)
+				require.False(t, r.Image.Disk.ESPAutomount)
 				require.Equal(t, "stable", r.Image.Base.Suite)
 				require.Equal(t, DefaultTestTimeout, r.Image.Tests[0].Timeout)
 			},

@@ -274,7 +274,7 @@ func inspectDisk(img recipes.Image) inspectedDisk {
 	}
 	parts := spec.Partitions
 	if parts == nil {
-		parts = disk.DefaultPartitions(spec.Table, spec.Firmware, spec.ESPSize)
+		parts = spec.DefaultPartitions()
 	}
 	if !d.Auto {
 		spec.Partitions = parts

@@ -6,6 +6,7 @@ image "x" {
     size     = "16GiB"
     esp_size = "300MiB" # ERROR: esp_size with partition blocks
     guid     = "not-a-guid" # ERROR: Invalid GUID
+    esp_automount = false # ERROR: esp_automount with partition blocks
     partition "ESP" {
       size       = "32MiB" # ERROR: EFI system partition too small
       type       = "esp"

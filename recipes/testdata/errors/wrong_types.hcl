@@ -12,6 +12,7 @@ image "wrong-types" {
   disk {
     size     = true # ERROR: Incorrect attribute value type
     esp_size = 1.5  # ERROR: Invalid size
+    esp_automount = "sometimes" # ERROR: Incorrect attribute value type
   }
   build "shell" "x" {
     inline      = "echo hi > /etc/motd" # ERROR: Incorrect attribute value type

@@ -5,6 +5,7 @@ image "disk-bytes" {
   disk {
     size     = 1073741824
     esp_size = "100.5MiB"
+    esp_automount = false
   }
   test "shell" "t" { inline = ["true"] }
 }
