@@ -158,8 +158,9 @@ type inspectedPart struct {
 	Type       string `json:"type"`
 	Filesystem string `json:"filesystem"`
 	Mount      string `json:"mount,omitempty"`
-	Start      uint64 `json:"start,omitempty"` // 0 when the disk is sized at build time
-	Size       uint64 `json:"size"`            // 0: the rest of the disk, sized at build time
+	Options    string `json:"options,omitempty"` // mount options in /etc/fstab besides defaults
+	Start      uint64 `json:"start,omitempty"`   // 0 when the disk is sized at build time
+	Size       uint64 `json:"size"`              // 0: the rest of the disk, sized at build time
 	GUID       string `json:"guid,omitempty"`
 	FSUUID     string `json:"filesystem_uuid,omitempty"`
 }
@@ -283,7 +284,7 @@ func inspectDisk(img recipes.Image) inspectedDisk {
 			out.GUID = l.DiskGUID
 			for _, p := range l.Partitions {
 				out.Partitions = append(out.Partitions, inspectedPart{Number: p.Number, Label: p.Label, Type: typeName(p.Type.Alias, p.Type.GUID, p.Type.MBR),
-					Filesystem: fsName(p.FS), Mount: p.Mount, Start: p.Start, Size: p.Size, GUID: p.GUID, FSUUID: p.FSUUID})
+					Filesystem: fsName(p.FS), Mount: p.Mount, Options: p.MountOpts, Start: p.Start, Size: p.Size, GUID: p.GUID, FSUUID: p.FSUUID})
 			}
 			return out
 		}
@@ -291,7 +292,7 @@ func inspectDisk(img recipes.Image) inspectedDisk {
 	}
 	for i, p := range parts {
 		out.Partitions = append(out.Partitions, inspectedPart{Number: i + 1, Label: p.Label, Type: typeName(p.Type.Alias, p.Type.GUID, p.Type.MBR),
-			Filesystem: fsName(p.FS), Mount: p.Mount, Size: p.Size})
+			Filesystem: fsName(p.FS), Mount: p.Mount, Options: p.MountOpts, Size: p.Size})
 	}
 	return out
 }
@@ -446,7 +447,7 @@ func (doc *inspection) writeText(w io.Writer) {
 		line("  problem\t%s", dk.Problem)
 	}
 	group()
-	line("  #\tlabel\ttype\tfilesystem\tmount\tstart\tsize")
+	line("  #\tlabel\ttype\tfilesystem\tmount\tstart\tsize\toptions")
 	for _, p := range dk.Partitions {
 		start, psize := units.FormatSize(p.Start), units.FormatSize(p.Size)
 		if p.Start == 0 {
@@ -459,7 +460,11 @@ func (doc *inspection) writeText(w io.Writer) {
 		if mount == "" {
 			mount = "-"
 		}
-		line("  %d\t%s\t%s\t%s\t%s\t%s\t%s", p.Number, p.Label, p.Type, p.Filesystem, mount, start, psize)
+		opts := p.Options
+		if opts == "" {
+			opts = "-"
+		}
+		line("  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", p.Number, p.Label, p.Type, p.Filesystem, mount, start, psize, opts)
 	}
 	group()
 	if len(doc.Components) > 0 {

@@ -30,7 +30,7 @@ func TestInspectExample(t *testing.T) {
 	require.True(t, doc.Disk.Default)
 	require.Len(t, doc.Disk.Partitions, 2, "uefi on gpt: ESP and root")
 	esp, root := doc.Disk.Partitions[0], doc.Disk.Partitions[1]
-	require.Equal(t, inspectedPart{Number: 1, Label: "ESP", Type: "esp", Filesystem: "vfat", Mount: "/boot/efi", Start: 1 << 20, Size: 256 << 20,
+	require.Equal(t, inspectedPart{Number: 1, Label: "ESP", Type: "esp", Filesystem: "vfat", Mount: "/boot/efi", Options: "umask=0077,noauto,x-systemd.automount", Start: 1 << 20, Size: 256 << 20,
 		GUID: esp.GUID, FSUUID: esp.FSUUID}, esp)
 	require.Equal(t, uint64(2<<30-(1<<20)-(256<<20)-(1<<20)), root.Size, "the rest, less GPT's backup table")
 	require.NotEmpty(t, esp.GUID)
