@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/bootloader"
+	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -48,15 +49,22 @@ func bootDefaultsKey(img recipes.Image) string {
 	return k
 }
 
-// hasVFAT says whether the image mounts a vfat filesystem at boot: the ESP
-// of the default layout under UEFI unless it is mounted on first use
-// (disk.esp_automount), or a declared vfat partition.
+// hasVFAT says whether the image mounts a vfat filesystem at boot (its
+// fstab options, disk.MountedAtBoot): the ESP of the default layout under
+// UEFI, unless disk.esp_automount leaves it to its first use, or a declared
+// vfat partition.
 func hasVFAT(img recipes.Image) bool {
 	if len(img.Disk.Partitions) == 0 {
-		return img.Boot.Firmware.HasUEFI() && !img.Disk.ESPAutomount
+		spec := disk.Spec{Table: img.Disk.Table, Firmware: img.Boot.Firmware, ESPAutomount: img.Disk.ESPAutomount}
+		for _, p := range spec.DefaultPartitions() {
+			if p.FS == "vfat" && disk.MountedAtBoot(p.MountOpts) {
+				return true
+			}
+		}
+		return false
 	}
 	for _, p := range img.Disk.Partitions {
-		if p.Filesystem == "vfat" && p.Mount != "" {
+		if p.Filesystem == "vfat" && p.Mount != "" && disk.MountedAtBoot(p.Options) {
 			return true
 		}
 	}

@@ -26,6 +26,8 @@ func TestWriteBootDefaults(t *testing.T) {
 		{"uefi-esp-automount", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI}, Disk: recipes.Disk{ESPAutomount: true}}, false},
 		{"declared-esp", recipes.Image{Boot: recipes.Boot{Firmware: platform.BIOS},
 			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "vfat", Mount: "/boot/efi"}, {Filesystem: "ext4", Mount: "/"}}}}, true},
+		{"declared-esp-automount", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI},
+			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "vfat", Mount: "/boot/efi", Options: "umask=0077,x-systemd.automount"}, {Filesystem: "ext4", Mount: "/"}}}}, false},
 		{"declared-no-vfat", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI},
 			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "ext4", Mount: "/"}}}}, false},
 	} {
@@ -52,7 +54,7 @@ func TestWriteBootDefaults(t *testing.T) {
 		})
 	}
 	require.Len(t, roots[true], 3)
-	require.Len(t, roots[false], 3)
+	require.Len(t, roots[false], 4)
 	for _, r := range roots {
 		for _, k := range r {
 			require.Equal(t, r[0], k)

@@ -172,3 +172,12 @@ func TestSetTreeTimesClamps(t *testing.T) {
 	li, _ := os.Lstat(filepath.Join(tree, "link"))
 	require.Equal(t, int64(1700000000), li.ModTime().Unix(), "symlinks themselves are clamped")
 }
+
+func TestMountedAtBoot(t *testing.T) {
+	for opts, want := range map[string]bool{
+		"": true, "umask=0077": true, "defaults,nodev": true, "noautodefrag": true,
+		"umask=0077," + ESPAutomountOpts: false, "x-systemd.automount": false, "noauto": false,
+	} {
+		require.Equal(t, want, MountedAtBoot(opts), opts)
+	}
+}

@@ -76,6 +76,18 @@ const (
 // on first use (fstab's noauto keeps mount -a off it too).
 const ESPAutomountOpts = "noauto,x-systemd.automount"
 
+// MountedAtBoot says whether a filesystem with these fstab options is
+// mounted on the way to local-fs.target: not with noauto, and not with
+// x-systemd.automount (mounted on first use).
+func MountedAtBoot(opts string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == "noauto" || o == "x-systemd.automount" {
+			return false
+		}
+	}
+	return true
+}
+
 // DefaultPartitions is the layout used when a recipe declares none: what
 // each firmware needs, then a root filesystem filling the disk.
 func (s Spec) DefaultPartitions() []PartSpec {
