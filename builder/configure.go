@@ -66,10 +66,7 @@ func planDisk(img recipes.Image, tree string) (*disk.Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	parts := spec.Partitions
-	if parts == nil {
-		parts = spec.DefaultPartitions()
-	}
+	parts := spec.PartSpecs()
 	usage, err := contentByMount(tree, parts)
 	if err != nil {
 		return nil, err

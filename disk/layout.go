@@ -105,6 +105,15 @@ func (s Spec) DefaultPartitions() []PartSpec {
 	return append(ps, PartSpec{Label: "root", Role: RoleRoot, Type: parttype.Root, FS: "ext4", Mount: "/", MountOpts: "errors=remount-ro"})
 }
 
+// PartSpecs are the partitions s lays out: those declared, else the
+// default layout.
+func (s Spec) PartSpecs() []PartSpec {
+	if s.Partitions != nil {
+		return s.Partitions
+	}
+	return s.DefaultPartitions()
+}
+
 // Plan places the partitions on the disk, 1 MiB aligned, and derives every identifier.
 func Plan(s Spec) (*Layout, error) {
 	if s.Table != platform.GPT && s.Table != platform.MBR {
@@ -113,10 +122,7 @@ func Plan(s Spec) (*Layout, error) {
 	if s.Firmware == "" {
 		s.Firmware = platform.UEFI
 	}
-	parts := s.Partitions
-	if parts == nil {
-		parts = s.DefaultPartitions()
-	}
+	parts := s.PartSpecs()
 	if err := Check(s.Table, s.Firmware, parts); err != nil {
 		return nil, err
 	}

@@ -273,10 +273,7 @@ func inspectDisk(img recipes.Image) inspectedDisk {
 		out.Problem = err.Error()
 		return out
 	}
-	parts := spec.Partitions
-	if parts == nil {
-		parts = spec.DefaultPartitions()
-	}
+	parts := spec.PartSpecs()
 	if !d.Auto {
 		spec.Partitions = parts
 		l, err := disk.Plan(spec)
