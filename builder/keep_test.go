@@ -109,8 +109,8 @@ func TestRunStageAsks(t *testing.T) {
 }
 
 // The stages that may run again after a failure are the ones whose retry
-// is sound: base (bootstrap again), build (resumes at the failed step) and
-// test (boot again).
+// is sound: base (bootstrap again), build (resumes at the failed step),
+// lint (reads the tree again) and test (boot again).
 func TestRetryableStages(t *testing.T) {
 	var names []string
 	for _, st := range stages {
@@ -118,5 +118,5 @@ func TestRetryableStages(t *testing.T) {
 			names = append(names, st.name)
 		}
 	}
-	require.Equal(t, []string{"base", "build", "test"}, names)
+	require.Equal(t, []string{"base", "build", "lint", "test"}, names)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/base"
+	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
 )
@@ -99,6 +100,33 @@ remove them in a build step, or accept a path in the image block: lint { allow =
 	require.NoError(t, err)
 	require.Equal(t, "1 files, 0 allowed", note)
 	require.Equal(t, manifest.Lint{Allow: []string{"/etc/app/allowed.conf"}, Allowed: []manifest.LintFinding{}, Files: 1}, clean.m.Lint)
+}
+
+// Under --on-error=ask the lint can run again: after the person removed
+// the secret in a shell, the retry reads the tree again and passes.
+func TestStageLintRetriedAfterShell(t *testing.T) {
+	r := &recipes.Recipe{}
+	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + string(bytes.Repeat([]byte("QUJD"), 40)) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+	s, _ := lintState(t, r, map[string]string{"root/.ssh/id_ed25519": key, "etc/motd": "hello"})
+	var asked []Paused
+	s.opts = Options{OnError: OnErrorAsk, Progress: progress.Quiet{}, Ask: func(_ context.Context, p Paused) Decision {
+		asked = append(asked, p)
+		require.NoError(t, os.Remove(filepath.Join(p.Tree, "root/.ssh/id_ed25519"))) // what the shell did
+		return Retry
+	}}
+	var lint stage
+	for _, st := range stages {
+		if st.name == "lint" {
+			lint = st
+		}
+	}
+	note, _, err := s.runStage(context.Background(), lint, "lint")
+	require.NoError(t, err)
+	require.Equal(t, "1 files, 0 allowed", note)
+	require.Len(t, asked, 1)
+	require.True(t, asked[0].CanRetry)
+	require.ErrorContains(t, asked[0].Err, "/root/.ssh/id_ed25519: OpenSSH private key")
+	require.Equal(t, 1, s.m.Lint.Files)
 }
 
 // A sensitive value that reached the manifest another way than the

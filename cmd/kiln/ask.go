@@ -27,8 +27,11 @@ func askOnTerminal(in, term *os.File) func(ctx context.Context, p builder.Paused
 		var choices []choice
 		if p.CanRetry {
 			what := "run the stage again"
-			if p.Stage == "build" {
+			switch p.Stage {
+			case "build":
 				what = "run the build steps again from the failed one"
+			case "lint":
+				what = "read the tree again (after removing what it found, in a shell)"
 			}
 			choices = append(choices, choice{"r", "retry", what})
 		}

@@ -86,6 +86,14 @@ func TestAskOnTerminal(t *testing.T) {
 	term.typeLine(t, "Keep")
 	require.Equal(t, builder.Keep, <-got)
 
+	// A failed lint: its retry reads the tree again.
+	p = builder.Paused{Stage: "lint", Err: errors.New("the image holds 1 secret(s)"), Attempt: 1, Tree: "/staging/tree", CanRetry: true}
+	go func() { got <- ask(context.Background(), p) }()
+	term.expect(t, "[r/s/k/a]? ", 3, 5*time.Second)
+	require.Contains(t, term.text(), "r  retry  read the tree again (after removing what it found, in a shell)")
+	term.typeLine(t, "r")
+	require.Equal(t, builder.Retry, <-got)
+
 	// A failed test: the disk, no retry offered here.
 	p = builder.Paused{Stage: "outputs", Err: errors.New("vhd: too big"), Attempt: 1, Disk: "/staging/x.raw"}
 	go func() { got <- ask(context.Background(), p) }()
