@@ -209,7 +209,7 @@ const StopGrace = 3 * time.Second
 // into its root filesystem and collects the results of that one boot.
 func Boot(ctx context.Context, t Request) (*Report, error) {
 	t.Devices = t.Devices.forBoot(t.Firmware)
-	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests, Profile: t.Profile}
+	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests, Profile: t.Profile, SecureBoot: t.SecureBoot}
 	names := make([]string, len(t.Tests))
 	total := bootBudget + time.Minute
 	for i, s := range t.Tests {

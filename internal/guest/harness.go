@@ -44,6 +44,10 @@ type Suite struct {
 	BootTimeout time.Duration
 	// Profile asks the guest for its slowest units too (KILN-UNITS).
 	Profile bool
+	// SecureBoot asks for the SecureBoot EFI variable (KILN-SECURE-BOOT),
+	// which only a Secure Boot boot is held to: reading it starts programs,
+	// each of which costs time under emulation.
+	SecureBoot bool
 }
 
 // kernelMarkers are the kernel log's messages that mark the start of init,
@@ -85,7 +89,7 @@ WantedBy=multi-user.target
 //	KILN-STATE <state of multi-user.target> <seconds waited>
 //	KILN-BOOT <base64 of the boot's clocks: systemd's milestones, kernel lines>
 //	KILN-UNITS <base64 of systemd-analyze blame> (only with KILN_PROFILE=1)
-//	KILN-SECURE-BOOT <the SecureBoot efivar's value byte, "absent" or "unreadable">
+//	KILN-SECURE-BOOT <the SecureBoot efivar's value byte, "absent" or "unreadable"> (only with KILN_SECURE_BOOT=1)
 //	KILN-FAILED-UNITS <base64 of systemctl --failed>
 //	KILN-TEST <index> <exit code> <milliseconds> <base64 of output>
 //	KILN-KERNEL <base64 of the kernel log's problem lines (see ConsoleProblems)>
@@ -126,8 +130,10 @@ echo "KILN-BOOT $( {
 if [ "$KILN_PROFILE" = 1 ]; then
 	echo "KILN-UNITS $(systemd-analyze blame --no-pager 2>&1 | head -n 15 | base64 -w0)" >&3
 fi
+if [ "$KILN_SECURE_BOOT" = 1 ]; then
 sbvar=` + secureBootVar + `
-` + secureBootProbe + `# Let units that were still starting settle before looking for failures.
+` + secureBootProbe + `fi
+# Let units that were still starting settle before looking for failures.
 i=0
 while [ $i -lt 30 ] && [ -n "$(systemctl list-jobs --no-legend 2>/dev/null | grep -v kiln-test)" ]; do sleep 1; i=$((i+1)); done
 echo "KILN-FAILED-UNITS $(systemctl --failed --no-legend --plain 2>&1 | base64 -w0)" >&3
@@ -177,15 +183,18 @@ func Inject(ctx context.Context, image string, rootOffset uint64, s Suite, log i
 	if bootTimeout == 0 {
 		bootTimeout = 5 * time.Minute
 	}
-	profile := 0
+	profile, secureBoot := 0, 0
 	if s.Profile {
 		profile = 1
+	}
+	if s.SecureBoot {
+		secureBoot = 1
 	}
 	files := map[string][]byte{
 		"unit":   []byte(unit),
 		"runner": []byte(runner),
-		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_FIRMWARE=%s KILN_BOOT_TIMEOUT=%d KILN_PROFILE=%d\n",
-			run.QuoteArg(s.Image), run.QuoteArg(s.Version), run.QuoteArg(s.Firmware), int(bootTimeout.Seconds()), profile)),
+		"env": []byte(fmt.Sprintf("export KILN_IMAGE=%s KILN_VERSION=%s KILN_FIRMWARE=%s KILN_BOOT_TIMEOUT=%d KILN_PROFILE=%d KILN_SECURE_BOOT=%d\n",
+			run.QuoteArg(s.Image), run.QuoteArg(s.Version), run.QuoteArg(s.Firmware), int(bootTimeout.Seconds()), profile, secureBoot)),
 	}
 	for i, t := range s.Tests {
 		if len(t.Files) > 0 || t.Retries > 0 || t.Continue {

@@ -49,6 +49,7 @@ func TestInjectIntoExt4AtOffset(t *testing.T) {
 	require.Equal(t, ":\nexport Q='it'\\''s'\nexport TABLE=gpt\n", cat("/etc/kiln-test/envs/001"))
 	require.Equal(t, ":\n", cat("/etc/kiln-test/envs/000"))
 	require.Contains(t, cat("/etc/kiln-test/env"), `KILN_IMAGE='img'\''s'`)
+	require.Contains(t, cat("/etc/kiln-test/env"), "KILN_SECURE_BOOT=0", "only a Secure Boot boot reads the variable")
 	out = testutil.Run(t, "debugfs", "-R", "stat /etc/systemd/system/multi-user.target.wants/kiln-test.service", target)
 	require.Contains(t, string(out), "Type: symlink")
 	out = testutil.Run(t, "debugfs", "-R", "stat /etc/kiln-test/tests/000", target)
