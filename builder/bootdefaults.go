@@ -49,22 +49,18 @@ func bootDefaultsKey(img recipes.Image) string {
 	return k
 }
 
-// hasVFAT says whether the image mounts a vfat filesystem at boot (its
-// fstab options, disk.MountedAtBoot): the ESP of the default layout under
-// UEFI, unless disk.esp_automount leaves it to its first use, or a declared
-// vfat partition.
+// hasVFAT says whether the image mounts a vfat filesystem at boot: one of
+// the partitions it lays out (declared, else the default layout, whose ESP
+// disk.esp_automount may leave to its first use) by its fstab options
+// (disk.MountedAtBoot). A disk block DiskSpec refuses fails the build at
+// the disk stage; it mounts nothing here.
 func hasVFAT(img recipes.Image) bool {
-	if len(img.Disk.Partitions) == 0 {
-		spec := disk.Spec{Table: img.Disk.Table, Firmware: img.Boot.Firmware, ESPAutomount: img.Disk.ESPAutomount}
-		for _, p := range spec.DefaultPartitions() {
-			if p.FS == "vfat" && disk.MountedAtBoot(p.MountOpts) {
-				return true
-			}
-		}
+	spec, err := DiskSpec(img)
+	if err != nil {
 		return false
 	}
-	for _, p := range img.Disk.Partitions {
-		if p.Filesystem == "vfat" && p.Mount != "" && disk.MountedAtBoot(p.Options) {
+	for _, p := range spec.PartSpecs() {
+		if p.FS == "vfat" && p.Mount != "" && disk.MountedAtBoot(p.MountOpts) {
 			return true
 		}
 	}

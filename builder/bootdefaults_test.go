@@ -25,11 +25,11 @@ func TestWriteBootDefaults(t *testing.T) {
 		// the ESP mounted on first use: nothing to load at boot
 		{"uefi-esp-automount", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI}, Disk: recipes.Disk{ESPAutomount: true}}, false},
 		{"declared-esp", recipes.Image{Boot: recipes.Boot{Firmware: platform.BIOS},
-			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "vfat", Mount: "/boot/efi"}, {Filesystem: "ext4", Mount: "/"}}}}, true},
+			Disk: recipes.Disk{Partitions: []recipes.Partition{{Type: "esp", Filesystem: "vfat", Mount: "/boot/efi"}, {Type: "linux", Filesystem: "ext4", Mount: "/"}}}}, true},
 		{"declared-esp-automount", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI},
-			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "vfat", Mount: "/boot/efi", Options: "umask=0077,x-systemd.automount"}, {Filesystem: "ext4", Mount: "/"}}}}, false},
+			Disk: recipes.Disk{Partitions: []recipes.Partition{{Type: "esp", Filesystem: "vfat", Mount: "/boot/efi", Options: "umask=0077,x-systemd.automount"}, {Type: "linux", Filesystem: "ext4", Mount: "/"}}}}, false},
 		{"declared-no-vfat", recipes.Image{Boot: recipes.Boot{Firmware: platform.UEFI},
-			Disk: recipes.Disk{Partitions: []recipes.Partition{{Filesystem: "ext4", Mount: "/"}}}}, false},
+			Disk: recipes.Disk{Partitions: []recipes.Partition{{Type: "linux", Filesystem: "ext4", Mount: "/"}}}}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tree := t.TempDir()
