@@ -131,10 +131,11 @@ type state struct {
 
 	layout  *disk.Layout
 	bootCfg bootloader.Config
-	esp     []disk.File // the ESP's files (UEFI)
-	coreImg []byte      // GRUB's BIOS core image
-	bootImg []byte      // GRUB's BIOS boot sector
-	rawSum  string      // the raw image's sha256 once written
+	esp     []disk.File     // the ESP's files (UEFI)
+	coreImg []byte          // GRUB's BIOS core image
+	bootImg []byte          // GRUB's BIOS boot sector
+	rawSum  string          // the raw image's sha256 once written
+	pending *pendingOutputs // outputs being written while the test stage runs
 
 	stageStart time.Time // of the running stage
 	keep       bool      // Options.Ask decided Keep
@@ -186,6 +187,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		return nil, fmt.Errorf("creating the staging directory: %w", err)
 	}
 	defer s.staging.Discard()
+	defer s.stopOutputs() // first: nothing writes into staging while it goes
 	logFile, err := os.Create(filepath.Join(s.staging.Artifact, s.files.buildLog))
 	if err != nil {
 		return nil, err
@@ -212,6 +214,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		o.Logger.Info("stage started", "stage", st.name, "what", what)
 		note, end, err := s.runStage(ctx, st, what)
 		if err != nil {
+			s.stopOutputs()
 			end("failed")
 			o.Logger.Info("stage failed", "stage", st.name, "seconds", roundSeconds(time.Since(s.stageStart)))
 			// failed fills in a test failure's logs first

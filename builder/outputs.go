@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kiln-build/kiln/formats"
 	kimage "github.com/kiln-build/kiln/formats/image"
@@ -23,35 +26,42 @@ import (
 // outputRequest is what the outputs stage needs.
 type outputRequest struct {
 	Raw      string // the tested raw image
+	RawSum   string // its sha256 when known (the disk stage's); empty: hashed here
 	Dir      string // where outputs go (the staging artifact directory)
 	Name     string
 	Firmware string
 	Output   recipes.Output
 	Log      io.Writer
+	// Workers bounds the outputs written at once and each one's compression
+	// goroutines; 0 means every core.
+	Workers int
 }
 
 // writeOutputs writes every requested format from the raw image, checks
-// each against the rules of the platform it is for, reads each back to
-// prove it holds the same disk, and compresses (or drops) the raw image.
-// The formats are written concurrently, at most GOMAXPROCS at a time, and
-// the raw image's compression, started first, overlaps them. The first
-// failure cancels the others and removes every file they wrote; the error
-// names the output. It returns the manifest entries in the recipe's order.
+// each against the rules of the platform it is for, and reads each back to
+// prove it holds the same disk. The formats are written concurrently, at
+// most Workers at a time, and the raw image's compression, started first,
+// overlaps them. The first failure (or ctx's end) cancels the others and
+// removes every file they wrote; the error names the output. It returns
+// the manifest entries in the recipe's order. The raw image is left in
+// place: dropRaw removes it once nothing else reads it.
 func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, error) {
-	rawSum, err := sparse.SHA256(r.Raw)
-	if err != nil {
-		return nil, err
+	rawSum := r.RawSum
+	if rawSum == "" {
+		var err error
+		if rawSum, err = sparse.SHA256(r.Raw); err != nil {
+			return nil, err
+		}
 	}
 	fi, err := os.Stat(r.Raw)
 	if err != nil {
 		return nil, err
 	}
-	r.Log = &lockedWriter{w: r.Log}
-	keepRaw := false
-	for _, f := range r.Output.Formats {
-		keepRaw = keepRaw || f == "raw"
+	if r.Workers <= 0 {
+		r.Workers = runtime.NumCPU()
 	}
-	jobs := []outputJob{rawJob(r, rawSum, keepRaw)}
+	r.Log = &lockedWriter{w: r.Log}
+	jobs := []outputJob{rawJob(r, rawSum, keepsRaw(r.Output))}
 	for _, f := range r.Output.Formats {
 		if f == "raw" {
 			continue
@@ -62,7 +72,7 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 		}
 		jobs = append(jobs, j)
 	}
-	done, err := runOutputJobs(ctx, jobs, runtime.GOMAXPROCS(0))
+	done, err := runOutputJobs(ctx, jobs, r.Workers)
 	if err != nil {
 		for _, j := range jobs {
 			for _, f := range j.files {
@@ -84,12 +94,73 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 			}
 		}
 	}
-	if !keepRaw || raw.Compression != "" {
-		if err := os.Remove(r.Raw); err != nil {
-			return nil, err
+	return ordered, nil
+}
+
+// keepsRaw reports whether the recipe publishes the raw image (compressed
+// or not).
+func keepsRaw(o recipes.Output) bool {
+	return slices.Contains(o.Formats, "raw")
+}
+
+// dropRaw removes the raw image unless the artifact publishes it as it is:
+// when the recipe did not ask for raw, or asked for it compressed.
+func dropRaw(raw string, outs []manifest.Output) error {
+	for _, o := range outs {
+		if o.Format == "raw" && o.Compression == "" {
+			return nil
 		}
 	}
-	return ordered, nil
+	return os.Remove(raw)
+}
+
+// pendingOutputs are outputs written in the background while the test
+// stage boots the image (they read only the raw image, which the test
+// never changes). Their log lines are held until the outputs stage takes
+// them, so build.log stays in stage order.
+type pendingOutputs struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	log    lockedWriter
+	buf    bytes.Buffer
+	outs   []manifest.Output
+	err    error
+	took   time.Duration
+}
+
+// startOutputs starts writeOutputs(r) on its own goroutine.
+func startOutputs(ctx context.Context, r outputRequest) *pendingOutputs {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pendingOutputs{cancel: cancel, done: make(chan struct{})}
+	p.log.w = &p.buf
+	r.Log = &p.log
+	go func() {
+		defer close(p.done)
+		start := time.Now()
+		p.outs, p.err = writeOutputs(ctx, r)
+		p.took = time.Since(start)
+	}()
+	return p
+}
+
+// wait waits for the outputs, copies their log lines to log, and returns
+// what writeOutputs returned.
+func (p *pendingOutputs) wait(log io.Writer) ([]manifest.Output, error) {
+	<-p.done
+	p.log.mu.Lock()
+	_, _ = p.buf.WriteTo(log)
+	p.log.mu.Unlock()
+	if p.err == nil {
+		fmt.Fprintf(log, "(written while the test stage ran, in %s)\n", p.took.Round(100*time.Millisecond))
+	}
+	return p.outs, p.err
+}
+
+// stop cancels the outputs and waits until they are gone: a cancelled
+// writeOutputs removes what it wrote and closes the raw image.
+func (p *pendingOutputs) stop() {
+	p.cancel()
+	<-p.done
 }
 
 // outputJob makes one output: files are what it may create, removed if any
@@ -161,7 +232,7 @@ func rawJob(r outputRequest, rawSum string, keepRaw bool) outputJob {
 			}
 			return raw, nil
 		}
-		sum, size, err := compressFile(ctx, r.Raw, dst, r.Output.Compress)
+		sum, size, err := compressFile(ctx, r.Raw, dst, r.Output.Compress, r.Workers)
 		if err != nil {
 			return raw, fmt.Errorf("compressing the raw image with %s: %w", r.Output.Compress, err)
 		}
@@ -173,7 +244,7 @@ func rawJob(r outputRequest, rawSum string, keepRaw bool) outputJob {
 	return j
 }
 
-func compressFile(ctx context.Context, src, dst, algo string) (sum string, size int64, err error) {
+func compressFile(ctx context.Context, src, dst, algo string, workers int) (sum string, size int64, err error) {
 	out, err := os.Create(dst)
 	if err != nil {
 		return "", 0, err
@@ -185,7 +256,7 @@ func compressFile(ctx context.Context, src, dst, algo string) (sum string, size 
 	}
 	defer in.Close()
 	h := sha256.New()
-	if err := formats.Compress(ctx, io.MultiWriter(out, h), in, algo, 0); err != nil {
+	if err := formats.Compress(ctx, io.MultiWriter(out, h), in, algo, workers); err != nil {
 		return "", 0, err
 	}
 	if err := out.Close(); err != nil {
@@ -247,6 +318,7 @@ func writeOne(ctx context.Context, r outputRequest, src kimage.Source, format st
 		firmware = "efi"
 	}
 	opts := formats.Options{Name: r.Name, CPUs: r.Output.CPUs, MemoryMiB: r.Output.MemoryMiB, Firmware: firmware}
+	opts.Workers = r.Workers
 	switch format {
 	case "qcow2":
 		opts.Compress = r.Output.QCOW2Compressed

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kiln-build/kiln/internal/sparse"
+	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/internal/testutil"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/recipes"
@@ -124,10 +126,71 @@ func TestWriteOutputsInRecipeOrder(t *testing.T) {
 	require.Equal(t, formats, got)
 	require.Equal(t, "img.raw.zst", outs[1].File)
 	require.Equal(t, rawSum, outs[1].UncompressedSHA256)
+	require.FileExists(t, raw, "the raw image stays until the tests are done with it")
+	require.NoError(t, dropRaw(raw, outs))
 	require.NoFileExists(t, raw, "only the compressed raw image is kept")
 	for _, f := range []string{"img.vhd", "img.qcow2", "img.vmdk", "img.raw.zst"} {
 		require.Contains(t, log.String(), "wrote "+f)
 	}
+}
+
+// The raw image stays when the recipe publishes it uncompressed, and goes
+// when it does not publish it at all.
+func TestDropRaw(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "img.raw")
+	require.NoError(t, os.WriteFile(raw, []byte("disk"), 0o644))
+	require.NoError(t, dropRaw(raw, []manifest.Output{{Format: "qcow2"}, {Format: "raw", File: "img.raw"}}))
+	require.FileExists(t, raw)
+	require.NoError(t, dropRaw(raw, []manifest.Output{{Format: "qcow2"}}))
+	require.NoFileExists(t, raw)
+}
+
+// Outputs started in the background (while the test stage boots) give what
+// writeOutputs gives, their log lines held until they are waited for;
+// stopped, they leave nothing but the raw image.
+func TestPendingOutputs(t *testing.T) {
+	dir := t.TempDir()
+	raw := gptDisk(t, dir)
+	req := outputRequest{Raw: raw, Dir: dir, Name: "img", Firmware: "bios", Workers: 1,
+		Output: recipes.Output{Formats: []string{"raw", "qcow2"}, Compress: "zstd"}}
+	var early bytes.Buffer
+	req.Log = &early
+	p := startOutputs(context.Background(), req)
+	var log bytes.Buffer
+	outs, err := p.wait(&log)
+	require.NoError(t, err)
+	require.Empty(t, early.String(), "nothing is logged before the outputs stage takes it")
+	require.Contains(t, log.String(), "wrote img.raw.zst")
+	require.Contains(t, log.String(), "wrote img.qcow2")
+	require.Len(t, outs, 2)
+	for _, o := range outs {
+		require.FileExists(t, filepath.Join(dir, o.File))
+	}
+
+	// Stopped after one output is written and checked, while the raw image
+	// may still be compressing: every output goes, the raw image stays.
+	dir2 := t.TempDir()
+	raw2 := gptDisk(t, dir2)
+	req.Raw, req.Dir = raw2, dir2
+	written, release := make(chan struct{}), make(chan struct{})
+	testhook.Reached = func(point string) {
+		if point == testhook.OutputWritten+"qcow2" {
+			close(written)
+			<-release
+		}
+	}
+	t.Cleanup(func() { testhook.Reached = nil })
+	p = startOutputs(context.Background(), req)
+	<-written
+	require.FileExists(t, filepath.Join(dir2, "img.qcow2"))
+	p.cancel()
+	close(release)
+	p.stop()
+	left, _ := filepath.Glob(filepath.Join(dir2, "img.*"))
+	require.Equal(t, []string{raw2}, left, "a stopped write leaves only the raw image")
+	_, err = p.wait(io.Discard)
+	require.ErrorIs(t, err, context.Canceled)
 }
 
 // A failing output fails the stage with the format's name, and no output,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -254,8 +255,13 @@ func describeTest(s *state) string {
 
 // stageTest boots a throwaway copy under each firmware the image claims
 // and runs the tests inside the guest; boottest proves the image itself
-// did not change.
+// did not change. The outputs, which read only the image, are written
+// meanwhile (stageOutputs waits for them).
 func stageTest(ctx context.Context, s *state) (string, error) {
+	if s.pending == nil {
+		// the test VM's vCPU keeps one core busy (TCG) or taken (KVM)
+		s.pending = startOutputs(ctx, s.outputRequest(max(1, runtime.NumCPU()-1)))
+	}
 	s.m.Tests, s.m.Health = []manifest.TestResult{}, nil // a retried stage records its last run
 	tests, err := components.GuestSteps(ctx, s.img.Tests)
 	if err != nil {
@@ -266,7 +272,7 @@ func stageTest(ctx context.Context, s *state) (string, error) {
 		consoles[b] = filepath.Join(s.staging.Artifact, name)
 	}
 	out, err := boottest.Run(ctx, boottest.Suite{
-		Image: s.raw, Name: s.img.Name, Version: s.img.Version, RootOffset: s.layout.Root().Start,
+		Image: s.raw, ImageSHA256: s.rawSum, Name: s.img.Name, Version: s.img.Version, RootOffset: s.layout.Root().Start,
 		Boots: s.files.boots, Consoles: consoles, Tests: tests, SkipHealth: s.img.SkipHealth, Devices: testDevices(s.img.Boot),
 		WorkDir: s.staging.Work, Log: s.log,
 		Booted: func(b platform.Boot, r *boottest.Report) error {
@@ -289,13 +295,39 @@ func stageTest(ctx context.Context, s *state) (string, error) {
 	return fmt.Sprintf("%d passed", len(out.Results)), nil
 }
 
-// stageOutputs writes every requested format, checked against its
-// platform's rules and read back; the raw image is compressed last.
+// stageOutputs takes the outputs the test stage started (or, when it did
+// not run, writes them now): every requested format, checked against its
+// platform's rules and read back, the raw image compressed. Then the raw
+// image goes, unless it is published as it is.
 func stageOutputs(ctx context.Context, s *state) (string, error) {
 	var err error
-	s.m.Outputs, err = writeOutputs(ctx, outputRequest{Raw: s.raw, Dir: s.staging.Artifact, Name: s.img.Name,
-		Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log})
-	return "", err
+	if p := s.pending; p != nil {
+		s.pending = nil
+		s.m.Outputs, err = p.wait(s.log)
+	} else {
+		s.m.Outputs, err = writeOutputs(ctx, s.outputRequest(0))
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", dropRaw(s.raw, s.m.Outputs)
+}
+
+// outputRequest is what the outputs need from the build, written with
+// workers at most at once (0: every core).
+func (s *state) outputRequest(workers int) outputRequest {
+	return outputRequest{Raw: s.raw, RawSum: s.rawSum, Dir: s.staging.Artifact, Name: s.img.Name,
+		Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: workers}
+}
+
+// stopOutputs cancels outputs still being written in the background and
+// waits for them to remove what they wrote: before a failed build keeps
+// its disk or its staging directory goes.
+func (s *state) stopOutputs() {
+	if s.pending != nil {
+		s.pending.stop()
+		s.pending = nil
+	}
 }
 
 // stagePublish numbers the build under the version's lock, writes the
