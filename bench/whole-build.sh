@@ -34,7 +34,7 @@ build() { # side run
   fi
   t1=$(now)
   path=$(jq -r .path "$out/$1-$2.json")
-  echo "$(echo "$t1 - $t0" | bc) $(jq -r '[.stages[] | select(.stage == "test" or .stage == "outputs") | .seconds] | @tsv' "$path/manifest.json")" >>"$out/$1.times"
+  printf "%.1f %s\n" "$(echo "$t1 - $t0" | bc)" "$(jq -r '[.stages[] | select(.stage == "test" or .stage == "outputs") | .seconds * 10 | round / 10 | tostring] | join(" ")' "$path/manifest.json")" >>"$out/$1.times"
 }
 
 build this warmup >/dev/null # a fresh cache bootstraps the base here, not in a timed run
@@ -45,7 +45,7 @@ for i in $(seq "$runs"); do
 done
 col() { awk -v c="$2" '{print $c}' "$out/$1.times" | median; }
 this=$(col this 1) other=$(col ref 1)
-echo "runs (wall, test stage, outputs stage), this: $(paste -sd';' "$out/this.times"); $ref: $(paste -sd';' "$out/ref.times")"
+echo "runs (wall, test stage, outputs stage), this: $(paste -sd',' "$out/this.times"); $ref: $(paste -sd',' "$out/ref.times")"
 echo
 echo "| date | this checkout (median) | $ref (median) | this / $ref | test stage, this / $ref | outputs stage, this / $ref |"
 echo "|---|---|---|---|---|---|"
