@@ -26,7 +26,7 @@ import (
 // outputRequest is what the outputs stage needs.
 type outputRequest struct {
 	Raw      string // the tested raw image
-	RawSum   string // its sha256 when known (the disk stage's); empty: hashed here
+	RawSum   string // its sha256 (the disk stage's)
 	Dir      string // where outputs go (the staging artifact directory)
 	Name     string
 	Firmware string
@@ -46,13 +46,6 @@ type outputRequest struct {
 // the manifest entries in the recipe's order. The raw image is left in
 // place: dropRaw removes it once nothing else reads it.
 func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, error) {
-	rawSum := r.RawSum
-	if rawSum == "" {
-		var err error
-		if rawSum, err = sparse.SHA256(r.Raw); err != nil {
-			return nil, err
-		}
-	}
 	fi, err := os.Stat(r.Raw)
 	if err != nil {
 		return nil, err
@@ -61,12 +54,12 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 		r.Workers = runtime.NumCPU()
 	}
 	r.Log = &lockedWriter{w: r.Log}
-	jobs := []outputJob{rawJob(r, rawSum, keepsRaw(r.Output))}
+	jobs := []outputJob{rawJob(r, r.RawSum, slices.Contains(r.Output.Formats, "raw"))}
 	for _, f := range r.Output.Formats {
 		if f == "raw" {
 			continue
 		}
-		j, err := formatJob(r, f, rawSum, fi.Size())
+		j, err := formatJob(r, f, r.RawSum, fi.Size())
 		if err != nil {
 			return nil, err
 		}
@@ -97,12 +90,6 @@ func writeOutputs(ctx context.Context, r outputRequest) ([]manifest.Output, erro
 	return ordered, nil
 }
 
-// keepsRaw reports whether the recipe publishes the raw image (compressed
-// or not).
-func keepsRaw(o recipes.Output) bool {
-	return slices.Contains(o.Formats, "raw")
-}
-
 // dropRaw removes the raw image unless the artifact publishes it as it is:
 // when the recipe did not ask for raw, or asked for it compressed.
 func dropRaw(raw string, outs []manifest.Output) error {
@@ -121,8 +108,7 @@ func dropRaw(raw string, outs []manifest.Output) error {
 type pendingOutputs struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	log    lockedWriter
-	buf    bytes.Buffer
+	log    bytes.Buffer // written by writeOutputs (which serialises its jobs' writes)
 	outs   []manifest.Output
 	err    error
 	took   time.Duration
@@ -132,7 +118,6 @@ type pendingOutputs struct {
 func startOutputs(ctx context.Context, r outputRequest) *pendingOutputs {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pendingOutputs{cancel: cancel, done: make(chan struct{})}
-	p.log.w = &p.buf
 	r.Log = &p.log
 	go func() {
 		defer close(p.done)
@@ -146,10 +131,8 @@ func startOutputs(ctx context.Context, r outputRequest) *pendingOutputs {
 // wait waits for the outputs, copies their log lines to log, and returns
 // what writeOutputs returned.
 func (p *pendingOutputs) wait(log io.Writer) ([]manifest.Output, error) {
-	<-p.done
-	p.log.mu.Lock()
-	_, _ = p.buf.WriteTo(log)
-	p.log.mu.Unlock()
+	<-p.done // writeOutputs has returned: nothing writes p.log any more
+	_, _ = p.log.WriteTo(log)
 	if p.err == nil {
 		fmt.Fprintf(log, "(written while the test stage ran, in %s)\n", p.took.Round(100*time.Millisecond))
 	}

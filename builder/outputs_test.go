@@ -103,16 +103,23 @@ func gptDisk(t *testing.T, dir string) string {
 	return raw
 }
 
+// rawSHA256 is the disk stage's sha256 of raw, which the outputs are given.
+func rawSHA256(t *testing.T, raw string) string {
+	t.Helper()
+	sum, err := sparse.SHA256(raw)
+	require.NoError(t, err)
+	return sum
+}
+
 // Every format is written, checked and read back, in the recipe's order in
 // the manifest, the raw image compressed beside them.
 func TestWriteOutputsInRecipeOrder(t *testing.T) {
 	dir := t.TempDir()
 	raw := gptDisk(t, dir)
-	rawSum, err := sparse.SHA256(raw)
-	require.NoError(t, err)
+	rawSum := rawSHA256(t, raw)
 	formats := []string{"vhd", "raw", "qcow2", "vmdk"}
 	var log bytes.Buffer
-	outs, err := writeOutputs(context.Background(), outputRequest{Raw: raw, Dir: dir, Name: "img", Firmware: "bios", Log: &log,
+	outs, err := writeOutputs(context.Background(), outputRequest{Raw: raw, RawSum: rawSum, Dir: dir, Name: "img", Firmware: "bios", Log: &log,
 		Output: recipes.Output{Formats: formats, Compress: "zstd", VHDSubformat: "fixed", VMDKSubformat: "streamOptimized"}})
 	require.NoError(t, err)
 	var got []string
@@ -152,7 +159,7 @@ func TestDropRaw(t *testing.T) {
 func TestPendingOutputs(t *testing.T) {
 	dir := t.TempDir()
 	raw := gptDisk(t, dir)
-	req := outputRequest{Raw: raw, Dir: dir, Name: "img", Firmware: "bios", Workers: 1,
+	req := outputRequest{Raw: raw, RawSum: rawSHA256(t, raw), Dir: dir, Name: "img", Firmware: "bios", Workers: 1,
 		Output: recipes.Output{Formats: []string{"raw", "qcow2"}, Compress: "zstd"}}
 	var early bytes.Buffer
 	req.Log = &early
@@ -172,7 +179,7 @@ func TestPendingOutputs(t *testing.T) {
 	// may still be compressing: every output goes, the raw image stays.
 	dir2 := t.TempDir()
 	raw2 := gptDisk(t, dir2)
-	req.Raw, req.Dir = raw2, dir2
+	req.Raw, req.RawSum, req.Dir = raw2, rawSHA256(t, raw2), dir2
 	written, release := make(chan struct{}), make(chan struct{})
 	testhook.Reached = func(point string) {
 		if point == testhook.OutputWritten+"qcow2" {
@@ -199,7 +206,7 @@ func TestWriteOutputsFailureLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	raw := gptDisk(t, dir)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "img.vmdk"), []byte("in the way"), 0o644))
-	_, err := writeOutputs(context.Background(), outputRequest{Raw: raw, Dir: dir, Name: "img", Firmware: "uefi", Log: &bytes.Buffer{},
+	_, err := writeOutputs(context.Background(), outputRequest{Raw: raw, RawSum: rawSHA256(t, raw), Dir: dir, Name: "img", Firmware: "uefi", Log: &bytes.Buffer{},
 		Output: recipes.Output{Formats: []string{"raw", "qcow2", "vmdk", "vhdx"}, Compress: "zstd", VMDKSubformat: "streamOptimized"}})
 	require.ErrorContains(t, err, "writing the vmdk output")
 	left, _ := filepath.Glob(filepath.Join(dir, "img.*"))

@@ -260,7 +260,8 @@ func describeTest(s *state) string {
 func stageTest(ctx context.Context, s *state) (string, error) {
 	if s.pending == nil {
 		// the test VM's vCPU keeps one core busy (TCG) or taken (KVM)
-		s.pending = startOutputs(ctx, s.outputRequest(max(1, runtime.NumCPU()-1)))
+		s.pending = startOutputs(ctx, outputRequest{Raw: s.raw, RawSum: s.rawSum, Dir: s.staging.Artifact, Name: s.img.Name,
+			Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: max(1, runtime.NumCPU()-1)})
 	}
 	s.m.Tests, s.m.Health = []manifest.TestResult{}, nil // a retried stage records its last run
 	tests, err := components.GuestSteps(ctx, s.img.Tests)
@@ -295,29 +296,18 @@ func stageTest(ctx context.Context, s *state) (string, error) {
 	return fmt.Sprintf("%d passed", len(out.Results)), nil
 }
 
-// stageOutputs takes the outputs the test stage started (or, when it did
-// not run, writes them now): every requested format, checked against its
+// stageOutputs waits for the outputs the test stage started (the stage
+// before it, always run): every requested format, checked against its
 // platform's rules and read back, the raw image compressed. Then the raw
 // image goes, unless it is published as it is.
-func stageOutputs(ctx context.Context, s *state) (string, error) {
+func stageOutputs(_ context.Context, s *state) (string, error) {
+	p := s.pending
+	s.pending = nil
 	var err error
-	if p := s.pending; p != nil {
-		s.pending = nil
-		s.m.Outputs, err = p.wait(s.log)
-	} else {
-		s.m.Outputs, err = writeOutputs(ctx, s.outputRequest(0))
-	}
-	if err != nil {
+	if s.m.Outputs, err = p.wait(s.log); err != nil {
 		return "", err
 	}
 	return "", dropRaw(s.raw, s.m.Outputs)
-}
-
-// outputRequest is what the outputs need from the build, written with
-// workers at most at once (0: every core).
-func (s *state) outputRequest(workers int) outputRequest {
-	return outputRequest{Raw: s.raw, RawSum: s.rawSum, Dir: s.staging.Artifact, Name: s.img.Name,
-		Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: workers}
 }
 
 // stopOutputs cancels outputs still being written in the background and
