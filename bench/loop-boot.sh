@@ -21,7 +21,8 @@
 # copy.
 #
 # Usage: bench/loop-boot.sh [RUNS]    (default 3 paired runs)
-# Environment: SUITE (default: the example's, trixie), FRESH=1 rebuilds the
+# Environment: VCPUS (default 1: both images get the same), SUITE (default:
+# the example's, trixie), FRESH=1 rebuilds the
 # reference tree (cached in bench/out/loop-boot/), KILN_CACHE (the base cache
 # kiln build uses, default /var/cache/kiln).
 set -euo pipefail
@@ -36,15 +37,10 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
 # --- QEMU: the options Kiln's test boots use (internal/qemu, boottest), with
-# the UEFI firmware QEMU's descriptors name first for q35 (non-secure).
-code=$(grep -l '"uefi"' /usr/share/qemu/firmware/*.json | xargs grep -L -e secure-boot -e enrolled-keys | head -1)
-fw_code=$(sed -n 's/.*"filename": *"\([^"]*CODE[^"]*\)".*/\1/p' "$code" | head -1)
-fw_vars=$(sed -n 's/.*"filename": *"\([^"]*VARS[^"]*\)".*/\1/p' "$code" | head -1)
-[ -r "$fw_code" ] && [ -r "$fw_vars" ] || { echo "loop-boot: no UEFI firmware found through /usr/share/qemu/firmware" >&2; exit 2; }
-accel=${KILN_ACCEL:-tcg}
-cpu=max,la57=off,svm=off,vmx=off; [ "$accel" = kvm ] && cpu=host
-qemu_opts=(-nodefaults -display none -no-reboot -machine "q35,accel=$accel" -cpu "$cpu" -m 1024 -smp 1
-	-device virtio-rng-pci)
+# VCPUS vCPUs for both images.
+vcpus=${VCPUS:-1}
+# shellcheck source=bench/lib/probe-boot.sh
+source bench/lib/probe-boot.sh
 
 # --- The Kiln image: the minimal example, built with the base cache.
 make -s build
@@ -120,33 +116,13 @@ EOF
 probe "$out/kiln.raw"
 probe "$ref"
 
-boot() { # name disk -> prints seconds to multi-user
-	local name=$1 disk=$2 t0 t1 rc
-	cp --sparse=always "$disk.probe" "$out/run.raw"
-	cp "$fw_vars" "$out/vars.fd"
-	t0=$(now)
-	set +e
-	timeout 600 qemu-system-x86_64 "${qemu_opts[@]}" \
-		-drive "if=pflash,format=raw,unit=0,file=$fw_code,readonly=on" -drive "if=pflash,format=raw,unit=1,file=$out/vars.fd" \
-		-drive "file=$out/run.raw,format=raw,if=virtio" \
-		-chardev "file,id=ttyS0,path=$out/serial-$name.log" -serial chardev:ttyS0 2>"$out/qemu-$name.err"
-	rc=$?
-	set -e
-	t1=$(now)
-	if [ $rc != 0 ] || ! grep -q KILN-BENCH-MULTI-USER "$out/serial-$name.log"; then
-		echo "loop-boot: $name did not reach multi-user.target (QEMU exit status $rc; see $out/serial-$name.log)" >&2
-		exit 1
-	fi
-	echo "$t1 - $t0" | bc
-}
-
 : >"$out/kiln.times"
 : >"$out/ref.times"
 for i in $(seq "$runs"); do
-	boot kiln "$out/kiln.raw" >>"$out/kiln.times"
-	boot reference "$ref" >>"$out/ref.times"
+	probe_boot kiln "$out/kiln.raw.probe" "$vcpus" >>"$out/kiln.times"
+	probe_boot reference "$ref.probe" "$vcpus" >>"$out/ref.times"
 	echo "run $i: kiln $(tail -1 "$out/kiln.times") s, reference $(tail -1 "$out/ref.times") s" >&2
 done
 k=$(median <"$out/kiln.times")
 r=$(median <"$out/ref.times")
-echo "| $(date +%F) | $suite, UEFI, $accel, $runs paired runs | $(printf %.1f "$k") s | $(printf %.1f "$r") s | **$(printf %.2f "$(echo "$k/$r" | bc -l)")** |"
+echo "| $(date +%F) | $suite, UEFI, $accel, $vcpus vCPU(s), $runs paired runs | $(printf %.1f "$k") s | $(printf %.1f "$r") s | **$(printf %.2f "$(echo "$k/$r" | bc -l)")** |"

@@ -156,3 +156,23 @@ func TestDevicesApply(t *testing.T) {
 	require.Empty(t, o.StopOn)
 	require.NotNil(t, o.TPM, "a TPM works under BIOS too")
 }
+
+func TestInt3Oops(t *testing.T) {
+	// as 6.4 and 6.12 kernels print the oops QEMU's race causes
+	for _, l := range []string{
+		"[    3.093098] int3: 0000 [#1] PREEMPT SMP NOPTI",
+		"[   14.220729] Oops: int3: 0000 [#1] SMP NOPTI",
+	} {
+		console := []string{"[    3.2] Call Trace:", l + "\r", "[    3.3] RIP: 0010:__mod_timer+0x1c3/0x370"}
+		require.Equal(t, l, Int3Oops(console))
+	}
+	for _, other := range [][]string{
+		nil,
+		{"[   14.220729] Oops: invalid opcode: 0000 [#1] SMP NOPTI", "[   14.22] kernel BUG at arch/x86/kernel/alternative.c:2531!"},
+		{"[    5.1] Oops: general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP NOPTI"},
+		{"[    9.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b"},
+	} {
+		require.Empty(t, Int3Oops(other), "%q", other)
+	}
+	require.Equal(t, "/a/serial-uefi.int3.log", Int3ConsoleLog("/a/serial-uefi.log"))
+}

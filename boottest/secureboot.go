@@ -17,6 +17,7 @@ var Refusals = []string{"Access Denied", "Security Violation"}
 // not) and its NVRAM copy in work, the TPM's state in work, and the
 // refusals that end a Secure Boot boot early.
 func (d Devices) apply(o *qemu.Options, b platform.Boot, work string) error {
+	o.CPUs = d.CPUs
 	if d.TPM {
 		o.TPM = &qemu.TPM{StateDir: filepath.Join(work, "tpm")}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
+	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
@@ -259,9 +260,13 @@ func describeTest(s *state) string {
 // meanwhile (stageOutputs waits for them).
 func stageTest(ctx context.Context, s *state) (string, error) {
 	if s.pending == nil {
-		// the test VM's vCPU keeps one core busy (TCG) or taken (KVM)
+		// the outputs get the cores the test VM's vCPUs leave
+		vcpus, err := qemu.DefaultCPUs(qemu.DetectAccel(ctx))
+		if err != nil {
+			return "", err
+		}
 		s.pending = startOutputs(ctx, outputRequest{Raw: s.raw, RawSum: s.rawSum, Dir: s.staging.Artifact, Name: s.img.Name,
-			Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: max(1, runtime.NumCPU()-1)})
+			Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: max(1, runtime.NumCPU()-vcpus)})
 	}
 	s.m.Tests, s.m.Health = []manifest.TestResult{}, nil // a retried stage records its last run
 	tests, err := components.GuestSteps(ctx, s.img.Tests)

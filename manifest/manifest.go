@@ -243,6 +243,7 @@ type Health struct {
 	ConsoleErrors []string      `json:"console_errors"`
 	BootSeconds   float64       `json:"boot_seconds"`
 	Accelerator   string        `json:"accelerator"`
+	VCPUs         int           `json:"vcpus,omitempty"` // the test VM's
 	Problems      []string      `json:"problems"`
 	// Checks are the named base checks (see recipes.HealthChecks) with their status.
 	Checks []HealthCheck `json:"checks"`

@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiln-build/kiln/catalog"
+	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
@@ -163,6 +165,9 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 		require.Len(t, r.Health, 1)
 		require.True(t, r.Health[0].MultiUser)
 		require.Empty(t, r.Health[0].Problems)
+		vcpus, err := qemu.DefaultCPUs(r.Health[0].Accelerator)
+		require.NoError(t, err)
+		require.Equal(t, vcpus, r.Health[0].VCPUs, "the default vCPUs under %s on %d cores", r.Health[0].Accelerator, runtime.NumCPU())
 		s := readJUnit(t, junit)
 		require.Equal(t, 5, s.Tests)
 		require.Zero(t, s.Failures)
@@ -172,8 +177,15 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 	})
 
 	t.Run("foreign-qcow2", func(t *testing.T) {
-		r := kilnTest(0, "--test", envTest, qcow2)
+		// two vCPUs (multi-threaded under TCG), whatever the default
+		logs := t.TempDir()
+		r := kilnTest(0, "--vcpus", "2", "--logs", logs, "--test", envTest, qcow2)
 		require.Equal(t, "passed", r.Status)
+		if _, err := os.Stat(filepath.Join(logs, "serial-uefi.int3.log")); err == nil {
+			require.Equal(t, 1, r.Health[0].VCPUs, "booted again with one vCPU after QEMU's int3 race")
+		} else {
+			require.Equal(t, 2, r.Health[0].VCPUs)
+		}
 		require.Equal(t, []platform.Boot{platform.BootUEFI}, r.Firmwares, "detected from the ESP")
 		require.Contains(t, r.Tests[0].Output, "KILN_IMAGE=foreign KILN_VERSION=0.0.0")
 		require.True(t, r.Health[0].MultiUser)

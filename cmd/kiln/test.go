@@ -401,6 +401,7 @@ type devicesFlags struct {
 	secureBoot *bool
 	vars       *string
 	tpm        *bool
+	vcpus      *int
 }
 
 func deviceFlags(fs *flag.FlagSet) devicesFlags {
@@ -408,6 +409,7 @@ func deviceFlags(fs *flag.FlagSet) devicesFlags {
 		secureBoot: fs.Bool("secure-boot", false, "boot UEFI under Secure Boot firmware with Microsoft's keys enrolled"),
 		vars:       fs.String("secure-boot-vars", "", "boot UEFI under Secure Boot with this OVMF variable store (your keys in db)"),
 		tpm:        fs.Bool("tpm", false, "give the VM a TPM 2.0 (swtpm)"),
+		vcpus:      fs.Int("vcpus", 0, "the VM's vCPUs (default: env KILN_VCPUS, else 2 under KVM; under TCG 2 on a host with 4 or more cores, else 1)"),
 	}
 }
 
@@ -416,7 +418,10 @@ type chosenDevices struct{ boottest.Devices }
 
 // get returns the chosen devices; firmware is --firmware ("" for the image's).
 func (f devicesFlags) get(firmware platform.Boot) (chosenDevices, error) {
-	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm}}
+	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm, CPUs: *f.vcpus}}
+	if *f.vcpus < 0 || *f.vcpus > qemu.MaxCPUs {
+		return d, fmt.Errorf("--vcpus %d: want a whole number of vCPUs from 1 to %d", *f.vcpus, qemu.MaxCPUs)
+	}
 	if d.SecureBoot && firmware == platform.BootBIOS {
 		return d, fmt.Errorf("Secure Boot is a UEFI feature: --secure-boot and --secure-boot-vars need --firmware uefi (or none)")
 	}

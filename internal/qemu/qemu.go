@@ -87,7 +87,7 @@ type Options struct {
 	Accel     string // "kvm" or "tcg"; Run fills an empty one from DetectAccel, Cmdline refuses it
 	Machine   string // default "q35"; ",accel=" (and ",smm=on" if the firmware needs it) are appended
 	MemoryMiB int    // default 1024
-	CPUs      int    // default 2 under KVM, 1 under TCG
+	CPUs      int    // default DefaultCPUs(Accel)
 
 	Firmware Firmware
 	// UEFI is the firmware to use when Firmware is UEFI; nil means FindUEFI
@@ -196,6 +196,7 @@ type Result struct {
 	// ended the run (or the guest ended it itself during StopGrace).
 	StoppedOn string
 	Cmdline   []string // the argv that ran
+	CPUs      int      // the guest's vCPUs
 }
 
 // DebugExitValue returns the value the guest wrote to isa-debug-exit, if
@@ -217,15 +218,6 @@ func (o Options) withDefaults() Options {
 	if o.MemoryMiB <= 0 {
 		o.MemoryMiB = 1024
 	}
-	if o.CPUs <= 0 {
-		// One vCPU under TCG: with two, multi-threaded TCG let the guest
-		// kernel oops on int3 while it patched its own code at boot
-		// (trixie's 6.12, seen in CI); KVM guests get two.
-		o.CPUs = 2
-		if o.Accel == "tcg" {
-			o.CPUs = 1
-		}
-	}
 	return o
 }
 
@@ -236,6 +228,13 @@ var diskFormats = []string{"raw", "qcow2", "vmdk", "vpc", "vhdx"}
 // must be found), so Accel must be set and, for UEFI, VarsFile too.
 func (o Options) Cmdline() ([]string, error) {
 	o = o.withDefaults()
+	if o.CPUs <= 0 {
+		n, err := DefaultCPUs(o.Accel)
+		if err != nil {
+			return nil, err
+		}
+		o.CPUs = n
+	}
 	var cpu string
 	switch o.Accel {
 	case "kvm":
@@ -469,6 +468,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		o.TPM = &tpm
 	}
+	if o.CPUs <= 0 {
+		n, err := DefaultCPUs(o.Accel)
+		if err != nil {
+			return nil, err
+		}
+		o.CPUs = n
+	}
 	args, err := o.Cmdline()
 	if err != nil {
 		return nil, err
@@ -482,7 +488,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer func() { _ = swtpm.Stop(2 * time.Second) }()
 	}
 
-	res := &Result{Cmdline: args, ExitCode: -1}
+	res := &Result{Cmdline: args, ExitCode: -1, CPUs: o.CPUs}
 	base, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// seen is the StopOn string the console showed: the run reports it

@@ -18,6 +18,8 @@ import (
 )
 
 func TestCmdlineBIOS(t *testing.T) {
+	withCores(t, 2) // one vCPU under TCG (DefaultCPUs)
+	t.Setenv(CPUsEnv, "")
 	argv, err := Options{
 		Accel:        "tcg",
 		Disks:        []Disk{{Path: "/img/test.raw", Format: "raw"}},
