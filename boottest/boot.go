@@ -238,11 +238,12 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 
 // Int3Oops returns the guest kernel's oops line for a breakpoint trap in
 // kernel code ("int3: 0000 [#1] ...", after "Oops: " since Linux 6.10) among
-// lines of its console or log, or "". Under multi-threaded TCG
-// (more than one vCPU) QEMU before 8.1 can let a vCPU execute a breakpoint
-// the kernel has already removed while patching its own code (jump labels,
-// static calls): the kernel then finds no patch site for it and oopses. One
-// vCPU cannot meet it, and neither can KVM.
+// lines of its console or log, or "". Under multi-threaded TCG (more than
+// one vCPU) QEMU can let a vCPU execute a breakpoint the kernel has already
+// removed while patching its own code (jump labels, static calls): the
+// kernel then finds no patch site for it and oopses. Kiln's CI met it once
+// with QEMU 7.2, and it was reported upstream with 8.0; one vCPU cannot meet
+// it, and neither can KVM.
 func Int3Oops(lines []string) string {
 	for _, l := range lines {
 		if strings.Contains(l, "int3: 0000 [#") {

@@ -23,14 +23,14 @@ var numCPU = runtime.NumCPU
 // host with at least four cores, one otherwise.
 //
 // Under TCG each vCPU is a host thread (multi-threaded TCG). Measured on a
-// 2-core host (docs/benchmarks.md): one boot alone reached multi-user.target
-// in 26 s with two vCPUs against 40 s with one, but two boots at once took
-// 53 s each with two vCPUs against 40 s with one, and 47 and 59 s with two
-// and one. A guest therefore gets a second vCPU only where two test VMs at
-// once, which parallel builds and CI run, still find a core for every
-// vCPU. A guest with more than one vCPU under TCG can meet QEMU's
-// cross-modifying-code race (see Int3Oops); the test harness boots again
-// with one when it does.
+// 2-core host (bench/vcpus.sh, docs/benchmarks.md): one boot alone reached
+// multi-user.target in 26 s with two vCPUs against 41 s with one, but two
+// boots at once took 49 and 50 s with two vCPUs each against 38 and 40 s
+// with one each, and 40 and 49 s with two and one. A guest therefore gets a
+// second vCPU only where two test VMs at once, which parallel builds and CI
+// run, still find a core for every vCPU. A guest with more than one vCPU under TCG can meet QEMU's
+// cross-modifying-code race (see boottest.Int3Oops); the test harness
+// boots again with one when it does.
 func DefaultCPUs(accel string) (int, error) {
 	if v := os.Getenv(CPUsEnv); v != "" {
 		n, err := strconv.Atoi(v)
