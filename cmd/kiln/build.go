@@ -190,7 +190,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "  test %-20s %s (%s, %.1fs)\n", t.Name, strings.ToUpper(string(t.Status)), t.Firmware, t.Seconds)
 	}
 	for _, h := range m.Health {
-		fmt.Fprintf(stdout, "  health: multi-user reached under %s, guest ran %.0fs (%s)\n", h.Firmware, h.BootSeconds, h.Accelerator)
+		fmt.Fprintf(stdout, "  health: multi-user reached under %s, guest ran %.0fs (%s)\n", h.Firmware, h.BootSeconds, testVM(h))
 	}
 	for _, c := range res.Copies {
 		fmt.Fprintf(stdout, "  copy: %s (checksums verified)\n", c)

@@ -356,10 +356,22 @@ func bootFlag(s string) (platform.Boot, error) {
 	return platform.ParseBoot(s)
 }
 
+// testVM describes the VM a boot ran in: "tcg, 1 vCPU" ("tcg" for a
+// manifest older than health[].vcpus).
+func testVM(h manifest.Health) string {
+	switch h.VCPUs {
+	case 0:
+		return h.Accelerator
+	case 1:
+		return h.Accelerator + ", 1 vCPU"
+	}
+	return fmt.Sprintf("%s, %d vCPUs", h.Accelerator, h.VCPUs)
+}
+
 // printProfile prints when a boot reached each milestone, and its slowest
 // units.
 func printProfile(w io.Writer, h manifest.Health) {
-	fmt.Fprintf(w, "  boot profile under %s (%s), seconds from QEMU's start:\n", h.Firmware, h.Accelerator)
+	fmt.Fprintf(w, "  boot profile under %s (%s), seconds from QEMU's start:\n", h.Firmware, testVM(h))
 	p := h.Profile
 	if p == nil {
 		fmt.Fprintln(w, "    no milestone seen on the console or reported by the guest")
