@@ -36,7 +36,7 @@ func full() *Manifest {
 			Compression: "zstd", UncompressedSHA256: "ee", Checks: []string{"qemu"}}},
 		Tests: []TestResult{{Name: "t", Firmware: platform.BootUEFI, Status: Pass, ExitCode: 0, Seconds: 1.5, Output: "ok"}},
 		Health: []Health{{Firmware: platform.BootUEFI, MultiUser: true, FailedUnits: "", ConsoleErrors: []string{}, BootSeconds: 40,
-			Accelerator: "tcg", Problems: []string{}, Checks: []HealthCheck{{Name: "finished", Status: Pass, Detail: "d"}},
+			Accelerator: "tcg", VCPUs: 1, Problems: []string{}, Checks: []HealthCheck{{Name: "finished", Status: Pass, Detail: "d"}},
 			Profile: &BootProfile{Firmware: 1, Bootloader: 2, Kernel: 3, Init: 4, Root: 5, Systemd: 6, MultiUser: 7,
 				SlowestUnits: []UnitTime{{Unit: "u.service", Seconds: 1.5}}}}},
 		Stages:       []StageTiming{{Stage: "base", Seconds: 2}},
