@@ -33,7 +33,6 @@ out=bench/out/loop-boot
 mkdir -p "$out"
 need() { for c in "$@"; do command -v "$c" >/dev/null || { echo "loop-boot: $c is missing (scripts/install-deps.sh installs it)" >&2; exit 2; }; done; }
 need mmdebstrap sgdisk mkfs.vfat mmd mcopy mke2fs debugfs qemu-system-x86_64 zstd
-now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
 # --- QEMU: the options Kiln's test boots use (internal/qemu, boottest), with

@@ -222,7 +222,7 @@ const StopGrace = 3 * time.Second
 // first boot's console is kept beside the second's (serial.int3.log) and
 // the log says why.
 func Boot(ctx context.Context, t Request) (*Report, error) {
-	out, oops, err := bootOnce(ctx, t, 0)
+	out, oops, err := bootOnce(ctx, t)
 	if err != nil || oops == "" || ctx.Err() != nil {
 		return out, err
 	}
@@ -232,7 +232,8 @@ func Boot(ctx context.Context, t Request) (*Report, error) {
 			return nil, err
 		}
 	}
-	out, _, err = bootOnce(ctx, t, 1)
+	t.Devices.CPUs = 1
+	out, _, err = bootOnce(ctx, t)
 	return out, err
 }
 
@@ -259,10 +260,9 @@ func Int3ConsoleLog(consoleLog string) string {
 	return strings.TrimSuffix(consoleLog, ".log") + ".int3.log"
 }
 
-// bootOnce is one boot of Boot, with cpus vCPUs (0: the Devices'). It
-// also returns Int3Oops of the boot's kernel problems when the guest had
-// more than one vCPU under TCG.
-func bootOnce(ctx context.Context, t Request, cpus int) (*Report, string, error) {
+// bootOnce is one boot of Boot. It also returns Int3Oops of the boot's
+// console and kernel log when the guest had more than one vCPU under TCG.
+func bootOnce(ctx context.Context, t Request) (*Report, string, error) {
 	t.Devices = t.Devices.forBoot(t.Firmware)
 	suite := guest.Suite{Image: t.Name, Version: t.Version, Firmware: string(t.Firmware), BootTimeout: bootBudget, Tests: t.Tests, Profile: t.Profile, SecureBoot: t.SecureBoot}
 	names := make([]string, len(t.Tests))
@@ -300,9 +300,6 @@ func bootOnce(ctx context.Context, t Request, cpus int) (*Report, string, error)
 	}
 	if err := t.Devices.apply(&opts, t.Firmware, work); err != nil {
 		return nil, "", err
-	}
-	if cpus > 0 {
-		opts.CPUs = cpus
 	}
 	opts.Accel = qemu.DetectAccel(ctx)
 	opts.StopOn, opts.StopGrace = append(opts.StopOn, KernelPanic), StopGrace

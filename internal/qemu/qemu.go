@@ -208,7 +208,8 @@ func (r *Result) DebugExitValue() (int, bool) {
 	return r.ExitCode >> 1, true
 }
 
-func (o Options) withDefaults() Options {
+// withDefaults fills o's zero values; the vCPUs need Accel (DefaultCPUs).
+func (o Options) withDefaults() (Options, error) {
 	if o.Binary == "" {
 		o.Binary = DefaultBinary
 	}
@@ -218,7 +219,14 @@ func (o Options) withDefaults() Options {
 	if o.MemoryMiB <= 0 {
 		o.MemoryMiB = 1024
 	}
-	return o
+	if o.CPUs <= 0 {
+		n, err := DefaultCPUs(o.Accel)
+		if err != nil {
+			return o, err
+		}
+		o.CPUs = n
+	}
+	return o, nil
 }
 
 var diskFormats = []string{"raw", "qcow2", "vmdk", "vpc", "vhdx"}
@@ -227,13 +235,9 @@ var diskFormats = []string{"raw", "qcow2", "vmdk", "vpc", "vhdx"}
 // files and runs nothing (it reads firmware descriptors when UEFI firmware
 // must be found), so Accel must be set and, for UEFI, VarsFile too.
 func (o Options) Cmdline() ([]string, error) {
-	o = o.withDefaults()
-	if o.CPUs <= 0 {
-		n, err := DefaultCPUs(o.Accel)
-		if err != nil {
-			return nil, err
-		}
-		o.CPUs = n
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	var cpu string
 	switch o.Accel {
@@ -412,9 +416,12 @@ var errTimedOut = errors.New("qemu: timeout")
 // them apart. The Result is returned, with the command line, whenever QEMU
 // ran.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	o = o.withDefaults()
 	if o.Accel == "" {
 		o.Accel = DetectAccel(ctx)
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	// scratch holds what the caller left to Run: the NVRAM copy, the TPM's
 	// socket (short: a UNIX socket's path is limited to 107 bytes). It is a
@@ -467,13 +474,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 		o.TPM = &tpm
-	}
-	if o.CPUs <= 0 {
-		n, err := DefaultCPUs(o.Accel)
-		if err != nil {
-			return nil, err
-		}
-		o.CPUs = n
 	}
 	args, err := o.Cmdline()
 	if err != nil {
