@@ -61,6 +61,9 @@ type Devices struct {
 	TPM bool
 	// CPUs is the VM's vCPU count; 0 leaves it to qemu.DefaultCPUs.
 	CPUs int
+	// TCGCPU is the VM's CPU level under TCG (qemu.TCGCPULevels); empty
+	// leaves it to qemu.DefaultTCGCPU. Under KVM the VM gets the host's CPU.
+	TCGCPU string
 }
 
 // forBoot is what applies to a boot under b: Secure Boot is UEFI's only.
@@ -338,6 +341,7 @@ func bootOnce(ctx context.Context, t Request) (*Report, string, error) {
 		BootSeconds:   res.Duration.Seconds(),
 		Accelerator:   opts.Accel,
 		VCPUs:         res.CPUs,
+		CPU:           res.CPU,
 		Profile:       profile,
 	}}
 	if out.Health.ConsoleErrors == nil {

@@ -18,6 +18,7 @@ var Refusals = []string{"Access Denied", "Security Violation"}
 // refusals that end a Secure Boot boot early.
 func (d Devices) apply(o *qemu.Options, b platform.Boot, work string) error {
 	o.CPUs = d.CPUs
+	o.TCGCPU = d.TCGCPU
 	if d.TPM {
 		o.TPM = &qemu.TPM{StateDir: filepath.Join(work, "tpm")}
 	}

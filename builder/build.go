@@ -172,7 +172,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		KilnVersion:   o.KilnVersion,
 		Recipe:        recipeRecord(r),
 		Boot: manifest.Boot{Firmware: platform.Firmware(img.Boot.Firmware), PartitionTable: platform.Table(img.Disk.Table), Bootloader: "grub",
-			SecureBoot: img.Boot.SecureBoot, TPM: img.Boot.TPM, Chain: []manifest.BootFile{}},
+			SecureBoot: img.Boot.SecureBoot, TPM: img.Boot.TPM, TCGCPU: img.Boot.TCGCPU, Chain: []manifest.BootFile{}},
 		Tests:      []manifest.TestResult{},
 		BuildSteps: []manifest.StepRecord{},
 		Catalog:    CatalogSpec(img),

@@ -160,6 +160,9 @@ type Boot struct {
 	SecureBoot platform.SecureBoot `json:"secure_boot"`
 	// TPM says the test VM had a TPM 2.0.
 	TPM bool `json:"tpm"`
+	// TCGCPU is the recipe's boot.tcg_cpu, the test VM's CPU under TCG;
+	// empty when the recipe left it to the default. kiln test uses it.
+	TCGCPU platform.TCGCPU `json:"tcg_cpu,omitempty"`
 	// Chain is the UEFI boot chain: each EFI binary on the ESP, then the
 	// kernel, with who signed it. Empty for a BIOS-only image.
 	Chain []BootFile `json:"chain"`
@@ -244,6 +247,7 @@ type Health struct {
 	BootSeconds   float64       `json:"boot_seconds"`
 	Accelerator   string        `json:"accelerator"`
 	VCPUs         int           `json:"vcpus,omitempty"` // the test VM's
+	CPU           string        `json:"cpu,omitempty"`   // the test VM's CPU: "host" under KVM, else the TCG level (x86-64-v2-aes, max)
 	Problems      []string      `json:"problems"`
 	// Checks are the named base checks (see recipes.HealthChecks) with their status.
 	Checks []HealthCheck `json:"checks"`

@@ -101,3 +101,23 @@ func (s SecureBoot) Valid() bool {
 
 // Enabled reports whether the image is signed for Secure Boot.
 func (s SecureBoot) Enabled() bool { return s == SecureBootDistro || s == SecureBootCustom }
+
+// TCGCPU is the CPU a test VM gets when QEMU emulates it (TCG). Under KVM
+// a test VM gets the host's CPU; TCG offers these levels.
+type TCGCPU string
+
+const (
+	// TCGCPUv2AES is x86-64-v2 with AES-NI and PCLMULQDQ, no AVX: the
+	// level clouds give virtual machines, above Debian's amd64 baseline.
+	// The default: it boots faster under TCG than TCGCPUMax.
+	TCGCPUv2AES TCGCPU = "x86-64-v2-aes"
+	// TCGCPUMax is every feature TCG emulates, AVX2 included, for software
+	// built for x86-64-v3.
+	TCGCPUMax TCGCPU = "max"
+)
+
+// TCGCPUs lists every TCG CPU level, the default first.
+var TCGCPUs = []TCGCPU{TCGCPUv2AES, TCGCPUMax}
+
+// Valid reports whether c is one of TCGCPUs.
+func (c TCGCPU) Valid() bool { return c == TCGCPUv2AES || c == TCGCPUMax }

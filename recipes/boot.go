@@ -19,7 +19,7 @@ import (
 var bootBlockSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "firmware"}, {Name: "kernel_cmdline"}, {Name: "menu_timeout"}, {Name: "update_at_first_boot"},
-		{Name: "secure_boot"}, {Name: "tpm"}, {Name: "secure_boot_key"}, {Name: "secure_boot_certificate"}, {Name: "secure_boot_vars"},
+		{Name: "secure_boot"}, {Name: "tpm"}, {Name: "tcg_cpu"}, {Name: "secure_boot_key"}, {Name: "secure_boot_certificate"}, {Name: "secure_boot_vars"},
 	},
 }
 
@@ -30,6 +30,7 @@ var (
 	firstBootArg     = arg{"update_at_first_boot", `true`, false}
 	secureBootArg    = arg{"secure_boot", `"distro"`, false}
 	tpmArg           = arg{"tpm", `true`, false}
+	tcgCPUArg        = arg{"tcg_cpu", `"max"`, false}
 	sbKeyArg         = arg{"secure_boot_key", `"keys/db.key"`, false}
 	sbCertArg        = arg{"secure_boot_certificate", `"keys/db.pem"`, false}
 	sbVarsArg        = arg{"secure_boot_vars", `"keys/OVMF_VARS.fd"`, false}
@@ -65,6 +66,7 @@ func (d *decoder) decodeBootBlock(block *hcl.Block) (*bootBlock, hcl.Diagnostics
 	d.getBool(b.src, firstBootArg, &b.UpdateAtFirstBoot, &diags)
 	getName(d, b.src, secureBootArg, &b.SecureBoot, &diags)
 	d.getBool(b.src, tpmArg, &b.TPM, &diags)
+	getName(d, b.src, tcgCPUArg, &b.TCGCPU, &diags)
 	d.getStr(b.src, sbKeyArg, &b.SecureBootKey, &diags)
 	d.getStr(b.src, sbCertArg, &b.SecureBootCertificate, &diags)
 	d.getStr(b.src, sbVarsArg, &b.SecureBootVars, &diags)
@@ -82,6 +84,10 @@ func (b *bootBlock) validate() hcl.Diagnostics {
 	if a, ok := b.src.valid("menu_timeout"); ok && (b.MenuTimeout < 0 || b.MenuTimeout > maxMenuTimeout || b.MenuTimeout%time.Second != 0) {
 		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid menu timeout",
 			fmt.Sprintf("GRUB waits whole seconds, from 0 (boot at once, the default) to 1h; %s is not one. Use, for example, menu_timeout = %s.", b.MenuTimeout, menuTimeoutArg.example)))
+	}
+	if a, ok := b.src.valid("tcg_cpu"); ok && !b.TCGCPU.Valid() {
+		diags = append(diags, errorDiag(a.Expr.Range(), "Invalid TCG CPU",
+			fmt.Sprintf("%q is not a CPU the test VM can get under TCG. Use %s: %q (the default) is x86-64-v2 with AES-NI and no AVX; %q is every feature QEMU emulates, AVX2 included, for software built for x86-64-v3. Under KVM the test VM gets the host's CPU either way.", b.TCGCPU, quoteList(platform.TCGCPUs), platform.TCGCPUv2AES, platform.TCGCPUMax)))
 	}
 	for i, arg := range b.KernelCmdline {
 		if strings.TrimSpace(arg) == "" || strings.ContainsAny(arg, "\r\n") {

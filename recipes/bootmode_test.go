@@ -124,3 +124,37 @@ func TestSecureBootDiagnosticsRendered(t *testing.T) {
 	require.Contains(t, out, "openssl pkey -in")
 	require.Contains(t, out, "3 errors")
 }
+
+// tcg_cpu names a TCG CPU level; anything else is an error at its value
+// that lists the levels.
+func TestTCGCPU(t *testing.T) {
+	recipe := func(level string) []byte {
+		return []byte(fmt.Sprintf(`image "x" {
+  version = "1.0.0"
+  base "debian" { suite = "trixie" }
+  boot {
+    firmware = "uefi"
+    tcg_cpu  = %q
+  }
+}
+`, level))
+	}
+	r, _, diags := Parse("r.hcl", []byte(`image "x" {
+  version = "1.0.0"
+  base "debian" { suite = "trixie" }
+}
+`), LoadOptions{Library: testLibrary})
+	require.False(t, diags.HasErrors(), "%v", diags)
+	require.Empty(t, r.Image.Boot.TCGCPU, "unset: KILN_TCG_CPU or the default decides at boot")
+	for _, l := range platform.TCGCPUs {
+		r, _, diags := Parse("r.hcl", recipe(string(l)), LoadOptions{Library: testLibrary})
+		require.False(t, diags.HasErrors(), "%v", diags)
+		require.Equal(t, l, r.Image.Boot.TCGCPU)
+	}
+	for _, bad := range []string{"host", "qemu64", "x86-64-v3", ""} {
+		_, _, diags := Parse("r.hcl", recipe(bad), LoadOptions{Library: testLibrary})
+		require.Equal(t, []string{"6: Invalid TCG CPU"}, summaries(diags), bad)
+		require.Equal(t, 16, diags[0].Subject.Start.Column)
+		require.Contains(t, diags[0].Detail, `Use "x86-64-v2-aes" or "max"`)
+	}
+}

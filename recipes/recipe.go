@@ -217,6 +217,10 @@ type Boot struct {
 	SecureBoot platform.SecureBoot
 	// TPM gives the test VM a TPM 2.0 (swtpm).
 	TPM bool
+	// TCGCPU is the test VM's CPU when QEMU emulates it (TCG); empty
+	// leaves it to KILN_TCG_CPU, else x86-64-v2-aes. Under KVM the test
+	// VM gets the host's CPU.
+	TCGCPU platform.TCGCPU
 	// Custom Secure Boot: absolute paths of the PEM signing key and
 	// certificate, and of an OVMF variable store with that certificate in
 	// db, which the test VM boots with. Empty unless SecureBoot is custom.

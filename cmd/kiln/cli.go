@@ -91,6 +91,7 @@ var environment = []struct{ name, meaning string }{
 	{"KILN_CACHE", "default base cache directory (else /var/cache/kiln as root)"},
 	{"KILN_ACCEL", "kvm or tcg: skip QEMU accelerator detection"},
 	{"KILN_VCPUS", "the vCPUs of the VMs kiln boots (default 2 under KVM; under TCG 2 with 4+ host cores, else 1)"},
+	{"KILN_TCG_CPU", "the CPU of the VMs kiln boots under TCG: x86-64-v2-aes (default) or max"},
 	{"KILN_LOG", "log level on stderr: debug, info or warn (the default)"},
 	{"NO_COLOR", "any value: no ANSI colour and no progress spinner, also on a terminal"},
 	{"CI", "any value: plain progress lines even on a terminal"},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kiln-build/kiln/boottest"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/platform"
 )
 
@@ -166,4 +168,34 @@ func TestDeviceFlags(t *testing.T) {
 	code, _, stderr := runKiln(t, "test", "--firmware", "bios", "--secure-boot", img)
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "need --firmware uefi")
+}
+
+// --tcg-cpu takes a TCG CPU level; an artifact's manifest gives the
+// recipe's when the flag is not set.
+func TestTCGCPUFlag(t *testing.T) {
+	var help strings.Builder
+	fs := newFlagSet("test", testUsage, &help)
+	d := deviceFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--tcg-cpu", "max"}))
+	got, err := d.get("")
+	require.NoError(t, err)
+	require.Equal(t, "max", got.TCGCPU)
+	got.fromManifest(&boottest.Target{Manifest: &manifest.Manifest{Boot: manifest.Boot{TCGCPU: platform.TCGCPUv2AES}}})
+	require.Equal(t, "max", got.TCGCPU, "the flag wins over the recipe")
+
+	fs = newFlagSet("test", testUsage, &help)
+	d = deviceFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	got, err = d.get("")
+	require.NoError(t, err)
+	got.fromManifest(&boottest.Target{})
+	require.Empty(t, got.TCGCPU, "a foreign image: KILN_TCG_CPU or the default")
+	got.fromManifest(&boottest.Target{Manifest: &manifest.Manifest{Boot: manifest.Boot{TCGCPU: platform.TCGCPUMax}}})
+	require.Equal(t, "max", got.TCGCPU, "the recipe's choice")
+
+	for _, cmd := range []string{"test", "run"} {
+		code, _, stderr := runKiln(t, cmd, "--tcg-cpu", "host", "x.raw")
+		require.Equal(t, 2, code, cmd)
+		require.Contains(t, stderr, `--tcg-cpu: unknown TCG CPU level "host": want x86-64-v2-aes or max`, cmd)
+	}
 }

@@ -36,7 +36,7 @@ func TestEveryCommandParsesFlagsFirst(t *testing.T) {
 	for _, f := range commandFlags(command{run: cmdRun}) {
 		names = append(names, f.Name)
 	}
-	require.Equal(t, []string{"cloud-init", "firmware", "images", "secure-boot", "secure-boot-vars", "ssh", "ssh-port", "timeout", "tpm", "vcpus"}, names)
+	require.Equal(t, []string{"cloud-init", "firmware", "images", "secure-boot", "secure-boot-vars", "ssh", "ssh-port", "tcg-cpu", "timeout", "tpm", "vcpus"}, names)
 }
 
 func writeCompletion(t *testing.T, shell string) string {

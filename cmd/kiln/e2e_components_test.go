@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/stretchr/testify/require"
 )
 
@@ -85,7 +86,11 @@ func TestE2EWebServerComponents(t *testing.T) {
 func TestE2EBuiltinComponents(t *testing.T) {
 	requireE2E(t)
 	recipe := bookwormRecipe(t, "builtins", `
-  boot { firmware = "uefi" }
+  # every feature TCG emulates, as for software built for AVX2 (x86-64-v3)
+  boot {
+    firmware = "uefi"
+    tcg_cpu  = "max"
+  }
 
   component "apt-packages" {
     version    = "1.x.x"
@@ -120,6 +125,9 @@ func TestE2EBuiltinComponents(t *testing.T) {
   test "shell" "guest-file-there" {
     inline = ["grep -qx 'placed in the guest' /tmp/kiln-guest-file"]
   }
+  test "shell" "avx2-under-tcg" {
+    inline = ["[ \"$(systemd-detect-virt)\" = kvm ] || grep -qw avx2 /proc/cpuinfo"]
+  }
   test "shell" "optional" {
     inline     = ["echo 'allowed to fail'", "exit 3"]
     on_failure = "continue"
@@ -137,8 +145,14 @@ func TestE2EBuiltinComponents(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"apt-packages/installed", "users/user", "sshd-hardening/effective", "system-settings/settings",
-		"cloud-init-nocloud/ran", "qemu-guest-agent/binary", "serial-console/running", "guest-file-there"} {
+		"cloud-init-nocloud/ran", "qemu-guest-agent/binary", "serial-console/running", "guest-file-there", "avx2-under-tcg"} {
 		require.True(t, names[n], "test %s ran", n)
+	}
+	require.Equal(t, platform.TCGCPUMax, m.Boot.TCGCPU, "the recipe's boot.tcg_cpu, for kiln test")
+	if m.Health[0].Accelerator == "kvm" {
+		require.Equal(t, "host", m.Health[0].CPU)
+	} else {
+		require.Equal(t, "max", m.Health[0].CPU)
 	}
 	t.Run("run-ssh-cloud-init", func(t *testing.T) { debugLoopBoot(t, dir, filepath.Join(dir, m.Outputs[0].File)) })
 }

@@ -134,6 +134,28 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 	scripts := t.TempDir()
 	envTest := filepath.Join(scripts, "env-is-set")
 	require.NoError(t, os.WriteFile(envTest, []byte("#!/bin/sh\nset -e\necho \"KILN_IMAGE=$KILN_IMAGE KILN_VERSION=$KILN_VERSION KILN_TEST=$KILN_TEST uid=$(id -u)\"\ntest \"$(id -u)\" = 0\ntest -n \"$KILN_IMAGE\"\n"), 0o755))
+	// what the guest's CPU offers: the TCG levels differ in AVX
+	cpuTest := filepath.Join(scripts, "cpu-flags")
+	require.NoError(t, os.WriteFile(cpuTest, []byte("#!/bin/sh\nf=$(grep -m1 '^flags' /proc/cpuinfo)\nfor x in sse4_2 aes pclmulqdq avx avx2; do case \" $f \" in *\" $x \"*) echo \"$x=yes\";; *) echo \"$x=no\";; esac; done\n"), 0o755))
+	// cpuFlags holds the guest's flags to its CPU level under TCG (under
+	// KVM the guest has the host's CPU, whatever it has).
+	cpuFlags := func(t *testing.T, h manifest.Health, out string, level string) {
+		t.Helper()
+		if h.Accelerator == "kvm" {
+			require.Equal(t, "host", h.CPU)
+			return
+		}
+		require.Equal(t, level, h.CPU)
+		for _, f := range []string{"sse4_2=yes", "aes=yes", "pclmulqdq=yes"} {
+			require.Contains(t, out, f, "x86-64-v2-aes and max both have it")
+		}
+		if level == qemu.TCGMax {
+			require.Contains(t, out, "avx=yes")
+		} else {
+			require.Contains(t, out, "avx=no")
+			require.Contains(t, out, "avx2=no")
+		}
+	}
 	failing := filepath.Join(scripts, "fails")
 	require.NoError(t, os.WriteFile(failing, []byte("echo 'this test fails on purpose' >&2\nexit 7\n"), 0o644))
 
@@ -156,11 +178,14 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 
 	t.Run("artifact", func(t *testing.T) {
 		junit := filepath.Join(t.TempDir(), "tests.xml")
-		r := kilnTest(0, "--junit", junit, "--test", envTest, "debian-minimal@1.x.x")
+		r := kilnTest(0, "--junit", junit, "--test", envTest, "--test", cpuTest, "debian-minimal@1.x.x")
 		require.Equal(t, "passed", r.Status)
 		require.Equal(t, []platform.Boot{platform.BootUEFI}, r.Firmwares, "from the manifest")
-		require.Len(t, r.Tests, 1)
+		require.Len(t, r.Tests, 2)
 		require.Equal(t, manifest.Pass, r.Tests[0].Status)
+		level, err := qemu.DefaultTCGCPU()
+		require.NoError(t, err)
+		cpuFlags(t, r.Health[0], r.Tests[1].Output, level)
 		require.Contains(t, r.Tests[0].Output, "KILN_IMAGE=debian-minimal KILN_VERSION=1.0.0 KILN_TEST=env-is-set uid=0")
 		require.Len(t, r.Health, 1)
 		require.True(t, r.Health[0].MultiUser)
@@ -169,7 +194,7 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, vcpus, r.Health[0].VCPUs, "the default vCPUs under %s on %d cores", r.Health[0].Accelerator, runtime.NumCPU())
 		s := readJUnit(t, junit)
-		require.Equal(t, 5, s.Tests)
+		require.Equal(t, 6, s.Tests)
 		require.Zero(t, s.Failures)
 		sum, err := sparse.SHA256(filepath.Join(artifactDir, m.Outputs[0].File))
 		require.NoError(t, err)
@@ -177,10 +202,12 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 	})
 
 	t.Run("foreign-qcow2", func(t *testing.T) {
-		// two vCPUs (multi-threaded under TCG), whatever the default
+		// two vCPUs (multi-threaded under TCG) and, under TCG, every
+		// feature QEMU emulates, whatever the defaults
 		logs := t.TempDir()
-		r := kilnTest(0, "--vcpus", "2", "--logs", logs, "--test", envTest, qcow2)
+		r := kilnTest(0, "--vcpus", "2", "--tcg-cpu", "max", "--logs", logs, "--test", envTest, "--test", cpuTest, qcow2)
 		require.Equal(t, "passed", r.Status)
+		cpuFlags(t, r.Health[0], r.Tests[1].Output, qemu.TCGMax)
 		if _, err := os.Stat(filepath.Join(logs, "serial-uefi.int3.log")); err == nil {
 			require.Equal(t, 1, r.Health[0].VCPUs, "booted again with one vCPU after QEMU's int3 race")
 		} else {

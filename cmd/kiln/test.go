@@ -132,6 +132,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return targetError(stdout, stderr, *asJSON, err)
 	}
+	dev.fromManifest(target)
 	var log io.Writer = debugLog(stderr)
 	if *verbose {
 		log = stderr
@@ -248,6 +249,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return targetError(stdout, stderr, false, err)
 	}
+	dev.fromManifest(target)
 	if fw == "" {
 		fw = target.Firmwares[0]
 	}
@@ -356,16 +358,21 @@ func bootFlag(s string) (platform.Boot, error) {
 	return platform.ParseBoot(s)
 }
 
-// testVM describes the VM a boot ran in: "tcg, 1 vCPU" ("tcg" for a
-// manifest older than health[].vcpus).
+// testVM describes the VM a boot ran in: "tcg x86-64-v2-aes, 1 vCPU"
+// (without the CPU or the vCPUs for a manifest older than health[].cpu or
+// health[].vcpus; the CPU is left out under KVM, where it is the host's).
 func testVM(h manifest.Health) string {
+	vm := h.Accelerator
+	if h.CPU != "" && h.CPU != "host" {
+		vm += " " + h.CPU
+	}
 	switch h.VCPUs {
 	case 0:
-		return h.Accelerator
+		return vm
 	case 1:
-		return h.Accelerator + ", 1 vCPU"
+		return vm + ", 1 vCPU"
 	}
-	return fmt.Sprintf("%s, %d vCPUs", h.Accelerator, h.VCPUs)
+	return fmt.Sprintf("%s, %d vCPUs", vm, h.VCPUs)
 }
 
 // printProfile prints when a boot reached each milestone, and its slowest
@@ -414,6 +421,7 @@ type devicesFlags struct {
 	vars       *string
 	tpm        *bool
 	vcpus      *int
+	tcgCPU     *string
 }
 
 func deviceFlags(fs *flag.FlagSet) devicesFlags {
@@ -422,6 +430,7 @@ func deviceFlags(fs *flag.FlagSet) devicesFlags {
 		vars:       fs.String("secure-boot-vars", "", "boot UEFI under Secure Boot with this OVMF variable store (your keys in db)"),
 		tpm:        fs.Bool("tpm", false, "give the VM a TPM 2.0 (swtpm)"),
 		vcpus:      fs.Int("vcpus", 0, "the VM's vCPUs (default: env KILN_VCPUS, else 2 under KVM; under TCG 2 on a host with 4 or more cores, else 1)"),
+		tcgCPU:     fs.String("tcg-cpu", "", "the VM's CPU under TCG: x86-64-v2-aes or max (default: an artifact's boot.tcg_cpu, else env KILN_TCG_CPU, else x86-64-v2-aes; KVM gives the host's CPU)"),
 	}
 }
 
@@ -430,9 +439,14 @@ type chosenDevices struct{ boottest.Devices }
 
 // get returns the chosen devices; firmware is --firmware ("" for the image's).
 func (f devicesFlags) get(firmware platform.Boot) (chosenDevices, error) {
-	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm, CPUs: *f.vcpus}}
+	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm, CPUs: *f.vcpus, TCGCPU: *f.tcgCPU}}
 	if *f.vcpus < 0 || *f.vcpus > qemu.MaxCPUs {
 		return d, fmt.Errorf("--vcpus %d: want a whole number of vCPUs from 1 to %d", *f.vcpus, qemu.MaxCPUs)
+	}
+	if *f.tcgCPU != "" {
+		if err := qemu.CheckTCGCPU(*f.tcgCPU); err != nil {
+			return d, fmt.Errorf("--tcg-cpu: %w", err)
+		}
 	}
 	if d.SecureBoot && firmware == platform.BootBIOS {
 		return d, fmt.Errorf("Secure Boot is a UEFI feature: --secure-boot and --secure-boot-vars need --firmware uefi (or none)")
@@ -448,6 +462,15 @@ func (f devicesFlags) get(firmware platform.Boot) (chosenDevices, error) {
 		d.SecureBootVars = abs
 	}
 	return d, nil
+}
+
+// fromManifest gives a Kiln artifact the TCG CPU its recipe chose
+// (boot.tcg_cpu) unless --tcg-cpu chose one: software built for AVX
+// passes its tests again under kiln test.
+func (d *chosenDevices) fromManifest(t *boottest.Target) {
+	if d.TCGCPU == "" && t.Manifest != nil {
+		d.TCGCPU = string(t.Manifest.Boot.TCGCPU)
+	}
 }
 
 func (d chosenDevices) tools() []string {

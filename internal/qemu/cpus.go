@@ -5,6 +5,9 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 // CPUsEnv names the environment variable that sets how many vCPUs a guest
@@ -43,4 +46,66 @@ func DefaultCPUs(accel string) (int, error) {
 		return 1, nil
 	}
 	return 2, nil
+}
+
+// TCGCPUEnv names the environment variable that chooses the CPU a guest
+// gets under TCG when its Options leave TCGCPU empty.
+const TCGCPUEnv = "KILN_TCG_CPU"
+
+// The CPU levels a guest can get under TCG (see platform.TCGCPU). Under KVM
+// a guest always gets the host's CPU ("host").
+const (
+	TCGx8664v2AES = string(platform.TCGCPUv2AES)
+	TCGMax        = string(platform.TCGCPUMax)
+)
+
+// tcgCPUs maps each level to its -cpu value. QEMU 7.2, Debian 12's, has no
+// named x86-64-vN models, so the v2 level is built on qemu64.
+//
+// The default is x86-64-v2-aes because it boots faster under TCG: measured
+// with bench/tcg-cpu.sh (docs/benchmarks.md), the minimal example reached
+// multi-user.target in about 0.9 of max's time (35.1 against 38.6 s). The
+// likely reasons, both emulated instruction by instruction: with max the
+// guest's kernel saves and restores 2.7 KB of XSAVE state (AVX, MPX, PKRU)
+// at each context switch instead of 512 bytes with FXSAVE, and glibc picks
+// its AVX2 string functions.
+//
+// max: 5-level paging off, because a trixie kernel (6.12) using LA57
+// under TCG panicked in early boot now and then (a corrupt slab freelist,
+// seen once in CI), and the guest needs no 57-bit addresses. Neither level
+// has the virtualisation extensions: udev would load kvm and kvm_amd for
+// them at every boot (a few seconds under TCG), for a nested hypervisor no
+// test runs.
+var tcgCPUs = map[string]string{
+	TCGx8664v2AES: "qemu64,svm=off,+ssse3,+sse4.1,+sse4.2,+popcnt,+aes,+pclmulqdq",
+	TCGMax:        "max,la57=off,svm=off,vmx=off",
+}
+
+// TCGCPULevels lists the TCG CPU levels, the default first.
+func TCGCPULevels() []string {
+	var l []string
+	for _, c := range platform.TCGCPUs {
+		l = append(l, string(c))
+	}
+	return l
+}
+
+// CheckTCGCPU returns an error naming the levels when level is not one.
+func CheckTCGCPU(level string) error {
+	if platform.TCGCPU(level).Valid() {
+		return nil
+	}
+	return fmt.Errorf("unknown TCG CPU level %q: want %s", level, strings.Join(TCGCPULevels(), " or "))
+}
+
+// DefaultTCGCPU is the level a guest gets under TCG when Options.TCGCPU is
+// empty: KILN_TCG_CPU if it is set, else x86-64-v2-aes.
+func DefaultTCGCPU() (string, error) {
+	if v := os.Getenv(TCGCPUEnv); v != "" {
+		if err := CheckTCGCPU(v); err != nil {
+			return "", fmt.Errorf("%s: %w", TCGCPUEnv, err)
+		}
+		return v, nil
+	}
+	return TCGx8664v2AES, nil
 }

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -53,5 +54,48 @@ func TestDefaultCPUsFromTheEnvironment(t *testing.T) {
 		require.ErrorContains(t, err, `KILN_VCPUS="`+bad+`": want a whole number of vCPUs from 1 to 64`)
 		_, err = Options{Accel: "tcg", Disks: []Disk{{Path: "/img/a.raw", Format: "raw"}}}.Cmdline()
 		require.ErrorContains(t, err, "KILN_VCPUS")
+	}
+}
+
+func TestTCGCPULevels(t *testing.T) {
+	t.Setenv(TCGCPUEnv, "")
+	disk := []Disk{{Path: "/img/a.raw", Format: "raw"}}
+	cpuOf := func(o Options) string {
+		t.Helper()
+		argv, err := o.Cmdline()
+		require.NoError(t, err)
+		return argv[slices.Index(argv, "-cpu")+1]
+	}
+	l, err := DefaultTCGCPU()
+	require.NoError(t, err)
+	require.Equal(t, TCGx8664v2AES, l)
+	require.Equal(t, []string{"x86-64-v2-aes", "max"}, TCGCPULevels())
+	for _, l := range TCGCPULevels() {
+		require.NotEmpty(t, tcgCPUs[l], "every level has a -cpu value")
+	}
+	v2 := cpuOf(Options{Accel: "tcg", Disks: disk})
+	// x86-64-v2 and AES-NI, nothing that needs XSAVE, no nested virtualisation
+	for _, f := range []string{"+ssse3", "+sse4.1", "+sse4.2", "+popcnt", "+aes", "+pclmulqdq", "svm=off"} {
+		require.Contains(t, strings.Split(v2, ","), f)
+	}
+	require.True(t, strings.HasPrefix(v2, "qemu64,"), v2)
+	require.Equal(t, "max,la57=off,svm=off,vmx=off", cpuOf(Options{Accel: "tcg", TCGCPU: TCGMax, Disks: disk}))
+	// KVM gets the host's CPU whatever the level
+	require.Equal(t, "host", cpuOf(Options{Accel: "kvm", TCGCPU: TCGMax, Disks: disk}))
+
+	// the environment chooses when the options do not; an explicit level wins
+	t.Setenv(TCGCPUEnv, "max")
+	require.Equal(t, tcgCPUs[TCGMax], cpuOf(Options{Accel: "tcg", Disks: disk}))
+	require.Equal(t, tcgCPUs[TCGx8664v2AES], cpuOf(Options{Accel: "tcg", TCGCPU: TCGx8664v2AES, Disks: disk}))
+
+	for _, bad := range []string{"host", "qemu64", "MAX", "x86-64-v3"} {
+		t.Setenv(TCGCPUEnv, bad)
+		_, err := DefaultTCGCPU()
+		require.EqualError(t, err, `KILN_TCG_CPU: unknown TCG CPU level "`+bad+`": want x86-64-v2-aes or max`)
+		_, err = Options{Accel: "tcg", Disks: disk}.Cmdline()
+		require.ErrorContains(t, err, "KILN_TCG_CPU")
+		t.Setenv(TCGCPUEnv, "")
+		_, err = Options{Accel: "tcg", TCGCPU: bad, Disks: disk}.Cmdline()
+		require.EqualError(t, err, `unknown TCG CPU level "`+bad+`": want x86-64-v2-aes or max`)
 	}
 }

@@ -88,6 +88,9 @@ type Options struct {
 	Machine   string // default "q35"; ",accel=" (and ",smm=on" if the firmware needs it) are appended
 	MemoryMiB int    // default 1024
 	CPUs      int    // default DefaultCPUs(Accel)
+	// TCGCPU is the guest's CPU under TCG, one of TCGCPULevels; default
+	// DefaultTCGCPU(). Under KVM the guest gets the host's CPU.
+	TCGCPU string
 
 	Firmware Firmware
 	// UEFI is the firmware to use when Firmware is UEFI; nil means FindUEFI
@@ -197,6 +200,7 @@ type Result struct {
 	StoppedOn string
 	Cmdline   []string // the argv that ran
 	CPUs      int      // the guest's vCPUs
+	CPU       string   // the guest's CPU: "host" under KVM, else the TCG level
 }
 
 // DebugExitValue returns the value the guest wrote to isa-debug-exit, if
@@ -226,7 +230,24 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		o.CPUs = n
 	}
+	if o.TCGCPU == "" {
+		l, err := DefaultTCGCPU()
+		if err != nil {
+			return o, err
+		}
+		o.TCGCPU = l
+	} else if err := CheckTCGCPU(o.TCGCPU); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// cpuName is the guest's CPU as Result reports it.
+func (o Options) cpuName() string {
+	if o.Accel == "kvm" {
+		return "host"
+	}
+	return o.TCGCPU
 }
 
 var diskFormats = []string{"raw", "qcow2", "vmdk", "vpc", "vhdx"}
@@ -244,14 +265,7 @@ func (o Options) Cmdline() ([]string, error) {
 	case "kvm":
 		cpu = "host"
 	case "tcg":
-		// Every feature TCG emulates, except 5-level paging: a trixie
-		// kernel (6.12) using LA57 under TCG panicked in early boot now
-		// and then (a corrupt slab freelist, seen once in CI), and the
-		// guest needs no 57-bit addresses. Nor does it get the
-		// virtualisation extensions: udev would load kvm and kvm_amd for
-		// them at every boot (a few seconds under TCG), for a nested
-		// hypervisor no test runs.
-		cpu = "max,la57=off,svm=off,vmx=off"
+		cpu = tcgCPUs[o.TCGCPU] // see tcgCPUs for the levels and why
 	case "":
 		return nil, errors.New("qemu: no accelerator: set Options.Accel (see DetectAccel) or leave it to Run")
 	default:
@@ -488,7 +502,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer func() { _ = swtpm.Stop(2 * time.Second) }()
 	}
 
-	res := &Result{Cmdline: args, ExitCode: -1, CPUs: o.CPUs}
+	res := &Result{Cmdline: args, ExitCode: -1, CPUs: o.CPUs, CPU: o.cpuName()}
 	base, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// seen is the StopOn string the console showed: the run reports it

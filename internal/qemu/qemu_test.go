@@ -20,6 +20,7 @@ import (
 func TestCmdlineBIOS(t *testing.T) {
 	withCores(t, 2) // one vCPU under TCG (DefaultCPUs)
 	t.Setenv(CPUsEnv, "")
+	t.Setenv(TCGCPUEnv, "")
 	argv, err := Options{
 		Accel:        "tcg",
 		Disks:        []Disk{{Path: "/img/test.raw", Format: "raw"}},
@@ -30,7 +31,7 @@ func TestCmdlineBIOS(t *testing.T) {
 	require.Equal(t, []string{"qemu-system-x86_64",
 		"-nodefaults", "-display", "none", "-no-reboot",
 		"-machine", "q35,accel=tcg",
-		"-cpu", "max,la57=off,svm=off,vmx=off",
+		"-cpu", "qemu64,svm=off,+ssse3,+sse4.1,+sse4.2,+popcnt,+aes,+pclmulqdq",
 		"-m", "1024",
 		"-smp", "1",
 		"-device", "virtio-rng-pci",
