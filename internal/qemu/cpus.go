@@ -64,7 +64,8 @@ const (
 //
 // The default is x86-64-v2-aes because it boots faster under TCG: measured
 // with bench/tcg-cpu.sh (docs/benchmarks.md), the minimal example reached
-// multi-user.target in about 0.9 of max's time (35.1 against 38.6 s). The
+// multi-user.target in 0.91 and 0.94 of max's time in two runs (35.1
+// against 38.6 s, 33.6 against 35.7 s). The
 // likely reasons, both emulated instruction by instruction: with max the
 // guest's kernel saves and restores 2.7 KB of XSAVE state (AVX, MPX, PKRU)
 // at each context switch instead of 512 bytes with FXSAVE, and glibc picks
