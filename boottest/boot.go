@@ -61,9 +61,9 @@ type Devices struct {
 	TPM bool
 	// CPUs is the VM's vCPU count; 0 leaves it to qemu.DefaultCPUs.
 	CPUs int
-	// TCGCPU is the VM's CPU level under TCG (qemu.TCGCPULevels); empty
-	// leaves it to qemu.DefaultTCGCPU. Under KVM the VM gets the host's CPU.
-	TCGCPU string
+	// TCGCPU is the VM's CPU under TCG; empty leaves it to
+	// qemu.DefaultTCGCPU. Under KVM the VM gets the host's CPU.
+	TCGCPU platform.TCGCPU
 }
 
 // forBoot is what applies to a boot under b: Secure Boot is UEFI's only.

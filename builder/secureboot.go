@@ -101,5 +101,5 @@ func bootChain(esp []disk.File, tree, kernelVersion string) ([]manifest.BootFile
 
 // testDevices are the test VM's devices for the recipe's boot block.
 func testDevices(b recipes.Boot) boottest.Devices {
-	return boottest.Devices{SecureBoot: b.SecureBoot.Enabled(), SecureBootVars: b.SecureBootVars, TPM: b.TPM, TCGCPU: string(b.TCGCPU)}
+	return boottest.Devices{SecureBoot: b.SecureBoot.Enabled(), SecureBootVars: b.SecureBootVars, TPM: b.TPM, TCGCPU: b.TCGCPU}
 }

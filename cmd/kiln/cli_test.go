@@ -179,9 +179,9 @@ func TestTCGCPUFlag(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{"--tcg-cpu", "max"}))
 	got, err := d.get("")
 	require.NoError(t, err)
-	require.Equal(t, "max", got.TCGCPU)
+	require.Equal(t, platform.TCGCPUMax, got.TCGCPU)
 	got.fromManifest(&boottest.Target{Manifest: &manifest.Manifest{Boot: manifest.Boot{TCGCPU: platform.TCGCPUv2AES}}})
-	require.Equal(t, "max", got.TCGCPU, "the flag wins over the recipe")
+	require.Equal(t, platform.TCGCPUMax, got.TCGCPU, "the flag wins over the recipe")
 
 	fs = newFlagSet("test", testUsage, &help)
 	d = deviceFlags(fs)
@@ -191,7 +191,7 @@ func TestTCGCPUFlag(t *testing.T) {
 	got.fromManifest(&boottest.Target{})
 	require.Empty(t, got.TCGCPU, "a foreign image: KILN_TCG_CPU or the default")
 	got.fromManifest(&boottest.Target{Manifest: &manifest.Manifest{Boot: manifest.Boot{TCGCPU: platform.TCGCPUMax}}})
-	require.Equal(t, "max", got.TCGCPU, "the recipe's choice")
+	require.Equal(t, platform.TCGCPUMax, got.TCGCPU, "the recipe's choice")
 
 	for _, cmd := range []string{"test", "run"} {
 		code, _, stderr := runKiln(t, cmd, "--tcg-cpu", "host", "x.raw")

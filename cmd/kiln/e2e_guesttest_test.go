@@ -139,17 +139,17 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 	require.NoError(t, os.WriteFile(cpuTest, []byte("#!/bin/sh\nf=$(grep -m1 '^flags' /proc/cpuinfo)\nfor x in sse4_2 aes pclmulqdq avx avx2; do case \" $f \" in *\" $x \"*) echo \"$x=yes\";; *) echo \"$x=no\";; esac; done\n"), 0o755))
 	// cpuFlags holds the guest's flags to its CPU level under TCG (under
 	// KVM the guest has the host's CPU, whatever it has).
-	cpuFlags := func(t *testing.T, h manifest.Health, out string, level string) {
+	cpuFlags := func(t *testing.T, h manifest.Health, out string, level platform.TCGCPU) {
 		t.Helper()
 		if h.Accelerator == "kvm" {
 			require.Equal(t, "host", h.CPU)
 			return
 		}
-		require.Equal(t, level, h.CPU)
+		require.Equal(t, string(level), h.CPU)
 		for _, f := range []string{"sse4_2=yes", "aes=yes", "pclmulqdq=yes"} {
 			require.Contains(t, out, f, "x86-64-v2-aes and max both have it")
 		}
-		if level == qemu.TCGMax {
+		if level == platform.TCGCPUMax {
 			require.Contains(t, out, "avx=yes")
 		} else {
 			require.Contains(t, out, "avx=no")
@@ -207,7 +207,7 @@ func TestE2EKilnTestAndRun(t *testing.T) {
 		logs := t.TempDir()
 		r := kilnTest(0, "--vcpus", "2", "--tcg-cpu", "max", "--logs", logs, "--test", envTest, "--test", cpuTest, qcow2)
 		require.Equal(t, "passed", r.Status)
-		cpuFlags(t, r.Health[0], r.Tests[1].Output, qemu.TCGMax)
+		cpuFlags(t, r.Health[0], r.Tests[1].Output, platform.TCGCPUMax)
 		if _, err := os.Stat(filepath.Join(logs, "serial-uefi.int3.log")); err == nil {
 			require.Equal(t, 1, r.Health[0].VCPUs, "booted again with one vCPU after QEMU's int3 race")
 		} else {

@@ -439,12 +439,12 @@ type chosenDevices struct{ boottest.Devices }
 
 // get returns the chosen devices; firmware is --firmware ("" for the image's).
 func (f devicesFlags) get(firmware platform.Boot) (chosenDevices, error) {
-	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm, CPUs: *f.vcpus, TCGCPU: *f.tcgCPU}}
+	d := chosenDevices{boottest.Devices{SecureBoot: *f.secureBoot || *f.vars != "", SecureBootVars: *f.vars, TPM: *f.tpm, CPUs: *f.vcpus, TCGCPU: platform.TCGCPU(*f.tcgCPU)}}
 	if *f.vcpus < 0 || *f.vcpus > qemu.MaxCPUs {
 		return d, fmt.Errorf("--vcpus %d: want a whole number of vCPUs from 1 to %d", *f.vcpus, qemu.MaxCPUs)
 	}
 	if *f.tcgCPU != "" {
-		if err := qemu.CheckTCGCPU(*f.tcgCPU); err != nil {
+		if err := qemu.CheckTCGCPU(d.TCGCPU); err != nil {
 			return d, fmt.Errorf("--tcg-cpu: %w", err)
 		}
 	}
@@ -469,7 +469,7 @@ func (f devicesFlags) get(firmware platform.Boot) (chosenDevices, error) {
 // passes its tests again under kiln test.
 func (d *chosenDevices) fromManifest(t *boottest.Target) {
 	if d.TCGCPU == "" && t.Manifest != nil {
-		d.TCGCPU = string(t.Manifest.Boot.TCGCPU)
+		d.TCGCPU = t.Manifest.Boot.TCGCPU
 	}
 }
 

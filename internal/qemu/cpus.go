@@ -52,13 +52,6 @@ func DefaultCPUs(accel string) (int, error) {
 // gets under TCG when its Options leave TCGCPU empty.
 const TCGCPUEnv = "KILN_TCG_CPU"
 
-// The CPU levels a guest can get under TCG (see platform.TCGCPU). Under KVM
-// a guest always gets the host's CPU ("host").
-const (
-	TCGx8664v2AES = string(platform.TCGCPUv2AES)
-	TCGMax        = string(platform.TCGCPUMax)
-)
-
 // tcgCPUs maps each level to its -cpu value. QEMU 7.2, Debian 12's, has no
 // named x86-64-vN models, so the v2 level is built on qemu64.
 //
@@ -77,36 +70,31 @@ const (
 // has the virtualisation extensions: udev would load kvm and kvm_amd for
 // them at every boot (a few seconds under TCG), for a nested hypervisor no
 // test runs.
-var tcgCPUs = map[string]string{
-	TCGx8664v2AES: "qemu64,svm=off,+ssse3,+sse4.1,+sse4.2,+popcnt,+aes,+pclmulqdq",
-	TCGMax:        "max,la57=off,svm=off,vmx=off",
-}
-
-// TCGCPULevels lists the TCG CPU levels, the default first.
-func TCGCPULevels() []string {
-	var l []string
-	for _, c := range platform.TCGCPUs {
-		l = append(l, string(c))
-	}
-	return l
+var tcgCPUs = map[platform.TCGCPU]string{
+	platform.TCGCPUv2AES: "qemu64,svm=off,+ssse3,+sse4.1,+sse4.2,+popcnt,+aes,+pclmulqdq",
+	platform.TCGCPUMax:   "max,la57=off,svm=off,vmx=off",
 }
 
 // CheckTCGCPU returns an error naming the levels when level is not one.
-func CheckTCGCPU(level string) error {
-	if platform.TCGCPU(level).Valid() {
+func CheckTCGCPU(level platform.TCGCPU) error {
+	if level.Valid() {
 		return nil
 	}
-	return fmt.Errorf("unknown TCG CPU level %q: want %s", level, strings.Join(TCGCPULevels(), " or "))
+	names := make([]string, len(platform.TCGCPUs))
+	for i, c := range platform.TCGCPUs {
+		names[i] = string(c)
+	}
+	return fmt.Errorf("unknown TCG CPU level %q: want %s", level, strings.Join(names, " or "))
 }
 
 // DefaultTCGCPU is the level a guest gets under TCG when Options.TCGCPU is
 // empty: KILN_TCG_CPU if it is set, else x86-64-v2-aes.
-func DefaultTCGCPU() (string, error) {
-	if v := os.Getenv(TCGCPUEnv); v != "" {
+func DefaultTCGCPU() (platform.TCGCPU, error) {
+	if v := platform.TCGCPU(os.Getenv(TCGCPUEnv)); v != "" {
 		if err := CheckTCGCPU(v); err != nil {
 			return "", fmt.Errorf("%s: %w", TCGCPUEnv, err)
 		}
 		return v, nil
 	}
-	return TCGx8664v2AES, nil
+	return platform.TCGCPUv2AES, nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 // withCores makes the host look like it has n cores for one test.
@@ -68,9 +70,9 @@ func TestTCGCPULevels(t *testing.T) {
 	}
 	l, err := DefaultTCGCPU()
 	require.NoError(t, err)
-	require.Equal(t, TCGx8664v2AES, l)
-	require.Equal(t, []string{"x86-64-v2-aes", "max"}, TCGCPULevels())
-	for _, l := range TCGCPULevels() {
+	require.Equal(t, platform.TCGCPUv2AES, l)
+	require.Equal(t, []platform.TCGCPU{"x86-64-v2-aes", "max"}, platform.TCGCPUs)
+	for _, l := range platform.TCGCPUs {
 		require.NotEmpty(t, tcgCPUs[l], "every level has a -cpu value")
 	}
 	v2 := cpuOf(Options{Accel: "tcg", Disks: disk})
@@ -79,14 +81,14 @@ func TestTCGCPULevels(t *testing.T) {
 		require.Contains(t, strings.Split(v2, ","), f)
 	}
 	require.True(t, strings.HasPrefix(v2, "qemu64,"), v2)
-	require.Equal(t, "max,la57=off,svm=off,vmx=off", cpuOf(Options{Accel: "tcg", TCGCPU: TCGMax, Disks: disk}))
+	require.Equal(t, "max,la57=off,svm=off,vmx=off", cpuOf(Options{Accel: "tcg", TCGCPU: platform.TCGCPUMax, Disks: disk}))
 	// KVM gets the host's CPU whatever the level
-	require.Equal(t, "host", cpuOf(Options{Accel: "kvm", TCGCPU: TCGMax, Disks: disk}))
+	require.Equal(t, "host", cpuOf(Options{Accel: "kvm", TCGCPU: platform.TCGCPUMax, Disks: disk}))
 
 	// the environment chooses when the options do not; an explicit level wins
 	t.Setenv(TCGCPUEnv, "max")
-	require.Equal(t, tcgCPUs[TCGMax], cpuOf(Options{Accel: "tcg", Disks: disk}))
-	require.Equal(t, tcgCPUs[TCGx8664v2AES], cpuOf(Options{Accel: "tcg", TCGCPU: TCGx8664v2AES, Disks: disk}))
+	require.Equal(t, tcgCPUs[platform.TCGCPUMax], cpuOf(Options{Accel: "tcg", Disks: disk}))
+	require.Equal(t, tcgCPUs[platform.TCGCPUv2AES], cpuOf(Options{Accel: "tcg", TCGCPU: platform.TCGCPUv2AES, Disks: disk}))
 
 	for _, bad := range []string{"host", "qemu64", "MAX", "x86-64-v3"} {
 		t.Setenv(TCGCPUEnv, bad)
@@ -95,7 +97,7 @@ func TestTCGCPULevels(t *testing.T) {
 		_, err = Options{Accel: "tcg", Disks: disk}.Cmdline()
 		require.ErrorContains(t, err, "KILN_TCG_CPU")
 		t.Setenv(TCGCPUEnv, "")
-		_, err = Options{Accel: "tcg", TCGCPU: bad, Disks: disk}.Cmdline()
+		_, err = Options{Accel: "tcg", TCGCPU: platform.TCGCPU(bad), Disks: disk}.Cmdline()
 		require.EqualError(t, err, `unknown TCG CPU level "`+bad+`": want x86-64-v2-aes or max`)
 	}
 }

@@ -39,6 +39,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/livedir"
 	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // DefaultBinary is the QEMU used when Options.Binary is empty, and by the KVM
@@ -88,9 +89,9 @@ type Options struct {
 	Machine   string // default "q35"; ",accel=" (and ",smm=on" if the firmware needs it) are appended
 	MemoryMiB int    // default 1024
 	CPUs      int    // default DefaultCPUs(Accel)
-	// TCGCPU is the guest's CPU under TCG, one of TCGCPULevels; default
-	// DefaultTCGCPU(). Under KVM the guest gets the host's CPU.
-	TCGCPU string
+	// TCGCPU is the guest's CPU under TCG; default DefaultTCGCPU(). Under
+	// KVM the guest gets the host's CPU.
+	TCGCPU platform.TCGCPU
 
 	Firmware Firmware
 	// UEFI is the firmware to use when Firmware is UEFI; nil means FindUEFI
@@ -247,7 +248,7 @@ func (o Options) cpuName() string {
 	if o.Accel == "kvm" {
 		return "host"
 	}
-	return o.TCGCPU
+	return string(o.TCGCPU)
 }
 
 var diskFormats = []string{"raw", "qcow2", "vmdk", "vpc", "vhdx"}
