@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -139,6 +140,27 @@ func (p *pendingOutputs) wait(log io.Writer) ([]manifest.Output, error) {
 	return p.outs, p.err
 }
 
+// errOutputFailed is the cause a context given by watch is cancelled with.
+var errOutputFailed = errors.New("an output failed")
+
+// watch returns a context derived from ctx that is cancelled, with
+// errOutputFailed as its cause, as soon as the outputs fail, so that the
+// test stage does not boot on for a build that can no longer be published.
+// Call the returned function when done with the context.
+func (p *pendingOutputs) watch(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-p.done:
+			if p.err != nil {
+				cancel(errOutputFailed)
+			}
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
 // stop cancels the outputs and waits until they are gone: a cancelled
 // writeOutputs removes what it wrote and closes the raw image.
 func (p *pendingOutputs) stop() {
@@ -222,6 +244,7 @@ func rawJob(r outputRequest, rawSum string, keepRaw bool) outputJob {
 		fmt.Fprintf(r.Log, "wrote %s (raw, %s, %d bytes)\n", filepath.Base(dst), r.Output.Compress, size)
 		raw.File, raw.Compression, raw.UncompressedSHA256 = filepath.Base(dst), r.Output.Compress, rawSum
 		raw.SHA256, raw.Size = sum, size
+		testhook.At(testhook.OutputWritten + "raw")
 		return raw, nil
 	}
 	return j

@@ -212,3 +212,38 @@ func TestWriteOutputsFailureLeavesNothing(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, "img.*"))
 	require.Equal(t, []string{raw}, left, "only the raw image is left")
 }
+
+// A context from watch ends, with errOutputFailed as its cause, when the
+// outputs fail (here a file is in the way of the vmdk), and stays alive
+// when they succeed.
+func TestPendingOutputsWatch(t *testing.T) {
+	dir := t.TempDir()
+	raw := gptDisk(t, dir)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "img.vmdk"), []byte("in the way"), 0o644))
+	req := outputRequest{Raw: raw, RawSum: rawSHA256(t, raw), Dir: dir, Name: "img", Firmware: "uefi", Workers: 1,
+		Output: recipes.Output{Formats: []string{"qcow2", "vmdk"}, VMDKSubformat: "streamOptimized"}}
+	p := startOutputs(context.Background(), req)
+	ctx, done := p.watch(context.Background())
+	defer done()
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("the watching context did not end when the vmdk output failed")
+	}
+	require.ErrorIs(t, context.Cause(ctx), errOutputFailed)
+	_, err := p.wait(io.Discard)
+	require.ErrorContains(t, err, "writing the vmdk output")
+
+	dir2 := t.TempDir()
+	raw2 := gptDisk(t, dir2)
+	req.Raw, req.RawSum, req.Dir = raw2, rawSHA256(t, raw2), dir2
+	p = startOutputs(context.Background(), req)
+	ctx, done = p.watch(context.Background())
+	_, err = p.wait(io.Discard)
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond) // the watcher has seen the outputs finish
+	require.NoError(t, ctx.Err(), "outputs that succeed leave the watching context alive")
+	done()
+	require.ErrorIs(t, ctx.Err(), context.Canceled)
+	require.NotErrorIs(t, context.Cause(ctx), errOutputFailed)
+}

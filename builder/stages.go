@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -277,7 +278,11 @@ func stageTest(ctx context.Context, s *state) (string, error) {
 	for b, name := range s.files.consoles {
 		consoles[b] = filepath.Join(s.staging.Artifact, name)
 	}
-	out, err := boottest.Run(ctx, boottest.Suite{
+	// An output that fails ends the boot: the build fails at the outputs
+	// stage, with the output's error, without waiting for the tests.
+	tctx, done := s.pending.watch(ctx)
+	defer done()
+	out, err := boottest.Run(tctx, boottest.Suite{
 		Image: s.raw, ImageSHA256: s.rawSum, Name: s.img.Name, Version: s.img.Version, RootOffset: s.layout.Root().Start,
 		Boots: s.files.boots, Consoles: consoles, Tests: tests, SkipHealth: s.img.SkipHealth, Devices: testDevices(s.img.Boot),
 		WorkDir: s.staging.Work, Log: s.log,
@@ -292,6 +297,9 @@ func stageTest(ctx context.Context, s *state) (string, error) {
 			return boottest.WriteJUnit(filepath.Join(s.staging.Artifact, s.files.junit), s.img.Name, s.m.Tests, s.m.Health)
 		},
 	})
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(tctx), errOutputFailed) {
+		return "stopped: an output failed", nil // stageOutputs reports the output's error
+	}
 	if err != nil {
 		return "", err
 	}

@@ -88,6 +88,7 @@ type matrix struct {
 	conv    string // kiln convert's directory
 	key     string // the signing key of the matrix's builds (KILN_SIGN_KEY)
 	pub     string // and its public half, for kiln verify --key
+	pin     string // when set, kiln runs on these CPUs only (taskset -c), so that runtime.NumCPU sees them
 
 	mu   sync.Mutex
 	rows []string
@@ -153,6 +154,9 @@ func (m *matrix) startIn(t *testing.T, tmp, pauseAt string, args ...string) *kpr
 	dir := t.TempDir()
 	p := &kproc{t: t, trace: filepath.Join(dir, "trace"), paused: filepath.Join(dir, "paused"), exited: make(chan struct{}), started: time.Now()}
 	p.cmd = exec.Command(m.self, args...)
+	if m.pin != "" {
+		p.cmd = exec.Command("taskset", append([]string{"-c", m.pin, m.self}, args...)...)
+	}
 	p.cmd.Env = append(os.Environ(), traceEnv+"="+p.trace, pauseAtEnv+"="+pauseAt, pausedEnv+"="+p.paused, "TMPDIR="+tmp, signKeyEnv+"="+m.key)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

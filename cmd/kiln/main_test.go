@@ -23,7 +23,8 @@ import (
 //   - pauseAtEnv names a point (testhook.PublishWindow, testhook.Stage +
 //     "outputs", ...) at which the process writes its pid to the file
 //     pausedEnv names and waits there until SIGTERM or SIGINT (then it goes
-//     on, with kiln's context cancelled) or SIGKILL.
+//     on, with kiln's context cancelled), SIGUSR1 (then it goes on as if
+//     never held) or SIGKILL.
 const (
 	traceEnv   = "KILN_TEST_BINARY_TRACE"
 	pauseAtEnv = "KILN_TEST_BINARY_PAUSE_AT"
@@ -63,13 +64,16 @@ func runHooked(args []string) int {
 			return
 		}
 		once.Do(func() {
-			stop := make(chan os.Signal, 1)
+			stop, resume := make(chan os.Signal, 1), make(chan os.Signal, 1)
 			signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+			signal.Notify(resume, syscall.SIGUSR1)
 			defer signal.Stop(stop)
+			defer signal.Stop(resume)
 			if os.WriteFile(paused, []byte(strconv.Itoa(os.Getpid())), 0o644) != nil {
 				return
 			}
 			select {
+			case <-resume:
 			case <-stop:
 				// kiln's own signal context is cancelled by a goroutine of
 				// signal.NotifyContext: let it run before the process goes

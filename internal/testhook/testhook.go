@@ -25,7 +25,9 @@ const (
 	// Stage prefixes a build stage's name: "stage base", "stage disk", ...
 	Stage = "stage "
 	// OutputWritten prefixes an output format written (and checked) by the
-	// outputs stage, which writes them concurrently: "output written qcow2".
+	// outputs stage, which writes them concurrently: "output written qcow2";
+	// "output written raw" once the raw image is compressed (only when the
+	// recipe publishes it compressed).
 	OutputWritten = "output written "
 	// PublishWindow is inside a build's publish window: the version's lock
 	// held, the build number taken and manifest.json written, the staging
