@@ -1,13 +1,16 @@
 package boottest
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kiln-build/kiln/components"
@@ -154,9 +157,11 @@ type Outcome struct {
 	Failure *Failure              `json:"-"`
 }
 
-// Run boots the image under each firmware in turn with the tests injected
-// into a throwaway copy, and proves by its sha256 that the image itself did
-// not change.
+// Run boots the image under each firmware with the tests injected into a
+// throwaway copy, and proves by its sha256 that the image itself did not
+// change. The boots run at once when the host has a core for every vCPU
+// of every boot (Concurrent), else one after another; either way the
+// reports, and the calls to Booted, come in the order of s.Boots.
 func Run(ctx context.Context, s Suite) (*Outcome, error) {
 	if s.Log == nil {
 		s.Log = io.Discard
@@ -170,19 +175,41 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 	}
 	out := &Outcome{Results: []manifest.TestResult{}, Health: []manifest.Health{}}
 	var failed []*Failure
-	for _, b := range s.Boots {
-		rep, err := Boot(ctx, Request{Image: s.Image, RootOffset: s.RootOffset, Firmware: b, Name: s.Name, Version: s.Version,
-			Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: s.Log, SkipHealth: s.SkipHealth, Profile: s.Profile, UserData: s.UserData, Devices: s.Devices.forBoot(b)})
-		if err != nil {
-			return nil, err
-		}
+	record := func(b platform.Boot, rep *Report) error {
 		out.Results = append(out.Results, rep.Results...)
 		out.Health = append(out.Health, rep.Health)
 		if f := rep.Failure(); f != nil {
 			failed = append(failed, f)
 		}
 		if s.Booted != nil {
-			if err := s.Booted(b, rep); err != nil {
+			return s.Booted(b, rep)
+		}
+		return nil
+	}
+	vcpus := s.Devices.CPUs
+	if vcpus <= 0 {
+		var err error
+		if vcpus, err = qemu.DefaultCPUs(qemu.DetectAccel(ctx)); err != nil {
+			return nil, err
+		}
+	}
+	if Concurrent(len(s.Boots), vcpus, runtime.NumCPU()) {
+		reps, err := s.bootAll(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i, b := range s.Boots {
+			if err := record(b, reps[i]); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		for _, b := range s.Boots {
+			rep, err := Boot(ctx, s.request(b, s.Log))
+			if err != nil {
+				return nil, err
+			}
+			if err := record(b, rep); err != nil {
 				return nil, err
 			}
 		}
@@ -202,6 +229,91 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// Concurrent reports whether Run starts a suite's boots (n of them, vcpus
+// each) at once on a host with cores cores: when every vCPU of every boot
+// has a core of its own. Under TCG a vCPU keeps its core busy, and two
+// one-vCPU guests on two cores each boot in about the time one takes
+// alone (bench/vcpus.sh, docs/benchmarks.md), so a hybrid image's BIOS
+// and UEFI boots together take about half the time they take in turn.
+func Concurrent(n, vcpus, cores int) bool {
+	return n > 1 && n*vcpus <= cores
+}
+
+// request is the Request of the suite's boot under b, logging to log.
+func (s Suite) request(b platform.Boot, log io.Writer) Request {
+	return Request{Image: s.Image, RootOffset: s.RootOffset, Firmware: b, Name: s.Name, Version: s.Version,
+		Tests: s.Tests, WorkDir: s.WorkDir, ConsoleLog: s.Consoles[b], Log: log, SkipHealth: s.SkipHealth, Profile: s.Profile, UserData: s.UserData, Devices: s.Devices.forBoot(b)}
+}
+
+// bootAll runs the suite's boots at once and returns their reports in the
+// order of s.Boots. Each boot's log lines are prefixed with its firmware
+// ("[bios] "). The first boot to fail with an error (not a failed test)
+// stops the others, and its error is the one returned.
+func (s Suite) bootAll(ctx context.Context) ([]*Report, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reps := make([]*Report, len(s.Boots))
+	var mu sync.Mutex // serialises the boots' lines to s.Log, and first
+	var first error
+	var wg sync.WaitGroup
+	for i, b := range s.Boots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log := &prefixedLines{mu: &mu, w: s.Log, prefix: "[" + string(b) + "] "}
+			rep, err := Boot(ctx, s.request(b, log))
+			log.flush()
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+				return
+			}
+			reps[i] = rep
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return reps, nil
+}
+
+// prefixedLines writes whole lines to w, each with prefix, under mu, so
+// that the lines of boots running at once do not mix.
+type prefixedLines struct {
+	mu      *sync.Mutex
+	w       io.Writer
+	prefix  string
+	partial []byte
+}
+
+func (p *prefixedLines) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if _, err := fmt.Fprintf(p.w, "%s%s", p.prefix, p.partial[:i+1]); err != nil {
+			return len(b), err
+		}
+		p.partial = p.partial[i+1:]
+	}
+}
+
+// flush writes what is left of a last line without its newline.
+func (p *prefixedLines) flush() {
+	if len(p.partial) > 0 {
+		_, _ = p.Write([]byte("\n"))
+	}
 }
 
 // bootBudget bounds the time from QEMU start to multi-user.target.

@@ -261,10 +261,13 @@ func describeTest(s *state) string {
 // meanwhile (stageOutputs waits for them).
 func stageTest(ctx context.Context, s *state) (string, error) {
 	if s.pending == nil {
-		// the outputs get the cores the test VM's vCPUs leave
+		// the outputs get the cores the test VMs' vCPUs leave
 		vcpus, err := qemu.DefaultCPUs(qemu.DetectAccel(ctx))
 		if err != nil {
 			return "", err
+		}
+		if boottest.Concurrent(len(s.files.boots), vcpus, runtime.NumCPU()) {
+			vcpus *= len(s.files.boots)
 		}
 		s.pending = startOutputs(ctx, outputRequest{Raw: s.raw, RawSum: s.rawSum, Dir: s.staging.Artifact, Name: s.img.Name,
 			Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: max(1, runtime.NumCPU()-vcpus)})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,7 @@ func TestE2EBootMatrix(t *testing.T) {
 				require.Empty(t, h.Problems)
 			}
 			require.Equal(t, want, booted)
+			checkBootsOverlap(t, m)
 			require.Len(t, m.Tests, 3*len(want))
 			for _, tr := range m.Tests {
 				require.Equal(t, manifest.Pass, tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
@@ -71,6 +73,28 @@ func TestE2EBootMatrix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkBootsOverlap checks that the boots of a build under two firmwares
+// ran at once when the host has a core for every vCPU of both
+// (boottest.Concurrent): the test stage took less than the two boots' QEMU
+// times added up. Otherwise they ran in turn, and it took at least that.
+func checkBootsOverlap(t *testing.T, m *manifest.Manifest) {
+	t.Helper()
+	if len(m.Health) < 2 {
+		return
+	}
+	var sum float64
+	for _, h := range m.Health {
+		sum += h.BootSeconds
+	}
+	stage := m.StageSeconds("test")
+	if boottest.Concurrent(len(m.Health), m.Health[0].VCPUs, runtime.NumCPU()) {
+		require.Less(t, stage, sum, "the %d boots (%d vCPU(s) each, %d cores) ran at once", len(m.Health), m.Health[0].VCPUs, runtime.NumCPU())
+	} else {
+		require.GreaterOrEqual(t, stage, sum, "the %d boots ran one after another", len(m.Health))
+	}
+	t.Logf("test stage %.1f s; boots %.1f s added up", stage, sum)
 }
 
 func checkGrows(t *testing.T, img string, m *manifest.Manifest, firmware platform.Boot) {
@@ -107,6 +131,7 @@ func TestE2ECustomLayout(t *testing.T) {
 	requireE2E(t)
 	m, dir := buildExample(t, t.TempDir(), "../../examples/custom-layout.hcl")
 	require.Len(t, m.Health, 2)
+	checkBootsOverlap(t, m)
 	require.Len(t, m.Tests, 6)
 	for _, tr := range m.Tests {
 		require.Equal(t, manifest.Pass, tr.Status, "%s under %s: %s", tr.Name, tr.Firmware, tr.Output)
