@@ -47,6 +47,7 @@ bench: deps build ## Run the benchmarks recorded in docs/benchmarks.md
 	bash bench/loop.sh
 	bash bench/vcpus.sh
 	bash bench/tcg-cpu.sh
+	bash bench/hybrid-boots.sh
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
