@@ -37,7 +37,8 @@ catalog (--images; version may be a selector such as 1.x.x).
 
 Firmware: --firmware, else the artifact's boot mode, else detected from the
 partitions (an EFI system partition means uefi, a BIOS boot partition or MBR
-boot code means bios, both means both).
+boot code means bios, both means both). Both boots run at once when the host
+has a core for every vCPU of both, else one after the other.
 
 Secure Boot: --secure-boot boots UEFI under Secure Boot firmware found through
 QEMU's firmware descriptors, with Microsoft's keys enrolled and Secure Boot
