@@ -186,14 +186,11 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 		}
 		return nil
 	}
-	vcpus := s.Devices.CPUs
-	if vcpus <= 0 {
-		var err error
-		if vcpus, err = qemu.DefaultCPUs(qemu.DetectAccel(ctx)); err != nil {
-			return nil, err
-		}
+	_, atOnce, err := plan(ctx, len(s.Boots), s.Devices)
+	if err != nil {
+		return nil, err
 	}
-	if Concurrent(len(s.Boots), vcpus, runtime.NumCPU()) {
+	if atOnce {
 		reps, err := s.bootAll(ctx)
 		if err != nil {
 			return nil, err
@@ -239,6 +236,29 @@ func Run(ctx context.Context, s Suite) (*Outcome, error) {
 // and UEFI boots together take about half the time they take in turn.
 func Concurrent(n, vcpus, cores int) bool {
 	return n > 1 && n*vcpus <= cores
+}
+
+// plan returns the vCPUs each of n boots with devices d gets, and whether
+// Run starts the boots at once.
+func plan(ctx context.Context, n int, d Devices) (vcpus int, atOnce bool, err error) {
+	vcpus = d.CPUs
+	if vcpus <= 0 {
+		if vcpus, err = qemu.DefaultCPUs(qemu.DetectAccel(ctx)); err != nil {
+			return 0, false, err
+		}
+	}
+	return vcpus, Concurrent(n, vcpus, runtime.NumCPU()), nil
+}
+
+// BusyCores is how many cores n boots with devices d keep busy while Run
+// boots them: one boot's vCPUs, or every boot's when they run at once. A
+// build writes its outputs on the cores they leave.
+func BusyCores(ctx context.Context, n int, d Devices) (int, error) {
+	vcpus, atOnce, err := plan(ctx, n, d)
+	if atOnce {
+		vcpus *= n
+	}
+	return vcpus, err
 }
 
 // request is the Request of the suite's boot under b, logging to log.

@@ -2,7 +2,9 @@ package boottest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -63,4 +65,23 @@ func TestPrefixedLinesDoNotMix(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]int{"uefi": 200, "bios": 200}, seen)
+}
+
+// BusyCores counts one boot's vCPUs, or every boot's when Run starts them
+// at once.
+func TestBusyCores(t *testing.T) {
+	ctx := context.Background()
+	one, err := BusyCores(ctx, 1, Devices{CPUs: 1})
+	require.NoError(t, err)
+	require.Equal(t, 1, one)
+	want := 1
+	if Concurrent(2, 1, runtime.NumCPU()) {
+		want = 2
+	}
+	two, err := BusyCores(ctx, 2, Devices{CPUs: 1})
+	require.NoError(t, err)
+	require.Equal(t, want, two)
+	big, err := BusyCores(ctx, 2, Devices{CPUs: 64})
+	require.NoError(t, err)
+	require.Equal(t, 64, big, "boots that cannot each have their cores run in turn")
 }

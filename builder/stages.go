@@ -16,7 +16,6 @@ import (
 	"github.com/kiln-build/kiln/components"
 	"github.com/kiln-build/kiln/disk"
 	"github.com/kiln-build/kiln/internal/fsroot"
-	"github.com/kiln-build/kiln/internal/qemu"
 	"github.com/kiln-build/kiln/internal/sparse"
 	"github.com/kiln-build/kiln/internal/testhook"
 	"github.com/kiln-build/kiln/manifest"
@@ -262,15 +261,12 @@ func describeTest(s *state) string {
 func stageTest(ctx context.Context, s *state) (string, error) {
 	if s.pending == nil {
 		// the outputs get the cores the test VMs' vCPUs leave
-		vcpus, err := qemu.DefaultCPUs(qemu.DetectAccel(ctx))
+		busy, err := boottest.BusyCores(ctx, len(s.files.boots), testDevices(s.img.Boot))
 		if err != nil {
 			return "", err
 		}
-		if boottest.Concurrent(len(s.files.boots), vcpus, runtime.NumCPU()) {
-			vcpus *= len(s.files.boots)
-		}
 		s.pending = startOutputs(ctx, outputRequest{Raw: s.raw, RawSum: s.rawSum, Dir: s.staging.Artifact, Name: s.img.Name,
-			Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: max(1, runtime.NumCPU()-vcpus)})
+			Firmware: string(s.m.Boot.Firmware), Output: s.img.Output, Log: s.log, Workers: max(1, runtime.NumCPU()-busy)})
 	}
 	s.m.Tests, s.m.Health = []manifest.TestResult{}, nil // a retried stage records its last run
 	tests, err := components.GuestSteps(ctx, s.img.Tests)
